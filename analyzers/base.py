@@ -1,0 +1,198 @@
+"""The one interface every analyzer implements.
+
+An analyzer declares what it needs from the clip (a frame set at a rate or a fixed count and
+a size, the 16 kHz mono audio, earlier analyzers' results) and turns a :class:`Clip` holding
+exactly that into a typed result. It knows nothing of Triton, gRPC or decoding: the
+orchestrator decodes once and ships the frame sets, the Triton adapter
+(``model_repository/_adapter``) unpacks them into a :class:`Clip` and calls
+:meth:`Analyzer.analyze_batch`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "AUDIO_RATE",
+    "Analyzer",
+    "AnalyzerResult",
+    "Clip",
+    "ClipMeta",
+    "FrameSpec",
+    "NotApplicable",
+    "Unavailable",
+    "parse_params",
+]
+
+log = logging.getLogger(__name__)
+
+#: Every analyzer that hears the clip gets it at this rate, mono float32 in [-1, 1].
+AUDIO_RATE = 16_000
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """Which frames an analyzer wants, and how large.
+
+    Exactly one of ``every_frame``, ``fps`` and ``count`` selects the frames:
+    ``every_frame`` takes each decoded frame (cut detection needs frame accuracy), ``fps``
+    samples at that rate (capped at the clip's own rate), ``count`` spreads that many frames
+    uniformly over the clip. ``short_side`` is the frame's shorter side in pixels after
+    resizing, aspect ratio kept (even sizes); 0 keeps the decoded size.
+    """
+
+    short_side: int
+    every_frame: bool = False
+    fps: float | None = None
+    count: int | None = None
+
+    def __post_init__(self) -> None:
+        chosen = sum([self.every_frame, self.fps is not None, self.count is not None])
+        if chosen != 1:
+            raise ValueError("FrameSpec needs exactly one of every_frame, fps, count")
+        if self.short_side < 0:
+            raise ValueError("short_side must be >= 0")
+
+
+@dataclass(frozen=True)
+class ClipMeta:
+    """Facts about the source clip, from the probe."""
+
+    duration_s: float
+    fps: float
+    width: int
+    height: int
+    has_video: bool = True
+    has_audio: bool = True
+
+
+@dataclass
+class Clip:
+    """What one analyzer receives for one clip.
+
+    ``frames`` is uint8 RGB, shape (N, H, W, 3); ``timestamps_s`` the presentation time of
+    each frame in seconds from the start of the clip, shape (N,); ``frame_indices`` each
+    frame's index in the decoded stream (for reporting ``frame``), shape (N,). ``audio`` is
+    mono float32 at :data:`AUDIO_RATE`. ``upstream`` holds the ``result`` of each analyzer
+    named in :attr:`Analyzer.depends_on` that finished ``ok`` (missing otherwise).
+    """
+
+    meta: ClipMeta
+    frames: np.ndarray | None = None
+    timestamps_s: np.ndarray | None = None
+    frame_indices: np.ndarray | None = None
+    audio: np.ndarray | None = None
+    upstream: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class AnalyzerResult(BaseModel):
+    """Base of every analyzer's typed result: extra fields are welcome, the contract's are
+    declared (REPORT_CONTRACT.md)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class NotApplicable(Exception):
+    """The analyzer does not apply to this clip (no audio track, no picture, too short):
+    reported as status ``skipped`` with this message."""
+
+
+class Unavailable(Exception):
+    """The analyzer cannot run here (weights missing, not built yet): reported as status
+    ``unavailable``; the message says what fixes it."""
+
+
+def parse_params(cls: type, raw: Mapping[str, str]) -> Any:
+    """Build the dataclass ``cls`` from string parameters (Triton's config.pbtxt
+    ``parameters``), converting each to its field's type. Booleans are parsed explicitly:
+    ``bool("false")`` is True. Unknown keys raise, so a typo in a config fails loudly."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(raw) - fields
+    if unknown:
+        raise ValueError(f"unknown parameter(s) for {cls.__name__}: {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    for name, text in raw.items():
+        kind = hints[name]
+        if kind is bool:
+            low = str(text).strip().lower()
+            if low not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ValueError(f"parameter {name}: {text!r} is not a boolean")
+            values[name] = low in {"1", "true", "yes", "on"}
+        elif kind in (int, float, str):
+            values[name] = kind(text)
+        else:
+            raise TypeError(f"parameter {name}: unsupported type {kind}")
+    return cls(**values)
+
+
+class Analyzer(ABC):
+    """One unit of analysis. Subclasses set the class attributes and implement
+    :meth:`analyze`; they are constructed once (in Triton's ``initialize``) with their
+    typed :class:`Params`.
+
+    Class attributes:
+        name: the analyzer's name in the API and the report (REPORT_CONTRACT.md).
+        frames: the frame set it needs, or None for none.
+        audio: whether it needs the clip's audio.
+        depends_on: analyzers whose results it reads (stage DAG); it runs after them.
+        Params: a dataclass of tunables, filled from config.pbtxt ``parameters``.
+        Result: the pydantic model of its result.
+        model_name / weights: what the report's ``model`` field says.
+    """
+
+    name: ClassVar[str]
+    frames: ClassVar[FrameSpec | None] = None
+    audio: ClassVar[bool] = False
+    depends_on: ClassVar[tuple[str, ...]] = ()
+    Result: ClassVar[type[AnalyzerResult]] = AnalyzerResult
+    model_name: ClassVar[str] = "classical"
+    weights: ClassVar[str] = "none"
+
+    @dataclass
+    class Params:
+        pass
+
+    def __init__(self, params: Any | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+
+    @classmethod
+    def from_strings(cls, raw: Mapping[str, str]) -> Analyzer:
+        return cls(parse_params(cls.Params, raw))
+
+    def check(self, clip: Clip) -> None:
+        """Raise :class:`NotApplicable` when the clip lacks what this analyzer needs."""
+        if self.frames is not None and (clip.frames is None or len(clip.frames) == 0):
+            raise NotApplicable("the clip has no picture")
+        if self.audio and (clip.audio is None or clip.audio.size == 0):
+            raise NotApplicable("the clip has no audio track")
+
+    @abstractmethod
+    def analyze(self, clip: Clip) -> AnalyzerResult:
+        """Analyze one clip. Raise NotApplicable / Unavailable for those outcomes; any other
+        exception is a failure of this analyzer on this clip."""
+
+    def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
+        """Analyze several clips handed over together (Triton's dynamic batcher). The default
+        runs them one by one; learned analyzers override it to batch frames across clips.
+        An exception for one clip is returned in its place, never raised, so it cannot sink
+        its neighbours."""
+        out: list[AnalyzerResult | Exception] = []
+        for clip in clips:
+            try:
+                self.check(clip)
+                out.append(self.analyze(clip))
+            except Exception as exc:  # noqa: BLE001 - returned per clip by design
+                if not isinstance(exc, (NotApplicable, Unavailable)):
+                    log.exception("%s failed", self.name)
+                out.append(exc)
+        return out

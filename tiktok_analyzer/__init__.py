@@ -1,0 +1,9 @@
+"""Short-form video analysis served by NVIDIA Triton.
+
+The code lives in the repository's top-level folders, mapped onto this package by
+pyproject.toml: ``analyzers/`` -> ``tiktok_analyzer.analyzers`` (logic, free of Triton),
+``orchestrator/`` -> ``tiktok_analyzer.orchestrator`` (probe, decode, fan-out, report, CLI),
+``groundtruth/`` -> ``tiktok_analyzer.groundtruth`` (clips with known truth).
+"""
+
+__version__ = "0.1.0"
