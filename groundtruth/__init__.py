@@ -1,0 +1,34 @@
+"""Synthetic clips with known content (cuts, colours, camera motion, quality, beats) for
+testing the analyzers; see :mod:`.clips`."""
+
+from .clips import (
+    CATALOG,
+    DEFAULT_SPEED,
+    MOTIONS,
+    AudioSpec,
+    ClipSpec,
+    Flash,
+    Shot,
+    iter_frames,
+    load_frames,
+    render,
+    render_audio,
+    scale_spec,
+    truth,
+)
+
+__all__ = [
+    "CATALOG",
+    "DEFAULT_SPEED",
+    "MOTIONS",
+    "AudioSpec",
+    "ClipSpec",
+    "Flash",
+    "Shot",
+    "iter_frames",
+    "load_frames",
+    "render",
+    "render_audio",
+    "scale_spec",
+    "truth",
+]
