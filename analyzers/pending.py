@@ -25,13 +25,24 @@ class _Pending(Analyzer):
         raise Unavailable(f"{self.name} is not built yet; it comes with {self.brought_by}")
 
 
-def _pending(name: str, brought_by: str, frames: FrameSpec | None, audio: bool,
-             depends_on: tuple[str, ...] = ()) -> type[_Pending]:
+def _pending(
+    name: str,
+    brought_by: str,
+    frames: FrameSpec | None,
+    audio: bool,
+    depends_on: tuple[str, ...] = (),
+) -> type[_Pending]:
     return type(
         "".join(p.title() for p in name.split("_")),
         (_Pending,),
-        {"name": name, "brought_by": brought_by, "frames": frames, "audio": audio,
-         "depends_on": depends_on, "__module__": __name__},
+        {
+            "name": name,
+            "brought_by": brought_by,
+            "frames": frames,
+            "audio": audio,
+            "depends_on": depends_on,
+            "__module__": __name__,
+        },
     )
 
 
@@ -39,8 +50,9 @@ def _pending(name: str, brought_by: str, frames: FrameSpec | None, audio: bool,
 VideoLlava = _pending("video_llava", _PICTURE, None, False)
 ObjectDetection = _pending("object_detection", _PICTURE, None, False)
 BackgroundSegmentation = _pending("background_segmentation", _PICTURE, None, False)
-ProductDetection = _pending("product_detection", _PICTURE, None, False,
-                            ("object_detection", "text_overlay"))
+ProductDetection = _pending(
+    "product_detection", _PICTURE, None, False, ("object_detection", "text_overlay")
+)
 TextOverlay = _pending("text_overlay", _PICTURE, None, False)
 CompositionAnalysis = _pending("composition_analysis", _PICTURE, None, False)
 EyeTracking = _pending("eye_tracking", _PICTURE, None, False)

@@ -102,8 +102,9 @@ def _to_rgb(frame: av.VideoFrame, size: tuple[int, int], rotation: int) -> np.nd
 
 
 def decode(path: str, info: MediaInfo, specs: Iterable[FrameSpec], audio: bool,
-           limits: Limits = Limits()) -> Decoded:
+           limits: Limits | None = None) -> Decoded:
     """One pass over ``path``: every spec's frame set, and the audio if asked for."""
+    limits = limits or Limits()
     started = time.perf_counter()
     specs = list(dict.fromkeys(specs))
     want_video = bool(specs) and info.has_video
@@ -182,6 +183,9 @@ def decode(path: str, info: MediaInfo, specs: Iterable[FrameSpec], audio: bool,
             frame_indices=np.asarray(idx, np.int64),
         )
     audio_out = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else None
+    if audio_out is not None:
+        # AAC pads its last frame; the stream's duration says where the sound ends.
+        audio_out = audio_out[: int(round(info.duration_s * AUDIO_RATE))]
     if want_audio and audio_out is None:
         warnings.append("the audio stream held no decodable samples")
     return Decoded(frame_sets=frame_sets, audio=audio_out, n_frames=n_frames,

@@ -31,7 +31,7 @@ from .models import ModelDecl, with_dependencies
 from .probe import Limits, MediaInfo, probe
 from .report import AnalyzerEntry, ModelInfo, Processing, Report, VideoInfo
 
-__all__ = ["AnalysisOptions", "Progress", "analyze_clip", "run_models"]
+__all__ = ["AnalysisOptions", "Progress", "analyze_clip", "analyze_clip_async", "run_models"]
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +73,6 @@ class _Transport:
         self.offsets: dict[str, int] = {}
         self.region = f"tta_{os.getpid()}_{uuid.uuid4().hex[:12]}"
         self.handle = None
-
-    async def __aenter__(self) -> _Transport:
-        return self
 
     async def open(self, client: grpcclient.InferenceServerClient) -> None:
         if not self.use_shm:
@@ -145,7 +142,7 @@ async def run_models(info: MediaInfo, decoded: Decoded, options: AnalysisOptions
             entries[name] = await _infer(name, decl)
         except InferenceServerException as exc:
             entries[name] = _failed(name, _server_message(exc), time.perf_counter() - started)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             entries[name] = _failed(name, f"no answer within {options.timeout_s:.0f} s",
                                     time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 - one analyzer never sinks the report
@@ -202,18 +199,19 @@ def _server_message(exc: InferenceServerException) -> str:
     return " ".join(text.split())[:300]
 
 
-def analyze_clip(path: str, options: AnalysisOptions) -> Report:
+async def analyze_clip_async(path: str, options: AnalysisOptions) -> Report:
     """The whole job for one clip. Raises BadInput before any decoding for what breaks the
-    limits; everything after that ends in the report."""
-    started_at = dt.datetime.now(dt.timezone.utc)
+    limits; everything after that ends in the report. Probe and decode run in a worker
+    thread, so a service can keep other analyses in flight meanwhile."""
+    started_at = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
-    info = probe(path, options.limits)
+    info = await asyncio.to_thread(probe, path, options.limits)
     names = with_dependencies(options.analyzers, options.declarations)
     specs = [options.declarations[n].frames for n in names if options.declarations[n].frames]
     need_audio = any(options.declarations[n].audio for n in names)
-    decoded = decode(path, info, specs, need_audio, options.limits)
+    decoded = await asyncio.to_thread(decode, path, info, specs, need_audio, options.limits)
     log.info("decoded %d frames in %.2f s", decoded.n_frames, decoded.decode_s)
-    entries = asyncio.run(run_models(info, decoded, options, names))
+    entries = await run_models(info, decoded, options, names)
     wall = time.perf_counter() - t0
     processing = Processing(
         started_at=started_at.isoformat(timespec="seconds"),
@@ -226,3 +224,8 @@ def analyze_clip(path: str, options: AnalysisOptions) -> Report:
     )
     return Report(video=VideoInfo(**info.to_report()), processing=processing,
                   analyzers={n: entries[n] for n in names})
+
+
+def analyze_clip(path: str, options: AnalysisOptions) -> Report:
+    """:func:`analyze_clip_async` for callers without an event loop (the CLI, benchmarks)."""
+    return asyncio.run(analyze_clip_async(path, options))

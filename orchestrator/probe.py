@@ -71,8 +71,9 @@ def _rotation(stream) -> int:
         return 0
 
 
-def probe(path: str | os.PathLike, limits: Limits = Limits()) -> MediaInfo:
+def probe(path: str | os.PathLike, limits: Limits | None = None) -> MediaInfo:
     """Return what the clip is, or raise :class:`BadInput` with a one-line reason."""
+    limits = limits or Limits()
     p = Path(path)
     try:
         st = p.stat()
