@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .. import __version__
 from .models import read_declarations
+from .pipeline import TritonUnavailable
 from .probe import BadInput, Limits
 from .triton_server import EmbeddedTriton, TritonStartError, default_model_repository
 
@@ -44,16 +45,55 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--out", help="write the report here (default: JSON on stdout)")
     a.add_argument("--triton-url", help="use this Triton server (HOST:PORT, gRPC) "
                                         "instead of starting the embedded one")
-    a.add_argument("--server", help="send the clip to a running `tiktok-analyzer serve` (HOST:PORT)")
+    a.add_argument("--server", help="send the clip to a running `tiktok-analyzer serve` (HOST:PORT, "
+                                    "its gRPC port); the path must be one the server may read, "
+                                    "unless --upload. The bearer token, if the server wants one, "
+                                    "comes from $TIKTOK_ANALYZER_TOKEN; $TIKTOK_ANALYZER_TLS_CA "
+                                    "(a PEM file) turns TLS on. --timeout bounds the whole analysis")
+    a.add_argument("--upload", action="store_true",
+                   help="with --server: stream the file to the server instead of sending its path")
     a.add_argument("--timeout", type=float, default=300.0, help="seconds per analyzer (default 300)")
     a.add_argument("--no-shm", action="store_true",
                    help="send frames inside gRPC messages instead of system shared memory")
     a.add_argument("--max-duration", type=float, default=Limits.max_duration_s,
                    help=f"refuse longer clips (seconds, default {Limits.max_duration_s:.0f})")
+    a.add_argument("--html", help="also draw the report as a self-contained HTML timeline")
+    a.add_argument("--png", help="also draw a one-page PNG summary")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary table")
+
+    r = sub.add_parser("render", help="draw an existing report as HTML and/or PNG")
+    r.add_argument("report", help="a report JSON written by `analyze`")
+    r.add_argument("--html", help="write the HTML timeline here")
+    r.add_argument("--png", help="write the PNG summary here")
+    r.add_argument("--video", help="the clip, for keyframes (default: the report's video.path)")
 
     m = sub.add_parser("models", help="list the analyzers, their models and their state")
     m.add_argument("--triton-url", help="ask this server for each model's state")
+
+    v = sub.add_parser("serve", help="run the orchestrator service (gRPC + HTTP), with the "
+                                     "embedded Triton unless --triton-url is given")
+    v.add_argument("--triton-url", help="Triton's gRPC endpoint, HOST:PORT (one for now)")
+    v.add_argument("--host", default="127.0.0.1",
+                   help="address to bind both APIs to (default 127.0.0.1: this host only)")
+    v.add_argument("--grpc-port", type=int, default=50051)
+    v.add_argument("--http-port", type=int, default=8003,
+                   help="the HTTP API, compatible with the old system's (default 8003)")
+    v.add_argument("--allowed-root", action="append", default=[], metavar="DIR",
+                   help="video_path must lie under this folder (repeatable); without any, the "
+                        "service reads no path and takes uploads only")
+    v.add_argument("--max-concurrent", type=int, default=2, help="analyses at once (default 2)")
+    v.add_argument("--max-queue", type=int, default=16,
+                   help="analyses waiting; more are refused (default 16)")
+    v.add_argument("--max-duration", type=float, default=Limits.max_duration_s,
+                   help=f"refuse longer clips (seconds, default {Limits.max_duration_s:.0f})")
+    v.add_argument("--max-upload-mb", type=float, default=512.0,
+                   help="refuse larger uploads (MiB, default 512)")
+    v.add_argument("--drain", type=float, default=30.0,
+                   help="on SIGTERM, seconds analyses in flight get to finish (default 30)")
+    v.add_argument("--token-file", help="require this bearer token (first line of the file) on "
+                                        "every call but health")
+    v.add_argument("--tls-cert", help="serve TLS with this certificate chain (PEM)")
+    v.add_argument("--tls-key", help="and this private key (PEM)")
 
     s = sub.add_parser("serve-triton", help="run only the embedded Triton server")
     s.add_argument("--models", help="comma-separated models to load (default: all)")
@@ -80,8 +120,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from .summary import summary_rows
 
     if args.server:
-        raise UsageError("--server needs the orchestrator service, which is not built yet "
-                         "(issue 5); use --triton-url or the embedded server")
+        return _analyze_remote(args)
+    if args.upload:
+        raise UsageError("--upload goes with --server")
     repo = default_model_repository()
     decls = read_declarations(repo)
     names = _analyzer_names(args.analyzers, decls)
@@ -124,16 +165,112 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         Path(args.out).write_text(text + "\n")
     else:
         sys.stdout.write(text + "\n")
+    _draw(report.model_dump(mode="json"), args.html, args.png, args.video)
     if not args.quiet:
         _print_summary(report, summary_rows(report), to_stderr=not args.out, out=args.out)
     return EXIT_PARTIAL if report.failed() else EXIT_OK
+
+
+def _analyze_remote(args: argparse.Namespace) -> int:
+    """`analyze --server`: the service does the work; the same report, summary and exit
+    codes as a local run. A path is sent as an absolute path (the server checks it against
+    its allowed roots); --upload streams the file instead."""
+    import os
+
+    from tiktok_analyzer_client import BadInputError, Client, ServiceError
+
+    from .progress import ProgressDisplay
+    from .report import Report
+    from .summary import summary_rows
+
+    if args.triton_url:
+        raise UsageError("--server and --triton-url exclude each other")
+    names = [n.strip() for n in args.analyzers.split(",") if n.strip()] if args.analyzers else []
+    ca = os.environ.get("TIKTOK_ANALYZER_TLS_CA")
+    display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty())
+    result = None
+    try:
+        with Client(args.server, timeout_s=args.timeout,
+                    token=os.environ.get("TIKTOK_ANALYZER_TOKEN") or None,
+                    root_certificates=Path(ca).read_bytes() if ca else None) as client:
+            if args.upload:
+                if not os.path.isfile(args.video):
+                    raise BadInput(f"{args.video}: no such file")
+                display.status(f"uploading to {args.server}")
+                result = client.upload_and_analyze(args.video, names, deadline_s=args.timeout)
+            else:
+                job = client.submit(os.path.abspath(args.video), names, deadline_s=args.timeout)
+                display.status(f"queued on {args.server}")
+                for event in client.watch(job):
+                    if event.result is not None:
+                        result = event.result
+                    else:
+                        display.on_event(event.analyzer, event.kind, None)
+    except BadInputError as exc:
+        raise BadInput(exc.message) from None
+    except ServiceError as exc:
+        print(f"error: {args.server}: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+    finally:
+        display.close()
+    if result is None:
+        print(f"error: {args.server}: the job ended without a report", file=sys.stderr)
+        return EXIT_INTERNAL
+    report = Report.model_validate(result.report)
+    text = report.model_dump_json(indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    else:
+        sys.stdout.write(text + "\n")
+    _draw(report.model_dump(mode="json"), args.html, args.png, args.video)
+    if not args.quiet:
+        _print_summary(report, summary_rows(report), to_stderr=not args.out, out=args.out)
+    return EXIT_PARTIAL if report.failed() else EXIT_OK
+
+
+def _draw(report: dict, html: str | None, png: str | None, video: str | None) -> None:
+    if not (html or png):
+        return
+    from .render import render_html, render_png
+
+    if html:
+        render_html(report, html, video_path=video)
+    if png:
+        render_png(report, png, video_path=video)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    import json
+
+    from pydantic import ValidationError
+
+    from .report import Report
+
+    if not (args.html or args.png):
+        raise UsageError("render needs --html FILE and/or --png FILE")
+    try:
+        data = json.loads(Path(args.report).read_text())
+        Report.model_validate(data)
+    except FileNotFoundError:
+        raise BadInput(f"{args.report}: no such file") from None
+    except (ValueError, ValidationError) as exc:
+        first = str(exc).splitlines()[0]
+        raise BadInput(f"{args.report}: not a tiktok-analyzer report ({first})") from None
+    _draw(data, args.html, args.png, args.video)
+    for path in (args.html, args.png):
+        if path:
+            print(f"wrote {path}")
+    return EXIT_OK
 
 
 def _print_summary(report, rows, to_stderr: bool, out: str | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(stderr=to_stderr, soft_wrap=False)
+    stream = sys.stderr if to_stderr else sys.stdout
+    # Off a terminal (logs, CI) rich would wrap at 80 columns; give the table room.
+    console = Console(stderr=to_stderr, soft_wrap=False,
+                      width=None if stream.isatty() else 160)
     v, p = report.video, report.processing
     table = Table(title=f"{Path(v.path).name}: {v.duration_s:.1f} s, {v.width}x{v.height} "
                         f"@ {v.fps:g} fps", title_justify="left")
@@ -141,8 +278,14 @@ def _print_summary(report, rows, to_stderr: bool, out: str | None) -> None:
                     ("result", {"overflow": "fold"})):
         table.add_column(col, **kw)
     colors = {"ok": "green", "failed": "red", "skipped": "yellow", "unavailable": "dim"}
+    # Analyzers that are not built yet say the same thing each: one row for all of them.
+    pending = [r for r in rows if r[1] == "unavailable" and "not built yet" in r[3]]
     for name, status, secs, text in rows:
-        table.add_row(name, f"[{colors[status]}]{status}[/]", secs, text)
+        if (name, status, secs, text) not in pending:
+            table.add_row(name, f"[{colors[status]}]{status}[/]", secs, text)
+    if pending:
+        table.add_row(f"{len(pending)} more", "[dim]unavailable[/]", "",
+                      "not built yet: " + ", ".join(r[0] for r in pending))
     console.print(table)
     start = f", server start {p.server_start_s:.1f} s" if p.server_start_s is not None else ""
     console.print(f"wall {p.wall_s:.2f} s (decode {p.decode_s:.2f} s{start}), "
@@ -190,6 +333,40 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .service import JobSettings, PathPolicy, ServiceConfig, serve
+
+    urls = [u.strip() for u in (args.triton_url or "").split(",") if u.strip()]
+    if len(urls) > 1:
+        raise UsageError("several Triton endpoints are not supported yet: give one --triton-url")
+    try:
+        PathPolicy.from_dirs(args.allowed_root)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("--tls-cert and --tls-key go together")
+    token = None
+    if args.token_file:
+        try:
+            token = Path(args.token_file).read_text().splitlines()[0].strip()
+        except (OSError, IndexError):
+            raise UsageError(f"--token-file {args.token_file}: cannot read a token") from None
+        if not token:
+            raise UsageError(f"--token-file {args.token_file}: the first line is empty")
+    if args.host not in {"127.0.0.1", "localhost", "::1"} and not token:
+        print(f"warning: serving on {args.host} without --token-file: anyone who reaches it can "
+              "run analyses", file=sys.stderr)
+    config = ServiceConfig(
+        triton_url=urls[0] if urls else "", host=args.host, grpc_port=args.grpc_port,
+        http_port=args.http_port, allowed_roots=args.allowed_root,
+        jobs=JobSettings(max_concurrent=args.max_concurrent, max_queue=args.max_queue),
+        limits=Limits(max_duration_s=args.max_duration),
+        max_upload_bytes=int(args.max_upload_mb * 1024**2), drain_s=args.drain, token=token,
+        tls_cert=args.tls_cert, tls_key=args.tls_key,
+    )
+    return serve(config, start_triton=not urls)
+
+
 def cmd_serve_triton(args: argparse.Namespace) -> int:
     decls = read_declarations(default_model_repository())
     names = _analyzer_names(args.models, decls)
@@ -215,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    commands = {"analyze": cmd_analyze, "models": cmd_models, "serve-triton": cmd_serve_triton}
+    commands = {"analyze": cmd_analyze, "models": cmd_models, "serve": cmd_serve,
+                "serve-triton": cmd_serve_triton, "render": cmd_render}
     try:
         return commands[args.command](args)
     except BadInput as exc:
@@ -226,6 +404,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except TritonStartError as exc:
         print(f"error: Triton did not start: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+    except TritonUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

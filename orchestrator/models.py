@@ -46,13 +46,16 @@ class ModelDecl:
 
 
 def read_declarations(repository: Path) -> dict[str, ModelDecl]:
-    """Every model in the repository, by name."""
+    """Every model in the repository, by name, in the contract's order of analyzers."""
+    from ..analyzers import ANALYZER_NAMES
+
     decls = {}
-    for config in sorted(repository.glob("*/config.pbtxt")):
+    for config in repository.glob("*/config.pbtxt"):
         params = dict(_PARAM.findall(config.read_text()))
         name = params.get("analyzer", config.parent.name)
         decls[name] = ModelDecl.from_params(name, params)
-    return decls
+    rank = {name: i for i, name in enumerate(ANALYZER_NAMES)}
+    return dict(sorted(decls.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
 
 
 def with_dependencies(names: Iterable[str], decls: dict[str, ModelDecl]) -> list[str]:

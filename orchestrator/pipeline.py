@@ -31,7 +31,15 @@ from .models import ModelDecl, with_dependencies
 from .probe import Limits, MediaInfo, probe
 from .report import AnalyzerEntry, ModelInfo, Processing, Report, VideoInfo
 
-__all__ = ["AnalysisOptions", "Progress", "analyze_clip", "analyze_clip_async", "run_models"]
+__all__ = [
+    "AnalysisOptions",
+    "Progress",
+    "TritonUnavailable",
+    "analyze_clip",
+    "analyze_clip_async",
+    "check_triton",
+    "run_models",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,26 @@ class AnalysisOptions:
     use_shm: bool = True
     timeout_s: float = 300.0
     progress: Progress | None = None
+
+
+class TritonUnavailable(RuntimeError):
+    """The Triton server does not answer: nothing can be analyzed (a service maps this to
+    UNAVAILABLE / 503)."""
+
+
+async def check_triton(url: str, timeout_s: float = 2.0) -> None:
+    """Raise :class:`TritonUnavailable` unless the server at ``url`` is live, fast."""
+    client = grpcclient.InferenceServerClient(url)
+    try:
+        live = await asyncio.wait_for(client.is_server_live(), timeout_s)
+    except (TimeoutError, InferenceServerException, OSError) as exc:
+        reason = exc.message() if isinstance(exc, InferenceServerException) else repr(exc)
+        raise TritonUnavailable(f"Triton at {url} does not answer ({' '.join(reason.split())[:160]})") \
+            from None
+    finally:
+        await client.close()
+    if not live:
+        raise TritonUnavailable(f"Triton at {url} is not live")
 
 
 def _versions() -> dict[str, str]:
@@ -206,6 +234,7 @@ async def analyze_clip_async(path: str, options: AnalysisOptions) -> Report:
     started_at = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
     info = await asyncio.to_thread(probe, path, options.limits)
+    await check_triton(options.triton_url)
     names = with_dependencies(options.analyzers, options.declarations)
     specs = [options.declarations[n].frames for n in names if options.declarations[n].frames]
     need_audio = any(options.declarations[n].audio for n in names)
