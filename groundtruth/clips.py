@@ -46,6 +46,7 @@ import cv2
 import numpy as np
 
 from ..analyzers.base import AUDIO_RATE
+from .speech import SpeechSpec, mix_speech, speech_truth, synthesize
 
 __all__ = [
     "CATALOG",
@@ -55,6 +56,7 @@ __all__ = [
     "ClipSpec",
     "Flash",
     "Shot",
+    "SpeechSpec",
     "iter_frames",
     "load_frames",
     "render",
@@ -175,7 +177,8 @@ class Flash:
 @dataclass(frozen=True)
 class AudioSpec:
     """A beat at ``tempo_bpm`` (None: no beat) from ``first_beat_s`` on, a sustained chord
-    pad when ``tone``, and exact digital silence over each ``(start_s, end_s)``."""
+    pad when ``tone``, and exact digital silence over each ``(start_s, end_s)``. ``speech``
+    adds spoken words (espeak-ng, see :mod:`.speech`); silences must not overlap them."""
 
     tempo_bpm: float | None = 120.0
     silences: Sequence[tuple[float, float]] = ()
@@ -185,6 +188,7 @@ class AudioSpec:
     channels: int = 2
     beat_gain: float = 0.7
     tone_gain: float = 0.12
+    speech: SpeechSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -331,7 +335,10 @@ class _ShotRenderer:
         self._freeze_from = self.shot.freeze_frame(spec.fps)
 
     def _rng(self, *stream: int) -> np.random.Generator:
-        return np.random.default_rng([self.spec.seed, self.index, *stream])
+        # A dissolve renders the incoming shot at negative local frame numbers; seeds must be
+        # non-negative, so fold the sign into the stream instead of dropping it.
+        words = [abs(v) * 2 + (v < 0) for v in stream]
+        return np.random.default_rng([self.spec.seed, self.index, *words])
 
     def canvases(self) -> list[np.ndarray]:
         if self._canvases is None:
@@ -490,6 +497,17 @@ def render_audio(spec: ClipSpec) -> tuple[np.ndarray, int]:
             s = round(b * sr)
             e = min(n, s + len(kick))
             out[s:e] += kick[: e - s]
+    if a.speech is not None:
+        sp = a.speech
+        if sp.music_stops:
+            # The music fades out over 50 ms ending where the voice starts.
+            fade = np.clip((sp.start_s - t) / 0.05, 0.0, 1.0)
+            out *= fade
+        mix_speech(out, sp, sr)
+        end_s = sp.start_s + synthesize(sp, sr)[1]["duration_s"]
+        for start, end in a.silences:
+            if start < end_s and end > sp.start_s:
+                raise ValueError(f"silence {start}-{end} s overlaps the speech")
     for start, end in a.silences:
         out[max(0, round(start * sr)) : min(n, round(end * sr))] = 0.0
     return np.clip(out, -1.0, 1.0).astype(np.float32), sr
@@ -561,6 +579,9 @@ def truth(spec: ClipSpec) -> dict[str, Any]:
     a = spec.audio
     silences = [] if a is None else [{"start_s": s, "end_s": e} for s, e in a.silences]
     beats = [b for b in _beats(spec) if not any(s["start_s"] <= b < s["end_s"] for s in silences)]
+    speech = None if a is None or a.speech is None else speech_truth(a.speech, a.sample_rate)
+    if a is not None and a.speech is not None and a.speech.music_stops:
+        beats = [b for b in beats if b < a.speech.start_s]
     return {
         "duration_s": _duration(spec),
         "fps": fps if has_video else 0.0,
@@ -577,6 +598,7 @@ def truth(spec: ClipSpec) -> dict[str, Any]:
         "beats_s": beats,
         "silences": silences,
         "audio_sample_rate": None if a is None else a.sample_rate,
+        "speech": speech,
         "seed": spec.seed,
     }
 
