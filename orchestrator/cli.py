@@ -162,6 +162,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         report.processing.server_start_s = round(server_start_s, 3)
     text = report.model_dump_json(indent=2)
     if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
     else:
         sys.stdout.write(text + "\n")
@@ -219,6 +220,7 @@ def _analyze_remote(args: argparse.Namespace) -> int:
     report = Report.model_validate(result.report)
     text = report.model_dump_json(indent=2)
     if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
     else:
         sys.stdout.write(text + "\n")

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Install what is missing, and nothing else: the venv at .venv/ with the pinned packages,
+# Debian packages the tests use, and the generated sample clip. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    echo "setup: Python 3.11 is required (found $("$PY" --version 2>&1))" >&2
+    exit 1
+fi
+
+# Debian packages: chromium renders the HTML report in the tests; prometheus brings
+# promtool, which checks the Prometheus config and the dashboard queries.
+APT_PACKAGES=(chromium prometheus)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "setup: installing Debian packages: ${missing[*]}"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}" >/dev/null
+    else
+        echo "setup: warning: missing Debian packages (${missing[*]}); tests that need them will fail" >&2
+    fi
+fi
+
+# The venv: reinstalled only when pyproject.toml changed since the last install.
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+    [ -x .venv/bin/python ] || "$PY" -m venv .venv
+    echo "setup: installing Python packages into .venv (a few minutes the first time)"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -U pip 2>&1 | grep -v '^WARNING: Location' || true
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 \
+        | grep -v '^WARNING: Location' || true
+    .venv/bin/python -c 'import tiktok_analyzer.orchestrator.cli, tritonclient.grpc, av, cv2, librosa'
+    rm -f .venv/.installed-*
+    touch "$stamp"
+fi
+
+# The demo's sample clip, generated with known truth beside it.
+if [ ! -f samples/sample.mp4 ]; then
+    echo "setup: generating the sample clip"
+    .venv/bin/python -m tiktok_analyzer.groundtruth samples --names sample
+fi

@@ -1,0 +1,158 @@
+"""Each model.py through a fake triton_python_backend_utils: initialize from its real
+config.pbtxt, execute batches of requests, one response per request, errors as responses."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tiktok_analyzer.analyzers import ANALYZER_NAMES, load_class
+from tiktok_analyzer.orchestrator.decode import target_size
+from tiktok_analyzer.orchestrator.models import read_declarations
+
+from . import fake_pb_utils as pb
+
+REPO = Path(__file__).resolve().parents[2] / "model_repository"
+DECLS = read_declarations(REPO)
+META = {"duration_s": 2.0, "fps": 15.0, "width": 360, "height": 640, "has_video": True,
+        "has_audio": True}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fake_backend():
+    sys.modules["triton_python_backend_utils"] = pb.as_module()
+    yield
+    sys.modules.pop("triton_python_backend_utils", None)
+    sys.modules.pop("triton_adapter", None)
+
+
+def _config_json(name: str) -> str:
+    """The model's config.pbtxt parameters in the JSON form Triton hands to initialize."""
+    text = (REPO / name / "config.pbtxt").read_text()
+    import re
+
+    params = dict(re.findall(r'key:\s*"([^"]+)"\s*value\s*\{\s*string_value:\s*"([^"]*)"', text))
+    return json.dumps({"name": name,
+                       "parameters": {k: {"string_value": v} for k, v in params.items()}})
+
+
+def _model(name: str):
+    path = REPO / name / "1" / "model.py"
+    spec = importlib.util.spec_from_file_location(f"model_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.TritonPythonModel()
+    model.initialize({"model_config": _config_json(name), "model_instance_kind": "CPU",
+                      "model_instance_name": f"{name}_0"})
+    return model
+
+
+def _request(name: str, n_frames: int = 30, upstream: dict | None = None, seed: int = 0,
+             meta: object = None) -> pb.InferenceRequest:
+    decl = DECLS[name]
+    rng = np.random.default_rng(seed)
+    body = json.dumps({"meta": META, "upstream": upstream or {}}) if meta is None else meta
+    tensors = {"META": np.array([[body.encode() if isinstance(body, str) else body]],
+                                dtype=np.object_)}
+    if decl.frames is not None:
+        w, h = target_size(META["width"], META["height"], decl.frames.short_side)
+        # Two flat halves with a hard change in the middle: every analyzer has content.
+        frames = np.empty((n_frames, h, w, 3), np.uint8)
+        frames[: n_frames // 2] = rng.integers(0, 255, 3)
+        frames[n_frames // 2:] = rng.integers(0, 255, 3)
+        frames = np.clip(frames + rng.normal(0, 3, frames.shape), 0, 255).astype(np.uint8)
+        t = np.arange(n_frames) / META["fps"]
+        tensors.update(FRAMES=frames[None], TIMESTAMPS=t[None],
+                       FRAME_INDEX=np.arange(n_frames, dtype=np.int64)[None])
+    if decl.audio:
+        sr = 16_000
+        tt = np.arange(int(META["duration_s"] * sr)) / sr
+        tensors["AUDIO"] = (0.3 * np.sin(2 * np.pi * 220 * tt)).astype(np.float32)[None]
+    return pb.InferenceRequest(tensors)
+
+
+def _envelope(response: pb.InferenceResponse) -> dict:
+    assert not response.has_error(), response.error.message()
+    (out,) = response.output_tensors
+    assert out.name() == "RESULT"
+    return json.loads(out.as_numpy().reshape(-1)[0])
+
+
+def _upstream_for(name: str) -> dict:
+    """Run the model's dependencies through their own adapters first, as the DAG does."""
+    upstream = {}
+    for dep in DECLS[name].depends_on:
+        env = _envelope(_model(dep).execute([_request(dep, upstream=_upstream_for(dep))])[0])
+        if env["status"] == "ok":
+            upstream[dep] = env["result"]
+    return upstream
+
+
+@pytest.mark.parametrize("name", ANALYZER_NAMES)
+def test_batch_of_three_answers_each_request(name):
+    """Two clips of different lengths and a malformed request in one execute call: three
+    responses in order, the malformed one an INVALID_ARG error, the others envelopes."""
+    model = _model(name)
+    upstream = _upstream_for(name)
+    requests = [_request(name, 30, upstream, seed=1), _request(name, meta="{not json"),
+                _request(name, 20, upstream, seed=2)]
+    responses = model.execute(requests)
+    assert len(responses) == 3
+    assert responses[1].has_error()
+    assert responses[1].error.code() == pb.TritonError.INVALID_ARG
+    assert "META" in responses[1].error.message()
+    cls = load_class(name)
+    for response in (responses[0], responses[2]):
+        env = _envelope(response)
+        assert env["model"] == {"name": cls.model_name, "weights": cls.weights}
+        if getattr(cls, "brought_by", None):
+            assert env["status"] == "unavailable"
+            assert "issue" in env["error"]
+        else:
+            assert env["status"] == "ok", env["error"]
+            cls.Result.model_validate(env["result"])
+
+
+@pytest.mark.parametrize("name", [n for n in ANALYZER_NAMES
+                                  if not getattr(load_class(n), "brought_by", None)])
+def test_failure_is_a_response_not_an_exception(name, monkeypatch):
+    model = _model(name)
+
+    def boom(clip):
+        raise RuntimeError("synthetic failure " + "x" * 1000)
+
+    monkeypatch.setattr(model.analyzer, "analyze", boom)
+    responses = model.execute([_request(name, upstream=_upstream_for(name)),
+                               pb.InferenceRequest({}, cancelled=True)])
+    env = _envelope(responses[0])
+    assert env["status"] == "failed"
+    assert env["error"].startswith("RuntimeError: synthetic failure")
+    assert len(env["error"]) <= 300  # short message to the caller, trace to the log
+    assert responses[1].error.code() == pb.TritonError.CANCELLED
+
+
+def test_tensor_shape_errors_are_invalid_arg():
+    name = "cut_analysis"
+    model = _model(name)
+    bad = _request(name)
+    bad.tensors["TIMESTAMPS"] = pb.Tensor("TIMESTAMPS", np.zeros((1, 3)))
+    (resp,) = model.execute([bad])
+    assert resp.error.code() == pb.TritonError.INVALID_ARG
+    assert "TIMESTAMPS" in resp.error.message()
+
+
+def test_unknown_parameter_fails_initialize():
+    name = "cut_analysis"
+    path = REPO / name / "1" / "model.py"
+    spec = importlib.util.spec_from_file_location("model_bad", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = json.loads(_config_json(name))
+    config["parameters"]["no_such_knob"] = {"string_value": "1"}
+    with pytest.raises(ValueError, match="no_such_knob"):
+        module.TritonPythonModel().initialize({"model_config": json.dumps(config)})

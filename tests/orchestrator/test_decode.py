@@ -1,0 +1,133 @@
+"""Probe and decode-once against generated clips: frame sets by rate, count and every frame,
+sizes, timestamps, audio, and the refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tiktok_analyzer.analyzers.base import AUDIO_RATE, FrameSpec
+from tiktok_analyzer.groundtruth import CATALOG, render
+from tiktok_analyzer.groundtruth.clips import scale_spec
+from tiktok_analyzer.orchestrator import decode as decode_mod
+from tiktok_analyzer.orchestrator.decode import decode, target_size
+from tiktok_analyzer.orchestrator.probe import BadInput, Limits, probe
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    spec = scale_spec(CATALOG["sample"], 360, 640)
+    path = tmp_path_factory.mktemp("decode") / "clip.mp4"
+    truth = render(spec, path)
+    return str(path), truth
+
+
+@pytest.mark.parametrize("w,h,short,expected", [
+    (720, 1280, 64, (64, 114)),
+    (1080, 1920, 96, (96, 170)),
+    (1280, 720, 90, (160, 90)),
+    (720, 1280, 0, (720, 1280)),
+    (721, 1281, 2000, (720, 1280)),
+])
+def test_target_size(w, h, short, expected):
+    assert target_size(w, h, short) == expected
+
+
+def test_probe_reports_the_stream(clip):
+    path, truth = clip
+    info = probe(path)
+    assert info.width == truth["width"] and info.height == truth["height"]
+    assert info.fps == pytest.approx(truth["fps"])
+    assert info.duration_s == pytest.approx(truth["duration_s"], abs=0.1)
+    assert info.has_video and info.has_audio and info.codec == "h264"
+
+
+def test_one_pass_gives_every_frame_set(clip, monkeypatch):
+    path, truth = clip
+    info = probe(path)
+    calls = []
+    real = decode_mod._to_rgb
+
+    def counting(frame, size, rotation):
+        calls.append(size)
+        return real(frame, size, rotation)
+
+    monkeypatch.setattr(decode_mod, "_to_rgb", counting)
+    every = FrameSpec(short_side=64, every_frame=True)
+    rate = FrameSpec(short_side=64, fps=2.0)  # same size as `every`: shares its resize
+    count = FrameSpec(short_side=128, count=8)
+    out = decode(path, info, [every, rate, count], audio=True)
+    n = truth["n_frames"]
+    assert out.n_frames == n
+    fs = out.frame_sets[every]
+    assert fs.frames.shape == (n, 114, 64, 3) and fs.frames.dtype == np.uint8
+    np.testing.assert_allclose(fs.timestamps_s, np.arange(n) / truth["fps"], atol=1e-3)
+    np.testing.assert_array_equal(fs.frame_indices, np.arange(n))
+    r = out.frame_sets[rate]
+    assert len(r.frames) == int(truth["duration_s"] * 2)
+    np.testing.assert_allclose(np.diff(r.timestamps_s), 0.5, atol=1 / truth["fps"])
+    c = out.frame_sets[count]
+    assert c.frames.shape == (8, 228, 128, 3)
+    # each (frame, size) resized once: every frame at 64, plus 8 at 128
+    assert len(calls) == n + 8
+    # the rate set's frames are the very arrays of the every-frame set
+    np.testing.assert_array_equal(r.frames, fs.frames[r.frame_indices])
+    assert out.audio.dtype == np.float32
+    assert len(out.audio) == pytest.approx(truth["duration_s"] * AUDIO_RATE, rel=0.02)
+
+
+def test_colors_survive_decoding(clip):
+    path, truth = clip
+    info = probe(path)
+    spec = FrameSpec(short_side=64, every_frame=True)
+    fs = decode(path, info, [spec], audio=False).frame_sets[spec]
+    for shot in truth["shots"]:
+        if shot.get("motion") != "static" or shot.get("pattern", "texture") == "checker":
+            continue
+        # a third of the way in: clear of transitions (and of the sample's flash at 7.7 s)
+        mid = int((shot["start_s"] + (shot["end_s"] - shot["start_s"]) / 3) * truth["fps"])
+        mean = fs.frames[mid].reshape(-1, 3).mean(0)
+        assert np.abs(mean - np.array(shot["color"])).max() < 20, (shot, mean)
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("make,reason", [
+    (lambda d: d / "missing.mp4", "no such file"),
+    (lambda d: d, "is a directory"),
+    (lambda d: _write(d / "empty.mp4", b""), "empty file"),
+    (lambda d: _write(d / "text.mp4", b"hello, not a video\n" * 50), "not a video"),
+])
+def test_probe_refusals(tmp_path, make, reason):
+    with pytest.raises(BadInput, match=reason):
+        probe(make(tmp_path))
+
+
+def test_probe_limits(clip):
+    path, truth = clip
+    with pytest.raises(BadInput, match="duration .* over the limit"):
+        probe(path, Limits(max_duration_s=truth["duration_s"] / 2))
+    with pytest.raises(BadInput, match="frame size .* over the limit"):
+        probe(path, Limits(max_pixels=360 * 640 - 1))
+    with pytest.raises(BadInput, match="fps is over the limit"):
+        probe(path, Limits(max_fps=10))
+
+
+def test_truncated_file_is_refused_or_partial(clip, tmp_path):
+    path, truth = clip
+    data = open(path, "rb").read()
+    cut = tmp_path / "truncated.mp4"
+    cut.write_bytes(data[: len(data) // 3])
+    try:
+        info = probe(cut)
+    except BadInput:
+        return  # refused before decoding: fine
+    spec = FrameSpec(short_side=32, every_frame=True)
+    out = decode(str(cut), info, [spec], audio=True)
+    assert out.n_frames < truth["n_frames"]
+    assert json.dumps(out.warnings)  # what went wrong is said, not hidden

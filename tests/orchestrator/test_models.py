@@ -1,0 +1,62 @@
+"""The model repository and the report schema stay in step with the code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tiktok_analyzer.analyzers import ANALYZER_NAMES, load_class
+from tiktok_analyzer.analyzers.base import parse_params
+from tiktok_analyzer.orchestrator import report
+from tiktok_analyzer.orchestrator.models import read_declarations, with_dependencies
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_model_repository_is_current():
+    run = subprocess.run([sys.executable, str(ROOT / "model_repository" / "generate.py"),
+                          "--check"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
+def test_schema_is_current():
+    assert report.main(["--check"]) == 0
+
+
+def test_every_analyzer_has_a_model():
+    decls = read_declarations(ROOT / "model_repository")
+    assert sorted(decls) == sorted(ANALYZER_NAMES)
+    assert len(decls) == 21
+    for name, decl in decls.items():
+        cls = load_class(name)
+        assert decl.frames == cls.frames and decl.audio == cls.audio
+        assert decl.depends_on == cls.depends_on
+
+
+def test_dependencies_come_first():
+    decls = read_declarations(ROOT / "model_repository")
+    order = with_dependencies(["color_analysis"], decls)
+    assert order.index("cut_analysis") < order.index("scene_segmentation") \
+        < order.index("color_analysis")
+    with pytest.raises(KeyError):
+        with_dependencies(["no_such"], decls)
+
+
+def test_parse_params_is_strict():
+    from dataclasses import dataclass
+
+    @dataclass
+    class P:
+        on: bool = True
+        n: int = 1
+        x: float = 0.5
+
+    assert parse_params(P, {"on": "false", "n": "3", "x": "2"}) == P(False, 3, 2.0)
+    assert parse_params(P, {"on": "TRUE"}).on is True
+    with pytest.raises(ValueError, match="not a boolean"):
+        parse_params(P, {"on": "maybe"})
+    with pytest.raises(ValueError, match="unknown"):
+        parse_params(P, {"typo": "1"})
