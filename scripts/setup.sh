@@ -30,14 +30,21 @@ if ((${#missing[@]})); then
 fi
 
 # The venv: reinstalled only when pyproject.toml changed since the last install.
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+stamp=.venv/.installed-$(cat pyproject.toml client/pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
     [ -x .venv/bin/python ] || "$PY" -m venv .venv
     echo "setup: installing Python packages into .venv (a few minutes the first time)"
-    .venv/bin/python -m pip install -q --disable-pip-version-check -U pip 2>&1 | grep -v '^WARNING: Location' || true
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 \
-        | grep -v '^WARNING: Location' || true
-    .venv/bin/python -c 'import tiktok_analyzer.orchestrator.cli, tritonclient.grpc, av, cv2, librosa'
+    log=$(mktemp)
+    # One pip command, so the local client package satisfies the main package's dependency.
+    if ! { .venv/bin/python -m pip install -q --disable-pip-version-check -U pip &&
+           .venv/bin/python -m pip install -q --disable-pip-version-check \
+               -e ./client -e ".[test]"; } >"$log" 2>&1; then
+        grep -v '^WARNING: Location' "$log" | tail -n 30 >&2
+        echo "setup: pip install failed (full log: $log)" >&2
+        exit 1
+    fi
+    rm -f "$log"
+    .venv/bin/python -c 'import tiktok_analyzer.orchestrator.cli, tiktok_analyzer_client, tritonclient.grpc, av, cv2, librosa'
     rm -f .venv/.installed-*
     touch "$stamp"
 fi

@@ -1,0 +1,152 @@
+"""`tiktok-analyzer serve` as operators run it (embedded Triton, here with one model), with
+`tiktok-analyzer analyze --server` as a caller, and SIGTERM under load."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tiktok_analyzer.orchestrator.triton_server import default_model_repository, free_port
+
+pytestmark = pytest.mark.live
+
+CLI = str(Path(sys.executable).parent / "tiktok-analyzer")
+
+
+def _get(url: str, body: dict | None = None, timeout: float = 30):
+    data = json.dumps(body).encode() if body is not None else None
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _children(pid: int) -> set[int]:
+    out = subprocess.run(["ps", "-eo", "pid,ppid"], capture_output=True, text=True).stdout
+    rows = [tuple(map(int, line.split())) for line in out.splitlines()[1:]]
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, pp in rows if pp in frontier} - found
+        found |= frontier
+    return found
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, root):
+    """The service started by the CLI, with a model repository holding only cut_analysis."""
+    repo = tmp_path_factory.mktemp("repo")
+    real = default_model_repository()
+    for name in ("cut_analysis", "triton_adapter.py"):
+        (repo / name).symlink_to(real / name)
+    grpc_port, http_port = free_port(), free_port()
+    env = dict(os.environ, TIKTOK_ANALYZER_MODEL_REPOSITORY=str(repo))
+    proc = subprocess.Popen(
+        [
+            CLI,
+            "serve",
+            "--grpc-port",
+            str(grpc_port),
+            "--http-port",
+            str(http_port),
+            "--allowed-root",
+            str(root),
+            "--drain",
+            "20",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{http_port}"
+    deadline = time.monotonic() + 90
+    while True:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            if _get(f"{url}/health", timeout=2)[0] == 200:
+                break
+        except OSError:
+            pass  # not listening yet
+        assert time.monotonic() < deadline, "the service did not become ready"
+        time.sleep(0.2)
+    yield proc, f"127.0.0.1:{grpc_port}", url
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def _analyze(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CLI, "analyze", *args, "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_analyze_through_the_server(served, cuts_clip, clip_factory, tmp_path, schema):
+    _, target, _ = served
+    out = tmp_path / "r.json"
+    proc = _analyze(str(cuts_clip[0]), "--server", target, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    jsonschema.validate(report, schema)
+    assert len(report["analyzers"]["cut_analysis"]["result"]["cuts"]) == len(cuts_clip[1]["cuts"])
+
+    elsewhere, _ = clip_factory("cuts", width=360, height=640)  # outside the allowed root
+    proc = _analyze(elsewhere, "--server", target)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "outside the allowed roots" in proc.stderr
+
+    proc = _analyze(elsewhere, "--server", target, "--upload", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["video"]["path"] == Path(elsewhere).name
+
+
+def test_sigterm_lets_the_analysis_in_flight_finish(served, cuts_clip):
+    proc, _, url = served
+    children = _children(proc.pid)
+    assert children, "the embedded Triton should run under the service"
+    answer: list = []
+    thread = threading.Thread(
+        target=lambda: answer.append(
+            _get(f"{url}/analyze", {"video_path": str(cuts_clip[0])}, timeout=60)
+        )
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while _get(f"{url}/health")[1]["running"] == 0:
+        assert time.monotonic() < deadline, "the analysis never started"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    with pytest.raises(OSError):  # the listener is closed: new callers are refused
+        _get(f"{url}/health", timeout=2)
+    thread.join(60)
+    status, report = answer[0]
+    assert status == 200 and report["analyzers"]["cut_analysis"]["status"] == "ok"
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "stopped" in out
+    assert not (_children(proc.pid) | {p for p in children if _alive(p)})
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
