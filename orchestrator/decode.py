@@ -96,8 +96,8 @@ def _to_rgb(frame: av.VideoFrame, size: tuple[int, int], rotation: int) -> np.nd
     else:
         arr = frame.reformat(width=w, height=h, format="rgb24",
                              interpolation="AREA").to_ndarray()
-    if rotation:
-        arr = np.ascontiguousarray(np.rot90(arr, k=rotation // 90))
+    if rotation:  # clockwise, as ffmpeg's autorotate shows it
+        arr = np.ascontiguousarray(np.rot90(arr, k=-(rotation // 90)))
     return arr
 
 
@@ -146,7 +146,7 @@ def decode(path: str, info: MediaInfo, specs: Iterable[FrameSpec], audio: bool,
                     if t > limits.max_duration_s:
                         raise BadInput(f"{path}: runs past {limits.max_duration_s:.0f} s although "
                                        "its header says otherwise")
-                    rotation = (-int(getattr(frame, "rotation", 0) or 0)) % 360 or info.rotation
+                    rotation = info.rotation
                     resized: dict[tuple[int, int], np.ndarray] = {}
                     for sel in selectors:
                         times = sel.take(t)

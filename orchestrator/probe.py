@@ -60,15 +60,24 @@ class MediaInfo:
                                   "has_audio", "has_video", "codec")}
 
 
-def _rotation(stream) -> int:
-    # Phones store portrait clips as landscape frames plus a display rotation. Older muxers
-    # put it in the "rotate" tag; newer ones in a display matrix, which PyAV exposes per
-    # decoded frame (decode.py applies that one).
+def _rotation(container, stream) -> int:
+    """Degrees to turn the stored picture clockwise for display (0, 90, 180, 270).
+
+    Phones store portrait clips as landscape frames plus a display rotation. Older muxers
+    put it in the "rotate" tag; newer ones in a display matrix, which PyAV exposes only on
+    decoded frames, so the first frame is decoded (the limits have passed by then)."""
     value = stream.metadata.get("rotate")
+    if value:
+        try:
+            return int(float(value)) % 360
+        except ValueError:
+            return 0
     try:
-        return int(float(value)) % 360 if value else 0
-    except ValueError:
+        frame = next(container.decode(stream))
+    except (StopIteration, av.error.FFmpegError):
         return 0
+    # The display matrix angle is counter-clockwise; we keep the clockwise turn.
+    return int(round(-(frame.rotation or 0))) % 360
 
 
 def probe(path: str | os.PathLike, limits: Limits | None = None) -> MediaInfo:
@@ -132,7 +141,7 @@ def probe(path: str | os.PathLike, limits: Limits | None = None) -> MediaInfo:
                 raise BadInput(f"{p}: video frame rate unknown")
             if fps > limits.max_fps:
                 raise BadInput(f"{p}: {fps:.0f} fps is over the limit of {limits.max_fps:.0f}")
-            rotation = _rotation(video)
+            rotation = _rotation(container, video)
             if rotation in (90, 270):
                 width, height = height, width
             info.update(fps=round(fps, 4), width=width, height=height, rotation=rotation,

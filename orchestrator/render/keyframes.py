@@ -87,7 +87,7 @@ def _to_image(frame: av.VideoFrame, height: int, rotation: int) -> Image.Image:
     tw, th = max(1, round(w * scale)), max(1, round(h * scale))
     arr = frame.reformat(width=tw, height=th, format="rgb24", interpolation="AREA").to_ndarray()
     if rot:
-        arr = np.ascontiguousarray(np.rot90(arr, k=rot // 90))
+        arr = np.ascontiguousarray(np.rot90(arr, k=-(rot // 90)))  # clockwise, as ffmpeg shows it
     return Image.fromarray(arr)
 
 

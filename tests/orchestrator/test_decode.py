@@ -131,3 +131,37 @@ def test_truncated_file_is_refused_or_partial(clip, tmp_path):
     out = decode(str(cut), info, [spec], audio=True)
     assert out.n_frames < truth["n_frames"]
     assert json.dumps(out.warnings)  # what went wrong is said, not hidden
+
+
+@pytest.mark.parametrize("matrix_angle,top", [(-90, "red"), (90, "blue"), (0, None)])
+def test_display_rotation_is_applied(tmp_path, matrix_angle, top):
+    """A phone's portrait clip: landscape frames plus a display matrix. Frames come out as
+    the player shows them (ffmpeg's autorotate): -90 in the matrix turns the stored picture
+    clockwise, so its left half (red) ends on top."""
+    import av
+
+    path = str(tmp_path / "rot.mp4")
+    with av.open(path, "w") as out:
+        s = out.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 128, 64, "yuv420p"
+        if matrix_angle:
+            s.set_display_rotation(matrix_angle)
+        img = np.zeros((64, 128, 3), np.uint8)
+        img[:, :64] = (255, 0, 0)
+        img[:, 64:] = (0, 0, 255)
+        for _ in range(5):
+            for p in s.encode(av.VideoFrame.from_ndarray(img, "rgb24")):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    info = probe(path)
+    spec = FrameSpec(short_side=32, every_frame=True)
+    frame = decode(path, info, [spec], audio=False).frame_sets[spec].frames[0]
+    if top is None:
+        assert (info.width, info.height, info.rotation) == (128, 64, 0)
+        assert frame.shape == (32, 64, 3)
+        return
+    assert (info.width, info.height) == (64, 128)
+    assert frame.shape == (64, 32, 3)
+    upper = frame[: frame.shape[0] // 4].reshape(-1, 3).mean(0)
+    assert (upper[0] > 200) == (top == "red") and (upper[2] > 200) == (top == "blue"), upper
