@@ -22,6 +22,9 @@ REGISTRY: dict[str, str] = {
     "visual_effects": "effects:VisualEffects",
     # sound
     "audio_analysis": "audio:AudioAnalysis",
+    # speech
+    "speech_transcription": "speech:SpeechTranscription",
+    "speech_rate": "speech_rate:SpeechRate",
     # not built yet: answer `unavailable` and name the work that brings them
     "video_llava": "pending:VideoLlava",
     "object_detection": "pending:ObjectDetection",
@@ -32,9 +35,7 @@ REGISTRY: dict[str, str] = {
     "eye_tracking": "pending:EyeTracking",
     "age_estimation": "pending:AgeEstimation",
     "audio_environment": "pending:AudioEnvironment",
-    "speech_transcription": "pending:SpeechTranscription",
     "speech_emotion": "pending:SpeechEmotion",
-    "speech_rate": "pending:SpeechRate",
     "sound_effects": "pending:SoundEffects",
     "temporal_flow": "pending:TemporalFlow",
 }

@@ -16,9 +16,12 @@ from .clips import (
     scale_spec,
     truth,
 )
+from .speech import SPEECH_TEXTS, SpeechSpec
 
 __all__ = [
     "CATALOG",
+    "SPEECH_TEXTS",
+    "SpeechSpec",
     "DEFAULT_SPEED",
     "MOTIONS",
     "AudioSpec",

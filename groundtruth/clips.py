@@ -46,7 +46,7 @@ import cv2
 import numpy as np
 
 from ..analyzers.base import AUDIO_RATE
-from .speech import SpeechSpec, mix_speech, speech_truth, synthesize
+from .speech import SPEECH_TEXTS, SpeechSpec, mix_speech, speech_truth, synthesize
 
 __all__ = [
     "CATALOG",
@@ -792,6 +792,25 @@ def _tempo(bpm: float) -> ClipSpec:
     )
 
 
+def _speech(wpm: float, lead_music_s: float = 0.0, text: str = "morning") -> ClipSpec:
+    # A still picture under espeak-ng speech; with lead_music_s, the beat and pad play
+    # first and stop as the voice starts (a clip opening on music). Small and at 15 fps:
+    # only the sound matters here.
+    speech = SpeechSpec(SPEECH_TEXTS[text], wpm=wpm, start_s=lead_music_s or 0.5)
+    # The calibrated speech lasts its expected length to within 1.5 %; whole 0.2 s keep
+    # the shot a whole number of frames.
+    duration = math.ceil((speech.start_s + 1.03 * speech.expected_duration_s + 0.7) * 5) / 5
+    music = lead_music_s > 0
+    return ClipSpec(
+        width=360,
+        height=640,
+        fps=15.0,
+        shots=[Shot(duration, GREY, pattern="flat")],
+        audio=AudioSpec(tempo_bpm=120.0 if music else None, tone=music, speech=speech),
+        seed=31,
+    )
+
+
 CATALOG: dict[str, ClipSpec] = {
     "sample": _sample(720, 1280),
     "sample_1080": _sample(1080, 1920),
@@ -844,6 +863,8 @@ CATALOG: dict[str, ClipSpec] = {
     "audio_only": ClipSpec(
         shots=[], audio=AudioSpec(tempo_bpm=100.0, silences=[(4.0, 5.0)]), duration_s=8.0, seed=23
     ),
+    **{f"speech_{w}": _speech(float(w)) for w in (120, 160, 200)},
+    "speech_after_music": _speech(160.0, lead_music_s=5.0),
     # Every shot moves a little, so that the freeze is the only run of repeated frames.
     "effects": ClipSpec(
         shots=[

