@@ -321,27 +321,42 @@ def cmd_models(args: argparse.Namespace) -> int:
         except InferenceServerException as exc:
             raise UsageError(f"cannot reach Triton at {args.triton_url}: {exc.message()}") from None
     from .. import analyzers
+    from ..analyzers import weights
+
     table = Table()
-    for col in ("analyzer", "model", "weights", "needs", "state"):
-        table.add_column(col)
+    for col in ("analyzer", "model", "real weights", "needs", "state"):
+        table.add_column(col, overflow="fold")
     for name, decl in decls.items():
         cls = analyzers.load_class(name)
         needs = []
         if decl.frames:
             f = decl.frames
-            rate = "every frame" if f.every_frame else (f"{f.fps:g} fps" if f.fps else f"{f.count} frames")
+            rate = "every frame" if f.every_frame else (
+                f"{f.fps:g} fps" if f.fps else f"{f.count} frames")
             needs.append(f"{rate} @ {f.short_side}px")
         if decl.audio:
             needs.append("audio")
         if decl.depends_on:
             needs.append("after " + ", ".join(decl.depends_on))
         pending = getattr(cls, "brought_by", None)
+        entries = weights.models_of(name)
+        if entries:
+            model = ", ".join(e.name for e in entries)
+            by_state: dict[str, list[str]] = {}
+            for entry in entries:
+                by_state.setdefault(weights.model_status(entry).real, []).append(entry.name)
+            real = "; ".join(f"{state}: {', '.join(names)}" for state, names in by_state.items())
+            if "missing" in by_state:
+                real += " (`tiktok-analyzer weights list` says how to get them)"
+        else:
+            model = "-" if pending else cls.model_name
+            real = "-" if pending else "none needed"
         if args.triton_url:
             state = states.get(name, ("not in repository", ""))[0]
         else:
             state = f"not built: {pending}" if pending else "built"
-        table.add_row(name, cls.model_name, cls.weights, "; ".join(needs) or "-", state)
-    Console().print(table)
+        table.add_row(name, model, real, "; ".join(needs) or "-", state)
+    Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200).print(table)
     return EXIT_OK
 
 
