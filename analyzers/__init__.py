@@ -25,6 +25,8 @@ REGISTRY: dict[str, str] = {
     # speech
     "speech_transcription": "speech:SpeechTranscription",
     "speech_rate": "speech_rate:SpeechRate",
+    # narrative structure, from all the others
+    "temporal_flow": "flow:TemporalFlow",
     # not built yet: answer `unavailable` and name the work that brings them
     "video_llava": "pending:VideoLlava",
     "object_detection": "pending:ObjectDetection",
@@ -37,7 +39,6 @@ REGISTRY: dict[str, str] = {
     "audio_environment": "pending:AudioEnvironment",
     "speech_emotion": "pending:SpeechEmotion",
     "sound_effects": "pending:SoundEffects",
-    "temporal_flow": "pending:TemporalFlow",
 }
 
 ANALYZER_NAMES: tuple[str, ...] = tuple(REGISTRY)

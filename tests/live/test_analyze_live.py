@@ -149,3 +149,30 @@ def _triton_pids() -> set[str]:
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return {line.split()[0] for line in ps.splitlines()
             if "tritonserver" in line or "triton_python_backend_stub" in line}
+
+
+def test_cli_draws_the_report(sample, tmp_path):
+    """`analyze --html/--png` and `render` write the drawings (tests/render checks their
+    content in Chromium); a file that is not a report is refused with one line."""
+    _, report, _ = sample
+    path = tmp_path / "r.json"
+    path.write_text(__import__("json").dumps(report))
+    proc = run_cli("render", str(path), "--html", str(tmp_path / "r.html"),
+                   "--png", str(tmp_path / "r.png"))
+    assert proc.returncode == 0, proc.stderr
+    html = (tmp_path / "r.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and 'data-lane="shots"' in html
+    markers = re.findall(r'class="[^"]*\bcut-marker\b[^"]*"', html)
+    assert len(markers) == len(report["analyzers"]["cut_analysis"]["result"]["cuts"])
+    assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "junk.json").write_text('{"not": "a report"}')
+    proc = run_cli("render", str(tmp_path / "junk.json"), "--html", str(tmp_path / "j.html"))
+    assert proc.returncode == 2 and "not a tiktok-analyzer report" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_models_lists_every_analyzer():
+    proc = run_cli("models")
+    assert proc.returncode == 0, proc.stderr
+    for name in ANALYZER_NAMES:
+        assert name in proc.stdout
