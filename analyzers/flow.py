@@ -128,6 +128,8 @@ class Hook(BaseModel):
 
 class PacingSecond(BaseModel):
     time_s: float = Field(description="start of the second")
+    start_s: float
+    end_s: float = Field(description="the second's end (the clip's end for the last one)")
     cuts: int | None
     words: int | None
     speech: float | None = Field(description="share of the second spoken")
@@ -496,6 +498,8 @@ class TemporalFlow(Analyzer):
             out.append(
                 PacingSecond(
                     time_s=a,
+                    start_s=a,
+                    end_s=round(b, 4),
                     cuts=cuts,
                     words=words,
                     speech=_r(speech),
