@@ -43,8 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("video", help="the clip to analyze")
     a.add_argument("--analyzers", help="comma-separated analyzer names (default: all)")
     a.add_argument("--out", help="write the report here (default: JSON on stdout)")
-    a.add_argument("--triton-url", help="use this Triton server (HOST:PORT, gRPC) "
-                                        "instead of starting the embedded one")
+    a.add_argument("--triton-url", help="use this Triton server (HOST:PORT, gRPC), or several "
+                                        "separated by commas, instead of starting the "
+                                        "embedded one")
     a.add_argument("--server", help="send the clip to a running `tiktok-analyzer serve` (HOST:PORT, "
                                     "its gRPC port); the path must be one the server may read, "
                                     "unless --upload. The bearer token, if the server wants one, "
@@ -72,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("serve", help="run the orchestrator service (gRPC + HTTP), with the "
                                      "embedded Triton unless --triton-url is given")
-    v.add_argument("--triton-url", help="Triton's gRPC endpoint, HOST:PORT (one for now)")
+    v.add_argument("--triton-url", help="Triton's gRPC endpoint, HOST:PORT, or several "
+                                        "separated by commas (requests spread over them)")
     v.add_argument("--host", default="127.0.0.1",
                    help="address to bind both APIs to (default 127.0.0.1: this host only)")
     v.add_argument("--grpc-port", type=int, default=50051)
@@ -124,6 +126,15 @@ def _analyzer_names(arg: str | None, decls: dict) -> list[str]:
     return names
 
 
+def _triton_urls(arg: str) -> list[str]:
+    from .endpoints import parse_urls
+
+    try:
+        return parse_urls(arg)
+    except ValueError as exc:
+        raise UsageError(f"--triton-url: {exc}") from None
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from .pipeline import AnalysisOptions, analyze_clip
     from .progress import ProgressDisplay
@@ -146,7 +157,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     server_start_s = None
     try:
         if args.triton_url:
-            url = args.triton_url
+            url = ",".join(_triton_urls(args.triton_url))
         else:
             from .models import with_dependencies
             needed = with_dependencies(names, decls)
@@ -156,10 +167,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             server.start()
             server_start_s = time.perf_counter() - t0
             url = server.grpc_url
-        local = url.split(":")[0] in {"127.0.0.1", "localhost", "::1"}
+        # Shared memory goes to the servers on this host only; the pool decides per server.
         options = AnalysisOptions(
             triton_url=url, analyzers=names, declarations=decls, limits=limits,
-            use_shm=local and not args.no_shm, timeout_s=args.timeout,
+            use_shm=not args.no_shm, timeout_s=args.timeout,
             progress=display.on_event,
         )
         display.status("decoding")
@@ -363,9 +374,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .service import JobSettings, PathPolicy, ServiceConfig, serve
 
-    urls = [u.strip() for u in (args.triton_url or "").split(",") if u.strip()]
-    if len(urls) > 1:
-        raise UsageError("several Triton endpoints are not supported yet: give one --triton-url")
+    urls = _triton_urls(args.triton_url) if args.triton_url else []
     try:
         PathPolicy.from_dirs(args.allowed_root)
     except ValueError as exc:
@@ -384,7 +393,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"warning: serving on {args.host} without --token-file: anyone who reaches it can "
               "run analyses", file=sys.stderr)
     config = ServiceConfig(
-        triton_url=urls[0] if urls else "", host=args.host, grpc_port=args.grpc_port,
+        triton_url=",".join(urls), host=args.host, grpc_port=args.grpc_port,
         http_port=args.http_port, allowed_roots=args.allowed_root,
         jobs=JobSettings(max_concurrent=args.max_concurrent, max_queue=args.max_queue),
         limits=Limits(max_duration_s=args.max_duration),

@@ -117,7 +117,8 @@ def decode(path: str, info: MediaInfo, specs: Iterable[FrameSpec], audio: bool,
     n_frames = 0
 
     try:
-        container = av.open(path, options={"protocol_whitelist": "file"})
+        container = av.open(path, options={"protocol_whitelist": "file"},
+                            metadata_errors="replace")
     except av.error.FFmpegError as exc:
         raise BadInput(f"{path}: cannot open as media ({exc.strerror or type(exc).__name__})") \
             from None
@@ -161,6 +162,8 @@ def decode(path: str, info: MediaInfo, specs: Iterable[FrameSpec], audio: bool,
                             stamps.append(t)
                             idx.append(n_frames)
                     n_frames += 1
+        except MemoryError:
+            raise  # not a damaged tail: the worker's memory cap (PyAV's ENOMEM is both)
         except av.error.FFmpegError as exc:
             # A damaged tail: keep what decoded, say so in the report.
             if n_frames == 0 and not chunks:

@@ -1,7 +1,8 @@
 """Look at a file before decoding it, and refuse what breaks the limits.
 
-Everything here reads the container's header and stream parameters only; nothing is
-decoded, so a hostile or huge file costs almost nothing to refuse.
+Everything here reads the container's header and stream parameters (FFmpeg decodes a frame
+or so per stream to learn them, under our pixel limit), so a hostile or huge file costs
+almost nothing to refuse.
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ class Limits:
     max_fps: float = 240.0
     max_streams: int = 8
     max_file_bytes: int = 2 * 1024**3
+    #: Address-space cap of the worker process that probes and decodes (the service's
+    #: path; orchestrator/worker.py): a decompression bomb ends there.
+    worker_memory_bytes: int = 4 * 1024**3
+    #: Wall-clock limits of that worker: a probe reads headers and a frame or so; a decode of the
+    #: longest clip allowed stays well inside its limit on a small CPU.
+    probe_timeout_s: float = 10.0
+    decode_timeout_s: float = 300.0
     #: Container formats we open. A whitelist keeps playlists (hls, concat) and device
     #: inputs from making the demuxer read other files.
     formats: frozenset[str] = frozenset(
@@ -103,7 +111,7 @@ def probe(path: str | os.PathLike, limits: Limits | None = None) -> MediaInfo:
     if not os.access(p, os.R_OK):
         raise BadInput(f"{p}: permission denied")
     try:
-        container = av.open(str(p), mode="r", options={"protocol_whitelist": "file"})
+        container = _open(p, limits)
     except av.error.InvalidDataError:
         raise BadInput(f"{p}: not a video or audio file (unrecognised data)") from None
     except av.error.FFmpegError as exc:
@@ -117,6 +125,12 @@ def probe(path: str | os.PathLike, limits: Limits | None = None) -> MediaInfo:
                            f"{limits.max_streams}")
         video = container.streams.video[0] if container.streams.video else None
         audio = container.streams.audio[0] if container.streams.audio else None
+        if video is not None and video.codec_context is None:
+            # PyAV opens no decoder for a codec FFmpeg does not know (a damaged sample
+            # entry does this too): the picture cannot be had.
+            raise BadInput(f"{p}: no decoder for its video stream (unknown codec)")
+        if audio is not None and audio.codec_context is None:
+            audio = None  # sound that cannot be decoded: analyze the picture alone
         if video is None and audio is None:
             raise BadInput(f"{p}: no video or audio stream")
         duration = _duration(container, video, audio)
@@ -150,6 +164,22 @@ def probe(path: str | os.PathLike, limits: Limits | None = None) -> MediaInfo:
             info.update(audio_codec=audio.codec_context.name,
                         audio_rate=int(audio.codec_context.sample_rate or 0))
         return MediaInfo(**info)
+
+
+def _open(p: Path, limits: Limits):
+    # Opening decodes a frame or so per stream to learn its parameters: decoders told our
+    # pixel limit refuse a huge frame instead of allocating it (a header claiming
+    # 16000x16000 cost a second of decoding without). Tags in a broken encoding are no
+    # reason to refuse the picture and sound.
+    common = dict(mode="r", options={"protocol_whitelist": "file"}, metadata_errors="replace")
+    try:
+        return av.open(str(p), **common,
+                       stream_options=[{"max_pixels": str(limits.max_pixels)}]
+                       * limits.max_streams)
+    except ValueError:
+        # Containers that find their streams only while probing (MPEG program streams)
+        # take no per-stream options: PyAV refuses them (found by the fuzz run).
+        return av.open(str(p), **common)
 
 
 def _duration(container, video, audio) -> float:

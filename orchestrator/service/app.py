@@ -20,6 +20,8 @@ import grpc.aio
 from tiktok_analyzer_client.pb import tiktok_analyzer_pb2 as pb
 
 from ... import __version__
+from .. import worker
+from ..endpoints import EndpointPool
 from ..models import read_declarations
 from ..probe import Limits
 from ..triton_server import EmbeddedTriton, default_model_repository, free_port
@@ -28,18 +30,15 @@ from .http_api import HttpApi
 from .jobs import JobManager, JobSettings
 from .metrics import Metrics
 from .paths import PathPolicy
-from .triton import TritonProbe
 
 __all__ = ["Service", "ServiceConfig", "serve"]
 
 log = logging.getLogger(__name__)
 
-_LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
-
 
 @dataclass
 class ServiceConfig:
-    #: Triton's gRPC endpoint, HOST:PORT.
+    #: Triton's gRPC endpoint, HOST:PORT, or several separated by commas.
     triton_url: str
     host: str = "127.0.0.1"
     #: 0 picks a free port (tests); the bound ports are on the Service once started.
@@ -48,8 +47,8 @@ class ServiceConfig:
     allowed_roots: Sequence[str] = ()
     jobs: JobSettings = field(default_factory=JobSettings)
     limits: Limits = field(default_factory=Limits)
-    #: Frames through system shared memory; None: when Triton is on this host.
-    use_shm: bool | None = None
+    #: Frames through system shared memory to the Triton servers on this host; False: never.
+    use_shm: bool = True
     max_upload_bytes: int = 512 * 1024**2
     #: An upload that sends nothing for this long is ended (a stalled client).
     upload_idle_s: float = 30.0
@@ -70,16 +69,14 @@ class Service:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.triton = TritonProbe(config.triton_url)
+        self.triton = EndpointPool(config.triton_url)
         self.paths = PathPolicy.from_dirs(config.allowed_roots)
-        host = config.triton_url.rsplit(":", 1)[0]
-        use_shm = config.use_shm if config.use_shm is not None else host in _LOOPBACK
         self.jobs = JobManager(
             config.jobs,
             triton=self.triton,
             declarations=read_declarations(config.model_repository),
             limits=config.limits,
-            use_shm=use_shm,
+            use_shm=config.use_shm,
             paths=self.paths,
             metrics=self.metrics,
         )
@@ -247,5 +244,6 @@ async def _serve(config: ServiceConfig, start_triton: bool) -> int:
         await service.stop()
         if triton is not None:
             await asyncio.to_thread(triton.stop)
+        worker.shutdown()
     print("stopped", flush=True)
     return 0

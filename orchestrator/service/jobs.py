@@ -4,6 +4,8 @@ under a deadline, followed by watchers, kept for a while after they end.
 A job is one asyncio task around :func:`analyze_clip_async`. Cancelling that task (the
 caller went away, the deadline passed, the service is shutting down) cancels the Triton
 requests in flight with it: the gRPC calls are cancelled and Triton sees the cancellation.
+Clips are probed and decoded in a worker process with a memory cap (orchestrator/worker.py):
+a file that crashes the decoder, or would fill the memory, ends as a refusal of that file.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from ..endpoints import EndpointPool
 from ..models import ModelDecl, with_dependencies
-from ..pipeline import AnalysisOptions, analyze_clip_async
-from ..probe import BadInput, Limits, probe
+from ..pipeline import AnalysisOptions, TritonUnavailable, analyze_clip_async
+from ..probe import BadInput, Limits
 from ..report import AnalyzerEntry, Report
+from ..worker import probe_isolated
 from .errors import Code, ServiceFailure
 from .metrics import Metrics
 from .paths import PathPolicy
-from .triton import TritonProbe
 
 __all__ = ["Event", "Job", "JobManager", "JobSettings", "JobState", "Outcome"]
 
@@ -169,7 +172,7 @@ class JobManager:
         self,
         settings: JobSettings,
         *,
-        triton: TritonProbe,
+        triton: EndpointPool,
         declarations: Mapping[str, ModelDecl],
         limits: Limits,
         use_shm: bool,
@@ -248,7 +251,7 @@ class JobManager:
         self, path: str, video: str, names: list[str], deadline_s: float | None, unary: bool
     ) -> Job:
         try:
-            info = await asyncio.to_thread(probe, path, self.limits)
+            info = await probe_isolated(path, self.limits)
         except BadInput as exc:
             raise ServiceFailure(Code.BAD_INPUT, str(exc).replace(path, video)) from None
         if unary and info.duration_s > self.settings.unary_max_duration_s:
@@ -301,10 +304,12 @@ class JobManager:
                 raise ServiceFailure(
                     Code.DEADLINE, f"no report within the deadline of {job.deadline_s:g} s"
                 ) from None
-            except BadInput as exc:  # the file changed since it was admitted
+            except BadInput as exc:  # the file changed since it was admitted, or broke the decoder
                 raise ServiceFailure(
                     Code.BAD_INPUT, str(exc).replace(job.path, job.video)
                 ) from None
+            except TritonUnavailable as exc:
+                raise ServiceFailure(Code.UNAVAILABLE, str(exc)) from None
             if report.failed() and not (await self.triton.ready(fresh=True))[0]:
                 raise ServiceFailure(
                     Code.UNAVAILABLE, f"Triton at {self.triton.url} went away during the analysis"
@@ -344,6 +349,8 @@ class JobManager:
             left = job.deadline - asyncio.get_running_loop().time()
             options = AnalysisOptions(
                 triton_url=self.triton.url,
+                pool=self.triton,
+                isolate_decode=True,
                 analyzers=job.analyzers,
                 declarations=self.declarations,
                 limits=self.limits,

@@ -9,6 +9,8 @@ import av
 import numpy as np
 import pytest
 
+from tests.hostile_media import claim_duration, claim_size, tiny_h264
+
 from .conftest import analyze, run_cli, validate
 from .test_analyze_live import AUDIO, PICTURE
 
@@ -52,6 +54,15 @@ CASES = [
      "not a video"),
     ("truncated mp4", lambda d, c: _truncated(d, c), ""),
     ("over-size frame", lambda d, c: _oversize(d), "over the limit"),
+    ("header claiming 30000x30000",
+     lambda d, c: claim_size(tiny_h264(d / "tiny.mp4"), d / "huge.mp4", 30000, 30000),
+     "no frame size"),
+    ("header claiming 16000x16000",
+     lambda d, c: claim_size(tiny_h264(d / "tiny.mp4"), d / "big.mp4", 16000, 16000),
+     "16000x16000 is over the limit"),
+    ("10-hour duration claim",
+     lambda d, c: claim_duration(tiny_h264(d / "tiny.mp4"), d / "long.mp4", 36000),
+     "duration 36000.0 s is over the limit"),
 ]
 
 

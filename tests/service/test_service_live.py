@@ -30,6 +30,7 @@ from tiktok_analyzer_client import (
 from tiktok_analyzer_client.pb import tiktok_analyzer_pb2 as pb
 from tiktok_analyzer_client.pb import tiktok_analyzer_pb2_grpc as pb_grpc
 
+from tests.hostile_media import claim_duration, claim_size, tiny_h264
 from tiktok_analyzer.orchestrator.service import Code, JobSettings
 
 from .conftest import MODELS, start_service
@@ -208,6 +209,10 @@ def hostile(root, cuts_clip, tmp_path_factory):
     # a playlist would make the demuxer open other files
     (box / "playlist.mp4").write_text(f"#EXTM3U\n#EXTINF:10,\nfile://{secret}\n#EXT-X-ENDLIST\n")
     (box / "folder.mp4").mkdir()
+    tiny = tiny_h264(outside / "tiny.mp4")
+    claim_size(tiny, box / "huge_claim.mp4", 30000, 30000)
+    claim_size(tiny, box / "big_claim.mp4", 16000, 16000)
+    claim_duration(tiny, box / "ten_hours.mp4", 10 * 3600)
     import os
 
     os.mkfifo(box / "fifo.mp4")
@@ -225,6 +230,9 @@ def hostile(root, cuts_clip, tmp_path_factory):
         "renamed text": str(box / "text.mp4"),
         "truncated mp4": str(box / "truncated.mp4"),
         "HLS playlist": str(box / "playlist.mp4"),
+        "header claiming 30000x30000": str(box / "huge_claim.mp4"),
+        "header claiming 16000x16000": str(box / "big_claim.mp4"),
+        "10-hour duration claim": str(box / "ten_hours.mp4"),
         "missing": str(box / "missing.mp4"),
     }
 
@@ -245,6 +253,9 @@ HOSTILE = [
     ("renamed text", BAD),
     ("truncated mp4", BAD),
     ("HLS playlist", BAD),
+    ("header claiming 30000x30000", BAD),
+    ("header claiming 16000x16000", BAD),
+    ("10-hour duration claim", BAD),
     ("missing", BAD),
 ]
 

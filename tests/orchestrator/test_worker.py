@@ -1,0 +1,164 @@
+"""Probe and decode in a child process: the same frames as in-process, and a child that
+crashes, fills its memory cap or hangs ends as BadInput while the parent goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import av
+import numpy as np
+import pytest
+
+from tests import worker_hooks
+from tests.hostile_media import broken_tag, tiny_h264, tiny_mpeg_ps, unknown_codec
+from tiktok_analyzer.analyzers.base import FrameSpec
+from tiktok_analyzer.orchestrator.decode import decode
+from tiktok_analyzer.orchestrator.probe import BadInput, Limits, probe
+from tiktok_analyzer.orchestrator.worker import (
+    probe_and_decode_isolated,
+    probe_isolated,
+    run_isolated,
+)
+
+SPECS = [FrameSpec(short_side=64, every_frame=True), FrameSpec(short_side=144, fps=2.0)]
+
+
+@pytest.fixture(scope="module")
+def clip(clip_factory) -> str:
+    return clip_factory("cuts", width=360, height=640)[0]
+
+
+@pytest.fixture(scope="module")
+def big_frames(tmp_path_factory) -> str:
+    """240 black 1280x720 frames: a small file that decodes to 660 MB at full size."""
+    path = tmp_path_factory.mktemp("bomb") / "black.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        frame = av.VideoFrame.from_ndarray(np.zeros((720, 1280, 3), np.uint8), "rgb24")
+        for _ in range(240):
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return str(path)
+
+
+def test_the_child_decodes_what_the_parent_would(clip):
+    """Under the default memory cap (4 GiB), frames and audio arrive intact and writable."""
+    info, decoded = asyncio.run(probe_and_decode_isolated(clip, Limits(), SPECS, True))
+    assert info == probe(clip)
+    here = decode(clip, info, SPECS, True)
+    assert decoded.frame_sets.keys() == here.frame_sets.keys()
+    for spec, fs in here.frame_sets.items():
+        got = decoded.frame_sets[spec]
+        np.testing.assert_array_equal(got.frames, fs.frames)
+        np.testing.assert_array_equal(got.timestamps_s, fs.timestamps_s)
+        assert got.frames.flags.writeable
+    np.testing.assert_array_equal(decoded.audio, here.audio)
+
+
+def _run(coro):
+    t0 = time.monotonic()
+    with pytest.raises(BadInput) as info:
+        asyncio.run(coro)
+    return str(info.value), time.monotonic() - t0
+
+
+CASES = [
+    (
+        "a crash",
+        lambda clip, bomb, tmp: run_isolated(
+            worker_hooks.abort, what=clip, limits=Limits(), timeout_s=10
+        ),
+        "the decoder crashed (SIGABRT)",
+    ),
+    (
+        "a hang",
+        lambda clip, bomb, tmp: run_isolated(
+            worker_hooks.sleep, 30, what=clip, limits=Limits(), timeout_s=0.5
+        ),
+        "the decoder timed out after 0.5 s",
+    ),
+    # decoded at full size the clip needs 660 MB; the child may have 450 MB in all
+    (
+        "a decompression bomb",
+        lambda clip, bomb, tmp: probe_and_decode_isolated(
+            bomb, Limits(worker_memory_bytes=450 * 1024**2), [FrameSpec(0, every_frame=True)], False
+        ),
+        "the decoder ran out of memory (limit 0.439 GiB)",
+    ),
+    (
+        "a defect of ours",
+        lambda clip, bomb, tmp: run_isolated(
+            worker_hooks.fail, what=clip, limits=Limits(), timeout_s=10
+        ),
+        "the decoder failed (ZeroDivisionError: division by zero)",
+    ),
+    (
+        "a refused file",
+        lambda clip, bomb, tmp: probe_isolated(str(tmp), Limits()),
+        "is a directory",
+    ),
+    # found by the fuzz run
+    (
+        "a video codec nobody knows",
+        lambda clip, bomb, tmp: probe_and_decode_isolated(
+            str(unknown_codec(tiny_h264(tmp / "t.mp4"), tmp / "u.mp4")), Limits(), SPECS, True
+        ),
+        "no decoder for its video stream",
+    ),
+    # PyAV refused the per-stream pixel limit for it with a ValueError
+    (
+        "an MPEG program stream",
+        lambda clip, bomb, tmp: probe_isolated(str(tiny_mpeg_ps(tmp / "t.mpg")), Limits()),
+        "container format 'mpeg' is not accepted",
+    ),
+]
+
+
+@pytest.mark.parametrize("name, make, message", CASES, ids=[c[0] for c in CASES])
+def test_a_misbehaving_child_is_bad_input(clip, big_frames, tmp_path, name, make, message):
+    text, wall = _run(make(clip, big_frames, tmp_path))
+    assert message in text, text
+    assert wall < 5.0
+    # and the next good request works
+    info = asyncio.run(probe_isolated(clip, Limits()))
+    assert info.width == 360
+
+
+def test_tags_in_a_broken_encoding_do_not_refuse_the_clip(tmp_path):
+    """Found by the fuzz run: PyAV's strict UTF-8 made av.open raise on such a tag."""
+    path = broken_tag(tiny_h264(tmp_path / "t.mp4"), tmp_path / "b.mp4")
+    info, decoded = asyncio.run(probe_and_decode_isolated(str(path), Limits(), SPECS, False))
+    assert info.width == 64 and decoded.n_frames == 10
+
+
+def test_cancelling_the_caller_kills_the_child(tmp_path):
+    pid_file = tmp_path / "pid"
+
+    async def main():
+        task = asyncio.create_task(
+            run_isolated(
+                worker_hooks.sleep, 30, str(pid_file), what="x", limits=Limits(), timeout_s=60
+            )
+        )
+        while not pid_file.exists() or not pid_file.read_text():
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return int(pid_file.read_text())
+
+    pid = asyncio.run(main())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"child {pid} outlived its cancelled caller")

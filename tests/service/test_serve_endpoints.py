@@ -1,0 +1,74 @@
+"""`tiktok-analyzer serve --triton-url A,B`: the service takes a list of Triton endpoints
+(here none answers: it serves, says not ready and names each), and a malformed list is a
+usage error."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tiktok_analyzer.orchestrator.triton_server import free_port
+
+CLI = str(Path(sys.executable).parent / "tiktok-analyzer")
+
+
+def _health(url: str) -> tuple[int, dict] | None:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+    except OSError:
+        return None  # not listening yet
+
+
+def test_serve_takes_a_list_of_endpoints(tmp_path):
+    urls = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+    http_port = free_port()
+    proc = subprocess.Popen(
+        [
+            CLI,
+            "serve",
+            "--triton-url",
+            ",".join(urls),
+            "--grpc-port",
+            str(free_port()),
+            "--http-port",
+            str(http_port),
+            "--allowed-root",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while (answer := _health(f"http://127.0.0.1:{http_port}")) is None:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the service did not start"
+            time.sleep(0.1)
+        status, body = answer
+        assert status == 503 and body["triton_url"] == ",".join(urls)
+        assert all(f"Triton at {u} does not answer" in body["reason"] for u in urls), body
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+
+
+def test_serve_refuses_a_malformed_list():
+    proc = subprocess.run(
+        [CLI, "serve", "--triton-url", "127.0.0.1:8001,nonsense"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: --triton-url: Triton endpoint 'nonsense' is not HOST:PORT"
