@@ -136,7 +136,8 @@ def decode(path: str, info: MediaInfo, specs: Iterable[FrameSpec], audio: bool,
         start_time = float(vstream.start_time * vstream.time_base) \
             if vstream is not None and vstream.start_time is not None else 0.0
         try:
-            for packet in container.demux(streams):
+            # demux() with no stream reads them all: ask only when something is wanted.
+            for packet in container.demux(streams) if streams else ():
                 for frame in packet.decode():
                     if isinstance(frame, av.AudioFrame):
                         for out in resampler.resample(frame):

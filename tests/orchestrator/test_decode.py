@@ -165,3 +165,11 @@ def test_display_rotation_is_applied(tmp_path, matrix_angle, top):
     assert frame.shape == (64, 32, 3)
     upper = frame[: frame.shape[0] // 4].reshape(-1, 3).mean(0)
     assert (upper[0] > 200) == (top == "red") and (upper[2] > 200) == (top == "blue"), upper
+
+
+def test_nothing_wanted_reads_nothing(clip):
+    """Only analyzers that need neither frames nor audio (say, ones not built yet): demux()
+    with no stream would read every stream; decode must not."""
+    path, _ = clip
+    out = decode(path, probe(path), [], audio=False)
+    assert out.frame_sets == {} and out.audio is None and out.n_frames == 0
