@@ -47,8 +47,10 @@ def machine() -> str:
         mem = f", {kb / 1024**2:.0f} GiB RAM"
     except (OSError, ValueError, IndexError):
         pass
-    return (f"{cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
 
 
 def naive(path: str, names: list[str]) -> tuple[dict[str, float], float, float]:
@@ -71,8 +73,9 @@ def naive(path: str, names: list[str]) -> tuple[dict[str, float], float, float]:
         dec = decode(path, info, specs, decl.audio)
         fs = dec.frame_sets.get(decl.frames) if decl.frames else None
         clip = Clip(
-            meta=ClipMeta(info.duration_s, info.fps, info.width, info.height,
-                          info.has_video, info.has_audio),
+            meta=ClipMeta(
+                info.duration_s, info.fps, info.width, info.height, info.has_video, info.has_audio
+            ),
             frames=fs.frames if fs else None,
             timestamps_s=fs.timestamps_s if fs else None,
             frame_indices=fs.frame_indices if fs else None,
@@ -103,14 +106,16 @@ def main() -> int:
     info = probe(args.clip)
 
     print(f"machine: {machine()}", flush=True)
-    print(f"clip: {args.clip} ({info.duration_s:.1f} s, {info.width}x{info.height} @ "
-          f"{info.fps:g} fps); analyzers: {', '.join(names)}", flush=True)
+    print(
+        f"clip: {args.clip} ({info.duration_s:.1f} s, {info.width}x{info.height} @ "
+        f"{info.fps:g} fps); analyzers: {', '.join(names)}",
+        flush=True,
+    )
 
     t0 = time.perf_counter()
     with EmbeddedTriton(models=names) as server:
         start_s = time.perf_counter() - t0
-        options = AnalysisOptions(triton_url=server.grpc_url, analyzers=names,
-                                  declarations=decls)
+        options = AnalysisOptions(triton_url=server.grpc_url, analyzers=names, declarations=decls)
         reports = []
         for i in range(args.runs + 1):  # the first run warms caches; not counted
             report = analyze_clip(args.clip, options)
@@ -123,7 +128,9 @@ def main() -> int:
     walls = [r.processing.wall_s for r in reports]
 
     naive_runs = [naive(args.clip, names) for _ in range(max(1, args.runs))]
-    naive_per, naive_total, naive_init = sorted(naive_runs, key=lambda r: r[1])[len(naive_runs) // 2]
+    naive_per, naive_total, naive_init = sorted(naive_runs, key=lambda r: r[1])[
+        len(naive_runs) // 2
+    ]
 
     lines = [
         f"### {dt.date.today().isoformat()}: {Path(args.clip).name} "

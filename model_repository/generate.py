@@ -49,8 +49,7 @@ def _input(name: str, dtype: str, dims: str, ragged: bool) -> str:
 
 
 def declaration_params(cls) -> dict[str, str]:
-    params = {"input_audio": str(cls.audio).lower(),
-              "depends_on": ",".join(cls.depends_on)}
+    params = {"input_audio": str(cls.audio).lower(), "depends_on": ",".join(cls.depends_on)}
     spec = cls.frames
     if spec is not None:
         if spec.every_frame:

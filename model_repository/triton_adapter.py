@@ -53,8 +53,11 @@ _MAX_ERROR_CHARS = 300
 
 
 def _short(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}" if not isinstance(exc, (NotApplicable, Unavailable)) \
+    text = (
+        f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, (NotApplicable, Unavailable))
         else str(exc)
+    )
     text = " ".join(text.split())
     return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."
 
@@ -91,14 +94,20 @@ def request_to_clip(request) -> Clip:
     if audio is not None:
         audio = audio[0]
     return Clip(
-        meta=clip_meta, frames=frames, timestamps_s=timestamps, frame_indices=indices,
-        audio=audio, upstream=meta.get("upstream") or {},
+        meta=clip_meta,
+        frames=frames,
+        timestamps_s=timestamps,
+        frame_indices=indices,
+        audio=audio,
+        upstream=meta.get("upstream") or {},
     )
 
 
 def _envelope(analyzer, outcome, elapsed_s: float) -> dict:
     body = {
-        "status": "ok", "error": None, "elapsed_s": round(elapsed_s, 4),
+        "status": "ok",
+        "error": None,
+        "elapsed_s": round(elapsed_s, 4),
         "model": {"name": analyzer.model_name, "weights": analyzer.weights},
         "result": None,
     }
@@ -122,8 +131,11 @@ def make_model(analyzer_name: str):
             config = json.loads(args["model_config"])
             raw = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
             # Declarations for the orchestrator (what to ship), not tunables of the analyzer.
-            raw = {k: v for k, v in raw.items()
-                   if k not in {"analyzer", "depends_on"} and not k.startswith("input_")}
+            raw = {
+                k: v
+                for k, v in raw.items()
+                if k not in {"analyzer", "depends_on"} and not k.startswith("input_")
+            }
             cls = load_class(analyzer_name)
             # Heavy work happens once, here: weights, JIT warm-up, lookup tables.
             self.analyzer = cls.from_strings(raw)
@@ -137,16 +149,22 @@ def make_model(analyzer_name: str):
             clips, slots = [], []
             for i, request in enumerate(requests):
                 if request.is_cancelled():
-                    responses[i] = pb_utils.InferenceResponse(error=pb_utils.TritonError(
-                        "request cancelled", pb_utils.TritonError.CANCELLED))
+                    responses[i] = pb_utils.InferenceResponse(
+                        error=pb_utils.TritonError(
+                            "request cancelled", pb_utils.TritonError.CANCELLED
+                        )
+                    )
                     continue
                 try:
                     clips.append(request_to_clip(request))
                     slots.append(i)
                 except ValueError as exc:
-                    responses[i] = pb_utils.InferenceResponse(error=pb_utils.TritonError(
-                        f"{analyzer_name}: bad request: {_short(exc)}",
-                        pb_utils.TritonError.INVALID_ARG))
+                    responses[i] = pb_utils.InferenceResponse(
+                        error=pb_utils.TritonError(
+                            f"{analyzer_name}: bad request: {_short(exc)}",
+                            pb_utils.TritonError.INVALID_ARG,
+                        )
+                    )
             if clips:
                 start = time.perf_counter()
                 try:

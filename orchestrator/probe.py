@@ -41,8 +41,24 @@ class Limits:
     #: Container formats we open. A whitelist keeps playlists (hls, concat) and device
     #: inputs from making the demuxer read other files.
     formats: frozenset[str] = frozenset(
-        {"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "flv", "mpegts",
-         "mp3", "wav", "ogg", "aac", "flac"}
+        {
+            "mov",
+            "mp4",
+            "m4a",
+            "3gp",
+            "3g2",
+            "mj2",
+            "matroska",
+            "webm",
+            "avi",
+            "flv",
+            "mpegts",
+            "mp3",
+            "wav",
+            "ogg",
+            "aac",
+            "flac",
+        }
     )
 
 
@@ -64,8 +80,20 @@ class MediaInfo:
 
     def to_report(self) -> dict:
         d = asdict(self)
-        return {k: d[k] for k in ("path", "duration_s", "fps", "width", "height", "rotation",
-                                  "has_audio", "has_video", "codec")}
+        return {
+            k: d[k]
+            for k in (
+                "path",
+                "duration_s",
+                "fps",
+                "width",
+                "height",
+                "rotation",
+                "has_audio",
+                "has_video",
+                "codec",
+            )
+        }
 
 
 def _rotation(container, stream) -> int:
@@ -115,14 +143,17 @@ def probe(path: str | os.PathLike, limits: Limits | None = None) -> MediaInfo:
     except av.error.InvalidDataError:
         raise BadInput(f"{p}: not a video or audio file (unrecognised data)") from None
     except av.error.FFmpegError as exc:
-        raise BadInput(f"{p}: cannot open as media ({exc.strerror or type(exc).__name__})") from None
+        raise BadInput(
+            f"{p}: cannot open as media ({exc.strerror or type(exc).__name__})"
+        ) from None
     with container:
         fmt_names = set(container.format.name.split(","))
         if not fmt_names & limits.formats:
             raise BadInput(f"{p}: container format '{container.format.name}' is not accepted")
         if len(container.streams) > limits.max_streams:
-            raise BadInput(f"{p}: {len(container.streams)} streams is over the limit of "
-                           f"{limits.max_streams}")
+            raise BadInput(
+                f"{p}: {len(container.streams)} streams is over the limit of {limits.max_streams}"
+            )
         video = container.streams.video[0] if container.streams.video else None
         audio = container.streams.audio[0] if container.streams.audio else None
         if video is not None and video.codec_context is None:
@@ -137,18 +168,26 @@ def probe(path: str | os.PathLike, limits: Limits | None = None) -> MediaInfo:
         if duration <= 0:
             raise BadInput(f"{p}: duration unknown or zero (truncated or damaged file?)")
         if duration > limits.max_duration_s:
-            raise BadInput(f"{p}: duration {duration:.1f} s is over the limit of "
-                           f"{limits.max_duration_s:.0f} s")
-        info = dict(path=str(p), format=container.format.name, duration_s=round(duration, 4),
-                    has_video=video is not None, has_audio=audio is not None)
+            raise BadInput(
+                f"{p}: duration {duration:.1f} s is over the limit of {limits.max_duration_s:.0f} s"
+            )
+        info = dict(
+            path=str(p),
+            format=container.format.name,
+            duration_s=round(duration, 4),
+            has_video=video is not None,
+            has_audio=audio is not None,
+        )
         if video is not None:
             ctx = video.codec_context
             width, height = ctx.width, ctx.height
             if width <= 0 or height <= 0:
                 raise BadInput(f"{p}: video stream has no frame size (damaged header?)")
             if width * height > limits.max_pixels:
-                raise BadInput(f"{p}: frame size {width}x{height} is over the limit of "
-                               f"{limits.max_pixels} pixels")
+                raise BadInput(
+                    f"{p}: frame size {width}x{height} is over the limit of "
+                    f"{limits.max_pixels} pixels"
+                )
             rate = video.average_rate or video.guessed_rate or video.base_rate
             fps = float(rate) if rate else 0.0
             if fps <= 0:
@@ -158,11 +197,19 @@ def probe(path: str | os.PathLike, limits: Limits | None = None) -> MediaInfo:
             rotation = _rotation(container, video)
             if rotation in (90, 270):
                 width, height = height, width
-            info.update(fps=round(fps, 4), width=width, height=height, rotation=rotation,
-                        codec=ctx.name, n_frames=int(video.frames or round(duration * fps)))
+            info.update(
+                fps=round(fps, 4),
+                width=width,
+                height=height,
+                rotation=rotation,
+                codec=ctx.name,
+                n_frames=int(video.frames or round(duration * fps)),
+            )
         if audio is not None:
-            info.update(audio_codec=audio.codec_context.name,
-                        audio_rate=int(audio.codec_context.sample_rate or 0))
+            info.update(
+                audio_codec=audio.codec_context.name,
+                audio_rate=int(audio.codec_context.sample_rate or 0),
+            )
         return MediaInfo(**info)
 
 
@@ -173,9 +220,11 @@ def _open(p: Path, limits: Limits):
     # reason to refuse the picture and sound.
     common = dict(mode="r", options={"protocol_whitelist": "file"}, metadata_errors="replace")
     try:
-        return av.open(str(p), **common,
-                       stream_options=[{"max_pixels": str(limits.max_pixels)}]
-                       * limits.max_streams)
+        return av.open(
+            str(p),
+            **common,
+            stream_options=[{"max_pixels": str(limits.max_pixels)}] * limits.max_streams,
+        )
     except ValueError:
         # Containers that find their streams only while probing (MPEG program streams)
         # take no per-stream options: PyAV refuses them (found by the fuzz run).

@@ -29,8 +29,12 @@ class ProgressDisplay:
             )
 
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
             )
             self._progress.start()
             self._task = self._progress.add_task("starting", total=None)
@@ -51,8 +55,11 @@ class ProgressDisplay:
                     self._running.remove(name)
                 self._progress.advance(self._task)
             running = ", ".join(self._running[:3]) + ("..." if len(self._running) > 3 else "")
-            self._progress.update(self._task, total=max(self._total, 1),
-                                  description=f"analyzing: {running or 'finishing'}")
+            self._progress.update(
+                self._task,
+                total=max(self._total, 1),
+                description=f"analyzing: {running or 'finishing'}",
+            )
 
     def close(self) -> None:
         if self._progress is not None:

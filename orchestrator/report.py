@@ -54,7 +54,8 @@ class Processing(BaseModel):
     versions: dict[str, str]
     decode_s: float = 0.0
     server_start_s: float | None = Field(
-        default=None, description="embedded Triton start-up, when this run started it")
+        default=None, description="embedded Triton start-up, when this run started it"
+    )
     warnings: list[str] = Field(default_factory=list)
 
 
@@ -92,8 +93,11 @@ def report_schema() -> dict[str, Any]:
     keys, top = models_json_schema(models, ref_template="#/$defs/{model}")
     defs = top["$defs"]
     report = defs.pop("Report")
-    entry_ref = keys[(AnalyzerEntry, "validation")]["$ref"] if (AnalyzerEntry, "validation") \
-        in keys else "#/$defs/AnalyzerEntry"
+    entry_ref = (
+        keys[(AnalyzerEntry, "validation")]["$ref"]
+        if (AnalyzerEntry, "validation") in keys
+        else "#/$defs/AnalyzerEntry"
+    )
     per_analyzer = {}
     for name, model in results.items():
         ref = keys[(model, "validation")]["$ref"]
@@ -124,8 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv == ["--check"]:
         current = SCHEMA_PATH.read_text() if SCHEMA_PATH.exists() else ""
         if current != schema_text():
-            print(f"{SCHEMA_PATH} is out of date: run python -m "
-                  "tiktok_analyzer.orchestrator.report --write", file=sys.stderr)
+            print(
+                f"{SCHEMA_PATH} is out of date: run python -m "
+                "tiktok_analyzer.orchestrator.report --write",
+                file=sys.stderr,
+            )
             return 1
         return 0
     if argv == ["--write"]:

@@ -13,8 +13,10 @@ __all__ = ["headline", "summary_rows"]
 def _cuts(r: dict) -> str:
     kinds = Counter(c.get("kind", "?") for c in r.get("cuts", []))
     detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
-    return (f"{len(r.get('cuts', []))} cuts ({detail or 'none'}), "
-            f"{r.get('cuts_per_minute', 0):.1f}/min, mean shot {r.get('mean_shot_s', 0):.2f} s")
+    return (
+        f"{len(r.get('cuts', []))} cuts ({detail or 'none'}), "
+        f"{r.get('cuts_per_minute', 0):.1f}/min, mean shot {r.get('mean_shot_s', 0):.2f} s"
+    )
 
 
 def _scenes(r: dict) -> str:
@@ -24,13 +26,17 @@ def _scenes(r: dict) -> str:
 
 def _color(r: dict) -> str:
     top = ", ".join(f"{p['hex']} {p['share']:.0%}" for p in r.get("palette", [])[:4])
-    return (f"{top}; brightness {r.get('brightness', 0):.2f}, "
-            f"saturation {r.get('saturation', 0):.2f}, warmth {r.get('warmth', 0):+.2f}")
+    return (
+        f"{top}; brightness {r.get('brightness', 0):.2f}, "
+        f"saturation {r.get('saturation', 0):.2f}, warmth {r.get('warmth', 0):+.2f}"
+    )
 
 
 def _quality(r: dict) -> str:
-    return (f"overall {r.get('overall', 0):.0f}/100 (sharpness {r.get('sharpness', 0):.0f}, "
-            f"noise {r.get('noise', 0):.1f}, blockiness {r.get('blockiness', 0):.2f})")
+    return (
+        f"overall {r.get('overall', 0):.0f}/100 (sharpness {r.get('sharpness', 0):.0f}, "
+        f"noise {r.get('noise', 0):.1f}, blockiness {r.get('blockiness', 0):.2f})"
+    )
 
 
 def _camera(r: dict) -> str:
@@ -44,14 +50,17 @@ def _effects(r: dict) -> str:
     effects = r.get("effects", [])
     if not effects:
         return "none"
-    return ", ".join(f"{e['kind']}@{e['start_s']:.1f}s" for e in effects[:5]) + \
-        (f" (+{len(effects) - 5})" if len(effects) > 5 else "")
+    return ", ".join(f"{e['kind']}@{e['start_s']:.1f}s" for e in effects[:5]) + (
+        f" (+{len(effects) - 5})" if len(effects) > 5 else ""
+    )
 
 
 def _audio(r: dict) -> str:
-    return (f"{r.get('tempo_bpm', 0):.1f} BPM, {r.get('loudness_lufs', 0):.1f} LUFS, "
-            f"music {r.get('music_share', 0):.0%} / speech {r.get('speech_share', 0):.0%}, "
-            f"{len(r.get('silences', []))} silences")
+    return (
+        f"{r.get('tempo_bpm', 0):.1f} BPM, {r.get('loudness_lufs', 0):.1f} LUFS, "
+        f"music {r.get('music_share', 0):.0%} / speech {r.get('speech_share', 0):.0%}, "
+        f"{len(r.get('silences', []))} silences"
+    )
 
 
 _HEADLINES = {

@@ -144,8 +144,11 @@ class EmbeddedTriton:
         backends = self.workdir / "backends"
         python_backend = backends / "python"
         python_backend.mkdir(parents=True, exist_ok=True)
-        for src in (wheel.backend_python / "libtriton_python.so",
-                    wheel.backend_python / "triton_python_backend_utils.py", wheel.stub):
+        for src in (
+            wheel.backend_python / "libtriton_python.so",
+            wheel.backend_python / "triton_python_backend_utils.py",
+            wheel.stub,
+        ):
             dst = python_backend / src.name
             if not dst.exists():
                 os.symlink(src, dst)
@@ -165,10 +168,14 @@ class EmbeddedTriton:
             # One broken model must not take the server (and the other analyzers) down.
             "--exit-on-error=false",
             "--strict-readiness=false",
-            f"--grpc-address={self.host}", f"--grpc-port={self.grpc_port}",
-            f"--http-address={self.host}", f"--http-port={self.http_port}",
-            f"--metrics-address={self.host}", f"--metrics-port={self.metrics_port}",
-            "--allow-metrics=true", "--allow-gpu-metrics=false",
+            f"--grpc-address={self.host}",
+            f"--grpc-port={self.grpc_port}",
+            f"--http-address={self.host}",
+            f"--http-port={self.http_port}",
+            f"--metrics-address={self.host}",
+            f"--metrics-port={self.metrics_port}",
+            "--allow-metrics=true",
+            "--allow-gpu-metrics=false",
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
             # Frames arrive in Triton system shm; the backend's own region must hold a
             # request's tensors without many growth steps.
@@ -178,10 +185,16 @@ class EmbeddedTriton:
             "--exit-timeout-secs=10",
         ]
         env = self._environment(wheel)
-        log.info("starting tritonserver (gRPC %s, models: %s)", self.grpc_url, ", ".join(self.models))
+        log.info(
+            "starting tritonserver (gRPC %s, models: %s)", self.grpc_url, ", ".join(self.models)
+        )
         with open(self.log_path, "wb") as logf:
             self.process = subprocess.Popen(
-                cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                cmd,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
                 stdin=subprocess.DEVNULL,
             )
         try:

@@ -41,8 +41,9 @@ def _leftovers() -> list[str]:
     found = []
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     for line in ps.splitlines():
-        if ("bin/tritonserver" in line or "triton_python_backend_stub" in line) \
-                and "ps -eo" not in line:
+        if (
+            "bin/tritonserver" in line or "triton_python_backend_stub" in line
+        ) and "ps -eo" not in line:
             found.append(f"process: {line.strip()}")
     # Our server regions carry the prefix "tta<pid>x"; our clip regions "tta_<pid>_".
     pid = os.getpid()
@@ -56,8 +57,9 @@ def pytest_sessionfinish(session, exitstatus):
     left = _leftovers()
     if left:
         session.config.pluginmanager.get_plugin("terminalreporter").write_line(
-            "LEFTOVERS after the suite (Triton processes or shm regions):\n  "
-            + "\n  ".join(left), red=True)
+            "LEFTOVERS after the suite (Triton processes or shm regions):\n  " + "\n  ".join(left),
+            red=True,
+        )
         session.exitstatus = 1
 
 

@@ -10,8 +10,16 @@ import numpy as np
 
 
 class TritonError:
-    UNKNOWN, INTERNAL, NOT_FOUND, INVALID_ARG, UNAVAILABLE, UNSUPPORTED, ALREADY_EXISTS, \
-        CANCELLED = range(8)
+    (
+        UNKNOWN,
+        INTERNAL,
+        NOT_FOUND,
+        INVALID_ARG,
+        UNAVAILABLE,
+        UNSUPPORTED,
+        ALREADY_EXISTS,
+        CANCELLED,
+    ) = range(8)
 
     def __init__(self, message: str, code: int = 0) -> None:
         self._message, self._code = message, code
@@ -74,7 +82,13 @@ def get_input_tensor_by_name(request: InferenceRequest, name: str):
 
 def as_module() -> types.ModuleType:
     mod = types.ModuleType("triton_python_backend_utils")
-    for obj in (TritonError, Tensor, InferenceRequest, InferenceResponse, Logger,
-                get_input_tensor_by_name):
+    for obj in (
+        TritonError,
+        Tensor,
+        InferenceRequest,
+        InferenceResponse,
+        Logger,
+        get_input_tensor_by_name,
+    ):
         setattr(mod, obj.__name__, obj)
     return mod

@@ -19,8 +19,14 @@ from . import fake_pb_utils as pb
 
 REPO = Path(__file__).resolve().parents[2] / "model_repository"
 DECLS = read_declarations(REPO)
-META = {"duration_s": 2.0, "fps": 15.0, "width": 360, "height": 640, "has_video": True,
-        "has_audio": True}
+META = {
+    "duration_s": 2.0,
+    "fps": 15.0,
+    "width": 360,
+    "height": 640,
+    "has_video": True,
+    "has_audio": True,
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -37,8 +43,9 @@ def _config_json(name: str) -> str:
     import re
 
     params = dict(re.findall(r'key:\s*"([^"]+)"\s*value\s*\{\s*string_value:\s*"([^"]*)"', text))
-    return json.dumps({"name": name,
-                       "parameters": {k: {"string_value": v} for k, v in params.items()}})
+    return json.dumps(
+        {"name": name, "parameters": {k: {"string_value": v} for k, v in params.items()}}
+    )
 
 
 def _model(name: str):
@@ -47,28 +54,38 @@ def _model(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     model = module.TritonPythonModel()
-    model.initialize({"model_config": _config_json(name), "model_instance_kind": "CPU",
-                      "model_instance_name": f"{name}_0"})
+    model.initialize(
+        {
+            "model_config": _config_json(name),
+            "model_instance_kind": "CPU",
+            "model_instance_name": f"{name}_0",
+        }
+    )
     return model
 
 
-def _request(name: str, n_frames: int = 30, upstream: dict | None = None, seed: int = 0,
-             meta: object = None) -> pb.InferenceRequest:
+def _request(
+    name: str, n_frames: int = 30, upstream: dict | None = None, seed: int = 0, meta: object = None
+) -> pb.InferenceRequest:
     decl = DECLS[name]
     rng = np.random.default_rng(seed)
     body = json.dumps({"meta": META, "upstream": upstream or {}}) if meta is None else meta
-    tensors = {"META": np.array([[body.encode() if isinstance(body, str) else body]],
-                                dtype=np.object_)}
+    tensors = {
+        "META": np.array([[body.encode() if isinstance(body, str) else body]], dtype=np.object_)
+    }
     if decl.frames is not None:
         w, h = target_size(META["width"], META["height"], decl.frames.short_side)
         # Two flat halves with a hard change in the middle: every analyzer has content.
         frames = np.empty((n_frames, h, w, 3), np.uint8)
         frames[: n_frames // 2] = rng.integers(0, 255, 3)
-        frames[n_frames // 2:] = rng.integers(0, 255, 3)
+        frames[n_frames // 2 :] = rng.integers(0, 255, 3)
         frames = np.clip(frames + rng.normal(0, 3, frames.shape), 0, 255).astype(np.uint8)
         t = np.arange(n_frames) / META["fps"]
-        tensors.update(FRAMES=frames[None], TIMESTAMPS=t[None],
-                       FRAME_INDEX=np.arange(n_frames, dtype=np.int64)[None])
+        tensors.update(
+            FRAMES=frames[None],
+            TIMESTAMPS=t[None],
+            FRAME_INDEX=np.arange(n_frames, dtype=np.int64)[None],
+        )
     if decl.audio:
         sr = 16_000
         tt = np.arange(int(META["duration_s"] * sr)) / sr
@@ -99,8 +116,11 @@ def test_batch_of_three_answers_each_request(name):
     responses in order, the malformed one an INVALID_ARG error, the others envelopes."""
     model = _model(name)
     upstream = _upstream_for(name)
-    requests = [_request(name, 30, upstream, seed=1), _request(name, meta="{not json"),
-                _request(name, 20, upstream, seed=2)]
+    requests = [
+        _request(name, 30, upstream, seed=1),
+        _request(name, meta="{not json"),
+        _request(name, 20, upstream, seed=2),
+    ]
     responses = model.execute(requests)
     assert len(responses) == 3
     assert responses[1].has_error()
@@ -110,8 +130,10 @@ def test_batch_of_three_answers_each_request(name):
     for response in (responses[0], responses[2]):
         env = _envelope(response)
         # what this instance loaded (a learned analyzer decides at initialize)
-        assert env["model"] == {"name": model.analyzer.model_name,
-                                "weights": model.analyzer.weights}
+        assert env["model"] == {
+            "name": model.analyzer.model_name,
+            "weights": model.analyzer.weights,
+        }
         if getattr(cls, "brought_by", None):
             assert env["status"] == "unavailable"
             assert "issue" in env["error"]
@@ -120,8 +142,9 @@ def test_batch_of_three_answers_each_request(name):
             cls.Result.model_validate(env["result"])
 
 
-@pytest.mark.parametrize("name", [n for n in ANALYZER_NAMES
-                                  if not getattr(load_class(n), "brought_by", None)])
+@pytest.mark.parametrize(
+    "name", [n for n in ANALYZER_NAMES if not getattr(load_class(n), "brought_by", None)]
+)
 def test_failure_is_a_response_not_an_exception(name, monkeypatch):
     model = _model(name)
 
@@ -129,8 +152,9 @@ def test_failure_is_a_response_not_an_exception(name, monkeypatch):
         raise RuntimeError("synthetic failure " + "x" * 1000)
 
     monkeypatch.setattr(model.analyzer, "analyze", boom)
-    responses = model.execute([_request(name, upstream=_upstream_for(name)),
-                               pb.InferenceRequest({}, cancelled=True)])
+    responses = model.execute(
+        [_request(name, upstream=_upstream_for(name)), pb.InferenceRequest({}, cancelled=True)]
+    )
     env = _envelope(responses[0])
     assert env["status"] == "failed"
     assert env["error"].startswith("RuntimeError: synthetic failure")

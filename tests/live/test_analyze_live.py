@@ -64,12 +64,13 @@ def test_sample_matches_truth(sample):
     assert cut_f1(a["cut_analysis"]["result"]["cuts"], truth["cuts"]) >= 0.95
     kinds = {c["kind"] for c in a["cut_analysis"]["result"]["cuts"]}
     assert {c["kind"] for c in truth["cuts"]} <= kinds
-    assert a["audio_analysis"]["result"]["tempo_bpm"] == pytest.approx(truth["tempo_bpm"],
-                                                                       rel=0.02)
+    assert a["audio_analysis"]["result"]["tempo_bpm"] == pytest.approx(truth["tempo_bpm"], rel=0.02)
     silences = a["audio_analysis"]["result"]["silences"]
     for s in truth["silences"]:
-        assert any(abs(x["start_s"] - s["start_s"]) < 0.15 and abs(x["end_s"] - s["end_s"]) < 0.15
-                   for x in silences), s
+        assert any(
+            abs(x["start_s"] - s["start_s"]) < 0.15 and abs(x["end_s"] - s["end_s"]) < 0.15
+            for x in silences
+        ), s
 
 
 def test_triton_metrics_show_the_requests(sample, triton):
@@ -83,8 +84,10 @@ def test_frames_in_messages_give_the_same_report(clip_factory, triton, tmp_path)
     path, _ = clip_factory("cuts", width=360, height=640)
     _, with_shm = analyze(path, triton, tmp_path / "a", "--analyzers", "cut_analysis")
     _, without = analyze(path, triton, tmp_path / "b", "--analyzers", "cut_analysis", "--no-shm")
-    assert with_shm["analyzers"]["cut_analysis"]["result"] == \
-        without["analyzers"]["cut_analysis"]["result"]
+    assert (
+        with_shm["analyzers"]["cut_analysis"]["result"]
+        == without["analyzers"]["cut_analysis"]["result"]
+    )
 
 
 def test_dependencies_are_pulled_in(clip_factory, triton, tmp_path):
@@ -112,12 +115,13 @@ def test_one_analyzer_down_does_not_sink_the_report(clip_factory, triton, tmp_pa
     others complete, the exit code says 'partial' (3)."""
     path, _ = clip_factory("cuts", width=360, height=640)
     req = urllib.request.Request(
-        f"{triton.http_url}/v2/repository/models/visual_effects/unload", data=b"{}",
-        method="POST")
+        f"{triton.http_url}/v2/repository/models/visual_effects/unload", data=b"{}", method="POST"
+    )
     urllib.request.urlopen(req, timeout=30).read()
     try:
-        proc, report = analyze(path, triton, tmp_path, "--analyzers",
-                               "cut_analysis,visual_effects,audio_analysis")
+        proc, report = analyze(
+            path, triton, tmp_path, "--analyzers", "cut_analysis,visual_effects,audio_analysis"
+        )
     finally:
         triton.load(["visual_effects"])
     assert proc.returncode == 3, proc.stderr
@@ -142,13 +146,17 @@ def test_embedded_server_starts_and_leaves_nothing(clip_factory, tmp_path):
 
 def _shm():
     import os
+
     return [p for p in os.listdir("/dev/shm") if p.startswith("tta")]
 
 
 def _triton_pids() -> set[str]:
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return {line.split()[0] for line in ps.splitlines()
-            if "tritonserver" in line or "triton_python_backend_stub" in line}
+    return {
+        line.split()[0]
+        for line in ps.splitlines()
+        if "tritonserver" in line or "triton_python_backend_stub" in line
+    }
 
 
 def test_cli_draws_the_report(sample, tmp_path):
@@ -157,8 +165,9 @@ def test_cli_draws_the_report(sample, tmp_path):
     _, report, _ = sample
     path = tmp_path / "r.json"
     path.write_text(__import__("json").dumps(report))
-    proc = run_cli("render", str(path), "--html", str(tmp_path / "r.html"),
-                   "--png", str(tmp_path / "r.png"))
+    proc = run_cli(
+        "render", str(path), "--html", str(tmp_path / "r.html"), "--png", str(tmp_path / "r.png")
+    )
     assert proc.returncode == 0, proc.stderr
     html = (tmp_path / "r.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and 'data-lane="shots"' in html

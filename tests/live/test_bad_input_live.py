@@ -49,20 +49,28 @@ CASES = [
     ("missing", lambda d, c: d / "nope.mp4", "no such file"),
     ("directory", lambda d, c: d, "is a directory"),
     ("zero bytes", lambda d, c: _write(d / "z.mp4", b""), "empty file"),
-    ("text renamed .mp4",
-     lambda d, c: _write(d / "t.mp4", b"just some text\n" * 100),
-     "not a video"),
+    (
+        "text renamed .mp4",
+        lambda d, c: _write(d / "t.mp4", b"just some text\n" * 100),
+        "not a video",
+    ),
     ("truncated mp4", lambda d, c: _truncated(d, c), ""),
     ("over-size frame", lambda d, c: _oversize(d), "over the limit"),
-    ("header claiming 30000x30000",
-     lambda d, c: claim_size(tiny_h264(d / "tiny.mp4"), d / "huge.mp4", 30000, 30000),
-     "no frame size"),
-    ("header claiming 16000x16000",
-     lambda d, c: claim_size(tiny_h264(d / "tiny.mp4"), d / "big.mp4", 16000, 16000),
-     "16000x16000 is over the limit"),
-    ("10-hour duration claim",
-     lambda d, c: claim_duration(tiny_h264(d / "tiny.mp4"), d / "long.mp4", 36000),
-     "duration 36000.0 s is over the limit"),
+    (
+        "header claiming 30000x30000",
+        lambda d, c: claim_size(tiny_h264(d / "tiny.mp4"), d / "huge.mp4", 30000, 30000),
+        "no frame size",
+    ),
+    (
+        "header claiming 16000x16000",
+        lambda d, c: claim_size(tiny_h264(d / "tiny.mp4"), d / "big.mp4", 16000, 16000),
+        "16000x16000 is over the limit",
+    ),
+    (
+        "10-hour duration claim",
+        lambda d, c: claim_duration(tiny_h264(d / "tiny.mp4"), d / "long.mp4", 36000),
+        "duration 36000.0 s is over the limit",
+    ),
 ]
 
 
@@ -70,8 +78,9 @@ CASES = [
 def test_bad_input_exits_2_with_one_line(label, make, reason, clip_factory, triton, tmp_path):
     source, _ = clip_factory("cuts", width=360, height=640)
     path = make(tmp_path, source)
-    proc = run_cli("analyze", str(path), "--triton-url", triton.grpc_url,
-                   "--out", str(tmp_path / "r.json"))
+    proc = run_cli(
+        "analyze", str(path), "--triton-url", triton.grpc_url, "--out", str(tmp_path / "r.json")
+    )
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
@@ -83,8 +92,14 @@ def test_bad_input_exits_2_with_one_line(label, make, reason, clip_factory, trit
 
 def test_over_long_duration(clip_factory, triton, tmp_path):
     path, truth = clip_factory("cuts", width=360, height=640)
-    proc = run_cli("analyze", path, "--triton-url", triton.grpc_url,
-                   "--max-duration", str(truth["duration_s"] - 1))
+    proc = run_cli(
+        "analyze",
+        path,
+        "--triton-url",
+        triton.grpc_url,
+        "--max-duration",
+        str(truth["duration_s"] - 1),
+    )
     assert proc.returncode == 2
     assert "over the limit" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -112,8 +127,9 @@ def test_audio_only_file(clip_factory, triton, tmp_path, schema):
         entry = report["analyzers"][name]
         assert entry["status"] == "skipped" and "no picture" in entry["error"], name
     assert report["analyzers"]["audio_analysis"]["status"] == "ok"
-    assert report["analyzers"]["audio_analysis"]["result"]["tempo_bpm"] == \
-        pytest.approx(truth["tempo_bpm"], rel=0.02)
+    assert report["analyzers"]["audio_analysis"]["result"]["tempo_bpm"] == pytest.approx(
+        truth["tempo_bpm"], rel=0.02
+    )
 
 
 def test_unknown_analyzer_name(clip_factory, triton):

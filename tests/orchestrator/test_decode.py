@@ -24,13 +24,16 @@ def clip(tmp_path_factory):
     return str(path), truth
 
 
-@pytest.mark.parametrize("w,h,short,expected", [
-    (720, 1280, 64, (64, 114)),
-    (1080, 1920, 96, (96, 170)),
-    (1280, 720, 90, (160, 90)),
-    (720, 1280, 0, (720, 1280)),
-    (721, 1281, 2000, (720, 1280)),
-])
+@pytest.mark.parametrize(
+    "w,h,short,expected",
+    [
+        (720, 1280, 64, (64, 114)),
+        (1080, 1920, 96, (96, 170)),
+        (1280, 720, 90, (160, 90)),
+        (720, 1280, 0, (720, 1280)),
+        (721, 1281, 2000, (720, 1280)),
+    ],
+)
 def test_target_size(w, h, short, expected):
     assert target_size(w, h, short) == expected
 
@@ -97,12 +100,15 @@ def _write(path, data: bytes):
     return path
 
 
-@pytest.mark.parametrize("make,reason", [
-    (lambda d: d / "missing.mp4", "no such file"),
-    (lambda d: d, "is a directory"),
-    (lambda d: _write(d / "empty.mp4", b""), "empty file"),
-    (lambda d: _write(d / "text.mp4", b"hello, not a video\n" * 50), "not a video"),
-])
+@pytest.mark.parametrize(
+    "make,reason",
+    [
+        (lambda d: d / "missing.mp4", "no such file"),
+        (lambda d: d, "is a directory"),
+        (lambda d: _write(d / "empty.mp4", b""), "empty file"),
+        (lambda d: _write(d / "text.mp4", b"hello, not a video\n" * 50), "not a video"),
+    ],
+)
 def test_probe_refusals(tmp_path, make, reason):
     with pytest.raises(BadInput, match=reason):
         probe(make(tmp_path))

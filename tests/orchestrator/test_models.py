@@ -17,8 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_model_repository_is_current():
-    run = subprocess.run([sys.executable, str(ROOT / "model_repository" / "generate.py"),
-                          "--check"], capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "model_repository" / "generate.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
 
 
@@ -39,8 +42,11 @@ def test_every_analyzer_has_a_model():
 def test_dependencies_come_first():
     decls = read_declarations(ROOT / "model_repository")
     order = with_dependencies(["color_analysis"], decls)
-    assert order.index("cut_analysis") < order.index("scene_segmentation") \
+    assert (
+        order.index("cut_analysis")
+        < order.index("scene_segmentation")
         < order.index("color_analysis")
+    )
     with pytest.raises(KeyError):
         with_dependencies(["no_such"], decls)
 
