@@ -259,7 +259,20 @@ def no_audio(report: dict) -> dict:
     return r
 
 
-VARIANTS = {"real": lambda r: r, "full": full, "broken": broken, "no_audio": no_audio}
+def no_flow(report: dict) -> dict:
+    """The real report as a server without temporal_flow would give it."""
+    r = copy.deepcopy(report)
+    r["analyzers"]["temporal_flow"] = _not_ok("unavailable", "not loaded on this server")
+    return r
+
+
+VARIANTS = {
+    "real": lambda r: r,
+    "full": full,
+    "broken": broken,
+    "no_audio": no_audio,
+    "no_flow": no_flow,
+}
 
 
 # --- reading the page back from Chromium --------------------------------------------------------
@@ -677,7 +690,7 @@ def test_report_strings_are_escaped(pages, variant):
     assert HOSTILE not in markup
     assert not [n for n in dom.iter() if n.tag == "img" and n.attrs.get("src") == "x"]
     assert not [n for n in dom.iter() if "onerror" in n.attrs]
-    if variant != "real":  # the hostile strings arrive as text
+    if variant not in ("real", "no_flow"):  # the hostile strings arrive as text
         assert HOSTILE in dom.text
 
 
@@ -734,7 +747,7 @@ def test_no_audio_clip(pages):
 
 
 def test_pacing_falls_back_to_cut_rate(pages):
-    real = pages["real"][2].dom.find_all(data_lane="pacing")[0]
+    real = pages["no_flow"][2].dom.find_all(data_lane="pacing")[0]
     full_ = pages["full"][2].dom.find_all(data_lane="pacing")[0]
     assert real.attrs["data-source"] == "cut_analysis" and real.find_all(data_kind="pacing-curve")
     assert full_.attrs["data-source"] == "temporal_flow"
