@@ -63,6 +63,35 @@ def _audio(r: dict) -> str:
     )
 
 
+def _transcript(r: dict) -> str:
+    words = r.get("words", [])
+    if not words:
+        return "no speech found"
+    text = " ".join(str(r.get("text", "")).split())
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f'{r.get("language") or "?"}, {len(words)} words: "{text}"'
+
+
+def _rate(r: dict) -> str:
+    if not r.get("words_per_minute"):
+        return "no speech to time"
+    pauses = r.get("pauses", {}) or {}
+    return (
+        f"{r['words_per_minute']:.0f} wpm, {r.get('syllables_per_second', 0):.1f} syllables/s, "
+        f"{pauses.get('count', 0)} pauses, speaking {r.get('speaking_share', 0):.0%}"
+    )
+
+
+def _flow(r: dict) -> str:
+    hook = r.get("hook", {}) or {}
+    first_cut = hook.get("first_cut_s")
+    cut = f"first cut {first_cut:.1f} s" if first_cut is not None else "no cut"
+    return (
+        f"hook {hook.get('score', 0):.2f} ({cut}), {len(r.get('dead_zones', []))} dead zones, "
+        f"loopability {r.get('loopability', 0):.2f}"
+    )
+
+
 _HEADLINES = {
     "cut_analysis": _cuts,
     "scene_segmentation": _scenes,
@@ -71,6 +100,9 @@ _HEADLINES = {
     "camera_analysis": _camera,
     "visual_effects": _effects,
     "audio_analysis": _audio,
+    "speech_transcription": _transcript,
+    "speech_rate": _rate,
+    "temporal_flow": _flow,
 }
 
 
