@@ -202,7 +202,6 @@ def _triton_urls(arg: str) -> list[str]:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from .pipeline import AnalysisOptions, analyze_clip
     from .progress import ProgressDisplay
-    from .summary import summary_rows
 
     if args.server:
         return _analyze_remote(args)
@@ -251,16 +250,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             server.stop()
     if server_start_s is not None:
         report.processing.server_start_s = round(server_start_s, 3)
-    text = report.model_dump_json(indent=2)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
-    else:
-        sys.stdout.write(text + "\n")
-    _draw(report.model_dump(mode="json"), args.html, args.png, args.video)
-    if not args.quiet:
-        _print_summary(report, summary_rows(report), to_stderr=not args.out, out=args.out)
-    return EXIT_PARTIAL if report.failed() else EXIT_OK
+    return _emit(report, args)
 
 
 def _analyze_remote(args: argparse.Namespace) -> int:
@@ -273,7 +263,6 @@ def _analyze_remote(args: argparse.Namespace) -> int:
 
     from .progress import ProgressDisplay
     from .report import Report
-    from .summary import summary_rows
 
     if args.triton_url:
         raise UsageError("--server and --triton-url exclude each other")
@@ -312,6 +301,13 @@ def _analyze_remote(args: argparse.Namespace) -> int:
         print(f"error: {args.server}: the job ended without a report", file=sys.stderr)
         return EXIT_INTERNAL
     report = Report.model_validate(result.report)
+    return _emit(report, args)
+
+
+def _emit(report, args: argparse.Namespace) -> int:
+    """Write the report (file or stdout), its drawings and the summary; the exit code."""
+    from .summary import summary_rows
+
     text = report.model_dump_json(indent=2)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
