@@ -145,6 +145,7 @@ class Analyzer(ABC):
         frames: the frame set it needs, or None for none.
         audio: whether it needs the clip's audio.
         depends_on: analyzers whose results it reads (stage DAG); it runs after them.
+        inputs_optional: frames and audio may be missing (a clip without them).
         Params: a dataclass of tunables, filled from config.pbtxt ``parameters``.
         Result: the pydantic model of its result.
         model_name / weights: what the report's ``model`` field says.
@@ -154,6 +155,9 @@ class Analyzer(ABC):
     frames: ClassVar[FrameSpec | None] = None
     audio: ClassVar[bool] = False
     depends_on: ClassVar[tuple[str, ...]] = ()
+    #: True when the analyzer still has work without its frames or audio (it overrides
+    #: :meth:`check`): the orchestrator then sends what the clip has instead of skipping it.
+    inputs_optional: ClassVar[bool] = False
     Result: ClassVar[type[AnalyzerResult]] = AnalyzerResult
     model_name: ClassVar[str] = "classical"
     weights: ClassVar[str] = "none"

@@ -221,6 +221,8 @@ class TemporalFlow(Analyzer):
     name: ClassVar[str] = _NAME
     # scene_segmentation's frame set: the orchestrator decodes it once for both.
     frames: ClassVar[FrameSpec] = FrameSpec(short_side=64, fps=4.0)
+    # An audio-only file still has a flow (words, loudness): send it without frames.
+    inputs_optional: ClassVar[bool] = True
     depends_on: ClassVar[tuple[str, ...]] = tuple(n for n in REGISTRY if n != _NAME)
     Result: ClassVar[type[AnalyzerResult]] = FlowResult
 

@@ -43,13 +43,16 @@ TritonPythonModel = make_model("{name}")
 '''
 
 
-def _input(name: str, dtype: str, dims: str, ragged: bool) -> str:
+def _input(name: str, dtype: str, dims: str, ragged: bool, optional: bool = False) -> str:
     extra = " allow_ragged_batch: true" if ragged else ""
+    extra += " optional: true" if optional else ""
     return f'  {{ name: "{name}" data_type: {dtype} dims: [ {dims} ]{extra} }}'
 
 
 def declaration_params(cls) -> dict[str, str]:
     params = {"input_audio": str(cls.audio).lower(), "depends_on": ",".join(cls.depends_on)}
+    if cls.inputs_optional:
+        params["input_optional"] = "true"
     spec = cls.frames
     if spec is not None:
         if spec.every_frame:
@@ -65,14 +68,15 @@ def declaration_params(cls) -> dict[str, str]:
 def render_config(name: str) -> str:
     cls = load_class(name)
     inputs = [_input("META", "TYPE_STRING", "1", False)]
+    opt = cls.inputs_optional
     if cls.frames is not None:
         inputs += [
-            _input("FRAMES", "TYPE_UINT8", "-1, -1, -1, 3", True),
-            _input("TIMESTAMPS", "TYPE_FP64", "-1", True),
-            _input("FRAME_INDEX", "TYPE_INT64", "-1", True),
+            _input("FRAMES", "TYPE_UINT8", "-1, -1, -1, 3", True, opt),
+            _input("TIMESTAMPS", "TYPE_FP64", "-1", True, opt),
+            _input("FRAME_INDEX", "TYPE_INT64", "-1", True, opt),
         ]
     if cls.audio:
-        inputs.append(_input("AUDIO", "TYPE_FP32", "-1", True))
+        inputs.append(_input("AUDIO", "TYPE_FP32", "-1", True, opt))
     # What the model needs from the clip: the orchestrator reads these to decide what to
     # decode and ship (orchestrator/models.py), so the model is the one source of truth.
     params = {"analyzer": name, **declaration_params(cls)}

@@ -25,6 +25,8 @@ class ModelDecl:
     frames: FrameSpec | None
     audio: bool
     depends_on: tuple[str, ...]
+    #: Frames and audio may be missing: send what the clip has rather than skipping it.
+    optional: bool = False
 
     @classmethod
     def from_params(cls, name: str, params: dict[str, str]) -> ModelDecl:
@@ -42,7 +44,11 @@ class ModelDecl:
                 raise ValueError(f"{name}: bad input_frames {sel!r}")
         deps = tuple(d for d in params.get("depends_on", "").split(",") if d)
         return cls(
-            name=name, frames=frames, audio=params.get("input_audio") == "true", depends_on=deps
+            name=name,
+            frames=frames,
+            audio=params.get("input_audio") == "true",
+            depends_on=deps,
+            optional=params.get("input_optional") == "true",
         )
 
 

@@ -244,11 +244,14 @@ async def _run_models(
                 options.progress(name, "done", entries.get(name))
 
     async def _infer(name: str, decl: ModelDecl) -> AnalyzerEntry:
-        # Nothing to ship for this analyzer: it does not apply, Triton need not be asked.
-        if decl.frames is not None and decl.frames not in decoded.frame_sets:
+        # Nothing to ship for this analyzer: it does not apply, Triton need not be asked
+        # (unless it declared its inputs optional: then it gets what the clip has).
+        has_frames = decl.frames is not None and decl.frames in decoded.frame_sets
+        has_audio = decl.audio and decoded.audio is not None
+        if decl.frames is not None and not has_frames and not decl.optional:
             reason = "the clip has no picture" if not info.has_video else "no frames decoded"
             return _failed(name, reason, 0.0, status="skipped")
-        if decl.audio and decoded.audio is None:
+        if decl.audio and not has_audio and not decl.optional:
             reason = "the clip has no audio track" if not info.has_audio else "no audio decoded"
             return _failed(name, reason, 0.0, status="skipped")
         upstream = {
@@ -265,14 +268,14 @@ async def _run_models(
             meta_in = grpcclient.InferInput("META", [1, 1], "BYTES")
             meta_in.set_data_from_numpy(body)
             inputs = [meta_in]
-            if decl.frames is not None:
+            if has_frames:
                 key = _array_key(decl.frames)
                 inputs += [
                     transport.input("FRAMES", f"{key}/frames", "UINT8", in_shm),
                     transport.input("TIMESTAMPS", f"{key}/t", "FP64", in_shm),
                     transport.input("FRAME_INDEX", f"{key}/i", "INT64", in_shm),
                 ]
-            if decl.audio:
+            if has_audio:
                 inputs.append(transport.input("AUDIO", "audio", "FP32", in_shm))
             return inputs
 

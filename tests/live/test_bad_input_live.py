@@ -127,6 +127,10 @@ def test_audio_only_file(clip_factory, triton, tmp_path, schema):
         entry = report["analyzers"][name]
         assert entry["status"] == "skipped" and "no picture" in entry["error"], name
     assert report["analyzers"]["audio_analysis"]["status"] == "ok"
+    # no picture, yet a flow: sent without frames (optional inputs), built from the sound
+    flow = report["analyzers"]["temporal_flow"]
+    assert flow["status"] == "ok", flow["error"]
+    assert flow["result"]["hook"]["first_cut_s"] is None
     assert report["analyzers"]["audio_analysis"]["result"]["tempo_bpm"] == pytest.approx(
         truth["tempo_bpm"], rel=0.02
     )

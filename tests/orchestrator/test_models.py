@@ -37,6 +37,7 @@ def test_every_analyzer_has_a_model():
         cls = load_class(name)
         assert decl.frames == cls.frames and decl.audio == cls.audio
         assert decl.depends_on == cls.depends_on
+        assert decl.optional == cls.inputs_optional
 
 
 def test_dependencies_come_first():
