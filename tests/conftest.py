@@ -37,14 +37,19 @@ def clip_factory(tmp_path_factory):
     return make
 
 
-def _leftovers() -> list[str]:
-    found = []
+def triton_processes() -> dict[str, str]:
+    """pid -> command line of every tritonserver and Python backend stub on this machine."""
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    for line in ps.splitlines():
-        if (
-            "bin/tritonserver" in line or "triton_python_backend_stub" in line
-        ) and "ps -eo" not in line:
-            found.append(f"process: {line.strip()}")
+    return {
+        line.split()[0]: line.strip()
+        for line in ps.splitlines()
+        if ("bin/tritonserver" in line or "triton_python_backend_stub" in line)
+        and "ps -eo" not in line
+    }
+
+
+def _leftovers() -> list[str]:
+    found = [f"process: {line}" for line in triton_processes().values()]
     # Our server regions carry the prefix "tta<pid>x"; our clip regions "tta_<pid>_".
     pid = os.getpid()
     for path in glob.glob(f"/dev/shm/tta{pid}x*") + glob.glob(f"/dev/shm/tta_{pid}_*"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import urllib.request
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 from tiktok_analyzer.analyzers import ANALYZER_NAMES, load_class
 from tiktok_analyzer.analyzers.color import delta_e_2000, rgb_to_lab
 
+from ..conftest import triton_processes
 from .conftest import analyze, run_cli, validate
 
 pytestmark = pytest.mark.live
@@ -138,12 +138,12 @@ def test_embedded_server_starts_and_leaves_nothing(clip_factory, tmp_path):
     """Without --triton-url the CLI starts its own server and stops it cleanly."""
     path, truth = clip_factory("tempo_120")
     before = set(_shm())
-    procs_before = _triton_pids()
+    procs_before = set(triton_processes())
     out = tmp_path / "r.json"
     proc = run_cli("analyze", path, "--analyzers", "audio_analysis", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "realtime factor" in proc.stdout
-    assert _triton_pids() <= procs_before
+    assert set(triton_processes()) <= procs_before
     assert set(_shm()) <= before
 
 
@@ -151,15 +151,6 @@ def _shm():
     import os
 
     return [p for p in os.listdir("/dev/shm") if p.startswith("tta")]
-
-
-def _triton_pids() -> set[str]:
-    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return {
-        line.split()[0]
-        for line in ps.splitlines()
-        if "tritonserver" in line or "triton_python_backend_stub" in line
-    }
 
 
 def test_cli_draws_the_report(sample, tmp_path):
