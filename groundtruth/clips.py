@@ -46,6 +46,16 @@ import cv2
 import numpy as np
 
 from ..analyzers.base import AUDIO_RATE
+from .layers import (
+    Overlay,
+    Photo,
+    SoundEvent,
+    apply_layers,
+    mix_events,
+    overlay_truth,
+    photo_truth,
+    sound_event_truth,
+)
 from .speech import SPEECH_TEXTS, SpeechSpec, mix_speech, speech_truth, synthesize
 
 __all__ = [
@@ -55,7 +65,10 @@ __all__ = [
     "AudioSpec",
     "ClipSpec",
     "Flash",
+    "Overlay",
+    "Photo",
     "Shot",
+    "SoundEvent",
     "SpeechSpec",
     "iter_frames",
     "load_frames",
@@ -189,6 +202,8 @@ class AudioSpec:
     beat_gain: float = 0.7
     tone_gain: float = 0.12
     speech: SpeechSpec | None = None
+    #: sound effects laid over the rest (groundtruth/layers.py)
+    events: Sequence[SoundEvent] = ()
 
 
 @dataclass(frozen=True)
@@ -205,6 +220,9 @@ class ClipSpec:
     seed: int = 0
     duration_s: float | None = None
     crf: int = 18
+    #: laid over the shots, photos first (groundtruth/layers.py)
+    overlays: Sequence[Overlay] = ()
+    photos: Sequence[Photo] = ()
 
     def __post_init__(self) -> None:
         if self.width % 2 or self.height % 2:
@@ -425,9 +443,14 @@ def iter_frames(spec: ClipSpec) -> Iterator[np.ndarray]:
     white_frame = np.full((spec.height, spec.width, 3), 255, np.uint8)
     white_frame.flags.writeable = False  # yielded many times: shared
     n_shots = len(spec.shots)
+    layered = bool(spec.overlays or spec.photos)
     for k in range(tl.n_frames):
         if k in white:
-            yield white_frame
+            yield (
+                apply_layers(white_frame, k / spec.fps, spec.photos, spec.overlays)
+                if layered
+                else white_frame
+            )
             continue
         i = tl.shot_at(k)
         local = k - int(tl.starts[i])
@@ -450,6 +473,8 @@ def iter_frames(spec: ClipSpec) -> Iterator[np.ndarray]:
                 a, c = (other, img) if boundary == i else (img, other)
                 mix = a.astype(np.float32) * (1 - later) + c.astype(np.float32) * later
                 img = np.rint(mix).astype(np.uint8)
+        if layered:
+            img = apply_layers(img, k / spec.fps, spec.photos, spec.overlays)
         yield img
 
 
@@ -508,6 +533,8 @@ def render_audio(spec: ClipSpec) -> tuple[np.ndarray, int]:
         for start, end in a.silences:
             if start < end_s and end > sp.start_s:
                 raise ValueError(f"silence {start}-{end} s overlaps the speech")
+    if a.events:
+        mix_events(out, a.events, sr, spec.seed)
     for start, end in a.silences:
         out[max(0, round(start * sr)) : min(n, round(end * sr))] = 0.0
     return np.clip(out, -1.0, 1.0).astype(np.float32), sr
@@ -599,6 +626,11 @@ def truth(spec: ClipSpec) -> dict[str, Any]:
         "silences": silences,
         "audio_sample_rate": None if a is None else a.sample_rate,
         "speech": speech,
+        "overlays": overlay_truth(spec.overlays, spec.width, spec.height, fps) if has_video else [],
+        "photos": photo_truth(spec.photos, spec.width, spec.height, _duration(spec))
+        if has_video
+        else [],
+        "sound_events": [] if a is None else sound_event_truth(a.events, _duration(spec)),
         "seed": spec.seed,
     }
 
@@ -811,6 +843,64 @@ def _speech(wpm: float, lead_music_s: float = 0.0, text: str = "morning") -> Cli
     )
 
 
+#: The astronaut's head and shoulders in scikit-image's photograph (fractions of the photo).
+ASTRONAUT_HEAD = (0.22, 0.0, 0.72, 0.55)
+
+
+def _overlays() -> ClipSpec:
+    # A title, a caption and a late call to action on calm shots, at 540x960 and 15 fps:
+    # OCR is the costly part, so the clip is small and short.
+    return ClipSpec(
+        width=540,
+        height=960,
+        fps=15.0,
+        shots=[Shot(4.0, BLUE, amplitude=12.0), Shot(4.0, GREEN, amplitude=12.0)],
+        overlays=[
+            Overlay("SUMMER SALE", 0.5, 3.5, y=0.18, size_px=72),
+            Overlay("watch until the end", 2.0, 6.0, y=0.78, size_px=44),
+            Overlay("LIMITED OFFER", 5.0, 7.6, y=0.45, size_px=60, box=(200, 30, 30)),
+        ],
+        audio=AudioSpec(tempo_bpm=None, tone=True),
+        seed=37,
+    )
+
+
+def _face(**photo: Any) -> ClipSpec:
+    # A real face (scikit-image's astronaut photograph) over a calm shot, 540x960 at 15 fps.
+    return ClipSpec(
+        width=540,
+        height=960,
+        fps=15.0,
+        shots=[Shot(4.0, GREY, amplitude=10.0)],
+        photos=[Photo("astronaut", crop=ASTRONAUT_HEAD, **{"y": 0.4, "height": 0.45, **photo})],
+        audio=None,
+        seed=41,
+    )
+
+
+def _sound_events() -> ClipSpec:
+    # Effects over a quiet pad and no beat, so that each event stands alone.
+    return ClipSpec(
+        width=360,
+        height=640,
+        fps=15.0,
+        shots=[Shot(3.0, GREY, pattern="flat"), Shot(3.5, TEAL, pattern="flat")],
+        audio=AudioSpec(
+            tempo_bpm=None,
+            tone=True,
+            tone_gain=0.03,
+            events=[
+                SoundEvent("impulse", 0.8),
+                SoundEvent("whoosh", 1.9),
+                SoundEvent("ding", 3.0),
+                SoundEvent("impulse", 4.4),
+                SoundEvent("whoosh", 5.3, gain=0.6),
+            ],
+        ),
+        seed=43,
+    )
+
+
 CATALOG: dict[str, ClipSpec] = {
     "sample": _sample(720, 1280),
     "sample_1080": _sample(1080, 1920),
@@ -876,4 +966,19 @@ CATALOG: dict[str, ClipSpec] = {
         flashes=[Flash(1.2, frames=3)],
         seed=29,
     ),
+    "text_overlays": _overlays(),
+    "face": _face(),
+    "face_mirrored": _face(mirror=True),
+    "face_moved": _face(x=0.3),
+    "sound_events": _sound_events(),
+    # A beat over a chord pad and nothing else; and espeak-ng speech and nothing else.
+    "music_only": ClipSpec(
+        width=360,
+        height=640,
+        fps=15.0,
+        shots=[Shot(8.0, PURPLE, pattern="flat")],
+        audio=AudioSpec(tempo_bpm=110.0, first_beat_s=0.4),
+        seed=47,
+    ),
+    "speech_only": _speech(160.0),
 }

@@ -20,8 +20,11 @@ from tiktok_analyzer.analyzers import ANALYZER_NAMES, load_class
 
 HERE = Path(__file__).resolve().parent
 
-#: Instances per model on a CPU-only host; learned models get KIND_GPU where a GPU exists.
+#: Instances per model on a CPU-only host. Models whose analyzer declares ``gpu`` also get
+#: ``configs/gpu.pbtxt`` (Triton's custom model configuration) with KIND_GPU instances; the
+#: launcher selects it with ``--model-config-name=gpu`` on a host with a GPU.
 CPU_INSTANCES = 1
+GPU_INSTANCES = 1
 MAX_BATCH = 8
 QUEUE = {
     "max_queue_size": 32,
@@ -65,7 +68,7 @@ def declaration_params(cls) -> dict[str, str]:
     return params
 
 
-def render_config(name: str) -> str:
+def render_config(name: str, kind: str = "KIND_CPU") -> str:
     cls = load_class(name)
     inputs = [_input("META", "TYPE_STRING", "1", False)]
     opt = cls.inputs_optional
@@ -102,7 +105,8 @@ def render_config(name: str) -> str:
         "output [",
         '  { name: "RESULT" data_type: TYPE_STRING dims: [ 1 ] }',
         "]",
-        f"instance_group [ {{ kind: KIND_CPU count: {CPU_INSTANCES} }} ]",
+        f"instance_group [ {{ kind: {kind} count: "
+        f"{GPU_INSTANCES if kind == 'KIND_GPU' else CPU_INSTANCES} }} ]",
     ]
     for key, value in params.items():
         lines.append(f'parameters {{ key: "{key}" value {{ string_value: "{value}" }} }}')
@@ -114,6 +118,8 @@ def expected_files() -> dict[Path, str]:
     for name in ANALYZER_NAMES:
         files[HERE / name / "config.pbtxt"] = render_config(name)
         files[HERE / name / "1" / "model.py"] = MODEL_PY.format(name=name)
+        if load_class(name).gpu:
+            files[HERE / name / "configs" / "gpu.pbtxt"] = render_config(name, "KIND_GPU")
     return files
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 __all__ = [
     "EmbeddedTriton",
+    "host_has_gpu",
     "TritonStartError",
     "default_model_repository",
     "find_wheel_server",
@@ -86,6 +87,21 @@ def find_wheel_server() -> WheelServer:
     return server
 
 
+def host_has_gpu() -> bool:
+    """True when an NVIDIA GPU is visible (``TIKTOK_ANALYZER_GPU=0/1`` overrides)."""
+    forced = os.environ.get("TIKTOK_ANALYZER_GPU", "").strip().lower()
+    if forced:
+        return forced in {"1", "true", "yes", "on"}
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return False
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "GPU" in out.stdout
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -109,6 +125,11 @@ class EmbeddedTriton:
     ready_timeout_s: float = 120.0
     log_verbose: int = 0
     workdir: Path | None = None
+    #: Load the models' ``configs/gpu.pbtxt`` (KIND_GPU instances) where they have one;
+    #: None: when this host has a GPU (:func:`host_has_gpu`).
+    gpu: bool | None = None
+    #: Extra environment for the server and its stubs (for example the weights mode).
+    env: dict[str, str] = field(default_factory=dict)
 
     process: subprocess.Popen | None = field(default=None, init=False)
     shm_prefix: str = field(default="", init=False)
@@ -184,6 +205,10 @@ class EmbeddedTriton:
             f"--log-verbose={self.log_verbose}",
             "--exit-timeout-secs=10",
         ]
+        if self.gpu is None:
+            self.gpu = host_has_gpu()
+        if self.gpu:
+            cmd.append("--model-config-name=gpu")
         env = self._environment(wheel)
         log.info(
             "starting tritonserver (gRPC %s, models: %s)", self.grpc_url, ", ".join(self.models)
@@ -216,6 +241,7 @@ class EmbeddedTriton:
         env["PATH"] = os.pathsep.join([bindir, env.get("PATH", "")])
         env[SITE_PACKAGES_ENV] = sysconfig.get_paths()["purelib"]
         env.pop("PYTHONHOME", None)
+        env.update(self.env)
         return env
 
     def _wait_ready(self) -> None:

@@ -307,3 +307,35 @@ def test_cli_renders_named_clips(tmp_path, capsys):
     assert (tmp_path / "audio_only.truth.json").exists()
     with pytest.raises(SystemExit):
         main([str(tmp_path), "--names", "nope"])
+
+
+def test_overlays_photos_and_sound_events_are_where_the_truth_says(tmp_path):
+    import numpy as np
+
+    from tiktok_analyzer.groundtruth import render_audio
+    from tiktok_analyzer.groundtruth.clips import iter_frames
+
+    spec = CATALOG["text_overlays"]
+    info = truth(spec)
+    frames = list(iter_frames(spec))
+    for ov in info["overlays"]:
+        x0, y0, x1, y1 = ov["box"]
+        inside = frames[ov["start_frame"]][y0:y1, x0:x1]
+        before = frames[ov["start_frame"] - 1][y0:y1, x0:x1]
+        # the box is drawn from its first frame on, not before
+        assert np.abs(inside.astype(int) - before.astype(int)).mean() > 20, ov["text"]
+    spec = CATALOG["face_mirrored"]
+    (photo,) = truth(spec)["photos"]
+    x0, y0, x1, y1 = photo["bbox"]
+    first = next(iter_frames(spec))
+    plain = next(iter_frames(CATALOG["face"]))
+    # the mirror image, up to resampling
+    diff = first[y0:y1, x0:x1].astype(int) - plain[y0:y1, x0:x1][:, ::-1].astype(int)
+    assert np.abs(diff).mean() < 3
+    spec = CATALOG["sound_events"]
+    audio, sr = render_audio(spec)
+    for ev in truth(spec)["sound_events"]:
+        s = round(ev["onset_s"] * sr)
+        during = np.abs(audio[s : s + round(0.05 * sr)]).max()
+        quiet = np.abs(audio[s - round(0.2 * sr) : s - round(0.1 * sr)]).max()
+        assert during > 4 * quiet, ev

@@ -195,3 +195,29 @@ def test_weights_list_shows_every_model(capsys):
     for entry in weights.load_manifest().values():
         assert entry.name in out
     assert "from package" in out and "missing" in out
+
+
+def test_per_analyzer_modes(monkeypatch):
+    monkeypatch.setenv(weights.MODE_ENV, "synthetic-tiny, speech_transcription=real")
+    assert weights.weights_mode() == "synthetic-tiny"
+    assert weights.weights_mode("speech_transcription") == "real"
+    assert weights.weights_mode("video_llava") == "synthetic-tiny"
+    with pytest.raises(Unavailable):  # real for this one: the large checkpoint is not here
+        weights.resolve("speech_transcription", model="openai-whisper-large-v3")
+    monkeypatch.setenv(weights.MODE_ENV, "video_llava=synthetic-full")
+    assert weights.weights_mode() == "real"
+    assert weights.weights_mode("video_llava") == "synthetic-full"
+    monkeypatch.setenv(weights.MODE_ENV, "real,text_overlay=huge")
+    with pytest.raises(ValueError, match="huge"):
+        weights.weights_mode("text_overlay")
+
+
+def test_bundled_weights_have_no_synthetic_variant(tmp_path):
+    path = tmp_path / "m.toml"
+    path.write_text(
+        '[[model]]\nanalyzer = "a"\nname = "b"\nengine = "e"\nlicense = "MIT"\nsize_mb = 1\n'
+        'bundled = true\npackages = ["p==1"]\n[model.files]\n"f" = ""\n'
+        '[model.package_files]\n"f" = ["p/f"]\n[model.synthetic.tiny]\nx = 1\n'
+    )
+    with pytest.raises(ValueError, match="bundled"):
+        weights.load_manifest(path)
