@@ -50,6 +50,7 @@ import scipy.signal
 from pydantic import BaseModel, Field
 
 from . import weights as weights_layer
+from ._learned import torch_device
 from .base import AUDIO_RATE, Analyzer, AnalyzerResult, Clip, Unavailable
 
 __all__ = [
@@ -201,7 +202,7 @@ class _OpenAIWhisper:
         self.decode = {k: v for k, v in decode.items() if k != "max_new_tokens"}
         if "max_new_tokens" in decode:
             self.decode["sample_len"] = decode["max_new_tokens"]
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch_device()
         if weights.kind == "real":
             assert weights.path is not None
             (file,) = weights.model.files
@@ -216,9 +217,10 @@ class _OpenAIWhisper:
             torch.manual_seed(0)
             model = Whisper(ModelDimensions(**weights.config))
         self.model = model.to(self.device).eval()
-        self.fp16 = self.device == "cuda"
-        if self.fp16:
-            self.model.half()
+        # Weights stay fp32: whisper's LayerNorm runs in fp32 and its Linear and Conv layers
+        # cast their weights to the input's dtype, so fp16 inputs run in fp16 (as in
+        # whisper.load_model + transcribe(fp16=True)).
+        self.fp16 = self.device.startswith("cuda")
 
     def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
         whisper = self.whisper
@@ -275,11 +277,12 @@ def _vad_options(params: SpeechTranscription.Params):
 
 
 def _cuda_available() -> bool:
+    """True when this process should run on a GPU: the Triton instance's device (a KIND_CPU
+    instance on a GPU host stays on the CPU), else torch's own view."""
     try:
-        import torch
+        return torch_device().startswith("cuda")
     except ImportError:
         return False
-    return bool(torch.cuda.is_available())
 
 
 # ---------------------------------------------------------------------------------------
@@ -490,6 +493,8 @@ class SpeechTranscription(Analyzer):
     name = "speech_transcription"
     frames = None
     audio = True
+    # On a GPU host a KIND_GPU instance runs openai-whisper (engine auto).
+    gpu = True
     # The report's model field is per instance (engine, model and weights kind actually
     # loaded); these class values are what a CPU host loads by default.
     model_name: str = "faster-whisper-base"

@@ -32,6 +32,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import tomllib
 import urllib.error
 import urllib.parse
@@ -114,6 +115,11 @@ class ModelEntry:
     bundled: bool = False
 
     @property
+    def pinned(self) -> bool:
+        """A hub source pinned to a commit (not a branch such as ``main``)."""
+        return bool(self.revision and re.fullmatch(r"[0-9a-f]{40}", self.revision))
+
+    @property
     def key(self) -> str:
         return f"{self.analyzer}/{self.name}"
 
@@ -123,7 +129,8 @@ class ModelEntry:
         if self.packages:
             parts.append("pypi:" + " + ".join(self.packages))
         if self.hub:
-            parts.append(f"hf:{self.hub}@{self.revision}")
+            pinned = "" if self.pinned else " (unpinned)"
+            parts.append(f"hf:{self.hub}@{self.revision}{pinned}")
         if self.url:
             parts.append(self.url)
         return "; ".join(parts)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -375,8 +376,8 @@ def _print_summary(report, rows, to_stderr: bool, out: str | None) -> None:
     ):
         table.add_column(col, **kw)
     colors = {"ok": "green", "failed": "red", "skipped": "yellow", "unavailable": "dim"}
-    # Analyzers that are not built yet say the same thing each: one row for all of them.
-    pending = [r for r in rows if r[1] == "unavailable" and "not built yet" in r[3]]
+    # Analyzers waiting for real weights say the same thing each: one row for all of them.
+    pending = [r for r in rows if r[1] == "unavailable" and "weights pull" in r[3]]
     for name, status, secs, text in rows:
         if (name, status, secs, text) not in pending:
             table.add_row(name, f"[{colors[status]}]{status}[/]", secs, text)
@@ -385,7 +386,9 @@ def _print_summary(report, rows, to_stderr: bool, out: str | None) -> None:
             f"{len(pending)} more",
             "[dim]unavailable[/]",
             "",
-            "not built yet: " + ", ".join(r[0] for r in pending),
+            "real weights missing: "
+            + ", ".join(r[0] for r in pending)
+            + "; `tiktok-analyzer weights pull` fetches them (the report names each command)",
         )
     console.print(table)
     start = f", server start {p.server_start_s:.1f} s" if p.server_start_s is not None else ""
@@ -432,7 +435,6 @@ def cmd_models(args: argparse.Namespace) -> int:
             needs.append("audio")
         if decl.depends_on:
             needs.append("after " + ", ".join(decl.depends_on))
-        pending = getattr(cls, "brought_by", None)
         entries = weights.models_of(name)
         if entries:
             model = ", ".join(e.name for e in entries)
@@ -443,12 +445,12 @@ def cmd_models(args: argparse.Namespace) -> int:
             if "missing" in by_state:
                 real += " (`tiktok-analyzer weights list` says how to get them)"
         else:
-            model = "-" if pending else cls.model_name
-            real = "-" if pending else "none needed"
+            model = cls.model_name
+            real = "none needed"
         if args.triton_url:
             state = states.get(name, ("not in repository", ""))[0]
         else:
-            state = f"not built: {pending}" if pending else "built"
+            state = "built"
         table.add_row(name, model, real, "; ".join(needs) or "-", state)
     Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200).print(table)
     return EXIT_OK
@@ -504,7 +506,8 @@ def cmd_weights(args: argparse.Namespace) -> int:
         from rich.table import Table
 
         table = Table(
-            title=f"weights in {weights.weights_dir()} (mode: {weights.weights_mode()})",
+            title=f"weights in {weights.weights_dir()} "
+            f"(mode: {os.environ.get(weights.MODE_ENV) or weights.weights_mode()})",
             title_justify="left",
         )
         for col in (
@@ -536,7 +539,14 @@ def cmd_weights(args: argparse.Namespace) -> int:
                 ", ".join(st.synthetic) or "-",
                 runtime,
             )
-        Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200).print(table)
+        if sys.stdout.isatty():
+            Console(soft_wrap=False).print(table)
+            return EXIT_OK
+        # Piped: one tab-separated line per model, never wrapped, for scripts and grep.
+        print(table.title)
+        print("\t".join(c.header for c in table.columns))
+        for row in zip(*(c._cells for c in table.columns), strict=True):
+            print("\t".join(str(cell) for cell in row))
         return EXIT_OK
 
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.util
 import json
 import logging
 import os
@@ -67,13 +68,14 @@ class WheelServer:
 
 def find_wheel_server() -> WheelServer:
     """Locate the server, the Python backend and this interpreter's stub in nvidia-pytriton."""
-    try:
-        import pytriton
-    except ImportError as exc:
+    # Located, not imported: importing pytriton pulls its own client stack, which the
+    # server binary does not need.
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or spec.origin is None:
         raise TritonStartError(
             "nvidia-pytriton is not installed; run the setup command in README.md"
-        ) from exc
-    root = Path(pytriton.__file__).resolve().parent / "tritonserver"
+        )
+    root = Path(spec.origin).resolve().parent / "tritonserver"
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     server = WheelServer(
         binary=root / "bin" / "tritonserver",
@@ -202,6 +204,10 @@ class EmbeddedTriton:
             # request's tensors without many growth steps.
             "--backend-config=python,shm-default-byte-size=16777216",
             "--backend-config=python,shm-growth-byte-size=16777216",
+            # A stub has this long to come up: with every model loading at once (torch
+            # imports, a 7B model written to disk), 30 s, the default, was too short for
+            # one stub on the H100 run.
+            "--backend-config=python,stub-timeout-seconds=180",
             f"--log-verbose={self.log_verbose}",
             "--exit-timeout-secs=10",
         ]
@@ -230,19 +236,39 @@ class EmbeddedTriton:
 
     def _environment(self, wheel: WheelServer) -> dict[str, str]:
         env = dict(os.environ)
-        libdir = sysconfig.get_config_var("LIBDIR") or ""
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
-            p for p in (str(wheel.libs), libdir, env.get("LD_LIBRARY_PATH", "")) if p
+            p
+            for p in (str(wheel.libs), self._libpython_dir(), env.get("LD_LIBRARY_PATH", ""))
+            if p
         )
         # The stub's embedded interpreter derives sys.prefix from the first `python3` on
         # PATH, not from PYTHONPATH: with this venv's bin first it starts with the venv's
         # site-packages (numpy 1.26), not the base interpreter's (numpy 2.x breaks the stub).
         bindir = str(Path(sys.executable).parent)
         env["PATH"] = os.pathsep.join([bindir, env.get("PATH", "")])
-        env[SITE_PACKAGES_ENV] = sysconfig.get_paths()["purelib"]
+        # Already set: a host whose packages come from elsewhere first (PYTHONPATH, e.g. a
+        # numpy 1.x beside a numpy 2.x interpreter) names that folder itself.
+        env.setdefault(SITE_PACKAGES_ENV, sysconfig.get_paths()["purelib"])
         env.pop("PYTHONHOME", None)
         env.update(self.env)
         return env
+
+    def _libpython_dir(self) -> str:
+        """A folder holding only this interpreter's libpython (the stub links to it).
+        Not its LIBDIR itself: on a system interpreter that is /usr/lib/<arch>, and putting
+        it on LD_LIBRARY_PATH makes torch in the stubs load the system's cuDNN instead of
+        its own (measured on the H100 image: "cuDNN version incompatibility")."""
+        libdir = sysconfig.get_config_var("LIBDIR") or ""
+        soname = sysconfig.get_config_var("INSTSONAME") or ""
+        source = Path(libdir) / soname
+        if not soname or not source.exists() or self.workdir is None:
+            return ""
+        folder = self.workdir / "libpython"
+        folder.mkdir(exist_ok=True)
+        link = folder / soname
+        if not link.exists():
+            os.symlink(source, link)
+        return str(folder)
 
     def _wait_ready(self) -> None:
         assert self.process is not None

@@ -7,3 +7,9 @@ pyproject.toml: ``analyzers/`` -> ``tiktok_analyzer.analyzers`` (logic, free of 
 """
 
 __version__ = "0.1.0"
+
+import warnings
+
+# tritonclient 2.51's shared-memory module imports pkg_resources, and setuptools warns about
+# that on every import: noise on stderr of every command (one-line errors stay one line).
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
