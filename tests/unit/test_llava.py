@@ -1,0 +1,342 @@
+"""video_llava: the answer parser on fixed strings, the scene alignment, and the whole
+analyzer end to end on the tiny synthetic LLaVA-NeXT-Video (CPU, random weights)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tiktok_analyzer.analyzers import load_class
+from tiktok_analyzer.analyzers.base import Clip, ClipMeta, NotApplicable, Unavailable
+from tiktok_analyzer.analyzers.llava import (
+    VideoLlava,
+    build_config,
+    build_processor,
+    build_prompt,
+    parse_answer,
+    save_synthetic,
+    scene_ranges,
+)
+from tiktok_analyzer.analyzers.weights import DIR_ENV, MODE_ENV, resolve
+
+# ---------------------------------------------------------------------------------------
+# The parser
+
+LABELLED = """\
+SUMMARY: A woman shows how to make iced coffee in her kitchen.
+SCENE 1: She holds a glass of ice up to the camera.
+SCENE 2: She pours cold brew over the ice
+and stirs in milk.
+SETTING: A bright home kitchen.
+PEOPLE: One young woman, talking to the camera and making a drink.
+STYLE: Handheld close-ups, warm colours, bold captions.
+HOOK: The glass of ice thrust at the lens in the first second.
+CTA: Follow for more recipes.
+"""
+
+MARKDOWN = """\
+Sure! Here is the description.
+
+**Summary:** A man skateboards down a hill at sunset.
+**Scene 1 (0.0 s to 2.5 s):** He pushes off at the top of the street.
+- **Scene 2** - He carves past parked cars.
+**Visual style:** Drone shots, orange light.
+**Hook:** A fast drop seen from above.
+**Call to action:** None.
+"""
+
+JSON_ANSWER = """```json
+{"summary": "A cat knocks a cup off a table.",
+ "scenes": [{"start_s": 0, "end_s": 2, "description": "The cat eyes the cup."},
+            "The cup falls and the cat runs."],
+ "setting": "A living room",
+ "people": [],
+ "style": "static phone camera",
+ "hook": "the cat's stare",
+ "call_to_action": "no call to action"}
+```"""
+
+# What the model often does when it runs out of tokens: JSON cut short; its lines still read.
+TRUNCATED_JSON = """{
+  "summary": "Two friends try a spicy noodle challenge.",
+  "scene 1": "They open the packets.",
+  "hook": "One of them screams",
+  "cta": "Comment your spice lev"""
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        (
+            LABELLED,
+            {
+                "summary": "A woman shows how to make iced coffee in her kitchen.",
+                "scenes": {
+                    1: "She holds a glass of ice up to the camera.",
+                    2: "She pours cold brew over the ice and stirs in milk.",
+                },
+                "setting": "A bright home kitchen.",
+                "people": "One young woman, talking to the camera and making a drink.",
+                "style": "Handheld close-ups, warm colours, bold captions.",
+                "hook": "The glass of ice thrust at the lens in the first second.",
+                "call_to_action": "Follow for more recipes.",
+            },
+        ),
+        (
+            MARKDOWN,
+            {
+                "summary": "A man skateboards down a hill at sunset.",
+                "scenes": {
+                    1: "He pushes off at the top of the street.",
+                    2: "He carves past parked cars.",
+                },
+                "setting": None,
+                "style": "Drone shots, orange light.",
+                "hook": "A fast drop seen from above.",
+                "call_to_action": None,
+            },
+        ),
+        (
+            JSON_ANSWER,
+            {
+                "summary": "A cat knocks a cup off a table.",
+                "scenes": {1: "The cat eyes the cup.", 2: "The cup falls and the cat runs."},
+                "setting": "A living room",
+                "people": None,
+                "style": "static phone camera",
+                "hook": "the cat's stare",
+                "call_to_action": None,
+            },
+        ),
+        (
+            TRUNCATED_JSON,
+            {
+                "summary": "Two friends try a spicy noodle challenge.",
+                "scenes": {1: "They open the packets."},
+                "hook": "One of them screams",
+                "call_to_action": "Comment your spice lev",
+            },
+        ),
+    ],
+    ids=["labelled", "markdown", "json", "truncated-json"],
+)
+def test_structured_answers_are_read_into_fields(text, want):
+    answer = parse_answer(text)
+    assert answer.parsed
+    for name, value in want.items():
+        assert getattr(answer, name) == value, name
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "gxo jsigxo jsigxo jsi mdrduo fsjiaepuk",
+        "The video shows a dog running on a beach while waves roll in.",
+        "{not json at all",
+        '{"colour": "blue"}',
+    ],
+)
+def test_unstructured_answers_are_not_parsed(text):
+    answer = parse_answer(text)
+    assert not answer.parsed
+    assert answer.summary is None and not answer.scenes
+
+
+def test_one_field_alone_is_not_enough_but_a_summary_is():
+    assert not parse_answer("Setting: a beach").parsed
+    assert parse_answer("Summary: a dog on a beach").parsed
+    assert parse_answer("Setting: a beach\nHook: a dog leaps at the camera").parsed
+
+
+def test_unnumbered_scene_lines_take_the_next_numbers():
+    answer = parse_answer("Summary: x\nScene: first part\nScene 3: third\nScene: another")
+    assert answer.scenes == {1: "first part", 3: "third", 4: "another"}
+
+
+# ---------------------------------------------------------------------------------------
+# Scenes and the prompt
+
+META = ClipMeta(duration_s=6.0, fps=30.0, width=597, height=336)
+UPSTREAM = {
+    "scene_segmentation": {
+        "scenes": [
+            {"start_s": 2.5, "end_s": 6.0, "shot_count": 2, "keyframe_s": 4.0},
+            {"start_s": 0.0, "end_s": 2.5, "shot_count": 1, "keyframe_s": 1.0},
+        ]
+    }
+}
+
+
+def test_scenes_follow_upstream_or_cover_the_whole_clip():
+    clip = Clip(meta=META, upstream=UPSTREAM)
+    assert scene_ranges(clip) == ([(0.0, 2.5), (2.5, 6.0)], "scene_segmentation")
+    assert scene_ranges(Clip(meta=META)) == ([(0.0, 6.0)], "whole_clip")
+    broken = {"scene_segmentation": {"scenes": [{"start_s": "x"}, {"start_s": 3, "end_s": 1}]}}
+    assert scene_ranges(Clip(meta=META, upstream=broken)) == ([(0.0, 6.0)], "whole_clip")
+
+
+def test_prompt_names_each_scene_range_and_label():
+    prompt = build_prompt([(0.0, 2.5), (2.5, 6.0)], 6.0, 3.0)
+    assert "Scene 1: 0.0 s to 2.5 s" in prompt and "Scene 2: 2.5 s to 6.0 s" in prompt
+    for label in ("SUMMARY:", "SCENE 1:", "SCENE 2:", "SETTING:", "PEOPLE:", "STYLE:", "CTA:"):
+        assert label in prompt
+    assert "first 3 seconds" in prompt
+    # the model's own labelled answer to this prompt parses back
+    answer = parse_answer("SUMMARY: s\nSCENE 1: a\nSCENE 2: b\nHOOK: h\nCTA: none")
+    assert answer.parsed and answer.scenes == {1: "a", 2: "b"} and answer.call_to_action is None
+
+
+# ---------------------------------------------------------------------------------------
+# The model end to end (tiny synthetic weights, CPU)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(MODE_ENV, "synthetic-tiny")
+        analyzer = VideoLlava()
+    assert analyzer.available, analyzer._unavailable
+    return analyzer
+
+
+def _frames(n: int, h: int = 336, w: int = 189, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+
+
+def _clip(frames, upstream=None, duration=6.0) -> Clip:
+    n = 0 if frames is None else len(frames)
+    return Clip(
+        meta=ClipMeta(duration_s=duration, fps=30.0, width=189, height=336),
+        frames=frames,
+        timestamps_s=None if frames is None else np.linspace(0, duration, n, endpoint=False),
+        upstream=upstream or {},
+    )
+
+
+def test_tiny_synthetic_answers_a_valid_unparsed_result(tiny):
+    assert load_class("video_llava") is VideoLlava
+    assert tiny.weights == "synthetic-tiny" and tiny.model_name == "llava-next-video-7b-hf"
+    result = tiny.analyze(_clip(_frames(4), UPSTREAM))
+    body = result.model_dump(mode="json")
+    for key in ("description", "scenes", "hook", "call_to_action"):  # REPORT_CONTRACT.md
+        assert key in body
+    # random weights: exactly the forced number of tokens, garbage, kept as raw text
+    assert result.new_tokens == tiny.params.synthetic_new_tokens == 16
+    assert result.raw_text and not result.parsed
+    assert result.description == result.raw_text
+    assert result.hook is None and result.call_to_action is None
+    assert [(s.start_s, s.end_s) for s in result.scenes] == [(0.0, 2.5), (2.5, 6.0)]
+    assert result.scenes_from == "scene_segmentation"
+    assert result.precision == "fp32" and result.frames_used == 4
+    assert result.timings.generate_s > 0 and result.timings.batch_clips == 1
+
+
+def test_batch_keeps_each_clip_apart(tiny):
+    good = _clip(_frames(4))
+    outcomes = tiny.analyze_batch(
+        [
+            good,
+            _clip(_frames(4, 16, 16)),  # too small to describe
+            _clip(None),  # no picture
+            _clip(_frames(2, seed=1)),  # another frame count: its own generate call
+            good,
+        ]
+    )
+    first, small, empty, other, again = outcomes
+    assert isinstance(small, ValueError) and "16x16" in str(small)
+    assert isinstance(empty, NotApplicable)
+    assert first.frames_used == 4 and other.frames_used == 2
+    assert first.timings.batch_clips == 2 and other.timings.batch_clips == 1
+    # same clip, same batch: same answer; the whole clip is one scene
+    assert again.raw_text == first.raw_text
+    assert [(s.start_s, s.end_s) for s in first.scenes] == [(0.0, 6.0)]
+    assert first.scenes[0].description == first.description
+
+
+def test_many_frames_are_subsampled(tiny, monkeypatch):
+    monkeypatch.setattr(tiny.params, "max_frames", 3)
+    result = tiny.analyze(_clip(_frames(7)))
+    assert result.frames_used == 3
+
+
+def test_pad_keeps_the_whole_vertical_frame(tiny, monkeypatch):
+    """A red band along the top of a 9:16 frame: padded, the model sees it; with the
+    processor's own centre crop it is cut away."""
+    frames = np.zeros((2, 597, 336, 3), np.uint8)
+    frames[:, :40] = (255, 0, 0)
+
+    def top_centre_red(fit: str) -> float:
+        monkeypatch.setattr(tiny.params, "frame_fit", fit)
+        prepared = tiny._prepare(0, _clip(frames))
+        out = tiny.processor(text=[prepared.prompt], videos=[prepared.frames], return_tensors="pt")
+        return float(out["pixel_values_videos"][0, 0, 0, 5, 168])  # CLIP-normalised red
+
+    assert top_centre_red("pad") > 1.5
+    assert top_centre_red("crop") < -1.5
+
+
+def test_saved_synthetic_model_loads_like_real_weights(tiny, tmp_path, monkeypatch):
+    """The from_pretrained + AutoProcessor path real weights take (and synthetic nf4 on a
+    GPU), run on a saved tiny model: it answers exactly as the model built in memory."""
+    import torch
+
+    monkeypatch.setenv(MODE_ENV, "synthetic-tiny")
+    monkeypatch.setenv(DIR_ENV, str(tmp_path))
+    folder = save_synthetic(resolve("video_llava"), "cpu", torch.float32)
+    assert (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file()
+    assert folder.is_relative_to(tmp_path / "synthetic" / "video_llava")
+    loaded = VideoLlava()
+    loaded._load_pretrained(folder)
+    loaded.processor.tokenizer.padding_side = "left"
+    clip = _clip(_frames(4), UPSTREAM)
+    assert loaded.analyze(clip).raw_text == tiny.analyze(clip).raw_text
+
+
+def test_synthetic_tokenizer_has_the_real_ids():
+    config = build_config(resolve("video_llava", "synthetic-tiny").config)
+    processor = build_processor(config)
+    tok = processor.tokenizer
+    assert len(tok) == config.text_config.vocab_size == 32064
+    assert tok.convert_tokens_to_ids(["<video>", "<image>"]) == [32000, 32001]
+    assert (tok.bos_token_id, tok.eos_token_id) == (1, 2)
+    text = "USER: <video>\nWhat happens? ASSISTANT:"
+    ids = tok(text)["input_ids"]
+    assert ids[0] == 1 and ids.count(32000) == 1
+    assert tok.decode(ids, skip_special_tokens=True) == text.replace("<video>", "")
+    # 336 px frames, 14 px patches pooled 2x2: 144 tokens a frame
+    frames = _frames(3)
+    out = processor(text=[text], videos=[frames], return_tensors="pt")
+    assert int((out["input_ids"] == 32000).sum()) == 3 * 144
+    assert tuple(out["pixel_values_videos"].shape) == (1, 3, 3, 336, 336)
+
+
+def test_full_config_is_the_real_7b():
+    import torch
+    from transformers import LlavaNextVideoForConditionalGeneration
+
+    config = build_config(resolve("video_llava", "synthetic-full").config)
+    with torch.device("meta"):
+        model = LlavaNextVideoForConditionalGeneration(config)
+    params = sum(p.numel() for p in model.parameters())
+    assert params == pytest.approx(7.06e9, rel=0.002)  # the model card's 7.06 B
+    assert config.text_config.vocab_size == 32064 and config.video_token_index == 32000
+    assert config.vision_config.image_size // config.vision_config.patch_size == 24
+
+
+def test_precision_choices_on_a_cpu(monkeypatch):
+    monkeypatch.setenv(MODE_ENV, "synthetic-tiny")
+    nf4 = VideoLlava(VideoLlava.Params(precision="nf4"))
+    (outcome,) = nf4.analyze_batch([_clip(_frames(2))])
+    assert isinstance(outcome, Unavailable) and "CUDA" in str(outcome)
+    with pytest.raises(ValueError, match="precision"):
+        VideoLlava(VideoLlava.Params(precision="fp8"))
+
+
+def test_real_weights_missing_say_how_to_get_them(monkeypatch, tmp_path):
+    monkeypatch.setenv(MODE_ENV, "real")
+    monkeypatch.setenv(DIR_ENV, str(tmp_path))
+    analyzer = VideoLlava()
+    (outcome,) = analyzer.analyze_batch([_clip(_frames(2))])
+    assert isinstance(outcome, Unavailable)
+    assert "tiktok-analyzer weights pull video_llava" in str(outcome)
