@@ -20,25 +20,25 @@ REGISTRY: dict[str, str] = {
     "content_quality": "quality:ContentQuality",
     "camera_analysis": "camera:CameraAnalysis",
     "visual_effects": "effects:VisualEffects",
+    # picture, learned (weights: weights_manifest/)
+    "video_llava": "llava:VideoLlava",
+    "object_detection": "objects:ObjectDetection",
+    "background_segmentation": "segmentation:BackgroundSegmentation",
+    "product_detection": "products:ProductDetection",
+    "text_overlay": "ocr:TextOverlay",
+    "composition_analysis": "composition:CompositionAnalysis",
+    "eye_tracking": "eyes:EyeTracking",
+    "age_estimation": "age:AgeEstimation",
     # sound
     "audio_analysis": "audio:AudioAnalysis",
+    "audio_environment": "environment:AudioEnvironment",
+    "sound_effects": "sfx:SoundEffects",
     # speech
     "speech_transcription": "speech:SpeechTranscription",
+    "speech_emotion": "emotion:SpeechEmotion",
     "speech_rate": "speech_rate:SpeechRate",
     # narrative structure, from all the others
     "temporal_flow": "flow:TemporalFlow",
-    # not built yet: answer `unavailable` and name the work that brings them
-    "video_llava": "pending:VideoLlava",
-    "object_detection": "pending:ObjectDetection",
-    "background_segmentation": "pending:BackgroundSegmentation",
-    "product_detection": "pending:ProductDetection",
-    "text_overlay": "pending:TextOverlay",
-    "composition_analysis": "pending:CompositionAnalysis",
-    "eye_tracking": "pending:EyeTracking",
-    "age_estimation": "pending:AgeEstimation",
-    "audio_environment": "pending:AudioEnvironment",
-    "speech_emotion": "pending:SpeechEmotion",
-    "sound_effects": "pending:SoundEffects",
 }
 
 ANALYZER_NAMES: tuple[str, ...] = tuple(REGISTRY)

@@ -692,8 +692,7 @@ class TemporalFlow(Analyzer):
 
     def _caption_lag(self, x: _Inputs, up: dict[str, Any]) -> CaptionLag:
         if x.texts is None:
-            built = "" if not _pending("text_overlay") else " (text_overlay is not built yet)"
-            reason = "text_overlay result missing" + built
+            reason = "text_overlay result missing"
             return CaptionLag(lag_s=None, mean_abs_s=None, matched=0, texts=0, reason=reason)
         if x.words is None:
             return CaptionLag(
@@ -737,26 +736,23 @@ class TemporalFlow(Analyzer):
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _pending(name: str) -> bool:
-    return REGISTRY.get(name, "").startswith("pending:")
-
-
 def _first_face(up: dict[str, Any]) -> tuple[float | None, str | None]:
-    """The first time a face is seen, and the analyzer that says so (None: none ran)."""
-    found: list[float] = []
-    sources = []
+    """The first time a face is seen, and the analyzer that says so (None: none ran).
+    eye_tracking's face mesh is the witness when it ran; object_detection's person boxes
+    only stand in without it."""
     if (et := up.get("eye_tracking")) is not None:
-        sources.append("eye_tracking")
-        if et.get("faces_max", 0) > 0:
-            found += [float(g["time_s"]) for g in et.get("gaze", [])]
+        first = et.get("first_face_s")
+        if first is None and et.get("faces_max", 0) > 0:
+            first = min((float(g["time_s"]) for g in et.get("gaze", [])), default=None)
+        return (None if first is None else float(first)), "eye_tracking"
     if (od := up.get("object_detection")) is not None:
-        sources.append("object_detection")
-        found += [
+        found = [
             float(o["first_s"])
             for o in od.get("objects", [])
             if str(o.get("label", "")).lower() in _FACE_LABELS
         ]
-    return (min(found) if found else None), ("+".join(sources) or None)
+        return (min(found) if found else None), "object_detection"
+    return None, None
 
 
 def _call_to_action(

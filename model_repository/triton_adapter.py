@@ -20,9 +20,11 @@ analyzer declares, see ``scripts/gen_model_repository.py``):
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import sys
+import tempfile
 import time
 
 # Trap 1 of DESIGN.md: the stub's embedded interpreter may start from the base
@@ -137,6 +139,17 @@ def make_model(analyzer_name: str):
                 for k, v in raw.items()
                 if k not in {"analyzer", "depends_on"} and not k.startswith("input_")
             }
+            # A native crash (a stub reported "not healthy") leaves its stack in Triton's log.
+            faulthandler.enable()
+            # Each model its own numba cache: librosa compiles the same functions in several
+            # stubs at start, and concurrent writers of one cache are not safe (two stubs
+            # died in initialize on the H100 while three compiled at once).
+            os.environ.setdefault(
+                "NUMBA_CACHE_DIR",
+                os.path.join(
+                    tempfile.gettempdir(), f"tiktok-analyzer-numba-{os.getuid()}", analyzer_name
+                ),
+            )
             # The learned analyzers put their model on this instance's device (_learned.py).
             if args.get("model_instance_kind") in ("GPU", "KIND_GPU"):
                 os.environ[DEVICE_ENV] = f"cuda:{args.get('model_instance_device_id', 0)}"

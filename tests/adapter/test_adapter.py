@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 
 from tiktok_analyzer.analyzers import ANALYZER_NAMES, load_class
+from tiktok_analyzer.analyzers._learned import DEVICE_ENV, LearnedAnalyzer
+from tiktok_analyzer.analyzers.base import Analyzer
 from tiktok_analyzer.orchestrator.decode import target_size
 from tiktok_analyzer.orchestrator.models import read_declarations
 
+from ..live.conftest import LIVE_WEIGHTS
 from . import fake_pb_utils as pb
 
 REPO = Path(__file__).resolve().parents[2] / "model_repository"
@@ -32,7 +35,11 @@ META = {
 @pytest.fixture(scope="module", autouse=True)
 def fake_backend():
     sys.modules["triton_python_backend_utils"] = pb.as_module()
-    yield
+    with pytest.MonkeyPatch.context() as mp:
+        # The weights the live tier uses: real where they ship offline, tiny elsewhere.
+        mp.setenv("TIKTOK_ANALYZER_WEIGHTS", LIVE_WEIGHTS)
+        mp.setenv(DEVICE_ENV, "cpu")  # the adapter sets it per instance; keep it contained
+        yield
     sys.modules.pop("triton_python_backend_utils", None)
     sys.modules.pop("triton_adapter", None)
 
@@ -151,7 +158,15 @@ def test_failure_is_a_response_not_an_exception(name, monkeypatch):
     def boom(clip):
         raise RuntimeError("synthetic failure " + "x" * 1000)
 
-    monkeypatch.setattr(model.analyzer, "analyze", boom)
+    # analyze_batch when the analyzer batches clips itself, else its per-clip analyze
+    own_batch = type(model.analyzer).analyze_batch not in (
+        Analyzer.analyze_batch,
+        LearnedAnalyzer.analyze_batch,
+    )
+    if own_batch:
+        monkeypatch.setattr(model.analyzer, "analyze_batch", lambda clips: boom(None))
+    else:
+        monkeypatch.setattr(model.analyzer, "analyze", boom)
     responses = model.execute(
         [_request(name, upstream=_upstream_for(name)), pb.InferenceRequest({}, cancelled=True)]
     )
