@@ -204,9 +204,9 @@ class EmbeddedTriton:
             # request's tensors without many growth steps.
             "--backend-config=python,shm-default-byte-size=16777216",
             "--backend-config=python,shm-growth-byte-size=16777216",
-            # A stub has this long to come up: with every model loading at once (torch
-            # imports, a 7B model written to disk), 30 s, the default, was too short for
-            # one stub on the H100 run.
+            # A stub has this long to answer its first health check (default 30 s): with
+            # every model loading at once (torch imports, a 7B model written to disk) a slow
+            # start is not a dead one.
             "--backend-config=python,stub-timeout-seconds=180",
             f"--log-verbose={self.log_verbose}",
             "--exit-timeout-secs=10",
@@ -237,9 +237,7 @@ class EmbeddedTriton:
     def _environment(self, wheel: WheelServer) -> dict[str, str]:
         env = dict(os.environ)
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
-            p
-            for p in (str(wheel.libs), self._libpython_dir(), env.get("LD_LIBRARY_PATH", ""))
-            if p
+            p for p in (str(wheel.libs), self._libpython_dir(), env.get("LD_LIBRARY_PATH", "")) if p
         )
         # The stub's embedded interpreter derives sys.prefix from the first `python3` on
         # PATH, not from PYTHONPATH: with this venv's bin first it starts with the venv's

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 from collections import Counter
@@ -69,6 +70,10 @@ def corpus(tmp_path) -> Path:
 
 def test_fuzzing_probe_and_decode_never_crashes_the_parent(corpus, tmp_path):
     log = tmp_path / "outcomes.jsonl"
+    # Linux keeps ru_maxrss across execve: the harness starts with this process's peak (the
+    # unit tier's torch models), which libFuzzer would count as its own. Its own 2 GB budget
+    # comes on top.
+    inherited_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     proc = subprocess.run(
         [
             sys.executable,
@@ -78,6 +83,7 @@ def test_fuzzing_probe_and_decode_never_crashes_the_parent(corpus, tmp_path):
             "-seed=1",
             "-timeout=30",
             "-print_final_stats=1",
+            f"-rss_limit_mb={inherited_mb + 2048}",
         ],
         env={**os.environ, "FUZZ_LOG": str(log), "PYTHONPATH": str(ROOT)},
         cwd=tmp_path,
