@@ -18,6 +18,9 @@ FROM ${TRITON_IMAGE}
 # imports numpy (through triton_python_backend_utils) before any model.py runs, so the numpy
 # it sees is the system one. --break-system-packages: Ubuntu 24.04 marks its Python as
 # externally managed; this image is single-purpose.
+# libgl1 and libglib2.0-0: the OpenCV wheel that mediapipe brings links to them.
+RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
+    && rm -rf /var/lib/apt/lists/*
 COPY docker/requirements-triton.txt /tmp/requirements-triton.txt
 RUN python3 -m pip install --no-cache-dir --break-system-packages \
         -r /tmp/requirements-triton.txt \
@@ -59,7 +62,8 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=300s --retries=3 \
 # rather than stopping the server (--exit-on-error=false): the orchestrator marks that
 # analyzer failed and serves the rest. The stub's shared-memory sizes match the embedded
 # launcher's (16 MiB, growing by 16 MiB): frame tensors are large. SIGTERM drains in-flight
-# requests for up to 30 s.
+# requests for up to 30 s. --model-config-name=gpu: the learned models' configs/gpu.pbtxt
+# (KIND_GPU instances); this image is for GPU hosts.
 ENTRYPOINT ["tritonserver"]
 CMD ["--model-repository=/models", \
      "--model-control-mode=explicit", \
@@ -71,4 +75,6 @@ CMD ["--model-repository=/models", \
      "--metrics-port=8002", \
      "--backend-config=python,shm-default-byte-size=16777216", \
      "--backend-config=python,shm-growth-byte-size=16777216", \
+     "--backend-config=python,stub-timeout-seconds=180", \
+     "--model-config-name=gpu", \
      "--log-verbose=0"]

@@ -314,7 +314,8 @@ def _pins(lines: list[str]) -> dict[str, str]:
 
 def test_server_requirements_match_pyproject():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    pyproject = _pins(project["dependencies"])
+    extras = [d for deps in project.get("optional-dependencies", {}).values() for d in deps]
+    pyproject = _pins(project["dependencies"] + extras)
     server = _pins((DOCKER / "requirements-triton.txt").read_text().splitlines())
     assert server, "requirements-triton.txt pins nothing"
     assert int(server["numpy"].split(".")[0]) < 2, "the adapter refuses numpy >= 2"
