@@ -116,6 +116,19 @@ class LearnedAnalyzer(Analyzer):
         """Build the model from real files or a synthetic config; raise Unavailable when
         something it needs is missing."""
 
+    def analyze(self, clip: Clip) -> AnalyzerResult:
+        """One clip through :meth:`analyze_batch`, for analyzers that batch several clips'
+        frames or windows together and so implement that instead (a subclass overrides one
+        of the two)."""
+        if type(self).analyze_batch is LearnedAnalyzer.analyze_batch:
+            raise NotImplementedError(
+                f"{type(self).__name__} implements neither analyze nor analyze_batch"
+            )
+        (outcome,) = self.analyze_batch([clip])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
     def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
         if self._unavailable is not None:
             return [Unavailable(self._unavailable) for _ in clips]

@@ -187,12 +187,6 @@ class AgeEstimation(LearnedAnalyzer):
 
     # -- per clip ------------------------------------------------------------------------
 
-    def analyze(self, clip: Clip) -> Result:
-        (out,) = self.analyze_batch([clip])
-        if isinstance(out, Exception):
-            raise out
-        return out  # type: ignore[return-value]
-
     def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
         if self._unavailable is not None:
             return [Unavailable(self._unavailable) for _ in clips]

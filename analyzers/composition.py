@@ -338,12 +338,6 @@ class CompositionAnalysis(LearnedAnalyzer):
 
     # --- batch ----------------------------------------------------------------------------
 
-    def analyze(self, clip: Clip) -> Result:
-        (outcome,) = self.analyze_batch([clip])
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
     def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
         """All clips' frames go through CLIP together, in ``batch_size`` chunks; each
         clip's own failure stays its own."""

@@ -239,12 +239,6 @@ class SpeechEmotion(LearnedAnalyzer):
 
     # -- per clip --------------------------------------------------------------------------
 
-    def analyze(self, clip: Clip) -> Result:
-        (outcome,) = self.analyze_batch([clip])
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome  # type: ignore[return-value]
-
     def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
         """Windows of every clip share the model's batches; a clip that cannot be read,
         or whose batch fails, fails alone or with that batch's clips only."""

@@ -598,12 +598,6 @@ class AudioEnvironment(LearnedAnalyzer):
             decay_percentile=p.decay_percentile,
         )
 
-    def analyze(self, clip: Clip) -> Result:
-        result = self.analyze_batch([clip])[0]
-        if isinstance(result, Exception):
-            raise result
-        return result  # type: ignore[return-value]
-
     def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
         """DSP per clip, then every clip's model windows in shared batches."""
         if self._unavailable is not None:

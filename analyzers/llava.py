@@ -660,12 +660,6 @@ class VideoLlava(LearnedAnalyzer):
         prompt = f"USER: {self._video_token}\n{question} ASSISTANT:"
         return _Prepared(index, np.ascontiguousarray(frames), ranges, source, prompt)
 
-    def analyze(self, clip: Clip) -> Result:
-        (outcome,) = self.analyze_batch([clip])
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome  # type: ignore[return-value]
-
     def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
         if self._unavailable is not None:
             return [Unavailable(self._unavailable) for _ in clips]

@@ -618,12 +618,6 @@ class ProductDetection(LearnedAnalyzer):
 
     # --- batch ----------------------------------------------------------------------------
 
-    def analyze(self, clip: Clip) -> Result:
-        (outcome,) = self.analyze_batch([clip])
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
     def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
         """Every clip's crops go through CLIP together; each clip's failure stays its own."""
         if self._unavailable is not None:

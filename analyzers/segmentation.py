@@ -297,12 +297,6 @@ class BackgroundSegmentation(LearnedAnalyzer):
         if clip.timestamps_s is None or len(clip.timestamps_s) != len(frames):
             raise ValueError("background_segmentation needs one timestamp per frame")
 
-    def analyze(self, clip: Clip) -> Result:
-        (out,) = self.analyze_batch([clip])
-        if isinstance(out, Exception):
-            raise out
-        return out  # type: ignore[return-value]
-
     def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
         if not self.available:
             return super().analyze_batch(clips)

@@ -428,12 +428,6 @@ class SoundEffects(LearnedAnalyzer):
             speech_margin_db=p.speech_margin_db,
         )
 
-    def analyze(self, clip: Clip) -> Result:
-        result = self.analyze_batch([clip])[0]
-        if isinstance(result, Exception):
-            raise result
-        return result  # type: ignore[return-value]
-
     def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
         """DSP per clip, then every clip's event windows through the model in shared
         batches."""
