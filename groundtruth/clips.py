@@ -655,9 +655,10 @@ def render(spec: ClipSpec, path: str | Path) -> dict[str, Any]:
             vstream.width, vstream.height = spec.width, spec.height
             vstream.pix_fmt = "yuv420p"
             vstream.codec_context.gop_size = max(1, round(2 * spec.fps))
-            # A fixed thread count: x264's output depends on it, and the file should be
-            # byte-identical wherever it is rendered.
-            vstream.options = {"crf": str(spec.crf), "preset": "veryfast", "threads": "2"}
+            # One thread: x264's output depends on the thread count, and with two it also
+            # varied under CPU load (3 of 30 renders of the effects clip differed from frame
+            # 75 on); the file should be byte-identical wherever and whenever it is rendered.
+            vstream.options = {"crf": str(spec.crf), "preset": "veryfast", "threads": "1"}
         astream = None
         channels = 0 if spec.audio is None else spec.audio.channels
         if channels:
