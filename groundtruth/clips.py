@@ -657,7 +657,9 @@ def render(spec: ClipSpec, path: str | Path) -> dict[str, Any]:
             vstream.codec_context.gop_size = max(1, round(2 * spec.fps))
             # One thread: x264's output depends on the thread count, and with two it also
             # varied under CPU load (3 of 30 renders of the effects clip differed from frame
-            # 75 on); the file should be byte-identical wherever and whenever it is rendered.
+            # 75 on). Even so, one CI run encoded a clip differently once (the frames and
+            # samples were identical; the decoded pictures differed by 0.03 levels on
+            # average): the tests hold the decoded clip to a tolerance, not the bytes.
             vstream.options = {"crf": str(spec.crf), "preset": "veryfast", "threads": "1"}
         astream = None
         channels = 0 if spec.audio is None else spec.audio.channels
