@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from . import weights as weights_layer
-from ._learned import chunks, seeded
+from ._learned import check_frames, chunks, seeded
 from .base import Clip, Unavailable
 
 __all__ = [
@@ -290,17 +290,8 @@ class ClipZeroShot:
 
 def validate_frames(clip: Clip, analyzer: str) -> None:
     """ValueError (a failed clip) for frames the analyzers cannot read."""
-    frames = clip.frames
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.dtype} {frames.shape}")
-    h, w = frames.shape[1:3]
-    if min(h, w) < MIN_FRAME_SIDE:
-        raise ValueError(
-            f"frames of {w}x{h} pixels are too small (the short side must be at least "
-            f"{MIN_FRAME_SIDE} px: CLIP would see a few blown-up pixels)"
-        )
-    if clip.timestamps_s is None or len(clip.timestamps_s) != len(frames):
-        raise ValueError(f"{analyzer} needs one timestamp per frame")
+    # Smaller, CLIP would see a few blown-up pixels.
+    check_frames(clip, analyzer, MIN_FRAME_SIDE, "embed with CLIP")
 
 
 def clip_duration(clip: Clip, times: np.ndarray) -> float:

@@ -21,12 +21,15 @@ from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
+import numpy as np
+
 from . import weights as weights_layer
 from .base import Analyzer, AnalyzerResult, Clip, Unavailable
 
 __all__ = [
     "DEVICE_ENV",
     "LearnedAnalyzer",
+    "check_frames",
     "chunks",
     "seeded",
     "torch_device",
@@ -54,6 +57,24 @@ def seeded(seed: int = 0) -> None:
     import torch
 
     torch.manual_seed(seed)
+
+
+def check_frames(clip: Clip, analyzer: str, min_side: int, purpose: str) -> None:
+    """ValueError (a failed clip) for frames a model cannot read: not uint8 RGB
+    (N, H, W, 3), a short side under ``min_side`` px, or not one timestamp per frame.
+    ``purpose`` completes "too small to ..."."""
+    frames = clip.frames
+    assert frames is not None
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.dtype} {frames.shape}")
+    h, w = frames.shape[1:3]
+    if min(h, w) < min_side:
+        raise ValueError(
+            f"frames of {w}x{h} pixels are too small to {purpose} (the short side must be "
+            f"at least {min_side} px)"
+        )
+    if clip.timestamps_s is None or len(clip.timestamps_s) != len(frames):
+        raise ValueError(f"{analyzer} needs one timestamp per frame")
 
 
 def chunks(n: int, size: int) -> Iterator[slice]:

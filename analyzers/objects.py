@@ -55,7 +55,7 @@ from pydantic import BaseModel, Field
 from scipy.optimize import linear_sum_assignment
 
 from . import weights as weights_layer
-from ._learned import LearnedAnalyzer, chunks, seeded
+from ._learned import LearnedAnalyzer, check_frames, chunks, seeded
 from .base import AnalyzerResult, Clip, FrameSpec, Unavailable
 
 __all__ = [
@@ -526,17 +526,7 @@ class ObjectDetection(LearnedAnalyzer):
 
     def check(self, clip: Clip) -> None:
         super().check(clip)
-        frames = clip.frames
-        assert frames is not None
-        if frames.ndim != 4 or frames.shape[-1] != 3:
-            raise ValueError(f"frames must be (N, H, W, 3) RGB, got {list(frames.shape)}")
-        if min(frames.shape[1:3]) < _MIN_SIDE_PX:
-            raise ValueError(
-                f"frames of {frames.shape[2]}x{frames.shape[1]} are too small to detect "
-                f"objects (need a short side of at least {_MIN_SIDE_PX} px)"
-            )
-        if clip.timestamps_s is None or len(clip.timestamps_s) != len(frames):
-            raise ValueError("object_detection needs one timestamp per frame")
+        check_frames(clip, self.name, _MIN_SIDE_PX, "detect objects")
 
     def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
         if not self.available:

@@ -47,7 +47,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from . import weights as weights_layer
-from ._learned import LearnedAnalyzer, chunks, seeded
+from ._learned import LearnedAnalyzer, check_frames, chunks, seeded
 from .base import AnalyzerResult, Clip, FrameSpec
 
 __all__ = [
@@ -285,17 +285,7 @@ class BackgroundSegmentation(LearnedAnalyzer):
 
     def check(self, clip: Clip) -> None:
         super().check(clip)
-        frames = clip.frames
-        assert frames is not None
-        if frames.ndim != 4 or frames.shape[-1] != 3:
-            raise ValueError(f"frames must be (N, H, W, 3) RGB, got {list(frames.shape)}")
-        if min(frames.shape[1:3]) < _MIN_SIDE_PX:
-            raise ValueError(
-                f"frames of {frames.shape[2]}x{frames.shape[1]} are too small to segment "
-                f"(need a short side of at least {_MIN_SIDE_PX} px)"
-            )
-        if clip.timestamps_s is None or len(clip.timestamps_s) != len(frames):
-            raise ValueError("background_segmentation needs one timestamp per frame")
+        check_frames(clip, self.name, _MIN_SIDE_PX, "segment")
 
     def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
         if not self.available:
