@@ -162,7 +162,7 @@ def compute_us(metrics_url: str) -> dict[str, tuple[float, float]]:
 
 
 def prepare_repo(precision: str) -> Path:
-    from tiktok_analyzer.orchestrator.triton_server import default_model_repository
+    from tiktok_analyzer.serving.launcher import default_model_repository
 
     repo = Path(tempfile.mkdtemp(prefix="gpu-bench-repo-")) / "model_repository"
     shutil.copytree(default_model_repository(), repo, ignore=shutil.ignore_patterns("__pycache__"))
@@ -201,7 +201,7 @@ def main() -> int:
     from tiktok_analyzer.orchestrator.models import read_declarations, with_dependencies
     from tiktok_analyzer.orchestrator.pipeline import AnalysisOptions, analyze_clip
     from tiktok_analyzer.orchestrator.probe import probe
-    from tiktok_analyzer.orchestrator.triton_server import EmbeddedTriton
+    from tiktok_analyzer.serving.launcher import EmbeddedTriton
 
     repo = prepare_repo(args.llava_precision)
     decls = read_declarations(repo)

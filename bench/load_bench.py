@@ -31,8 +31,8 @@ from tiktok_analyzer.analyzers import ANALYZER_NAMES, load_class
 from tiktok_analyzer.orchestrator import worker
 from tiktok_analyzer.orchestrator.models import read_declarations, with_dependencies
 from tiktok_analyzer.orchestrator.probe import probe
-from tiktok_analyzer.orchestrator.service import JobSettings, Service, ServiceConfig
-from tiktok_analyzer.orchestrator.triton_server import EmbeddedTriton, default_model_repository
+from tiktok_analyzer.service import JobSettings, Service, ServiceConfig
+from tiktok_analyzer.serving.launcher import EmbeddedTriton, default_model_repository
 
 
 @dataclass

@@ -27,7 +27,7 @@ from tiktok_analyzer.orchestrator.decode import decode
 from tiktok_analyzer.orchestrator.models import read_declarations, with_dependencies
 from tiktok_analyzer.orchestrator.pipeline import AnalysisOptions, analyze_clip
 from tiktok_analyzer.orchestrator.probe import probe
-from tiktok_analyzer.orchestrator.triton_server import EmbeddedTriton, default_model_repository
+from tiktok_analyzer.serving.launcher import EmbeddedTriton, default_model_repository
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,28 +15,21 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 COPY pyproject.toml ./
-COPY tiktok_analyzer/ tiktok_analyzer/
-COPY analyzers/ analyzers/
-COPY orchestrator/ orchestrator/
-COPY groundtruth/ groundtruth/
+COPY src/ src/
 COPY client/ client/
 RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . ./client
 
-# Stage 2: the runtime. Both wheels in one pip call, so the project's pins and the client's
-# ranges resolve together. Every pinned dependency ships a manylinux wheel (PyAV and
-# soundfile bundle FFmpeg and libsndfile), so no compiler or apt package is needed.
+# Stage 2: the runtime, without the [server] extra (no torch, no analyzer libraries): the
+# orchestrator only decodes and ships; it reads each model's declarations (what to decode)
+# from the model repository inside the package. Both wheels in one pip call, so the
+# project's pins and the client's ranges resolve together. Every pinned dependency ships a
+# manylinux wheel (PyAV bundles FFmpeg), so no compiler or apt package is needed.
 FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=build /wheels /tmp/wheels
 RUN python -m pip install --no-cache-dir /tmp/wheels/*.whl && rm -rf /tmp/wheels
-
-# The orchestrator reads each model's declarations (what to decode and ship) from the same
-# config.pbtxt files the Triton image serves; an installed package cannot find the
-# repository's folder by itself, so name it.
-COPY model_repository/ /app/model_repository/
-ENV TIKTOK_ANALYZER_MODEL_REPOSITORY=/app/model_repository
 
 # Fail the build, not the first request, if the declarations or analyzer classes don't load.
 RUN tiktok-analyzer models > /dev/null

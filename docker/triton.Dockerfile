@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# The production Triton server: the official NVIDIA container carrying model_repository/,
-# the analyzer code and the analyzers' server-side Python packages.
+# The production Triton server: the official NVIDIA container carrying the package (its
+# model repository and the analyzer code) and the analyzers' server-side Python packages.
 #
 #   docker build -f docker/triton.Dockerfile -t tiktok-analyzer/triton:0.1.0 .
 #
@@ -27,19 +27,21 @@ RUN python3 -m pip install --no-cache-dir --break-system-packages \
     && rm /tmp/requirements-triton.txt \
     && python3 -c "import numpy; assert numpy.__version__.startswith('1.'), numpy.__version__"
 
-# The analyzer code as the package tiktok_analyzer.analyzers, without the orchestrator (the
-# server needs only the logic). pyproject's requires-python (3.11) is for the orchestrator's
-# venv; the sources are copied, not pip-installed, so the container's 3.12 runs them as they
-# are. The adapter puts TIKTOK_ANALYZER_SITE_PACKAGES first on the stub's sys.path, which
-# holds whatever the stub makes of PYTHONPATH (DESIGN.md, trap 1).
-ENV TIKTOK_ANALYZER_SITE_PACKAGES=/opt/tiktok_analyzer
-COPY tiktok_analyzer/__init__.py /opt/tiktok_analyzer/tiktok_analyzer/__init__.py
-COPY analyzers/ /opt/tiktok_analyzer/tiktok_analyzer/analyzers/
-COPY model_repository/ /models/
+# The package itself, installed into the container's own interpreter (the one the stub
+# embeds), so every model.py's `from tiktok_analyzer.serving.adapter import make_model`
+# resolves; --no-deps: the server's packages came from requirements-triton.txt above.
+# pyproject's requires-python (3.11) is for the orchestrator's venv; the container's 3.12 runs
+# the same sources. The model repository is the package's own copy.
+COPY pyproject.toml /tmp/src/pyproject.toml
+COPY src/ /tmp/src/src/
+RUN python3 -m pip install --no-cache-dir --break-system-packages --no-deps \
+        --ignore-requires-python /tmp/src \
+    && rm -rf /tmp/src \
+    && cp -r "$(python3 -c 'import tiktok_analyzer.serving.launcher as l; print(l.default_model_repository())')" /models
 
 # Every registered analyzer class must import here, with the container's Python and the
 # pinned packages: a broken image fails at build time, not at the first request.
-RUN PYTHONPATH=/opt/tiktok_analyzer python3 -c "\
+RUN python3 -c "\
 from tiktok_analyzer.analyzers import ANALYZER_NAMES, load_class; \
 [load_class(n) for n in ANALYZER_NAMES]; \
 print(len(ANALYZER_NAMES), 'analyzers import')"

@@ -40,13 +40,13 @@ if [ ! -f "$stamp" ]; then
     # One pip command, so the local client package satisfies the main package's dependency.
     if ! { .venv/bin/python -m pip install -q --disable-pip-version-check -U pip &&
            .venv/bin/python -m pip install -q --disable-pip-version-check \
-               -e ./client -e ".[test]"; } >"$log" 2>&1; then
+               -e ./client -e ".[server,test]"; } >"$log" 2>&1; then
         grep -v '^WARNING: Location' "$log" | tail -n 30 >&2
         echo "setup: pip install failed (full log: $log)" >&2
         exit 1
     fi
     rm -f "$log"
-    .venv/bin/python -c 'import tiktok_analyzer.orchestrator.cli, tiktok_analyzer_client, tritonclient.grpc, av, cv2, librosa'
+    .venv/bin/python -c 'import tiktok_analyzer.cli, tiktok_analyzer_client, tritonclient.grpc, av, cv2, librosa'
     rm -f .venv/.installed-*
     touch "$stamp"
 fi

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,11 +15,12 @@ from tiktok_analyzer.analyzers._learned import DEVICE_ENV, LearnedAnalyzer
 from tiktok_analyzer.analyzers.base import Analyzer
 from tiktok_analyzer.orchestrator.decode import target_size
 from tiktok_analyzer.orchestrator.models import read_declarations
+from tiktok_analyzer.serving.launcher import default_model_repository
 
 from ..live.conftest import LIVE_WEIGHTS
 from . import fake_pb_utils as pb
 
-REPO = Path(__file__).resolve().parents[2] / "model_repository"
+REPO = default_model_repository()
 DECLS = read_declarations(REPO)
 META = {
     "duration_s": 2.0,
@@ -41,7 +41,7 @@ def fake_backend():
         mp.setenv(DEVICE_ENV, "cpu")  # the adapter sets it per instance; keep it contained
         yield
     sys.modules.pop("triton_python_backend_utils", None)
-    sys.modules.pop("triton_adapter", None)
+    sys.modules.pop("tiktok_analyzer.serving.adapter", None)
 
 
 def _config_json(name: str) -> str:

@@ -13,7 +13,7 @@ import pytest
 
 from tiktok_analyzer.analyzers import ANALYZER_NAMES
 from tiktok_analyzer.orchestrator.report import SCHEMA_PATH
-from tiktok_analyzer.orchestrator.triton_server import EmbeddedTriton
+from tiktok_analyzer.serving.launcher import EmbeddedTriton
 
 CLI = [str(Path(sys.executable).parent / "tiktok-analyzer")]
 

@@ -1,4 +1,4 @@
-"""A test-only model repository: some real models (linked from model_repository/) plus
+"""A test-only model repository: some real models (linked from the package's model repository) plus
 ``hang_test``, a model that sleeps instead of answering, for deadline tests. Test-only
 models never go into the real repository."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tiktok_analyzer.orchestrator.triton_server import default_model_repository
+from tiktok_analyzer.serving.launcher import default_model_repository
 
 #: Sleeps up to hang_s, ending early once every request it holds is cancelled; writes
 #: "cancelled" to the marker file when that happens, so a test can see Triton passed the
@@ -72,7 +72,7 @@ def make_repository(root: Path, models: list[str], *, hang_s: float = 30.0) -> P
     repo = root / "repo"
     repo.mkdir(parents=True, exist_ok=True)
     real = default_model_repository()
-    for name in [*models, "triton_adapter.py"]:
+    for name in models:
         link = repo / name
         if not link.exists():
             link.symlink_to(real / name)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import tritonclient.grpc as grpcclient
 
-from tiktok_analyzer.orchestrator.triton_server import EmbeddedTriton
+from tiktok_analyzer.serving.launcher import EmbeddedTriton
 
 __all__ = ["infer", "infer_many", "meta_for"]
 

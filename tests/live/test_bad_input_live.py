@@ -144,7 +144,7 @@ def test_unknown_analyzer_name(clip_factory, triton):
 
 
 def test_unreachable_triton_is_one_line(clip_factory):
-    from tiktok_analyzer.orchestrator.triton_server import free_port
+    from tiktok_analyzer.serving.launcher import free_port
 
     path, _ = clip_factory("cuts", width=360, height=640)
     proc = run_cli("analyze", path, "--triton-url", f"127.0.0.1:{free_port()}", timeout=30)

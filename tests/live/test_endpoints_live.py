@@ -17,7 +17,7 @@ from tiktok_analyzer.orchestrator.endpoints import EndpointPool
 from tiktok_analyzer.orchestrator.models import read_declarations
 from tiktok_analyzer.orchestrator.pipeline import AnalysisOptions, analyze_clip_async, run_models
 from tiktok_analyzer.orchestrator.probe import probe
-from tiktok_analyzer.orchestrator.triton_server import EmbeddedTriton, default_model_repository
+from tiktok_analyzer.serving.launcher import EmbeddedTriton, default_model_repository
 
 from .conftest import run_cli
 
@@ -105,7 +105,7 @@ def test_a_request_failing_on_a_stale_view_goes_to_the_other_server(pair, clip, 
     which is then sent to the other server, and the view is corrected."""
     from tritonclient.grpc import InferenceServerClient
 
-    from tiktok_analyzer.orchestrator.triton_server import free_port
+    from tiktok_analyzer.serving.launcher import free_port
 
     info = probe(clip)
     decls = read_declarations(default_model_repository())

@@ -14,7 +14,7 @@ import pytest
 
 from tiktok_analyzer.orchestrator.models import read_declarations
 from tiktok_analyzer.orchestrator.pipeline import AnalysisOptions, analyze_clip
-from tiktok_analyzer.orchestrator.triton_server import EmbeddedTriton
+from tiktok_analyzer.serving.launcher import EmbeddedTriton
 
 from .fault_repo import make_repository
 

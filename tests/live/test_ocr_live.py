@@ -11,7 +11,7 @@ from tritonclient.utils import InferenceServerException
 
 from tiktok_analyzer.analyzers.ocr import character_error_rate, text_similarity
 from tiktok_analyzer.analyzers.weights import DIR_ENV, MODE_ENV
-from tiktok_analyzer.orchestrator.triton_server import EmbeddedTriton
+from tiktok_analyzer.serving.launcher import EmbeddedTriton
 
 from .conftest import analyze, validate
 from .raw import infer, infer_many, meta_for

@@ -15,7 +15,7 @@ from tiktok_analyzer.orchestrator.endpoints import (
     classify,
     parse_urls,
 )
-from tiktok_analyzer.orchestrator.triton_server import free_port
+from tiktok_analyzer.serving.launcher import free_port
 
 URLS = [
     ("127.0.0.1:8001", ["127.0.0.1:8001"]),

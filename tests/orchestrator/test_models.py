@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -12,13 +11,12 @@ from tiktok_analyzer.analyzers import ANALYZER_NAMES, load_class
 from tiktok_analyzer.analyzers.base import parse_params
 from tiktok_analyzer.orchestrator import report
 from tiktok_analyzer.orchestrator.models import read_declarations, with_dependencies
-
-ROOT = Path(__file__).resolve().parents[2]
+from tiktok_analyzer.serving.launcher import default_model_repository
 
 
 def test_model_repository_is_current():
     run = subprocess.run(
-        [sys.executable, str(ROOT / "model_repository" / "generate.py"), "--check"],
+        [sys.executable, "-m", "tiktok_analyzer.serving.generate", "--check"],
         capture_output=True,
         text=True,
     )
@@ -30,7 +28,7 @@ def test_schema_is_current():
 
 
 def test_every_analyzer_has_a_model():
-    decls = read_declarations(ROOT / "model_repository")
+    decls = read_declarations(default_model_repository())
     assert sorted(decls) == sorted(ANALYZER_NAMES)
     assert len(decls) == 21
     for name, decl in decls.items():
@@ -41,7 +39,7 @@ def test_every_analyzer_has_a_model():
 
 
 def test_dependencies_come_first():
-    decls = read_declarations(ROOT / "model_repository")
+    decls = read_declarations(default_model_repository())
     order = with_dependencies(["color_analysis"], decls)
     assert (
         order.index("cut_analysis")

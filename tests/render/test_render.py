@@ -28,11 +28,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tiktok_analyzer.orchestrator.render import build_timeline, render_html, render_png
-from tiktok_analyzer.orchestrator.render.assets import CSP
-from tiktok_analyzer.orchestrator.render.keyframes import extract_keyframes, keyframe_times
-from tiktok_analyzer.orchestrator.render.png import HEIGHT, KEYFRAME_H, MARGIN, WIDTH
-from tiktok_analyzer.orchestrator.render.timeline import Item, pack_rows
+from tiktok_analyzer.render import build_timeline, render_html, render_png
+from tiktok_analyzer.render.assets import CSP
+from tiktok_analyzer.render.keyframes import extract_keyframes, keyframe_times
+from tiktok_analyzer.render.png import HEIGHT, KEYFRAME_H, MARGIN, WIDTH
+from tiktok_analyzer.render.timeline import Item, pack_rows
 
 CLI = str(Path(sys.executable).parent / "tiktok-analyzer")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from tiktok_analyzer.orchestrator.report import SCHEMA_PATH
-from tiktok_analyzer.orchestrator.service import JobSettings, Service, ServiceConfig
-from tiktok_analyzer.orchestrator.triton_server import EmbeddedTriton, free_port
+from tiktok_analyzer.service import JobSettings, Service, ServiceConfig
+from tiktok_analyzer.serving.launcher import EmbeddedTriton, free_port
 
 #: The analyzers the live tests run: one on the picture, one on the sound.
 MODELS = ["cut_analysis", "audio_analysis"]

@@ -23,7 +23,7 @@ from tiktok_analyzer_client import (
 )
 from tiktok_analyzer_client.errors import error_from_code
 
-from tiktok_analyzer.orchestrator.triton_server import free_port
+from tiktok_analyzer.serving.launcher import free_port
 
 from .conftest import closed_port_url, start_service
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tiktok_analyzer.orchestrator.service import Code, PathPolicy, ServiceFailure
+from tiktok_analyzer.service import Code, PathPolicy, ServiceFailure
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tiktok_analyzer.orchestrator.triton_server import EmbeddedTriton, free_port
+from tiktok_analyzer.serving.launcher import EmbeddedTriton, free_port
 
 from .conftest import start_service
 from .test_service_live import http

@@ -17,7 +17,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tiktok_analyzer.orchestrator.triton_server import default_model_repository, free_port
+from tiktok_analyzer.serving.launcher import default_model_repository, free_port
 
 pytestmark = pytest.mark.live
 
@@ -48,7 +48,7 @@ def served(tmp_path_factory, root):
     """The service started by the CLI, with a model repository holding only cut_analysis."""
     repo = tmp_path_factory.mktemp("repo")
     real = default_model_repository()
-    for name in ("cut_analysis", "triton_adapter.py"):
+    for name in ("cut_analysis",):
         (repo / name).symlink_to(real / name)
     grpc_port, http_port = free_port(), free_port()
     env = dict(os.environ, TIKTOK_ANALYZER_MODEL_REPOSITORY=str(repo))

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tiktok_analyzer.orchestrator.triton_server import free_port
+from tiktok_analyzer.serving.launcher import free_port
 
 CLI = str(Path(sys.executable).parent / "tiktok-analyzer")
 

@@ -31,7 +31,7 @@ from tiktok_analyzer_client.pb import tiktok_analyzer_pb2 as pb
 from tiktok_analyzer_client.pb import tiktok_analyzer_pb2_grpc as pb_grpc
 
 from tests.hostile_media import claim_duration, claim_size, tiny_h264
-from tiktok_analyzer.orchestrator.service import Code, JobSettings
+from tiktok_analyzer.service import Code, JobSettings
 
 from .conftest import MODELS, start_service
 

@@ -11,7 +11,7 @@ import pytest
 
 from tiktok_analyzer.analyzers import weights
 from tiktok_analyzer.analyzers.base import Unavailable
-from tiktok_analyzer.orchestrator.cli import main
+from tiktok_analyzer.cli import main
 
 BASE = "speech_transcription/faster-whisper-base"
 LARGE = "speech_transcription/openai-whisper-large-v3"

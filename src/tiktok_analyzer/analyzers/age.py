@@ -1,0 +1,330 @@
+"""Age estimation: the apparent age range of each face in the clip, with a confidence.
+
+Two models:
+
+* faces are found by mediapipe's BlazeFace detector (full-range by default: faces far from
+  the lens too), whose weights are bundled in the mediapipe wheel: the face finding runs on
+  real weights in every weights mode (manifest model ``mediapipe-face-detection``);
+* each face's apparent age comes from a ViT-Base/16 image classifier fine-tuned on FairFace
+  with its nine age bins 0-2, 3-9, 10-19, 20-29, 30-39, 40-49, 50-59, 60-69, 70+
+  (``dima806/fairface_age_image_detection``, Apache-2.0; manifest model
+  ``fairface-age-vit``). Its real weights must be pulled (``tiktok-analyzer weights pull
+  age_estimation``); the synthetic ones are the same transformers class built from the
+  manifest's config, with the real labels.
+
+Per clip: detect faces in every analysed frame, follow them by IoU
+(:class:`._faces.IouTracker`), take up to ``crops_per_track`` crops per face spread over its
+time on screen (the most confident detection of each stretch), square with a
+``crop_margin`` around the box (FairFace's crops show the whole head), and classify the
+crops of all clips of a batch together, ``batch_size`` at a time. A face's probabilities are
+the mean over its crops; its range is the shortest run of neighbouring bins, grown from the
+most likely one towards the likelier side, that holds ``range_mass`` of the probability;
+``confidence`` is that run's probability. Known limits: apparent age, not real age; the
+classifier confuses neighbouring bins often (ranges of two bins are common), and faces
+smaller than ``min_face_px`` are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, Field
+
+from tiktok_analyzer.analyzers import weights as weights_layer
+from tiktok_analyzer.analyzers._faces import Box, FaceTrack, IouTracker, clip_box, rgb_frame
+from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, chunks, seeded
+from tiktok_analyzer.analyzers.base import (
+    AnalyzerResult,
+    Clip,
+    FrameSpec,
+    NotApplicable,
+    Unavailable,
+)
+
+__all__ = ["AgeEstimation", "AgeFace", "age_bins", "age_span"]
+
+log = logging.getLogger(__name__)
+
+#: The face detector's manifest model (bundled with mediapipe).
+DETECTOR = "mediapipe-face-detection"
+#: The upper end reported for an open bin such as "70+" / "more than 70".
+OPEN_AGE_MAX = 100
+
+
+def age_bins(id2label: dict[int, str]) -> list[tuple[int, int]]:
+    """Each label's (min, max) age in years, in label order: "20-29" -> (20, 29),
+    "70+" or "more than 70" -> (70, OPEN_AGE_MAX)."""
+    out = []
+    for i in range(len(id2label)):
+        label = str(id2label[i])
+        nums = [int(n) for n in re.findall(r"\d+", label)]
+        if len(nums) >= 2:
+            out.append((min(nums[:2]), max(nums[:2])))
+        elif len(nums) == 1 and ("+" in label or "more" in label or "over" in label):
+            out.append((nums[0], OPEN_AGE_MAX))
+        else:
+            raise ValueError(f"age label {label!r} is not a range of years")
+    return out
+
+
+def age_span(probs: np.ndarray, mass: float) -> tuple[int, int, float]:
+    """The shortest run of neighbouring bins, grown from the most likely bin towards the
+    likelier neighbour, holding at least ``mass`` of the probability: (first, last, mass)."""
+    lo = hi = int(np.argmax(probs))
+    total = float(probs[lo])
+    while total < mass and (lo > 0 or hi < len(probs) - 1):
+        left = float(probs[lo - 1]) if lo > 0 else -1.0
+        right = float(probs[hi + 1]) if hi < len(probs) - 1 else -1.0
+        if left >= right:
+            lo -= 1
+            total += left
+        else:
+            hi += 1
+            total += right
+    return lo, hi, min(1.0, total)
+
+
+class AgeFace(BaseModel):
+    track_id: int
+    age_min: int
+    age_max: int = Field(description=f"{OPEN_AGE_MAX} stands for an open top bin (70+)")
+    confidence: float = Field(description="probability of the range [age_min, age_max]")
+    label: str = Field(description="the most likely bin")
+    mean_age: float = Field(description="expected age over the bins' midpoints")
+    first_s: float
+    last_s: float
+    frames: int = Field(description="analysed frames that show this face")
+    crops: int = Field(description="crops classified")
+    bbox: list[float] = Field(description="median box over the track, normalised [x0,y0,x1,y1]")
+    probabilities: dict[str, float] = Field(description="mean probability of each bin")
+
+
+@dataclass
+class _Detection:
+    frame: int
+    box: Box
+    score: float
+
+
+@dataclass
+class _Pending:
+    """One clip between face finding and classification."""
+
+    tracks: list[FaceTrack]
+    crop_slices: list[slice]  # each track's rows in the batch's crop array
+    faces_max: int
+
+
+class AgeEstimation(LearnedAnalyzer):
+    """Apparent age range of each face, with a confidence."""
+
+    name = "age_estimation"
+    frames = FrameSpec(short_side=480, fps=4.0)
+    weights_model = "fairface-age-vit"
+    model_name = "fairface-age-vit"
+
+    @dataclass
+    class Params:
+        # Crops through the classifier at once.
+        batch_size: int = 32
+        # "full": BlazeFace full-range (faces up to ~5 m); "short": short-range (< 2 m).
+        detector: str = "full"
+        min_detection_confidence: float = 0.5
+        max_faces: int = 8
+        # Faces whose box is shorter than this (pixels of the analysed frame) are skipped.
+        min_face_px: int = 24
+        # A face seen in fewer analysed frames is a false detection (fewer if the clip is).
+        min_track_frames: int = 2
+        track_iou: float = 0.3
+        max_gap_s: float = 1.0
+        crops_per_track: int = 4
+        # Square crop: the box's longer side plus this share on each side.
+        crop_margin: float = 0.25
+        # The reported range holds at least this share of the probability.
+        range_mass: float = 0.5
+
+    class Result(AnalyzerResult):
+        faces: list[AgeFace]
+        faces_max: int = Field(description="most faces detected in one frame")
+        bins: list[str] = Field(description="the classifier's age bins")
+
+    def load(self, weights: weights_layer.Weights) -> None:
+        import mediapipe as mp
+        import torch
+        from transformers import ViTConfig, ViTForImageClassification
+
+        p = self.params
+        if p.detector not in ("full", "short"):
+            raise ValueError(f"detector must be full or short, got {p.detector!r}")
+        # Bundled: checked against the installed wheel, present in every weights mode.
+        weights_layer.resolve(self.name, "real", model=DETECTOR)
+        self._detector = mp.solutions.face_detection.FaceDetection(
+            model_selection=1 if p.detector == "full" else 0,
+            min_detection_confidence=p.min_detection_confidence,
+        )
+        mean, std = [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
+        if weights.kind == "real":
+            assert weights.path is not None
+            model = ViTForImageClassification.from_pretrained(
+                str(weights.path), local_files_only=True
+            )
+            pre = weights.path / "preprocessor_config.json"
+            if pre.is_file():
+                conf = json.loads(pre.read_text())
+                mean, std = conf.get("image_mean", mean), conf.get("image_std", std)
+        else:
+            seeded(0)
+            model = ViTForImageClassification(ViTConfig(**(weights.config or {})))
+        self._size = int(model.config.image_size)
+        self._labels = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
+        self._bins = age_bins(dict(enumerate(self._labels)))
+        self._mids = np.array([(a + b) / 2 for a, b in self._bins])
+        self._mean = np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
+        self._std = np.asarray(std, np.float32).reshape(1, 3, 1, 1)
+        self._dtype = torch.float16 if str(self.device).startswith("cuda") else torch.float32
+        self._model = model.to(self.device, dtype=self._dtype).eval()
+        self._torch = torch
+
+    # -- per clip ------------------------------------------------------------------------
+
+    def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
+        if self._unavailable is not None:
+            return [Unavailable(self._unavailable) for _ in clips]
+        outcomes: list[AnalyzerResult | Exception | None] = [None] * len(clips)
+        pending: dict[int, _Pending] = {}
+        crops: list[np.ndarray] = []
+        for i, clip in enumerate(clips):
+            try:
+                self.check(clip)
+                pending[i] = self._find_faces(clip, crops)
+            except Exception as exc:  # noqa: BLE001 - returned per clip by design
+                if not isinstance(exc, (NotApplicable, Unavailable)):
+                    log.exception("%s failed", self.name)
+                outcomes[i] = exc
+        try:
+            probs = self._classify(crops)
+        except Exception as exc:  # noqa: BLE001 - the clips that had crops fail together
+            log.exception("%s: classifier failed", self.name)
+            for i, job in pending.items():
+                outcomes[i] = exc if job.crop_slices else None
+            probs = None
+        for i, job in pending.items():
+            if outcomes[i] is None:
+                outcomes[i] = self._result(job, probs)
+        return outcomes  # type: ignore[return-value]
+
+    def _find_faces(self, clip: Clip, crops: list[np.ndarray]) -> _Pending:
+        """Detect and track the clip's faces; append their crops to ``crops``."""
+        p = self.params
+        frames = clip.frames
+        times = np.asarray(clip.timestamps_s, dtype=np.float64)
+        n, height = len(frames), frames.shape[1]
+        tracker = IouTracker(min_iou=p.track_iou, max_gap_s=p.max_gap_s)
+        faces_max = 0
+        for k in range(n):
+            found = self._detect(rgb_frame(frames[k]), k, height)
+            faces_max = max(faces_max, len(found))
+            tracker.update(k, times[k], [d.box for d in found], found)
+        need = max(1, min(p.min_track_frames, n))
+        tracks = [t for t in tracker.tracks if len(t.frames) >= need]
+        slices = []
+        for track in tracks:
+            start = len(crops)
+            for det in self._pick(track):
+                crops.append(self._crop(frames[det.frame], det.box))
+            slices.append(slice(start, len(crops)))
+        return _Pending(tracks=tracks, crop_slices=slices, faces_max=faces_max)
+
+    def _detect(self, frame: np.ndarray, k: int, height: int) -> list[_Detection]:
+        p = self.params
+        out = []
+        for det in self._detector.process(frame).detections or []:
+            rel = det.location_data.relative_bounding_box
+            box = clip_box((rel.xmin, rel.ymin, rel.xmin + rel.width, rel.ymin + rel.height))
+            if (box[3] - box[1]) * height < p.min_face_px or box[2] <= box[0]:
+                continue
+            out.append(_Detection(frame=k, box=box, score=float(det.score[0])))
+        out.sort(key=lambda d: -d.score)
+        return out[: p.max_faces]
+
+    def _pick(self, track: FaceTrack) -> list[_Detection]:
+        """Up to ``crops_per_track`` detections spread over the track: the track is cut into
+        that many stretches and each gives its most confident, largest detection."""
+        dets: list[_Detection] = track.items  # type: ignore[assignment]
+        parts = np.array_split(np.arange(len(dets)), min(len(dets), self.params.crops_per_track))
+
+        def rank(d: _Detection) -> float:
+            return d.score * (d.box[2] - d.box[0]) * (d.box[3] - d.box[1])
+
+        return [max((dets[j] for j in part), key=rank) for part in parts if len(part)]
+
+    def _crop(self, frame: np.ndarray, box: Box) -> np.ndarray:
+        """A square crop around the face, the frame's edge repeated where it runs out,
+        resized to the classifier's input."""
+        h, w = frame.shape[:2]
+        x0, y0, x1, y1 = box[0] * w, box[1] * h, box[2] * w, box[3] * h
+        side = max(x1 - x0, y1 - y0) * (1 + 2 * self.params.crop_margin)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
+        size = max(2, int(round(side)))
+        pad = max(0, -left, -top, left + size - w, top + size - h)
+        src = frame
+        if pad:
+            src = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        crop = src[top + pad : top + pad + size, left + pad : left + pad + size]
+        interp = cv2.INTER_AREA if size > self._size else cv2.INTER_LINEAR
+        return cv2.resize(
+            np.ascontiguousarray(crop), (self._size, self._size), interpolation=interp
+        )
+
+    def _classify(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Each crop's bin probabilities, (N, bins)."""
+        torch = self._torch
+        out = np.zeros((len(crops), len(self._labels)), np.float32)
+        if not crops:
+            return out
+        batch = np.stack(crops)
+        with torch.inference_mode():
+            for part in chunks(len(batch), self.params.batch_size):
+                x = batch[part].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+                x = (x - self._mean) / self._std
+                pixels = torch.from_numpy(x).to(self.device, dtype=self._dtype)
+                logits = self._model(pixel_values=pixels).logits.float()
+                out[part] = torch.softmax(logits, dim=-1).cpu().numpy()
+        return out
+
+    def _result(self, job: _Pending, probs: np.ndarray | None) -> Result:
+        p = self.params
+        faces = []
+        for track, rows in zip(job.tracks, job.crop_slices, strict=True):
+            if probs is None or rows.stop <= rows.start:
+                continue
+            mean = probs[rows].mean(axis=0)
+            mean = mean / max(float(mean.sum()), 1e-12)
+            lo, hi, mass = age_span(mean, p.range_mass)
+            faces.append(
+                AgeFace(
+                    track_id=track.track_id,
+                    age_min=self._bins[lo][0],
+                    age_max=self._bins[hi][1],
+                    confidence=round(mass, 4),
+                    label=self._labels[int(np.argmax(mean))],
+                    mean_age=round(float(mean @ self._mids), 1),
+                    first_s=round(track.first_s, 3),
+                    last_s=round(track.last_s, 3),
+                    frames=len(track.frames),
+                    crops=rows.stop - rows.start,
+                    bbox=[round(v, 4) for v in track.median_box()],
+                    probabilities={
+                        label: round(float(v), 4)
+                        for label, v in zip(self._labels, mean, strict=True)
+                    },
+                )
+            )
+        return self.Result(faces=faces, faces_max=job.faces_max, bins=self._labels)

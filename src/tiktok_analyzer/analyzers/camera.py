@@ -1,0 +1,265 @@
+"""Camera motion: static, pans, tilts, zooms and shake, as time segments.
+
+Between consecutive sampled frames, corners are tracked with pyramidal Lucas-Kanade and a
+similarity transform (scale, rotation, translation) is fitted to them with RANSAC: the
+global-motion model follows the camera and ignores a subject walking through the picture,
+which a mean of the optical flow would not. The per-pair motions are then summarised over
+short windows inside each shot (never across a cut) and labelled.
+
+Conventions (the same as the ground-truth generator): the camera panning left moves the
+picture's content right; tilting up moves it down; zooming in makes it grow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, Field
+
+from tiktok_analyzer.analyzers.base import Analyzer, AnalyzerResult, Clip, FrameSpec, NotApplicable
+
+__all__ = ["MOTIONS", "CameraAnalysis", "CameraResult", "MotionSegment"]
+
+Motion = Literal[
+    "static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out", "shake"
+]
+MOTIONS: tuple[str, ...] = Motion.__args__
+
+
+class MotionSegment(BaseModel):
+    start_s: float
+    end_s: float
+    motion: Motion
+    magnitude: float = Field(
+        description="pan/tilt: picture speed in short sides per second; zoom: |ln scale| "
+        "per second; shake: RMS of the jitter about the net motion, in short sides per "
+        "sampled-frame step; static: the net speed"
+    )
+
+
+class CameraResult(AnalyzerResult):
+    segments: list[MotionSegment]
+    shares: dict[str, float] = Field(description="share of the analysed time per motion")
+    dominant: Motion
+    shots_source: Literal["cut_analysis", "own"] = Field(
+        description="shot bounds came from cut_analysis, or from this analyzer's own "
+        "tracking failures when cut_analysis was missing"
+    )
+
+
+@dataclass(frozen=True)
+class _PairMotion:
+    """Global motion from frame i to frame i+1, or invalid where it could not be measured."""
+
+    valid: np.ndarray  # (P,) bool
+    displacement: np.ndarray  # (P, 2) picture-content shift (x, y), short sides
+    velocity: np.ndarray  # (P, 2) the same per second
+    zoom: np.ndarray  # (P,) ln(scale) per second
+    cut_like: np.ndarray  # (P,) bool: tracking failed and the picture changed wholesale
+
+
+class CameraAnalysis(Analyzer):
+    """Camera motion segments from a global similarity model between sampled frames."""
+
+    name: ClassVar[str] = "camera_analysis"
+    # 10 frames a second keeps a fast pan within the LK pyramid's reach; 144 px gives
+    # enough corners for a stable fit at ~1 ms a frame pair.
+    frames: ClassVar[FrameSpec] = FrameSpec(fps=10.0, short_side=144)
+    depends_on: ClassVar[tuple[str, ...]] = ("cut_analysis",)
+    Result: ClassVar[type[AnalyzerResult]] = CameraResult
+
+    @dataclass
+    class Params:
+        window_s: float = 1.0  # labels are decided per window of about this length
+        pan_threshold: float = 0.03  # short sides per second
+        zoom_threshold: float = 0.03  # |ln scale| per second
+        shake_threshold: float = 0.004  # RMS jitter, short sides per frame step
+        shake_ratio: float = 1.5  # jitter must exceed the net speed this many times
+        max_corners: int = 100  # a similarity has 4 unknowns: 100 corners fit it well
+        lk_window: int = 11  # px at the finest pyramid level; 3 levels reach ~40 px shifts
+        min_tracked: int = 12  # fewer tracked corners: motion unknown
+        min_inlier_ratio: float = 0.5
+        ransac_px: float = 1.0
+        cut_guard_s: float = 0.05  # pairs this close to a reported cut are not measured
+        cut_change: float = 0.08  # own cut check: mean block change (0..1) of a cut
+
+    def analyze(self, clip: Clip) -> CameraResult:
+        p = self.params
+        times = np.asarray(clip.timestamps_s, dtype=np.float64)
+        if len(times) < 2:
+            raise NotApplicable("camera motion needs at least two frames")
+        gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in clip.frames])
+        pairs = self._pair_motion(gray, times)
+
+        cuts = clip.upstream.get("cut_analysis")
+        if cuts is not None:
+            cut_times = np.array([float(c["time_s"]) for c in cuts.get("cuts", [])])
+            source = "cut_analysis"
+        else:
+            mid = (times[:-1] + times[1:]) / 2
+            cut_times = mid[pairs.cut_like]
+            source = "own"
+        # Never measure flow across a cut: the "motion" between two shots is meaningless.
+        straddle = np.zeros(len(times) - 1, dtype=bool)
+        for t in cut_times:
+            straddle |= (times[:-1] < t + p.cut_guard_s) & (times[1:] > t - p.cut_guard_s)
+        valid = pairs.valid & ~straddle
+
+        end = max(float(clip.meta.duration_s), float(times[-1]))
+        edges = np.unique(
+            np.concatenate([[0.0], cut_times[(cut_times > 0) & (cut_times < end)], [end]])
+        )
+        segments: list[MotionSegment] = []
+        for a, b in zip(edges[:-1], edges[1:], strict=True):
+            segments.extend(self._label_shot(a, b, times, pairs, valid))
+
+        total = sum(s.end_s - s.start_s for s in segments)
+        shares = {m: 0.0 for m in MOTIONS}
+        for s in segments:
+            shares[s.motion] += (s.end_s - s.start_s) / total if total > 0 else 0.0
+        return CameraResult(
+            segments=segments,
+            shares={m: round(v, 4) for m, v in shares.items()},
+            dominant=max(MOTIONS, key=lambda m: shares[m]),
+            shots_source=source,
+        )
+
+    def _pair_motion(self, gray: np.ndarray, times: np.ndarray) -> _PairMotion:
+        p = self.params
+        n, h, w = gray.shape
+        short = float(min(h, w))
+        centre = np.array([w / 2.0, h / 2.0])
+        n_pairs = n - 1
+        valid = np.zeros(n_pairs, dtype=bool)
+        displacement = np.zeros((n_pairs, 2))
+        zoom = np.zeros(n_pairs)
+        cut_like = np.zeros(n_pairs, dtype=bool)
+        # Coarse block means (8x8 grid) for the own cut check.
+        bh, bw = h // 8, w // 8
+        blocks = gray[:, : bh * 8, : bw * 8].reshape(n, 8, bh, 8, bw).mean(axis=(2, 4)) / 255.0
+        change = np.abs(np.diff(blocks, axis=0)).mean(axis=(1, 2))
+
+        for i in range(n_pairs):
+            dt = times[i + 1] - times[i]
+            if dt <= 0:
+                continue
+            corners = cv2.goodFeaturesToTrack(
+                gray[i], maxCorners=p.max_corners, qualityLevel=0.01, minDistance=5, blockSize=5
+            )
+            if corners is None or len(corners) < p.min_tracked:
+                # A picture without corners (flat colour) shows no motion a viewer could see.
+                valid[i] = True
+                cut_like[i] = change[i] > p.cut_change
+                continue
+            moved, status, _ = cv2.calcOpticalFlowPyrLK(
+                gray[i], gray[i + 1], corners, None, winSize=(p.lk_window, p.lk_window), maxLevel=3
+            )
+            ok = status.ravel() == 1
+            if ok.sum() < p.min_tracked:
+                cut_like[i] = change[i] > p.cut_change
+                continue
+            src, dst = corners[ok].reshape(-1, 2), moved[ok].reshape(-1, 2)
+            model, inliers = cv2.estimateAffinePartial2D(
+                src, dst, method=cv2.RANSAC, ransacReprojThreshold=p.ransac_px
+            )
+            if model is None or inliers.sum() < max(p.min_tracked, p.min_inlier_ratio * len(src)):
+                cut_like[i] = change[i] > p.cut_change
+                continue
+            scale = float(np.hypot(model[0, 0], model[1, 0]))
+            # Translation of the picture centre, so a zoom about the centre reads as no pan.
+            shift = model[:, :2] @ centre + model[:, 2] - centre
+            valid[i] = True
+            displacement[i] = shift / short
+            zoom[i] = np.log(scale) / dt
+        dt = np.maximum(np.diff(times), 1e-6)
+        return _PairMotion(
+            valid=valid,
+            displacement=displacement,
+            velocity=displacement / dt[:, None],
+            zoom=zoom,
+            cut_like=cut_like,
+        )
+
+    def _label_shot(
+        self, start: float, end: float, times: np.ndarray, pairs: _PairMotion, valid: np.ndarray
+    ) -> list[MotionSegment]:
+        p = self.params
+        mid = (times[:-1] + times[1:]) / 2
+        in_shot = valid & (times[:-1] >= start) & (times[1:] <= end)
+        if not in_shot.any():
+            return []
+        n_win = max(1, round((end - start) / p.window_s))
+        bounds = np.linspace(start, end, n_win + 1)
+        labels: list[tuple[str, float] | None] = []
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            sel = in_shot & (mid >= a) & (mid < b)
+            labels.append(
+                self._classify(pairs.displacement[sel], pairs.velocity[sel], pairs.zoom[sel])
+                if sel.any()
+                else None
+            )
+        # A window without a measurable pair takes its neighbour's label.
+        for i in range(len(labels)):
+            if labels[i] is None:
+                labels[i] = next(
+                    (
+                        labels[j]
+                        for j in (*range(i - 1, -1, -1), *range(i + 1, len(labels)))
+                        if labels[j]
+                    ),
+                    None,
+                )
+        segments: list[MotionSegment] = []
+        for (a, b), (motion, magnitude) in zip(
+            zip(bounds[:-1], bounds[1:], strict=True), labels, strict=True
+        ):
+            if segments and segments[-1].motion == motion:
+                last = segments[-1]
+                span_old = last.end_s - last.start_s
+                last.magnitude = round(
+                    (last.magnitude * span_old + magnitude * (b - a)) / (span_old + b - a), 4
+                )
+                last.end_s = round(float(b), 3)
+            else:
+                segments.append(
+                    MotionSegment(
+                        start_s=round(float(a), 3),
+                        end_s=round(float(b), 3),
+                        motion=motion,
+                        magnitude=round(magnitude, 4),
+                    )
+                )
+        return segments
+
+    def _classify(
+        self, displacement: np.ndarray, velocity: np.ndarray, zoom: np.ndarray
+    ) -> tuple[str, float]:
+        """Label one window from its pairs' shifts and velocities (P, 2) and zoom rates (P,)."""
+        p = self.params
+        # Medians resist the odd mistracked pair; shake is judged on the spread around them.
+        # Shake jumps the view by a random offset every frame, so its displacement per step
+        # does not shrink with the step while a steady pan's does: jitter is measured per step.
+        net = np.median(velocity, axis=0)
+        z = float(np.median(zoom))
+        step = displacement - displacement.mean(axis=0)
+        jitter = float(np.sqrt(np.mean(np.sum(step**2, axis=1))))
+        speed = float(np.hypot(*net))
+        net_step = float(np.hypot(*np.median(displacement, axis=0)))
+        if jitter > p.shake_threshold and jitter > p.shake_ratio * net_step:
+            return "shake", jitter
+        scores = {
+            "pan": abs(net[0]) / p.pan_threshold,
+            "tilt": abs(net[1]) / p.pan_threshold,
+            "zoom": abs(z) / p.zoom_threshold,
+        }
+        kind = max(scores, key=scores.__getitem__)
+        if scores[kind] < 1.0:
+            return "static", speed
+        if kind == "pan":
+            return ("pan_left" if net[0] > 0 else "pan_right"), abs(float(net[0]))
+        if kind == "tilt":
+            return ("tilt_up" if net[1] > 0 else "tilt_down"), abs(float(net[1]))
+        return ("zoom_in" if z > 0 else "zoom_out"), abs(z)

@@ -1,0 +1,805 @@
+"""Video description: LLaVA-NeXT-Video-7B watches 32 frames and says what the clip is.
+
+The model (transformers' ``LlavaNextVideoForConditionalGeneration``) gets the clip's frames,
+sampled uniformly, and one prompt that names the scenes found by scene_segmentation (their
+time ranges) and asks for labelled lines: a summary, one line per scene, the setting, the
+people and what they do, the visual style, the hook of the first seconds and the call to
+action. :func:`parse_answer` reads the answer back into fields: JSON first (some answers
+come as JSON), then labelled lines, else the raw text alone with ``parsed = False``. The
+result's ``scenes`` always carry exactly the upstream scene ranges (one scene for the whole
+clip when scene_segmentation did not run), each with what the model said about it.
+
+Precision (``precision`` Param): ``bf16`` on a GPU with at least ``bf16_min_gpu_gb`` of
+memory, bitsandbytes ``nf4`` (double quantization; the vision tower, the projector and the
+LM head stay bf16) on a smaller GPU, ``fp32`` on a CPU. bitsandbytes is an optional GPU
+extra (``pip install 'tiktok-analyzer[gpu]'``); without it nf4 answers ``unavailable``.
+
+Frames (``frame_fit`` Param): short-form video is vertical, and the model's own processor
+keeps the centre square of each frame (resize the short side to 336, crop): captions and
+calls to action at the top and bottom would be cut away. ``pad`` (the default) pads each
+frame to a square with CLIP's mean colour first, so the whole picture is seen, smaller;
+``crop`` hands the frames to the processor as they are.
+
+Synthetic weights (``TIKTOK_ANALYZER_WEIGHTS=synthetic-tiny|synthetic-full``): the same
+model class from the manifest's config with random values, a tokenizer and processor built
+here (:func:`build_processor`: exactly the real vocabulary size, ``<video>``/``<image>`` at
+the real ids, CLIP's preprocessing). Random weights never stop and say nothing: generation
+is forced to ``synthetic_new_tokens`` tokens and the answer lands as raw text
+(``parsed = False``). On a GPU the full model is built on the device directly; for nf4 it
+is built in bf16, saved once under ``<weights dir>/synthetic/video_llava/`` and loaded back
+through the same ``from_pretrained`` + ``BitsAndBytesConfig`` path as real weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import itertools
+import json
+import logging
+import math
+import re
+import shutil
+import string
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, Field
+
+from tiktok_analyzer.analyzers import weights as weights_layer
+from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, chunks, seeded
+from tiktok_analyzer.analyzers.base import (
+    AnalyzerResult,
+    Clip,
+    FrameSpec,
+    NotApplicable,
+    Unavailable,
+)
+
+__all__ = [
+    "PRECISIONS",
+    "ParsedAnswer",
+    "SceneDescription",
+    "Timings",
+    "VideoLlava",
+    "build_config",
+    "build_processor",
+    "build_prompt",
+    "parse_answer",
+    "scene_ranges",
+]
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "bf16", "nf4", "fp32")
+FRAME_FITS = ("pad", "crop")
+# CLIP's mean colour (OPENAI_CLIP_MEAN x 255): padding that normalises to zero.
+_CLIP_MEAN_RGB = (122, 116, 104)
+# Bumped when build_processor changes, so saved synthetic folders are rebuilt.
+_SYNTHETIC_PROCESSOR_VERSION = 1
+_GPU_EXTRA = "pip install 'tiktok-analyzer[gpu]'"
+
+
+# ---------------------------------------------------------------------------------------
+# The answer: prompt and parser
+
+
+class SceneDescription(BaseModel):
+    start_s: float
+    end_s: float
+    description: str = Field(description="what the model said about this scene; empty if nothing")
+
+
+class Timings(BaseModel):
+    preprocess_s: float = Field(description="frames and prompt to tensors, for the whole batch")
+    generate_s: float = Field(description="model.generate for the whole batch")
+    batch_clips: int = Field(description="clips generated together in that batch")
+
+
+@dataclass
+class ParsedAnswer:
+    """Fields read from the model's answer (None: not found). ``scenes`` maps the scene
+    number (1-based) to its text; unnumbered scene lines take the next free number."""
+
+    summary: str | None = None
+    scenes: dict[int, str] = field(default_factory=dict)
+    setting: str | None = None
+    people: str | None = None
+    style: str | None = None
+    hook: str | None = None
+    call_to_action: str | None = None
+    parsed: bool = False
+
+    def found(self) -> int:
+        """How many distinct fields the answer gave."""
+        singles = [self.summary, self.setting, self.people, self.style, self.hook]
+        return sum(v is not None for v in singles) + bool(self.scenes) + bool(self.call_to_action)
+
+
+# Label (as the model may write it) -> field. Longer labels are tried first.
+_LABELS = {
+    "summary": "summary",
+    "video summary": "summary",
+    "description": "summary",
+    "overview": "summary",
+    "scene": "scene",
+    "setting": "setting",
+    "location": "setting",
+    "people and actions": "people",
+    "people & actions": "people",
+    "people": "people",
+    "characters": "people",
+    "subjects": "people",
+    "visual style": "style",
+    "style": "style",
+    "hook": "hook",
+    "opening hook": "hook",
+    "call to action": "call_to_action",
+    "cta": "call_to_action",
+}
+_LABEL_ALT = "|".join(
+    re.escape(k).replace(r"\ ", r"[\s_-]+") for k in sorted(_LABELS, key=len, reverse=True)
+)
+# "SCENE 2 (3.0-6.5 s): text", "**Hook:** text", "- Setting - text", '"summary": "text",'
+_LINE = re.compile(
+    r"^\s*(?:[-*•>#]+\s*|\d+[.)]\s+)?(?:\*\*|__)?\s*[\"']?"
+    rf"(?P<label>{_LABEL_ALT})(?:\s*(?P<num>\d+))?[\"']?\s*(?:\([^)]*\))?\s*(?:\*\*|__)?"
+    r"\s*(?::|\s[-–—]\s)\s*(?:\*\*|__)?\s*(?P<text>.*)$",
+    re.IGNORECASE,
+)
+_NONE = re.compile(
+    r"^(?:none|n/?a|nothing|not applicable|no(?:ne)?(?: clear| explicit)? call[\s-]to[\s-]action"
+    r"(?: (?:is )?(?:present|shown|given))?|there is no(?: clear| explicit)? call[\s-]to[\s-]action"
+    r"(?: in (?:this|the) video)?|no hook)\W*$",
+    re.IGNORECASE,
+)
+
+
+def _clean(text: Any) -> str | None:
+    """One line of prose: flattened, whitespace collapsed, stray quotes and markdown off."""
+    if text is None:
+        return None
+    if isinstance(text, dict):
+        text = ", ".join(s for s in (_clean(v) for v in text.values()) if s)
+    elif isinstance(text, (list, tuple)):
+        text = "; ".join(s for s in (_clean(v) for v in text) if s)
+    text = " ".join(str(text).split())
+    text = text.strip().strip("*_").strip().rstrip(",").strip().strip("\"'").strip()
+    return text or None
+
+
+def _field_of(label: str) -> str:
+    return _LABELS[re.sub(r"[\s_-]+", " ", label.lower())]
+
+
+def _key_field(key: str) -> tuple[str | None, int | None]:
+    """A JSON key -> (field, scene number)."""
+    norm = re.sub(r"[\s_-]+", " ", key.strip().lower())
+    m = re.fullmatch(r"scene (\d+)", norm)
+    if m:
+        return "scene", int(m.group(1))
+    if norm in ("scenes", "scene descriptions", "per scene"):
+        return "scenes", None
+    if norm == "call to action":
+        return "call_to_action", None
+    return _LABELS.get(norm), None
+
+
+def _parse_json(text: str) -> ParsedAnswer | None:
+    body = re.sub(r"```(?:json)?", "", text)
+    start, end = body.find("{"), body.rfind("}")
+    if start < 0 or end <= start:
+        return None
+    try:
+        data = json.loads(body[start : end + 1])
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    out = ParsedAnswer()
+    for key, value in data.items():
+        name, number = _key_field(str(key))
+        if name is None:
+            continue
+        if name == "scenes":
+            _json_scenes(value, out)
+        elif name == "scene":
+            if number is not None and (t := _clean(value)):
+                out.scenes[number] = t
+        else:
+            setattr(out, name, _clean(value))
+    if out.found() == 0:
+        return None
+    return out
+
+
+def _json_scenes(value: Any, out: ParsedAnswer) -> None:
+    items: list[tuple[int | None, Any]]
+    if isinstance(value, dict):
+        items = []
+        for k, v in value.items():
+            m = re.search(r"\d+", str(k))
+            items.append((int(m.group()) if m else None, v))
+    elif isinstance(value, list):
+        items = [(None, v) for v in value]
+    else:
+        items = [(None, value)]
+    for number, item in items:
+        if isinstance(item, dict):
+            for k in ("scene", "index", "number", "id"):
+                if isinstance(item.get(k), int):
+                    number = item[k]
+                    break
+            for k in ("description", "text", "summary", "content", "what_happens"):
+                if k in item:
+                    item = item[k]
+                    break
+        text = _clean(item)
+        if text:
+            out.scenes[number if number is not None else _next_free(out.scenes)] = text
+
+
+def _next_free(scenes: dict[int, str]) -> int:
+    return max(scenes, default=0) + 1
+
+
+def _parse_lines(text: str) -> ParsedAnswer:
+    out = ParsedAnswer()
+    current: tuple[str, int | None] | None = None
+    parts: dict[tuple[str, int | None], list[str]] = {}
+    order: list[tuple[str, int | None]] = []
+    for line in text.splitlines():
+        m = _LINE.match(line)
+        if m:
+            name = _field_of(m.group("label"))
+            number = int(m.group("num")) if name == "scene" and m.group("num") else None
+            if name == "scene" and number is None:
+                number = -(len([k for k in order if k[0] == "scene"]) + 1)  # placeholder
+            key = (name, number)
+            if key not in parts:
+                parts[key] = []
+                order.append(key)
+            parts[key].append(m.group("text"))
+            current = key
+        elif current is not None and line.strip():
+            parts[current].append(line)
+    for name, number in order:
+        value = _clean(" ".join(parts[(name, number)]))
+        if value is None:
+            continue
+        if name == "scene":
+            slot = number if number is not None and number > 0 else _next_free(out.scenes)
+            out.scenes.setdefault(slot, value)
+        elif getattr(out, name) is None:
+            setattr(out, name, value)
+    return out
+
+
+def parse_answer(text: str) -> ParsedAnswer:
+    """Read the model's answer: JSON first, then labelled lines. ``parsed`` is True when the
+    answer gave its summary or at least two of the asked-for fields."""
+    answer = _parse_json(text) or _parse_lines(text)
+    for name in ("hook", "call_to_action"):
+        value = getattr(answer, name)
+        if value is not None and _NONE.match(value):
+            setattr(answer, name, None)
+    answer.parsed = answer.summary is not None or answer.found() >= 2
+    return answer
+
+
+def scene_ranges(clip: Clip) -> tuple[list[tuple[float, float]], str]:
+    """The scene ranges to describe: scene_segmentation's, exactly, or the whole clip.
+    Returns (ranges, source) with source ``scene_segmentation`` or ``whole_clip``."""
+    upstream = clip.upstream.get("scene_segmentation") or {}
+    ranges = []
+    for scene in upstream.get("scenes") or []:
+        try:
+            a, b = float(scene["start_s"]), float(scene["end_s"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if math.isfinite(a) and math.isfinite(b) and b > a >= 0:
+            ranges.append((a, b))
+    if ranges:
+        return sorted(ranges), "scene_segmentation"
+    end = float(clip.meta.duration_s or 0.0)
+    if clip.timestamps_s is not None and len(clip.timestamps_s):
+        end = max(end, float(np.max(clip.timestamps_s)))
+    return [(0.0, end)], "whole_clip"
+
+
+def build_prompt(ranges: Sequence[tuple[float, float]], duration_s: float, hook_s: float) -> str:
+    """The question put after the video: the scenes by time, and the labelled lines wanted."""
+    scene_lines = "\n".join(
+        f"Scene {i}: {a:.1f} s to {b:.1f} s" for i, (a, b) in enumerate(ranges, start=1)
+    )
+    answer_scenes = "\n".join(
+        f"SCENE {i}: <what happens in scene {i}>" for i in range(1, len(ranges) + 1)
+    )
+    return (
+        f"This is a short vertical social-media video of {duration_s:.1f} seconds, shown as "
+        f"frames sampled evenly from start to end. It has {len(ranges)} "
+        f"scene{'s' if len(ranges) != 1 else ''}:\n{scene_lines}\n"
+        "Describe the video. Answer with exactly these labelled lines and nothing else:\n"
+        "SUMMARY: <one or two sentences about the whole video>\n"
+        f"{answer_scenes}\n"
+        "SETTING: <where it takes place>\n"
+        "PEOPLE: <who appears and what they do, or none>\n"
+        "STYLE: <visual style: camera, editing, colours, text on screen>\n"
+        f"HOOK: <what grabs attention in the first {hook_s:g} seconds>\n"
+        "CTA: <the call to action (follow, buy, comment, link...), or none>"
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Synthetic model: config, tokenizer and processor built here
+
+
+def build_config(table: dict[str, Any]):
+    """The manifest's synthetic table -> ``LlavaNextVideoConfig`` (nested vision and text
+    tables become CLIPVisionConfig and LlamaConfig)."""
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaNextVideoConfig
+
+    rest = {k: v for k, v in table.items() if k not in ("vision_config", "text_config")}
+    return LlavaNextVideoConfig(
+        vision_config=CLIPVisionConfig(**dict(table["vision_config"])),
+        text_config=LlamaConfig(**dict(table["text_config"])),
+        **rest,
+    )
+
+
+def _synthetic_tokenizer(vocab_size: int, video_id: int, image_id: int):
+    """A byte-level BPE tokenizer of exactly ``vocab_size`` ids: ``<unk> <s> </s>`` at 0-2
+    (Llama's), the 256 byte symbols, three-letter word pieces to fill, ``<video>`` and
+    ``<image>`` at the real model's ids, ``<pad>`` after them, reserved ids to the end. Any
+    text encodes (bytes), and random ids decode to word-like garbage."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = {0: "<unk>", 1: "<s>", 2: "</s>", video_id: "<video>", image_id: "<image>"}
+    pad_id = max(video_id, image_id) + 1
+    specials[pad_id] = "<pad>"
+    if pad_id >= vocab_size:
+        raise ValueError(f"vocab_size {vocab_size} leaves no room for <pad> after the media ids")
+    symbols = iter(
+        [
+            *sorted(pre_tokenizers.ByteLevel.alphabet()),
+            *(
+                prefix + "".join(c)
+                for c in itertools.product(string.ascii_lowercase, repeat=3)
+                for prefix in ("Ġ", "")
+            ),
+        ]
+    )
+    vocab: dict[str, int] = {}
+    for i in range(vocab_size):
+        if i in specials:
+            vocab[specials[i]] = i
+        elif i < min(video_id, image_id):
+            vocab[next(symbols)] = i
+        else:
+            vocab[f"<reserved_{i}>"] = i
+    if len(vocab) != vocab_size:
+        raise ValueError("synthetic vocabulary collided")
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
+    )
+    reserved = [t for t, i in vocab.items() if t.startswith("<reserved_")]
+    tok.add_special_tokens(
+        [AddedToken(t, special=True, normalized=False) for t in [*specials.values(), *reserved]]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        padding_side="left",
+    )
+
+
+def build_processor(config):
+    """A ``LlavaNextVideoProcessor`` built locally for a synthetic model: the synthetic
+    tokenizer and the real model's preprocessing (short side to the vision tower's size,
+    centre crop, CLIP mean and std)."""
+    from transformers import LlavaNextImageProcessor, LlavaNextVideoProcessor
+    from transformers.models.llava_next_video.video_processing_llava_next_video import (
+        LlavaNextVideoVideoProcessor,
+    )
+
+    side = int(config.vision_config.image_size)
+    tokenizer = _synthetic_tokenizer(
+        int(config.text_config.vocab_size),
+        int(config.video_token_index),
+        int(config.image_token_index),
+    )
+    size = {"shortest_edge": side}
+    crop = {"height": side, "width": side}
+    return LlavaNextVideoProcessor(
+        video_processor=LlavaNextVideoVideoProcessor(size=size, crop_size=crop),
+        image_processor=LlavaNextImageProcessor(
+            size=size, crop_size=crop, image_grid_pinpoints=config.image_grid_pinpoints
+        ),
+        tokenizer=tokenizer,
+        patch_size=int(config.vision_config.patch_size),
+        vision_feature_select_strategy=config.vision_feature_select_strategy,
+    )
+
+
+def synthetic_folder(weights: weights_layer.Weights) -> Path:
+    """Where a synthetic model of ``weights.config`` is saved (keyed by the config's hash)."""
+    digest = hashlib.sha256(
+        json.dumps([weights.config, _SYNTHETIC_PROCESSOR_VERSION], sort_keys=True).encode()
+    ).hexdigest()[:12]
+    size = weights.kind.removeprefix("synthetic-")
+    entry = weights.model
+    return (
+        weights_layer.weights_dir() / "synthetic" / entry.analyzer / f"{entry.name}-{size}-{digest}"
+    )
+
+
+def build_random_model(config, device: str, dtype):
+    """The model with random values (seed 0), built directly on ``device`` in ``dtype``:
+    a 7 B model is never initialised on the CPU first."""
+    import torch
+    from transformers import LlavaNextVideoForConditionalGeneration
+
+    seeded(0)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            model = LlavaNextVideoForConditionalGeneration(config)
+    finally:
+        torch.set_default_dtype(previous)
+    return model.eval()
+
+
+def save_synthetic(weights: weights_layer.Weights, device: str, dtype) -> Path:
+    """Build the synthetic model and its processor once and save them as a model folder
+    (safetensors + config + processor files), so it loads through ``from_pretrained`` like
+    real weights. A concurrent build of the same folder is harmless (atomic rename)."""
+    folder = synthetic_folder(weights)
+    if (folder / "config.json").is_file():
+        return folder
+    config = build_config(weights.config or {})
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=folder.parent))
+    try:
+        model = build_random_model(config, device, dtype)
+        model.save_pretrained(tmp)
+        build_processor(config).save_pretrained(tmp)
+        del model
+        if device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()  # the bf16 copy goes before the quantized one loads
+        tmp.chmod(0o755)  # mkdtemp makes it private; other users' servers read it too
+        try:
+            tmp.rename(folder)
+        except OSError:
+            if not (folder / "config.json").is_file():  # not a concurrent build that won
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+# ---------------------------------------------------------------------------------------
+# The analyzer
+
+
+@dataclass
+class _Prepared:
+    index: int
+    frames: np.ndarray
+    ranges: list[tuple[float, float]]
+    scenes_from: str
+    prompt: str
+
+
+class VideoLlava(LearnedAnalyzer):
+    """What the clip shows, scene by scene; its hook and its call to action."""
+
+    name = "video_llava"
+    # LLaVA-NeXT-Video was trained on 32 frames sampled uniformly; 336 is its CLIP's input.
+    frames = FrameSpec(count=32, short_side=336)
+    depends_on = ("scene_segmentation",)
+    model_name = "llava-next-video-7b-hf"
+
+    @dataclass
+    class Params:
+        # auto: bf16 on a GPU with >= bf16_min_gpu_gb, nf4 on a smaller GPU, fp32 on a CPU.
+        precision: str = "auto"
+        bf16_min_gpu_gb: float = 40.0
+        # Tokens of the answer at most (the labelled lines take ~150 to 300).
+        max_new_tokens: int = 384
+        # Synthetic (random) weights only: every answer is exactly this long.
+        synthetic_new_tokens: int = 16
+        # Clips generated together (same frame count); 8 x 32 frames fit an H100 in bf16.
+        batch_size: int = 4
+        # More frames than this are subsampled uniformly (each costs 144 tokens).
+        max_frames: int = 32
+        # pad: the whole (vertical) frame padded to a square; crop: the processor's centre crop.
+        frame_fit: str = "pad"
+        # Frames smaller than this (short side, px) carry nothing to describe: failed.
+        min_side: int = 32
+        # The hook is what happens in the first hook_s seconds.
+        hook_s: float = 3.0
+        # transformers' static KV cache (compiled): ~2.5x faster generation on a GPU once
+        # warm, but the first call compiles for tens of seconds.
+        static_cache: bool = False
+
+    class Result(AnalyzerResult):
+        description: str = Field(
+            description="the video in a sentence or two (raw text if unparsed)"
+        )
+        scenes: list[SceneDescription] = Field(
+            description="scene_segmentation's scenes (exact ranges), or one for the whole clip"
+        )
+        hook: str | None = Field(description="what grabs attention in the first seconds")
+        call_to_action: str | None = Field(
+            description="the call to action; None when there is none"
+        )
+        setting: str | None
+        people: str | None = Field(description="who appears and what they do")
+        style: str | None = Field(description="visual style: camera, editing, colours, text")
+        raw_text: str = Field(description="the model's answer as generated")
+        parsed: bool = Field(description="the answer had the asked-for structure")
+        new_tokens: int
+        frames_used: int
+        scenes_from: str = Field(description="scene_segmentation or whole_clip")
+        precision: str = Field(description="bf16, nf4 or fp32: what the model ran in")
+        timings: Timings
+
+    def load(self, weights: weights_layer.Weights) -> None:
+        import torch
+
+        p = self.params
+        if p.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {p.precision!r}"
+            )
+        if p.frame_fit not in FRAME_FITS:
+            raise ValueError(
+                f"frame_fit must be one of {', '.join(FRAME_FITS)}, got {p.frame_fit!r}"
+            )
+        self.precision = self._choose_precision()
+        self._dtype = torch.float32 if self.precision == "fp32" else torch.bfloat16
+        self.synthetic = weights.kind != "real"
+        if weights.kind == "real":
+            assert weights.path is not None
+            self._load_pretrained(weights.path)
+        elif self.precision == "nf4":
+            # Quantization happens inside from_pretrained: save the bf16 model once, then
+            # load it exactly as real weights load.
+            self._load_pretrained(save_synthetic(weights, self.device, torch.bfloat16))
+        else:
+            config = build_config(weights.config or {})
+            self.processor = build_processor(config)
+            self.model = build_random_model(config, self.device, self._dtype)
+        self.processor.tokenizer.padding_side = "left"
+        self._video_token = getattr(self.processor, "video_token", "<video>")
+
+    def _choose_precision(self) -> str:
+        import torch
+
+        wanted = self.params.precision
+        on_gpu = self.device.startswith("cuda")
+        if not on_gpu:
+            if wanted == "nf4":
+                raise Unavailable(
+                    "video_llava precision nf4 needs a CUDA GPU (bitsandbytes); this "
+                    "instance runs on the CPU: set precision auto or fp32"
+                )
+            if wanted == "bf16":
+                log.warning("video_llava: bf16 asked on the CPU, running fp32")
+            return "fp32"
+        if wanted == "auto":
+            total = torch.cuda.get_device_properties(torch.device(self.device)).total_memory
+            wanted = "bf16" if total >= self.params.bf16_min_gpu_gb * 1e9 else "nf4"
+        if wanted == "nf4":
+            missing = [
+                m for m in ("bitsandbytes", "accelerate") if importlib.util.find_spec(m) is None
+            ]
+            if missing:
+                raise Unavailable(
+                    f"video_llava in nf4 needs {' and '.join(missing)} (not installed): "
+                    f"{_GPU_EXTRA}"
+                )
+        return wanted
+
+    def _load_pretrained(self, folder: Path) -> None:
+        """Load a model folder (real weights, or a saved synthetic model) and its processor."""
+        import torch
+        from transformers import AutoProcessor, LlavaNextVideoForConditionalGeneration
+
+        kwargs: dict[str, Any] = {"local_files_only": True, "dtype": self._dtype}
+        if self.device.startswith("cuda"):
+            kwargs["device_map"] = self.device
+        if self.precision == "nf4":
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_compute_dtype=torch.bfloat16,
+                bnb_4bit_use_double_quant=True,
+                llm_int8_skip_modules=["vision_tower", "multi_modal_projector", "lm_head"],
+            )
+        self.model = LlavaNextVideoForConditionalGeneration.from_pretrained(
+            str(folder), **kwargs
+        ).eval()
+        self.processor = AutoProcessor.from_pretrained(str(folder), local_files_only=True)
+
+    # -- per clip -------------------------------------------------------------------------
+
+    def _prepare(self, index: int, clip: Clip) -> _Prepared:
+        p = self.params
+        frames = np.asarray(clip.frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be (N, H, W, 3) RGB, got {list(frames.shape)}")
+        h, w = frames.shape[1:3]
+        if min(h, w) < p.min_side:
+            raise ValueError(
+                f"frames of {w}x{h} px are too small to describe "
+                f"(video_llava needs at least {p.min_side} px on the short side)"
+            )
+        if frames.dtype != np.uint8:
+            frames = np.clip(frames, 0, 255).astype(np.uint8)
+        if len(frames) > p.max_frames:
+            keep = np.linspace(0, len(frames) - 1, p.max_frames).round().astype(int)
+            frames = frames[keep]
+        frames = _fit(frames, int(self.model.config.vision_config.image_size), p.frame_fit)
+        ranges, source = scene_ranges(clip)
+        duration = max(float(clip.meta.duration_s or 0.0), ranges[-1][1])
+        question = build_prompt(ranges, duration, p.hook_s)
+        prompt = f"USER: {self._video_token}\n{question} ASSISTANT:"
+        return _Prepared(index, np.ascontiguousarray(frames), ranges, source, prompt)
+
+    def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
+        if self._unavailable is not None:
+            return [Unavailable(self._unavailable) for _ in clips]
+        out: list[AnalyzerResult | Exception | None] = [None] * len(clips)
+        # Clips of one generate call must have as many frames (pixel_values_videos stacks).
+        groups: dict[int, list[_Prepared]] = defaultdict(list)
+        for i, clip in enumerate(clips):
+            try:
+                self.check(clip)
+                prepared = self._prepare(i, clip)
+                groups[len(prepared.frames)].append(prepared)
+            except Exception as exc:  # noqa: BLE001 - returned per clip by design
+                if not isinstance(exc, (NotApplicable, Unavailable, ValueError)):
+                    log.exception("%s failed", self.name)
+                out[i] = exc
+        for items in groups.values():
+            for part in chunks(len(items), self.params.batch_size):
+                batch = items[part]
+                try:
+                    results = self._generate(batch)
+                except Exception as exc:  # noqa: BLE001 - the batch's clips fail together
+                    log.exception("%s: generation failed for %d clip(s)", self.name, len(batch))
+                    results = [exc] * len(batch)
+                for item, result in zip(batch, results, strict=True):
+                    out[item.index] = result
+        return out  # type: ignore[return-value]
+
+    def _generate(self, batch: list[_Prepared]) -> list[AnalyzerResult]:
+        import torch
+
+        p = self.params
+        start = time.perf_counter()
+        inputs = self.processor(
+            text=[b.prompt for b in batch],
+            videos=[b.frames for b in batch],
+            padding=True,
+            return_tensors="pt",
+        )
+        device = self.model.device
+        inputs = {k: v.to(device) for k, v in inputs.items()}
+        inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(self._dtype)
+        preprocess_s = time.perf_counter() - start
+        tokenizer = self.processor.tokenizer
+        kwargs: dict[str, Any] = {
+            "do_sample": False,
+            "num_beams": 1,
+            "max_new_tokens": p.max_new_tokens,
+            "pad_token_id": tokenizer.pad_token_id
+            if tokenizer.pad_token_id is not None
+            else tokenizer.eos_token_id,
+        }
+        if self.synthetic:
+            # Random weights never emit the end token: bound the answer exactly.
+            kwargs["max_new_tokens"] = kwargs["min_new_tokens"] = p.synthetic_new_tokens
+        if p.static_cache:
+            kwargs["cache_implementation"] = "static"
+        start = time.perf_counter()
+        with torch.inference_mode():
+            generated = self.model.generate(**inputs, **kwargs)
+        if str(device).startswith("cuda"):
+            torch.cuda.synchronize(device)
+        generate_s = time.perf_counter() - start
+        new = generated[:, inputs["input_ids"].shape[1] :].cpu()
+        timings = Timings(
+            preprocess_s=round(preprocess_s, 4),
+            generate_s=round(generate_s, 4),
+            batch_clips=len(batch),
+        )
+        results = []
+        for item, row in zip(batch, new, strict=True):
+            count = _answer_length(row, tokenizer.eos_token_id)
+            raw = tokenizer.decode(row[:count], skip_special_tokens=True).strip()
+            results.append(self._result(item, raw, count, timings))
+        return results
+
+    def _result(self, item: _Prepared, raw: str, count: int, timings: Timings) -> Result:
+        answer = parse_answer(raw)
+        if answer.parsed:
+            description = answer.summary or " ".join(answer.scenes.values()) or raw
+        else:
+            description = raw
+        scenes = []
+        for k, (a, b) in enumerate(item.ranges, start=1):
+            text = answer.scenes.get(k, "") if answer.parsed else ""
+            if not text and len(item.ranges) == 1:
+                text = description  # one scene is the whole clip
+            scenes.append(SceneDescription(start_s=a, end_s=b, description=text))
+        return self.Result(
+            description=description,
+            scenes=scenes,
+            hook=answer.hook if answer.parsed else None,
+            call_to_action=answer.call_to_action if answer.parsed else None,
+            setting=answer.setting if answer.parsed else None,
+            people=answer.people if answer.parsed else None,
+            style=answer.style if answer.parsed else None,
+            raw_text=raw,
+            parsed=answer.parsed,
+            new_tokens=count,
+            frames_used=len(item.frames),
+            scenes_from=item.scenes_from,
+            precision=self.precision,
+            timings=timings,
+        )
+
+
+def _answer_length(row, eos_id: int | None) -> int:
+    """Generated tokens up to and including the first end token (padding after it)."""
+    if eos_id is not None:
+        hits = (row == eos_id).nonzero()
+        if len(hits):
+            return int(hits[0, 0]) + 1
+    return int(row.shape[0])
+
+
+def _fit(frames: np.ndarray, side: int, fit: str) -> np.ndarray:
+    """Frames for the processor: larger ones shrunk (area averaging) to what the model will
+    see anyway, and with ``pad`` padded to squares so the processor's centre crop keeps
+    the whole picture."""
+    h, w = frames.shape[1:3]
+    scale = side / (max(h, w) if fit == "pad" else min(h, w))
+    if scale < 1:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        frames = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+    if fit == "pad" and frames.shape[1] != frames.shape[2]:
+        frames = _pad_square(frames)
+    return frames
+
+
+def _pad_square(frames: np.ndarray) -> np.ndarray:
+    """Pad (N, H, W, 3) frames to squares with CLIP's mean colour, the picture centred."""
+    n, h, w, _ = frames.shape
+    side = max(h, w)
+    out = np.empty((n, side, side, 3), np.uint8)
+    out[:] = np.array(_CLIP_MEAN_RGB, np.uint8)
+    top, left = (side - h) // 2, (side - w) // 2
+    out[:, top : top + h, left : left + w] = frames
+    return out

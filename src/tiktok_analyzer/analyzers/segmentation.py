@@ -1,0 +1,438 @@
+"""Background segmentation: what the picture's area is made of (ADE20K's 150 classes), how
+much of it is people, and whether the background is a chroma-key green screen.
+
+Per clip:
+
+1. SegFormer (``SegformerForSemanticSegmentation``, ADE20K's 150 classes) labels every
+   pixel of frames sampled at 1 fps. Frames are resized to ``input_size`` square, as the
+   model's own image processor does (SegFormer was fine-tuned on 512x512 crops); shares of
+   area are unchanged by that stretch. Frames of all clips handed over together run in
+   batches of ``batch_size``. The label map (a quarter of the input's size) gives each
+   class's share of each frame.
+2. Shares per scene (scene_segmentation's time ranges; the whole clip when they are
+   missing) and over the clip (every sampled frame weighs the same: they are evenly spaced
+   in time). ``foreground_share`` is the ``person`` class's share.
+3. Green screen, measured on the pixels themselves so that it holds whatever the weights:
+   in the non-person area (the segmentation's ``person`` pixels are the subject in front
+   of the screen), ``green_cover`` is the share that is chroma-key green (a soft
+   membership: hue between ``green_hue_min_deg`` and ``green_hue_max_deg``, saturated,
+   not dark) and ``green_flatness`` says the green is flat, as a lit screen is, rather than
+   textured like foliage or grass (the local standard deviation of brightness over the
+   green, in windows ~5 % of the frame's short side, between ``flat_std_full`` (flat: 1)
+   and ``flat_std_zero`` (textured: 0)). A frame's likelihood is their product; a scene's
+   is its frames' mean; the clip's is its highest scene's (a clip uses a green screen when
+   any scene does), and ``green_screen_share`` the share of frames at or above 0.5.
+
+Weights (``weights_manifest/background_segmentation.toml``): real, NVIDIA's SegFormer-B2
+fine-tuned on ADE20K at 512x512 (27.5 M parameters, ADE20K val mIoU 45.6; B0 has 3.8 M and
+37.4): at one frame a second a 60 s clip is 60 frames, a fraction of a second for B2 on a
+GPU, and the person/background boundary it draws is the point of this analyzer. Its labels
+come from its own ``config.json``. Synthetic models are the same class from a
+``SegformerConfig`` with random values, labelled with ultralytics' ADE20K class list
+(``ultralytics/cfg/datasets/ade20k.yaml``, read from the installed package).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, Field
+
+from tiktok_analyzer.analyzers import weights as weights_layer
+from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, check_frames, chunks, seeded
+from tiktok_analyzer.analyzers.base import AnalyzerResult, Clip, FrameSpec
+
+__all__ = [
+    "BackgroundSegmentation",
+    "ClassShare",
+    "SceneBackground",
+    "ade20k_names",
+    "chroma_key_green",
+    "green_screen_measure",
+    "local_std",
+]
+
+log = logging.getLogger(__name__)
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+_MIN_SIDE_PX = 32
+#: A frame at or above this green-screen likelihood counts towards green_screen_share.
+_GREEN_FRAME = 0.5
+
+
+def ade20k_names(source: str = "ultralytics:cfg/datasets/ade20k.yaml") -> tuple[str, ...]:
+    """ADE20K's 150 class names in the benchmark's order from ``package:path/in/package``
+    (ultralytics ships the list), read without importing the package."""
+    import yaml
+
+    package, _, rel = source.partition(":")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"{package} is not installed (it ships the ADE20K labels)", name=package)
+    path = Path(next(iter(spec.submodule_search_locations))) / rel
+    names = yaml.safe_load(path.read_text(encoding="utf-8"))["names"]
+    return tuple(str(names[i]) for i in range(len(names)))
+
+
+# ---------------------------------------------------------------------------------------
+# Green screen
+
+
+def _ramp(x: np.ndarray, zero: float, full: float) -> np.ndarray:
+    """0 at ``zero``, 1 at ``full``, linear between (either direction)."""
+    if full == zero:
+        return (x >= full).astype(np.float32)
+    return np.clip((x - zero) / (full - zero), 0.0, 1.0).astype(np.float32)
+
+
+def chroma_key_green(
+    rgb: np.ndarray,
+    hue_min_deg: float = 90.0,
+    hue_max_deg: float = 160.0,
+    hue_soft_deg: float = 15.0,
+    sat_zero: float = 0.35,
+    sat_full: float = 0.55,
+    val_zero: float = 0.15,
+    val_full: float = 0.30,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel of a uint8 RGB image, how much it looks chroma-key green (0..1), and its
+    HSV value (brightness, 0..1). Green is hue within [min, max] degrees (fading to 0 over
+    ``hue_soft_deg`` outside), saturation ramping from ``sat_zero`` to ``sat_full``, value
+    from ``val_zero`` to ``val_full``. Chroma-key green (0, 177, 64) sits at hue 142, S 1."""
+    hsv = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2HSV)
+    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    outside = np.maximum(hue_min_deg - h, h - hue_max_deg)
+    hue = np.clip(1.0 - outside / max(hue_soft_deg, 1e-6), 0.0, 1.0)
+    member = hue * _ramp(s, sat_zero, sat_full) * _ramp(v, val_zero, val_full)
+    return member.astype(np.float32), v
+
+
+def local_std(channel: np.ndarray, window: int) -> np.ndarray:
+    """Standard deviation of ``channel`` in a ``window`` x ``window`` box around each pixel."""
+    k = (window, window)
+    mean = cv2.blur(channel, k, borderType=cv2.BORDER_REFLECT)
+    sq = cv2.blur(channel * channel, k, borderType=cv2.BORDER_REFLECT)
+    return np.sqrt(np.maximum(sq - mean * mean, 0.0))
+
+
+def green_screen_measure(
+    rgb: np.ndarray, person: np.ndarray | None, params: BackgroundSegmentation.Params
+) -> tuple[float, float]:
+    """(green_cover, green_flatness) of one frame: the share of the non-person area that is
+    chroma-key green, and how flat that green is (1 flat .. 0 textured). ``person`` is a
+    boolean mask of the frame's size, or None for none."""
+    p = params
+    member, value = chroma_key_green(
+        rgb,
+        p.green_hue_min_deg,
+        p.green_hue_max_deg,
+        p.green_hue_soft_deg,
+        p.green_sat_zero,
+        p.green_sat_full,
+        p.green_val_zero,
+        p.green_val_full,
+    )
+    background = np.ones(member.shape, bool) if person is None else ~person
+    n = int(background.sum())
+    if n == 0:
+        return 0.0, 0.0
+    weight = member * background
+    total = float(weight.sum())
+    cover = total / n
+    if total < 1e-6:
+        return 0.0, 0.0
+    window = max(3, round(min(rgb.shape[:2]) * p.flat_window_frac) | 1)
+    spread = float((local_std(value, window) * weight).sum() / total)
+    flatness = 1.0 - float(_ramp(np.float32(spread), p.flat_std_full, p.flat_std_zero))
+    return cover, flatness
+
+
+# ---------------------------------------------------------------------------------------
+# Result
+
+
+class ClassShare(BaseModel):
+    label: str = Field(description="ADE20K class name")
+    share: float = Field(description="share of the picture's area, 0..1")
+
+
+class SceneBackground(BaseModel):
+    start_s: float
+    end_s: float
+    frames: int = Field(
+        description="sampled frames inside the scene (0: the nearest frame stood in for it)"
+    )
+    classes: list[ClassShare]
+    foreground_share: float = Field(description="share of the area that is people (person)")
+    green_screen_likelihood: float = Field(
+        description="mean over the scene's frames of green_cover x green_flatness, 0..1"
+    )
+    green_cover: float = Field(
+        description="share of the non-person area that is chroma-key green (hue ~90-160 deg, "
+        "saturated, not dark), 0..1"
+    )
+    green_flatness: float = Field(
+        description="1 when that green is flat like a lit screen, 0 when textured like foliage"
+    )
+
+
+@dataclass
+class _FrameStats:
+    shares: np.ndarray  # (num_labels,)
+    cover: float
+    flatness: float
+
+    @property
+    def likelihood(self) -> float:
+        return self.cover * self.flatness
+
+
+class BackgroundSegmentation(LearnedAnalyzer):
+    name = "background_segmentation"
+    # One frame a second: backgrounds change with shots, not within them; 512 is the
+    # resolution SegFormer was fine-tuned at.
+    frames = FrameSpec(short_side=512, fps=1.0)
+    depends_on = ("scene_segmentation",)
+
+    @dataclass
+    class Params:
+        batch_size: int = 8
+        # Frames are resized to this square for the model (its fine-tuning crop size).
+        input_size: int = 512
+        # Classes below this share of the clip (or scene) are left out of the lists.
+        min_class_share: float = 0.01
+        max_classes: int = 12
+        scene_classes: int = 5
+        # Colour measures run on frames scaled down to this short side.
+        color_short_side: int = 256
+        # Chroma-key green (see chroma_key_green).
+        green_hue_min_deg: float = 90.0
+        green_hue_max_deg: float = 160.0
+        green_hue_soft_deg: float = 15.0
+        green_sat_zero: float = 0.35
+        green_sat_full: float = 0.55
+        green_val_zero: float = 0.15
+        green_val_full: float = 0.30
+        # Flatness: local brightness std (0..1 units) at or below full is flat (1), at or
+        # above zero textured (0); the window is this share of the short side.
+        flat_std_full: float = 0.015
+        flat_std_zero: float = 0.04
+        flat_window_frac: float = 0.05
+
+    class Result(AnalyzerResult):
+        classes: list[ClassShare] = Field(description="over the clip, largest first")
+        foreground_share: float = Field(description="share of the area that is people (person)")
+        green_screen_likelihood: float = Field(
+            description="the highest scene's green_screen_likelihood: chroma-key green cover "
+            "of the non-person area times its flatness, 0..1"
+        )
+        green_screen_share: float = Field(
+            description="share of sampled frames whose green-screen likelihood is >= 0.5"
+        )
+        scenes: list[SceneBackground]
+        scenes_from: str = Field(description="scene_segmentation, or whole_clip without it")
+        frames_analyzed: int
+
+    def load(self, weights: weights_layer.Weights) -> None:
+        import torch
+        from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+        mean, std = _IMAGENET_MEAN, _IMAGENET_STD
+        if weights.kind == "real":
+            assert weights.path is not None
+            model = SegformerForSemanticSegmentation.from_pretrained(
+                str(weights.path), local_files_only=True
+            )
+            processor = weights.path / "preprocessor_config.json"
+            if processor.is_file():
+                raw = json.loads(processor.read_text(encoding="utf-8"))
+                mean = tuple(raw.get("image_mean", mean))
+                std = tuple(raw.get("image_std", std))
+            id2label = {int(k): v for k, v in model.config.id2label.items()}
+            self.labels = tuple(id2label.get(i, str(i)) for i in range(model.config.num_labels))
+        else:
+            config = dict(weights.config or {})
+            self.labels = ade20k_names(config.pop("labels", "ultralytics:cfg/datasets/ade20k.yaml"))
+            cfg = SegformerConfig(
+                **config,
+                num_labels=len(self.labels),
+                id2label=dict(enumerate(self.labels)),
+                label2id={n: i for i, n in enumerate(self.labels)},
+            )
+            seeded(0)
+            model = SegformerForSemanticSegmentation(cfg)
+        self.person = next(
+            (i for i, n in enumerate(self.labels) if n.split(";")[0] == "person"), -1
+        )
+        self.half = self.device.startswith("cuda")
+        model = model.to(self.device).eval()
+        self.model = model.half() if self.half else model.float()
+        dtype = torch.float16 if self.half else torch.float32
+        self._mean = torch.tensor(mean, dtype=dtype, device=self.device).view(1, 3, 1, 1) * 255
+        self._std = torch.tensor(std, dtype=dtype, device=self.device).view(1, 3, 1, 1) * 255
+        self._torch = torch
+
+    # -----------------------------------------------------------------------------------
+
+    def check(self, clip: Clip) -> None:
+        super().check(clip)
+        check_frames(clip, self.name, _MIN_SIDE_PX, "segment")
+
+    def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
+        if not self.available:
+            return super().analyze_batch(clips)
+        outcomes: list[AnalyzerResult | Exception | None] = [None] * len(clips)
+        for i, clip in enumerate(clips):
+            try:
+                self.check(clip)
+            except Exception as exc:  # noqa: BLE001 - returned per clip by design
+                outcomes[i] = exc
+        live = [i for i, o in enumerate(outcomes) if o is None]
+        maps, failed = self._segment_all([clips[i] for i in live])
+        for k, i in enumerate(live):
+            if k in failed:
+                outcomes[i] = failed[k]
+                continue
+            try:
+                outcomes[i] = self._result(clips[i], maps[k])
+            except Exception as exc:  # noqa: BLE001 - returned per clip by design
+                log.exception("%s failed", self.name)
+                outcomes[i] = exc
+        return outcomes  # type: ignore[return-value]
+
+    def _segment_all(
+        self, clips: Sequence[Clip]
+    ) -> tuple[list[list[np.ndarray | None]], dict[int, Exception]]:
+        """The label map of every frame of every clip, frames of all clips batched together
+        (they all become input_size squares). A failing batch fails the clips it held."""
+        items = [(c, f) for c, clip in enumerate(clips) for f in range(len(clip.frames))]  # type: ignore[arg-type]
+        maps: list[list[np.ndarray | None]] = [[None] * len(c.frames) for c in clips]  # type: ignore[arg-type]
+        failed: dict[int, Exception] = {}
+        for part in chunks(len(items), self.params.batch_size):
+            batch = [it for it in items[part] if it[0] not in failed]
+            if not batch:
+                continue
+            try:
+                labels = self._segment([clips[c].frames[f] for c, f in batch])  # type: ignore[index]
+            except Exception as exc:  # noqa: BLE001 - charged to the clips of this batch
+                log.exception("%s: a batch failed", self.name)
+                for c, _ in batch:
+                    failed.setdefault(c, exc)
+                continue
+            for (c, f), label_map in zip(batch, labels, strict=True):
+                maps[c][f] = label_map
+        return maps, failed
+
+    def _segment(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        """Label maps (B, input_size / 4, input_size / 4) of class indices."""
+        torch, size = self._torch, self.params.input_size
+        images = []
+        for frame in frames:
+            h, w = frame.shape[:2]
+            interp = cv2.INTER_AREA if min(h, w) > size else cv2.INTER_LINEAR
+            images.append(
+                cv2.resize(np.ascontiguousarray(frame), (size, size), interpolation=interp)
+            )
+        x = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2)
+        x = ((x.half() if self.half else x.float()) - self._mean) / self._std
+        with torch.inference_mode():
+            logits = self.model(pixel_values=x).logits
+            small = torch.uint8 if logits.shape[1] <= 256 else torch.int16
+            return logits.argmax(1).to(small).cpu().numpy()
+
+    def _frame_stats(self, frame: np.ndarray, label_map: np.ndarray) -> _FrameStats:
+        n_labels = len(self.labels)
+        shares = np.bincount(label_map.reshape(-1), minlength=n_labels)[:n_labels]
+        shares = shares.astype(np.float64) / label_map.size
+        h, w = frame.shape[:2]
+        r = min(1.0, self.params.color_short_side / min(h, w))
+        small = frame
+        if r < 1.0:
+            size = (max(1, round(w * r)), max(1, round(h * r)))
+            small = cv2.resize(np.ascontiguousarray(frame), size, interpolation=cv2.INTER_AREA)
+        person = None
+        if self.person >= 0:
+            mask = (label_map == self.person).astype(np.uint8)
+            person = cv2.resize(mask, small.shape[1::-1], interpolation=cv2.INTER_NEAREST) > 0
+        cover, flatness = green_screen_measure(small, person, self.params)
+        return _FrameStats(shares, cover, flatness)
+
+    def _top(self, shares: np.ndarray, k: int) -> list[ClassShare]:
+        order = np.argsort(-shares, kind="stable")[:k]
+        return [
+            ClassShare(label=self.labels[i], share=round(float(shares[i]), 4))
+            for i in order
+            if shares[i] >= self.params.min_class_share and shares[i] > 0
+        ]
+
+    def _result(self, clip: Clip, maps: list[np.ndarray | None]) -> Result:
+        frames, times = clip.frames, np.asarray(clip.timestamps_s, np.float64)
+        assert frames is not None
+        stats = [self._frame_stats(frames[f], m) for f, m in enumerate(maps) if m is not None]
+        if len(stats) != len(frames):
+            raise RuntimeError("a frame has no label map")
+        spans, source = _scenes(clip, times)
+        scenes = []
+        for k, (start, end) in enumerate(spans):
+            last = k == len(spans) - 1
+            # The last scene also holds any frame past its end (rounding at the clip's end).
+            inside = [i for i, t in enumerate(times) if start <= t and (t < end or last)]
+            count = len(inside)
+            if not inside:
+                inside = [int(np.argmin(np.abs(times - (start + end) / 2)))]
+            mean = np.mean([stats[i].shares for i in inside], axis=0)
+            cover = float(np.mean([stats[i].cover for i in inside]))
+            flatness = float(np.mean([stats[i].flatness for i in inside]))
+            likelihood = float(np.mean([stats[i].likelihood for i in inside]))
+            scenes.append(
+                SceneBackground(
+                    start_s=round(start, 3),
+                    end_s=round(end, 3),
+                    frames=count,
+                    classes=self._top(mean, self.params.scene_classes),
+                    foreground_share=round(
+                        float(mean[self.person]) if self.person >= 0 else 0.0, 4
+                    ),
+                    green_screen_likelihood=round(likelihood, 4),
+                    green_cover=round(cover, 4),
+                    green_flatness=round(flatness, 4),
+                )
+            )
+        overall = np.mean([s.shares for s in stats], axis=0)
+        return self.Result(
+            classes=self._top(overall, self.params.max_classes),
+            foreground_share=round(float(overall[self.person]) if self.person >= 0 else 0.0, 4),
+            green_screen_likelihood=max(s.green_screen_likelihood for s in scenes),
+            green_screen_share=round(
+                float(np.mean([s.likelihood >= _GREEN_FRAME for s in stats])), 4
+            ),
+            scenes=scenes,
+            scenes_from=source,
+            frames_analyzed=len(stats),
+        )
+
+
+def _scenes(clip: Clip, times: np.ndarray) -> tuple[list[tuple[float, float]], str]:
+    """Scene time ranges from scene_segmentation, or the whole clip without them."""
+    raw: Any = (clip.upstream.get("scene_segmentation") or {}).get("scenes") or []
+    spans = []
+    for scene in raw:
+        try:
+            start, end = float(scene["start_s"]), float(scene["end_s"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if end > start:
+            spans.append((start, end))
+    if spans:
+        return sorted(spans), "scene_segmentation"
+    end_of_clip = max(float(clip.meta.duration_s or 0.0), float(times.max()) if len(times) else 0.0)
+    return [(0.0, end_of_clip)], "whole_clip"

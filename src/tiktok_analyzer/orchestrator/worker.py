@@ -1,0 +1,218 @@
+"""Probe and decode in a child process with a memory cap and a wall-clock limit.
+
+The demuxers and decoders are C code fed with whatever a caller sends. In a child process
+a segfault, a decompression bomb or a hang ends that child, never the service: the parent
+gets :class:`BadInput` with what happened ("the decoder crashed", "ran out of memory",
+"timed out") and goes on answering. One child per call, forked from a forkserver that has
+already imported the decoding code, so a start costs milliseconds and nothing a hostile
+file did survives into the next call. The child caps its own address space
+(``RLIMIT_AS``) before it touches the file; its result comes back pickled through a pipe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import multiprocessing.connection
+import pickle
+import resource
+import signal
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from tiktok_analyzer.analyzers.base import FrameSpec
+from tiktok_analyzer.orchestrator.decode import Decoded, decode
+from tiktok_analyzer.orchestrator.probe import BadInput, Limits, MediaInfo, probe
+
+__all__ = ["probe_and_decode_isolated", "probe_isolated", "run_isolated", "shutdown"]
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+_CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT}
+_context: multiprocessing.context.BaseContext | None = None
+
+
+def _get_context() -> multiprocessing.context.BaseContext:
+    # forkserver, not fork: the service's process has threads (gRPC, asyncio's executor)
+    # and forking those is unsafe; not spawn: a fresh interpreter per call costs ~0.3 s.
+    global _context
+    if _context is None:
+        ctx = multiprocessing.get_context("forkserver")
+        # "__main__" too: the forkserver imports the main script once (guarded, as every
+        # script is) rather than every child importing it again.
+        ctx.set_forkserver_preload(["__main__", __name__])
+        _context = ctx
+    return _context
+
+
+def _child(
+    conn: multiprocessing.connection.Connection, work: Callable, args: tuple, memory_bytes: int
+) -> None:
+    """The child's whole life: cap memory, do the work, send ``(kind, payload)`` back."""
+    try:
+        if memory_bytes > 0:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        message: tuple[str, Any] = ("ok", work(*args))
+    except BadInput as exc:
+        message = ("bad_input", str(exc))
+    except MemoryError:
+        message = ("memory", None)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
+        message = ("error", f"{type(exc).__name__}: {exc}")
+    try:
+        _send(conn, message)
+    except MemoryError:
+        _send(conn, ("memory", None))
+    finally:
+        conn.close()
+
+
+def _send(conn: multiprocessing.connection.Connection, message: tuple[str, Any]) -> None:
+    # Pickle protocol 5 with out-of-band buffers: each frame array goes through the pipe
+    # straight from its own memory, not from a pickled copy of the whole result.
+    buffers: list[pickle.PickleBuffer] = []
+    head = pickle.dumps(message, protocol=5, buffer_callback=buffers.append)
+    raws = [b.raw() for b in buffers]
+    conn.send((head, [r.nbytes for r in raws]))
+    for raw in raws:
+        conn.send_bytes(raw)
+
+
+def _receive(conn: multiprocessing.connection.Connection) -> tuple[str, Any]:
+    head, sizes = conn.recv()
+    buffers = []
+    for size in sizes:
+        buf = bytearray(size)  # writable, as the arrays were in the child
+        conn.recv_bytes_into(buf)
+        buffers.append(buf)
+    return pickle.loads(head, buffers=buffers)
+
+
+class _Child:
+    def __init__(self, work: Callable, args: tuple, memory_bytes: int, timeout_s: float) -> None:
+        ctx = _get_context()
+        self.timeout_s = timeout_s
+        self.conn, child_end = ctx.Pipe(duplex=False)
+        self.process = ctx.Process(
+            target=_child,
+            args=(child_end, work, args, memory_bytes),
+            daemon=True,
+            name="tiktok-analyzer-decode",
+        )
+        self.process.start()
+        child_end.close()  # the child holds the only writer: its death reads as EOF here
+
+    def wait(self) -> tuple[str, Any]:
+        """Blocking (run in a thread): the child's message, or what became of it."""
+        try:
+            if not self.conn.poll(self.timeout_s):
+                return "timeout", None
+            try:
+                return _receive(self.conn)
+            except EOFError:  # died without a word
+                self.process.join(2)
+                return "died", self.process.exitcode
+        finally:
+            self.conn.close()
+            self.end()
+
+    def end(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+
+
+async def run_isolated(
+    work: Callable[..., T], *args: Any, what: str, limits: Limits, timeout_s: float
+) -> T:
+    """``work(*args)`` in a child process. ``what`` names the input in error messages.
+    Raises :class:`BadInput` when the child refuses the input, crashes, runs out of memory
+    or time, or fails otherwise (that one is logged as an error: a defect to fix).
+    Cancelling the caller kills the child."""
+    child = _Child(work, args, limits.worker_memory_bytes, timeout_s)
+    try:
+        kind, payload = await asyncio.to_thread(child.wait)
+    except asyncio.CancelledError:
+        child.process.kill()  # the waiting thread then reads EOF and ends
+        raise
+    if kind == "ok":
+        return payload
+    if kind == "bad_input":
+        raise BadInput(payload)
+    if kind == "memory":
+        raise BadInput(
+            f"{what}: the decoder ran out of memory (limit "
+            f"{limits.worker_memory_bytes / 1024**3:.3g} GiB)"
+        )
+    if kind == "timeout":
+        raise BadInput(f"{what}: the decoder timed out after {timeout_s:g} s")
+    if kind == "died":
+        raise BadInput(f"{what}: {_death(payload)}")
+    # An exception probe or decode did not turn into BadInput: a defect of ours that this
+    # file reached. The caller still gets a refusal of the file, not a failed service.
+    log.error("%s: the decoder failed: %s", what, payload)
+    raise BadInput(f"{what}: the decoder failed ({payload})")
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        sig = signal.Signals(-exitcode)
+        if sig in _CRASH_SIGNALS:
+            return f"the decoder crashed ({sig.name})"
+        if sig == signal.SIGKILL:  # the kernel's OOM killer sends this one
+            return "the decoder was killed (SIGKILL; out of memory?)"
+        return f"the decoder was stopped by {sig.name}"
+    return f"the decoder exited unexpectedly (code {exitcode})"
+
+
+async def probe_isolated(path: str, limits: Limits) -> MediaInfo:
+    """:func:`.probe.probe` in a child process."""
+    return await run_isolated(
+        probe, path, limits, what=path, limits=limits, timeout_s=limits.probe_timeout_s
+    )
+
+
+def _probe_and_decode(
+    path: str, limits: Limits, specs: list[FrameSpec], audio: bool
+) -> tuple[MediaInfo, Decoded]:
+    info = probe(path, limits)
+    return info, decode(path, info, specs, audio, limits)
+
+
+async def probe_and_decode_isolated(
+    path: str, limits: Limits, specs: Iterable[FrameSpec], audio: bool
+) -> tuple[MediaInfo, Decoded]:
+    """Probe and decode in one child process; ``decode_s`` of the result is the wall time
+    seen here, transfer of the frames included."""
+    t0 = time.perf_counter()
+    info, decoded = await run_isolated(
+        _probe_and_decode,
+        path,
+        limits,
+        list(specs),
+        audio,
+        what=path,
+        limits=limits,
+        timeout_s=limits.probe_timeout_s + limits.decode_timeout_s,
+    )
+    decoded.decode_s = time.perf_counter() - t0
+    return info, decoded
+
+
+def shutdown() -> None:
+    """Stop the forkserver and the resource tracker it started, and reap both, so that a
+    service that exits leaves no process behind (on a host whose init does not reap,
+    orphans stay as zombies). Uses the stdlib's own stop methods: private, but there since
+    Python 3.8 and what its tests stop them with. A later call starts them again."""
+    if _context is None:
+        return
+    from multiprocessing import forkserver, resource_tracker
+
+    for server in (forkserver._forkserver, resource_tracker._resource_tracker):
+        stop = getattr(server, "_stop", None)
+        if stop is not None:
+            stop()

@@ -1,0 +1,825 @@
+"""What the renderers draw, read once from a report: lanes of timed items, curves, the
+clip's facts and headline numbers.
+
+The report is untrusted input (it may come from another machine or be edited by hand), so
+every field is read defensively: a lane whose result cannot be read shows that, instead of
+breaking the whole page. Both the HTML and the PNG renderer draw from this one model, so
+they never disagree about what a report says.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tiktok_analyzer.orchestrator.summary import headline
+
+__all__ = [
+    "HOOK_WINDOW_S",
+    "STATUSES",
+    "Curve",
+    "Fact",
+    "Item",
+    "Lane",
+    "Metric",
+    "Timeline",
+    "build_timeline",
+    "pack_rows",
+]
+
+#: The opening seconds that decide whether a viewer keeps watching.
+HOOK_WINDOW_S = 3.0
+#: Report statuses, plus ``missing`` (the analyzer is not in the report) and ``error``
+#: (it says ``ok`` but its result cannot be read).
+STATUSES = ("ok", "failed", "skipped", "unavailable", "missing", "error")
+# Cut-rate window for the pacing curve when temporal_flow gives none: long enough to hold
+# a couple of cuts at TikTok pace, short enough to show a burst.
+_PACING_WINDOW_S = 2.0
+_PACING_STEP_S = 0.25
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing on a lane: a span (``end_s`` set) or an instant (``end_s`` None)."""
+
+    kind: str  # what tests and CSS select on: cut, shot, scene, word, ...
+    start_s: float
+    end_s: float | None
+    label: str  # shown inside the bar when there is room
+    detail: str  # shown on hover
+    variant: str = ""  # a colour class: the cut's kind, the camera motion, ...
+
+
+@dataclass(frozen=True)
+class Curve:
+    kind: str
+    points: tuple[tuple[float, float], ...]  # (time_s, value)
+    lo: float  # the value drawn at the bottom of the lane
+    hi: float
+    unit: str
+    detail: str
+
+
+@dataclass
+class Lane:
+    name: str  # stable id: data-lane in the HTML
+    title: str
+    source: str  # the analyzer it comes from
+    status: str = "ok"  # one of STATUSES
+    note: str = ""  # why it holds nothing (the analyzer's error), or where its data came from
+    summary: str = ""
+    items: list[Item] = field(default_factory=list)
+    curve: Curve | None = None
+    # Spans of one variant (effect kind, object label) share rows and a colour, so a kind
+    # reads as one strip across the clip.
+    by_variant: bool = False
+
+    def variant_colors(self) -> dict[str, str]:
+        """A colour per variant, distinct within the lane (in order of first appearance)."""
+        variants = dict.fromkeys(i.variant for i in sorted(self.items, key=lambda i: i.start_s))
+        return {v: _VARIANT_COLORS[k % len(_VARIANT_COLORS)] for k, v in enumerate(variants)}
+
+
+@dataclass(frozen=True)
+class Fact:
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Metric:
+    label: str
+    value: str  # formatted; "-" when the analyzer gave nothing
+    source: str
+
+
+@dataclass(frozen=True)
+class AnalyzerRow:
+    """One analyzer in the status table; all text, ready to show."""
+
+    status: str  # one of STATUSES
+    seconds: str
+    model: str
+    weights: str
+    text: str  # the result's headline when ok, else the error
+    error: str
+
+
+@dataclass
+class Timeline:
+    title: str
+    video_path: str
+    duration_s: float
+    has_audio: bool
+    facts: list[Fact]
+    warnings: list[str]
+    lanes: list[Lane]
+    metrics: list[Metric]
+    palette: list[tuple[str, float]]  # (#rrggbb, share)
+    shots: list[tuple[float, float]]  # for the keyframes: one per shot
+    flashes: list[tuple[float, float]]  # white frames a keyframe must not land on
+    statuses: dict[str, AnalyzerRow]
+    llava: dict[str, Any] | None  # video_llava's result when it ran
+    llava_note: str  # its status line otherwise
+
+    def lane(self, name: str) -> Lane:
+        return next(lane for lane in self.lanes if lane.name == name)
+
+    def status_counts(self) -> Counter[str]:
+        return Counter(row.status for row in self.statuses.values())
+
+
+# --- defensive readers -------------------------------------------------------------------
+
+
+class Unreadable(ValueError):
+    """A result field is missing or of the wrong type."""
+
+
+def _num(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Unreadable(f"expected a number, got {type(value).__name__}")
+    out = float(value)
+    if not math.isfinite(out):
+        raise Unreadable("expected a finite number")
+    return out
+
+
+def _opt_num(value: Any) -> float | None:
+    try:
+        return _num(value)
+    except Unreadable:
+        return None
+
+
+def _text(value: Any, limit: int = 500) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _list(result: Mapping[str, Any], key: str) -> list[Any]:
+    value = result.get(key, [])
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Unreadable(f"{key} is not a list")
+    return value
+
+
+def _dicts(result: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    out = _list(result, key)
+    if not all(isinstance(x, Mapping) for x in out):
+        raise Unreadable(f"{key} holds something other than objects")
+    return out
+
+
+def _span(d: Mapping[str, Any], start: str = "start_s", end: str = "end_s") -> tuple[float, float]:
+    s, e = _num(d.get(start)), _num(d.get(end))
+    return s, max(s, e)
+
+
+def _fmt_t(t: float) -> str:
+    return f"{t:.2f} s"
+
+
+def _fmt_span(s: float, e: float) -> str:
+    return f"{s:.2f}\u2013{e:.2f} s"
+
+
+def _conf(d: Mapping[str, Any], key: str = "confidence") -> str:
+    c = _opt_num(d.get(key))
+    return f", confidence {c:.2f}" if c is not None else ""
+
+
+# --- lanes -------------------------------------------------------------------------------
+
+LaneBuilder = Callable[[Lane, Mapping[str, Any]], None]
+
+
+def _shots(lane: Lane, r: Mapping[str, Any]) -> None:
+    shots = [_span(s) for s in _dicts(r, "shots")]
+    for i, (s, e) in enumerate(shots):
+        lane.items.append(
+            Item(
+                "shot",
+                s,
+                e,
+                f"#{i + 1}",
+                f"shot {i + 1}: {_fmt_span(s, e)} ({e - s:.2f} s)",
+                variant="odd" if i % 2 else "even",
+            )
+        )
+    cuts = _dicts(r, "cuts")
+    for c in cuts:
+        t = _num(c.get("time_s"))
+        kind = _text(c.get("kind", "cut"), 40)
+        frame = c.get("frame")
+        at = f" (frame {int(frame)})" if isinstance(frame, int) else ""
+        lane.items.append(
+            Item("cut", t, None, "", f"{kind} cut at {_fmt_t(t)}{at}{_conf(c)}", variant=kind)
+        )
+    for f in _dicts(r, "flashes"):
+        t = _num(f.get("time_s"))
+        lane.items.append(Item("flash", t, None, "", f"flash at {_fmt_t(t)}", variant="flash"))
+    rate = _opt_num(r.get("cuts_per_minute"))
+    mean = _opt_num(r.get("mean_shot_s"))
+    lane.summary = (
+        f"{len(cuts)} cuts, {len(shots)} shots"
+        + (f", {rate:.1f}/min" if rate is not None else "")
+        + (f", mean shot {mean:.2f} s" if mean is not None else "")
+    )
+
+
+def _scenes(lane: Lane, r: Mapping[str, Any]) -> None:
+    for i, sc in enumerate(_dicts(r, "scenes")):
+        s, e = _span(sc)
+        n = sc.get("shot_count")
+        shots = f", {int(_num(n))} shots" if n is not None else ""
+        lane.items.append(
+            Item(
+                "scene",
+                s,
+                e,
+                f"scene {i + 1}",
+                f"scene {i + 1}: {_fmt_span(s, e)}{shots}",
+                variant="odd" if i % 2 else "even",
+            )
+        )
+    lane.summary = f"{len(lane.items)} scenes"
+
+
+def _camera(lane: Lane, r: Mapping[str, Any]) -> None:
+    for seg in _dicts(r, "segments"):
+        s, e = _span(seg)
+        motion = _text(seg.get("motion", "?"), 40)
+        mag = _opt_num(seg.get("magnitude"))
+        lane.items.append(
+            Item(
+                "camera",
+                s,
+                e,
+                motion.replace("_", " "),
+                f"{motion}: {_fmt_span(s, e)}"
+                + (f", magnitude {mag:.3f}" if mag is not None else ""),
+                variant=motion,
+            )
+        )
+    dominant = r.get("dominant")
+    lane.summary = f"{len(lane.items)} segments" + (
+        f", mostly {_text(dominant, 40)}" if dominant else ""
+    )
+
+
+def _effects(lane: Lane, r: Mapping[str, Any]) -> None:
+    lane.by_variant = True
+    for fx in _dicts(r, "effects"):
+        s, e = _span(fx)
+        kind = _text(fx.get("kind", "effect"), 60)
+        what = kind.replace("_", " ") + (
+            f" ({_text(fx['detail'], 40)})" if fx.get("detail") else ""
+        )
+        lane.items.append(
+            Item("effect", s, e, what, f"{what}: {_fmt_span(s, e)}{_conf(fx)}", variant=kind)
+        )
+    kinds = Counter(i.variant for i in lane.items)
+    lane.summary = f"{len(lane.items)} effects" + (
+        f", {len(kinds)} kinds" if len(kinds) > 1 else ""
+    )
+
+
+def _framing(lane: Lane, r: Mapping[str, Any]) -> None:
+    for st in _dicts(r, "shot_types"):
+        s, e = _span(st)
+        kind = _text(st.get("type", "?"), 40)
+        lane.items.append(
+            Item(
+                "framing", s, e, kind.replace("_", " "), f"{kind}: {_fmt_span(s, e)}", variant=kind
+            )
+        )
+    labels = [_text(x.get("label"), 40) for x in _dicts(r, "labels")[:3]]
+    lane.summary = f"{len(lane.items)} spans" + (f"; {', '.join(labels)}" if labels else "")
+
+
+def _texts(lane: Lane, r: Mapping[str, Any]) -> None:
+    for t in _dicts(r, "texts"):
+        s, e = _span(t)
+        text = _text(t.get("text"), 300)
+        kind = _text(t.get("kind", "text"), 40)
+        lane.items.append(
+            Item("text", s, e, text, f"{kind} \u201c{text}\u201d: {_fmt_span(s, e)}", variant=kind)
+        )
+    lane.summary = f"{len(lane.items)} texts"
+
+
+def _objects(lane: Lane, r: Mapping[str, Any]) -> None:
+    for o in _dicts(r, "objects"):
+        s, e = _span(o, "first_s", "last_s")
+        label = _text(o.get("label", "object"), 60)
+        track = o.get("track_id")
+        share = _opt_num(o.get("screen_share"))
+        conf = _opt_num(o.get("max_confidence"))
+        lane.items.append(
+            Item(
+                "object",
+                s,
+                e,
+                label,
+                f"{label}"
+                + (f" (track {_text(track, 20)})" if track is not None else "")
+                + f": {_fmt_span(s, e)}"
+                + (f", screen share {share:.0%}" if share is not None else "")
+                + (f", max confidence {conf:.2f}" if conf is not None else ""),
+                variant=label,
+            )
+        )
+    lane.by_variant = True
+    labels = Counter(i.label for i in lane.items)
+    lane.summary = f"{len(lane.items)} tracks" + (
+        ": " + ", ".join(f"{n} {k}" for k, n in labels.most_common(3)) if labels else ""
+    )
+
+
+def _faces(lane: Lane, r: Mapping[str, Any]) -> None:
+    for g in _dicts(r, "gaze"):
+        t = _num(g.get("time_s"))
+        yaw, pitch = _opt_num(g.get("yaw")), _opt_num(g.get("pitch"))
+        contact = g.get("eye_contact")
+        angles = ", ".join(
+            f"{k} {v:.1f}" for k, v in (("yaw", yaw), ("pitch", pitch)) if v is not None
+        )
+        lane.items.append(
+            Item(
+                "gaze",
+                t,
+                None,
+                "",
+                f"gaze at {_fmt_t(t)}: {angles}" + (", eye contact" if contact is True else ""),
+                variant="contact" if contact is True else "",
+            )
+        )
+    blinks = r.get("blinks")
+    if isinstance(blinks, list):
+        for b in blinks:
+            t = _num(b.get("time_s")) if isinstance(b, Mapping) else _num(b)
+            lane.items.append(Item("blink", t, None, "", f"blink at {_fmt_t(t)}"))
+    faces_max = _opt_num(r.get("faces_max"))
+    share = _opt_num(r.get("eye_contact_share"))
+    n_blinks = len(blinks) if isinstance(blinks, list) else _opt_num(blinks)
+    parts = [
+        f"up to {int(faces_max)} faces" if faces_max is not None else "",
+        f"eye contact {share:.0%}" if share is not None else "",
+        f"{int(n_blinks)} blinks" if n_blinks is not None else "",
+    ]
+    lane.summary = ", ".join(p for p in parts if p)
+
+
+def _words(lane: Lane, r: Mapping[str, Any]) -> None:
+    words = _dicts(r, "words")
+    for w in words:
+        s, e = _span(w)
+        word = _text(w.get("word"), 100).strip()
+        p = _opt_num(w.get("probability"))
+        lane.items.append(
+            Item(
+                "word",
+                s,
+                e,
+                word,
+                f"\u201c{word}\u201d {_fmt_span(s, e)}"
+                + (f", probability {p:.2f}" if p is not None else ""),
+            )
+        )
+    if not words:  # a model without word timings still gives segments
+        for seg in _dicts(r, "segments"):
+            s, e = _span(seg)
+            text = _text(seg.get("text"), 300).strip()
+            lane.items.append(Item("segment", s, e, text, f"\u201c{text}\u201d {_fmt_span(s, e)}"))
+    lang = r.get("language")
+    lane.summary = f"{len(words)} words" + (f", language {_text(lang, 20)}" if lang else "")
+
+
+def _emotion(lane: Lane, r: Mapping[str, Any]) -> None:
+    for seg in _dicts(r, "segments"):
+        s, e = _span(seg)
+        emo = _text(seg.get("emotion", "?"), 40)
+        lane.items.append(
+            Item("emotion", s, e, emo, f"{emo}: {_fmt_span(s, e)}{_conf(seg)}", variant=emo)
+        )
+    dominant = r.get("dominant")
+    lane.summary = f"mostly {_text(dominant, 40)}" if dominant else f"{len(lane.items)} segments"
+
+
+def _sounds(lane: Lane, r: Mapping[str, Any]) -> None:
+    for ev in _dicts(r, "events"):
+        s, e = _span(ev)
+        label = _text(ev.get("label", "sound"), 60)
+        lane.items.append(
+            Item("sound", s, e, label, f"{label}: {_fmt_span(s, e)}{_conf(ev)}", variant=label)
+        )
+    lane.by_variant = True
+    lane.summary = f"{len(lane.items)} events"
+
+
+LUFS_RANGE = (-60.0, 0.0)
+
+
+def _loudness(lane: Lane, r: Mapping[str, Any]) -> None:
+    points = []
+    for p in _dicts(r, "loudness_curve"):
+        points.append((_num(p.get("time_s")), _num(p.get("lufs"))))
+    if points:
+        lo, hi = LUFS_RANGE
+        lane.curve = Curve(
+            "loudness",
+            tuple(points),
+            lo,
+            hi,
+            "LUFS",
+            f"short-term loudness, {lo:.0f}..{hi:.0f} LUFS",
+        )
+    for s in _dicts(r, "silences"):
+        a, b = _span(s)
+        lane.items.append(Item("silence", a, b, "silence", f"silence {_fmt_span(a, b)}"))
+    beats = _list(r, "beats_s")
+    for b in beats:
+        t = _num(b)
+        lane.items.append(Item("beat", t, None, "", f"beat at {_fmt_t(t)}"))
+    tempo = _opt_num(r.get("tempo_bpm"))
+    lufs = _opt_num(r.get("loudness_lufs"))
+    lane.summary = ", ".join(
+        p
+        for p in (
+            f"{tempo:.1f} BPM" if tempo else "no beat",
+            f"{lufs:.1f} LUFS" if lufs is not None else "",
+            f"{len(beats)} beats, {sum(1 for i in lane.items if i.kind == 'silence')} silences",
+        )
+        if p
+    )
+
+
+# temporal_flow.pacing has no fixed element shape in the contract: accept per-second
+# numbers or objects holding a time and one value.
+_TIME_KEYS = ("time_s", "start_s", "t")
+_VALUE_KEYS = ("cuts_per_s", "pace", "value", "score", "intensity", "energy")
+
+
+def _pacing_points(pacing: list[Any]) -> list[tuple[float, float]]:
+    points = []
+    for i, p in enumerate(pacing):
+        if isinstance(p, Mapping):
+            t = next((_num(p[k]) for k in _TIME_KEYS if k in p), i + 0.5)
+            if "end_s" in p and "start_s" in p:
+                t = (_num(p["start_s"]) + _num(p["end_s"])) / 2
+            key = next((k for k in _VALUE_KEYS if k in p), None)
+            if key is None:
+                key = next(
+                    (
+                        k
+                        for k, v in p.items()
+                        if k not in _TIME_KEYS and k != "end_s" and _opt_num(v) is not None
+                    ),
+                    None,
+                )
+            if key is None:
+                raise Unreadable("pacing entries hold no value")
+            points.append((t, _num(p[key])))
+        else:
+            points.append((i + 0.5, _num(p)))
+    return points
+
+
+def cut_rate_curve(cut_times: list[float], duration: float) -> list[tuple[float, float]]:
+    """Cuts per second in a sliding window, sampled every quarter second."""
+    n = max(1, int(duration / _PACING_STEP_S) + 1)
+    half = _PACING_WINDOW_S / 2
+    points = []
+    for i in range(n):
+        t = min(i * _PACING_STEP_S, duration)
+        lo, hi = max(0.0, t - half), min(duration, t + half)
+        count = sum(1 for c in cut_times if lo <= c < hi)
+        points.append((t, count / max(hi - lo, 1e-6)))
+    return points
+
+
+def _curve_from(points: list[tuple[float, float]], unit: str, detail: str) -> Curve:
+    hi = max((v for _, v in points), default=1.0)
+    lo = min(0.0, min((v for _, v in points), default=0.0))
+    return Curve("pacing", tuple(points), lo, hi if hi > lo else lo + 1.0, unit, detail)
+
+
+# (name, title, source analyzer, builder)
+_LANES: tuple[tuple[str, str, str, LaneBuilder], ...] = (
+    ("shots", "Shots & cuts", "cut_analysis", _shots),
+    ("scenes", "Scenes", "scene_segmentation", _scenes),
+    ("camera", "Camera motion", "camera_analysis", _camera),
+    ("effects", "Visual effects", "visual_effects", _effects),
+    ("framing", "Shot framing", "composition_analysis", _framing),
+    ("text", "On-screen text", "text_overlay", _texts),
+    ("objects", "Objects", "object_detection", _objects),
+    ("faces", "Faces & eye contact", "eye_tracking", _faces),
+    ("words", "Transcript", "speech_transcription", _words),
+    ("emotion", "Speech emotion", "speech_emotion", _emotion),
+    ("sounds", "Sound events", "sound_effects", _sounds),
+    ("loudness", "Loudness & beats", "audio_analysis", _loudness),
+)
+
+
+def _entry(analyzers: Mapping[str, Any], name: str) -> tuple[str, str, Mapping[str, Any] | None]:
+    """(status, error, result) of one analyzer; ``missing`` when the report lacks it."""
+    entry = analyzers.get(name)
+    if not isinstance(entry, Mapping):
+        return "missing", "not in this report", None
+    status = entry.get("status")
+    status = status if status in STATUSES[:4] else "error"
+    error = _text(
+        entry.get("error")
+        or ("" if status != "error" else f"unknown status {_text(entry.get('status'), 40)!r}")
+    )
+    result = entry.get("result")
+    if status == "ok" and not isinstance(result, Mapping):
+        result = {}
+    return status, error, result if status == "ok" else None
+
+
+def _build_lane(
+    analyzers: Mapping[str, Any],
+    name: str,
+    title: str,
+    source: str,
+    builder: LaneBuilder,
+) -> Lane:
+    lane = Lane(name, title, source)
+    lane.status, lane.note, result = _entry(analyzers, source)
+    if result is None:
+        return lane
+    try:
+        builder(lane, result)
+    except (Unreadable, KeyError, TypeError, ValueError, AttributeError) as exc:
+        lane.items.clear()
+        lane.curve = None
+        lane.status, lane.note = "error", f"unreadable result: {_text(exc, 200)}"
+    return lane
+
+
+def _pacing_lane(analyzers: Mapping[str, Any], shots: Lane, duration: float) -> Lane:
+    lane = Lane("pacing", "Pacing", "temporal_flow")
+    status, error, result = _entry(analyzers, "temporal_flow")
+    if result is not None and result.get("pacing"):
+        try:
+            points = _pacing_points(_list(result, "pacing"))
+            lane.curve = _curve_from(points, "", "pacing from temporal_flow")
+            lane.summary = "from temporal_flow"
+            return lane
+        except (Unreadable, KeyError, TypeError, ValueError) as exc:
+            status, error = "error", f"unreadable pacing: {_text(exc, 200)}"
+    if shots.status == "ok":
+        cuts = [i.start_s for i in shots.items if i.kind == "cut"]
+        lane.source = "cut_analysis"
+        lane.curve = _curve_from(
+            cut_rate_curve(cuts, duration),
+            "cuts/s",
+            f"cuts per second over a {_PACING_WINDOW_S:.0f} s window",
+        )
+        lane.note = f"computed from cuts (temporal_flow {status})"
+        lane.summary = f"cuts/s, {_PACING_WINDOW_S:.0f} s window"
+        return lane
+    lane.status = status
+    lane.note = error or f"temporal_flow {status}; cut_analysis {shots.status}"
+    return lane
+
+
+def _hook_lane(analyzers: Mapping[str, Any], duration: float) -> Lane:
+    """The first seconds, always drawn (it depends only on the clip's length), with
+    temporal_flow's first cut/face/text/word when it ran."""
+    lane = Lane("hook", "Hook", "temporal_flow")
+    end = min(HOOK_WINDOW_S, duration)
+    lane.items.append(
+        Item("hook-window", 0.0, end, f"first {end:g} s", f"hook window: the first {end:g} s")
+    )
+    status, error, result = _entry(analyzers, "temporal_flow")
+    hook = result.get("hook") if result is not None else None
+    if isinstance(hook, Mapping):
+        for key in ("first_cut_s", "first_face_s", "first_text_s", "first_word_s"):
+            t = _opt_num(hook.get(key))
+            if t is not None:
+                what = key[len("first_") : -2]
+                lane.items.append(
+                    Item("hook-event", t, None, what, f"first {what} at {_fmt_t(t)}", variant=what)
+                )
+        score = _opt_num(hook.get("score"))
+        lane.summary = f"hook score {score:.2f}" if score is not None else ""
+    elif status != "ok":
+        lane.note = f"temporal_flow {status}" + (f": {error}" if error else "")
+    return lane
+
+
+# --- facts and numbers ---------------------------------------------------------------------
+
+
+def _result(analyzers: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    return _entry(analyzers, name)[2] or {}
+
+
+def _fmt(value: Any, pattern: str) -> str:
+    v = _opt_num(value)
+    return pattern.format(v) if v is not None else "-"
+
+
+def _metrics(analyzers: Mapping[str, Any]) -> list[Metric]:
+    cuts = _result(analyzers, "cut_analysis")
+    audio = _result(analyzers, "audio_analysis")
+    quality = _result(analyzers, "content_quality")
+    camera = _result(analyzers, "camera_analysis")
+    tempo = _opt_num(audio.get("tempo_bpm"))
+    return [
+        Metric("cuts / min", _fmt(cuts.get("cuts_per_minute"), "{:.1f}"), "cut_analysis"),
+        Metric("mean shot", _fmt(cuts.get("mean_shot_s"), "{:.2f} s"), "cut_analysis"),
+        Metric("tempo", "no beat" if tempo == 0 else _fmt(tempo, "{:.0f} BPM"), "audio_analysis"),
+        Metric("loudness", _fmt(audio.get("loudness_lufs"), "{:.1f} LUFS"), "audio_analysis"),
+        Metric("quality", _fmt(quality.get("overall"), "{:.0f} / 100"), "content_quality"),
+        Metric(
+            "camera", _text(camera.get("dominant"), 20).replace("_", " ") or "-", "camera_analysis"
+        ),
+    ]
+
+
+def _palette(analyzers: Mapping[str, Any]) -> list[tuple[str, float]]:
+    out = []
+    raw = _result(analyzers, "color_analysis").get("palette")
+    for p in raw if isinstance(raw, list) else []:
+        if not isinstance(p, Mapping):
+            continue
+        rgb = p.get("rgb")
+        share = _opt_num(p.get("share")) or 0.0
+        # Rebuilt from rgb, never copied from `hex`: the colour lands in CSS and SVG.
+        if isinstance(rgb, list) and len(rgb) == 3 and all(_opt_num(c) is not None for c in rgb):
+            r, g, b = (min(255, max(0, int(c))) for c in rgb)
+            out.append((f"#{r:02x}{g:02x}{b:02x}", share))
+    return out[:8]
+
+
+def _facts(video: Mapping[str, Any], processing: Mapping[str, Any], schema: Any) -> list[Fact]:
+    facts = [
+        Fact("duration", _fmt(video.get("duration_s"), "{:.2f} s")),
+        Fact(
+            "picture",
+            f"{_text(video.get('width'), 10)}x{_text(video.get('height'), 10)} @ "
+            f"{_fmt(video.get('fps'), '{:g}')} fps"
+            + (
+                f", rotated {_text(video.get('rotation'), 5)}\u00b0"
+                if video.get("rotation")
+                else ""
+            ),
+        ),
+        Fact("codec", _text(video.get("codec"), 40) or "-"),
+        Fact("audio", "yes" if video.get("has_audio") else "none"),
+        Fact("analysis wall time", _fmt(processing.get("wall_s"), "{:.2f} s")),
+        Fact(
+            "realtime factor",
+            _fmt(processing.get("realtime_factor"), "{:.3f}")
+            + (
+                " (faster than realtime)"
+                if (_opt_num(processing.get("realtime_factor")) or 9) < 1
+                else ""
+            ),
+        ),
+        Fact("decode", _fmt(processing.get("decode_s"), "{:.2f} s")),
+    ]
+    if processing.get("server_start_s") is not None:
+        facts.append(Fact("server start", _fmt(processing.get("server_start_s"), "{:.2f} s")))
+    facts += [
+        Fact("started at", _text(processing.get("started_at"), 40) or "-"),
+        Fact("Triton", _text(processing.get("triton_url"), 80) or "-"),
+        Fact("schema", _text(schema, 20) or "-"),
+    ]
+    return facts
+
+
+def _statuses(analyzers: Mapping[str, Any]) -> dict[str, AnalyzerRow]:
+    rows = {}
+    for name, entry in analyzers.items():
+        status, error, result = _entry(analyzers, name)
+        entry = entry if isinstance(entry, Mapping) else {}
+        model = entry.get("model") if isinstance(entry.get("model"), Mapping) else {}
+        secs = _fmt(entry.get("elapsed_s"), "{:.2f}")
+        if status == "ok":
+            try:
+                text = headline(name, dict(result or {}))
+            except Exception:  # noqa: BLE001 - a headline must never stop the page
+                text = ""
+        else:
+            text = error
+        rows[_text(name, 80)] = AnalyzerRow(
+            status=status,
+            seconds=secs,
+            model=_text(model.get("name"), 80) or "-",
+            weights=_text(model.get("weights"), 40) or "-",
+            text=_text(text, 600),
+            error=error,
+        )
+    return rows
+
+
+def build_timeline(report: Mapping[str, Any]) -> Timeline:
+    """Read ``report`` (the report JSON as a dict) into what the renderers draw."""
+    video = report.get("video") if isinstance(report.get("video"), Mapping) else {}
+    processing = report.get("processing") if isinstance(report.get("processing"), Mapping) else {}
+    analyzers = report.get("analyzers") if isinstance(report.get("analyzers"), Mapping) else {}
+
+    lanes = [_build_lane(analyzers, *spec) for spec in _LANES]
+    # The clip's length from the probe; from the latest item when the report lacks it.
+    duration = _opt_num(video.get("duration_s")) or 0.0
+    if duration <= 0:
+        ends = [i.end_s or i.start_s for lane in lanes for i in lane.items]
+        duration = max(ends, default=0.0) or 1.0
+    shots_lane = lanes[0]
+    lanes.append(_pacing_lane(analyzers, shots_lane, duration))
+    lanes.append(_hook_lane(analyzers, duration))
+
+    shots = [(i.start_s, i.end_s or i.start_s) for i in shots_lane.items if i.kind == "shot"]
+    fps = _opt_num(video.get("fps")) or 30.0
+    flashes = []
+    for f in _result(analyzers, "cut_analysis").get("flashes") or []:
+        t = _opt_num(f.get("time_s")) if isinstance(f, Mapping) else None
+        if t is not None:
+            end = _opt_num(f.get("end_s")) or t + (_opt_num(f.get("frames")) or 1) / fps
+            flashes.append((t, end))
+    llava_status, llava_error, llava = _entry(analyzers, "video_llava")
+    path = _text(video.get("path"), 1000)
+    return Timeline(
+        title=Path(path).name or "clip",
+        video_path=path,
+        duration_s=duration,
+        has_audio=bool(video.get("has_audio")),
+        facts=_facts(video, processing, report.get("schema_version")),
+        warnings=[_text(w) for w in _list(processing, "warnings") if w]
+        if isinstance(processing.get("warnings"), list)
+        else [],
+        lanes=lanes,
+        metrics=_metrics(analyzers),
+        palette=_palette(analyzers),
+        shots=shots,
+        flashes=flashes,
+        statuses=_statuses(analyzers),
+        llava=dict(llava) if llava is not None else None,
+        llava_note=""
+        if llava is not None
+        else f"video_llava {llava_status}" + (f": {llava_error}" if llava_error else ""),
+    )
+
+
+def _pack(items: list[Item], order: list[int], slack: float) -> tuple[dict[int, int], int]:
+    rows: dict[int, int] = {}
+    ends: list[float] = []
+    for idx in order:
+        it = items[idx]
+        row = next((r for r, end in enumerate(ends) if end <= it.start_s + slack), None)
+        if row is None:
+            ends.append(it.start_s)
+            row = len(ends) - 1
+        ends[row] = max(ends[row], it.end_s or it.start_s)
+        rows[idx] = row
+    return rows, len(ends)
+
+
+def pack_rows(
+    items: list[Item], duration: float, max_rows: int, by_variant: bool = False
+) -> list[int]:
+    """A row for each span so that overlapping spans sit on different rows (greedy, in
+    start order; spans that only touch share a row); instants get row 0. ``by_variant``
+    gives each variant rows of its own, in order of first appearance. Rows past
+    ``max_rows`` fold onto the last one."""
+    slack = duration * 1e-4  # rounding in the report must not split touching spans
+    spans = sorted(
+        (k for k, it in enumerate(items) if it.end_s is not None), key=lambda k: items[k].start_s
+    )
+    groups: dict[str, list[int]] = {}
+    for k in spans:
+        groups.setdefault(items[k].variant if by_variant else "", []).append(k)
+    out = [0] * len(items)
+    offset = 0
+    for order in groups.values():
+        rows, used = _pack(items, order, slack)
+        for k, r in rows.items():
+            out[k] = min(offset + r, max_rows - 1)
+        offset += used
+    return out
+
+
+# Distinct from each other, readable under white text.
+_VARIANT_COLORS = (
+    "#c2417f",
+    "#2f6f9f",
+    "#8c6d31",
+    "#4d9a52",
+    "#7a5cc7",
+    "#c0632d",
+    "#3b8f8a",
+    "#b3409c",
+    "#5c6b84",
+    "#9a4a4a",
+)

@@ -1,0 +1,401 @@
+"""Analyses as jobs: admitted or refused at once, queued behind a concurrency limit, run
+under a deadline, followed by watchers, kept for a while after they end.
+
+A job is one asyncio task around :func:`analyze_clip_async`. Cancelling that task (the
+caller went away, the deadline passed, the service is shutting down) cancels the Triton
+requests in flight with it: the gRPC calls are cancelled and Triton sees the cancellation.
+Clips are probed and decoded in a worker process with a memory cap (orchestrator/worker.py):
+a file that crashes the decoder, or would fill the memory, ends as a refusal of that file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from tiktok_analyzer.orchestrator.endpoints import EndpointPool
+from tiktok_analyzer.orchestrator.models import ModelDecl, with_dependencies
+from tiktok_analyzer.orchestrator.pipeline import (
+    AnalysisOptions,
+    TritonUnavailable,
+    analyze_clip_async,
+)
+from tiktok_analyzer.orchestrator.probe import BadInput, Limits
+from tiktok_analyzer.orchestrator.report import AnalyzerEntry, Report
+from tiktok_analyzer.orchestrator.worker import probe_isolated
+from tiktok_analyzer.service.errors import Code, ServiceFailure
+from tiktok_analyzer.service.metrics import Metrics
+from tiktok_analyzer.service.paths import PathPolicy
+
+__all__ = ["Event", "Job", "JobManager", "JobSettings", "JobState", "Outcome"]
+
+log = logging.getLogger(__name__)
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    #: Analyses running at once; each decodes in a thread and keeps Triton busy.
+    max_concurrent: int = 2
+    #: Analyses waiting for a slot; one more is refused (RESOURCE_EXHAUSTED / 429).
+    max_queue: int = 16
+    #: Deadline of an analysis, queueing included, when the caller gives none.
+    default_deadline_s: float = 600.0
+    #: Longest clip the unary Analyze (and POST /analyze) takes; longer ones go through Submit.
+    unary_max_duration_s: float = 180.0
+    analyzer_timeout_s: float = 300.0
+    #: Finished jobs are kept this long, and at most this many, for GetJob / WatchJob.
+    job_ttl_s: float = 3600.0
+    keep_jobs: int = 500
+
+
+@dataclass(frozen=True)
+class Event:
+    """An analyzer started or finished (``seq`` counts from 1 within the job)."""
+
+    seq: int
+    analyzer: str
+    kind: str
+    status: str = ""
+    elapsed_s: float = 0.0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished analysis: its report as JSON text (kept instead of the models, which would
+    hold every finished job's results twice) and the figures the APIs answer with."""
+
+    report_json: str
+    failed: list[str]
+    analyzer_status: dict[str, str]
+    wall_s: float
+    realtime_factor: float
+
+    @classmethod
+    def of(cls, report: Report) -> Outcome:
+        return cls(
+            report_json=report.model_dump_json(),
+            failed=report.failed(),
+            analyzer_status={n: e.status for n, e in report.analyzers.items()},
+            wall_s=report.processing.wall_s,
+            realtime_factor=report.processing.realtime_factor,
+        )
+
+
+@dataclass(eq=False)
+class Job:
+    id: str
+    #: The clip as the caller named it (a path, or an upload's file name).
+    video: str
+    #: What is read: the canonical path, or the upload's temporary file.
+    path: str
+    analyzers: list[str]
+    deadline_s: float
+    deadline: float  # on the event loop's clock
+    submitted_at: float = field(default_factory=time.time)
+    state: JobState = JobState.QUEUED
+    events: list[Event] = field(default_factory=list)
+    outcome: Outcome | None = None
+    error: ServiceFailure | None = None
+    finished_at: float | None = None
+    task: asyncio.Task | None = None
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (JobState.DONE, JobState.FAILED)
+
+    def _notify(self) -> None:
+        # Wake every current watcher; later waits use a fresh event.
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def add_event(self, analyzer: str, kind: str, entry: AnalyzerEntry | None) -> None:
+        event = Event(seq=len(self.events) + 1, analyzer=analyzer, kind=kind)
+        if entry is not None:
+            event = Event(
+                seq=event.seq,
+                analyzer=analyzer,
+                kind=kind,
+                status=entry.status,
+                elapsed_s=entry.elapsed_s,
+                error=entry.error or "",
+            )
+        self.events.append(event)
+        self._notify()
+
+    def set_state(self, state: JobState) -> None:
+        self.state = state
+        self._notify()
+
+    def finish(self, report: Report) -> None:
+        self.outcome = Outcome.of(report)
+        self.finished_at = time.monotonic()
+        self.set_state(JobState.DONE)
+
+    def fail(self, failure: ServiceFailure) -> None:
+        self.error = failure
+        self.finished_at = time.monotonic()
+        self.set_state(JobState.FAILED)
+
+    async def wait(self) -> None:
+        while not self.finished:
+            await self._changed.wait()
+
+    async def follow(self) -> AsyncIterator[Event]:
+        """Every event, past ones first; returns once the job has finished."""
+        sent = 0
+        while True:
+            changed = self._changed
+            while sent < len(self.events):
+                sent += 1
+                yield self.events[sent - 1]
+            if self.finished:
+                return
+            await changed.wait()
+
+    def cancel(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+
+class JobManager:
+    def __init__(
+        self,
+        settings: JobSettings,
+        *,
+        triton: EndpointPool,
+        declarations: Mapping[str, ModelDecl],
+        limits: Limits,
+        use_shm: bool,
+        paths: PathPolicy,
+        metrics: Metrics,
+    ) -> None:
+        self.settings = settings
+        self.triton = triton
+        self.declarations = dict(declarations)
+        self.limits = limits
+        self.use_shm = use_shm
+        self.paths = paths
+        self.metrics = metrics
+        self.draining = False
+        self.queued = 0
+        self.running = 0
+        self._slots = asyncio.Semaphore(settings.max_concurrent)
+        self._jobs: dict[str, Job] = {}
+        metrics.watch(lambda: self.queued, lambda: self.running)
+
+    # -- admission ---------------------------------------------------------------------------
+
+    def admit(self, analyzers: Sequence[str]) -> list[str]:
+        """Refuse at once what cannot be taken now; the analyzers to run, dependencies
+        first. Cheap: callers run it before receiving an upload too."""
+        try:
+            if self.draining:
+                raise ServiceFailure(Code.UNAVAILABLE, "the service is shutting down")
+            names = [n.strip() for n in analyzers if n.strip()] or list(self.declarations)
+            unknown = [n for n in names if n not in self.declarations]
+            if unknown:
+                raise ServiceFailure(
+                    Code.BAD_INPUT,
+                    f"unknown analyzer(s): {', '.join(unknown)}; "
+                    "ListAnalyzers (GET /analyzers) lists them",
+                )
+            self._check_capacity()
+            return with_dependencies(names, self.declarations)
+        except ServiceFailure as failure:
+            self.metrics.outcome(failure.code.label)
+            raise
+
+    def _check_capacity(self) -> None:
+        waiting = sum(1 for j in self._jobs.values() if j.state == JobState.QUEUED)
+        if self.running + waiting >= self.settings.max_concurrent + self.settings.max_queue:
+            raise ServiceFailure(
+                Code.OVERLOADED,
+                f"too busy: {self.running} analyses running and {waiting} waiting, the most "
+                "this service takes; try again later",
+            )
+
+    async def submit_path(
+        self, raw_path: str, analyzers: Sequence[str], deadline_s: float | None, *, unary: bool
+    ) -> Job:
+        """A clip the service reads in place, under the allowed roots."""
+        names = self.admit(analyzers)
+        try:
+            path = self.paths.resolve(raw_path)
+        except ServiceFailure as failure:
+            self.metrics.outcome(failure.code.label)
+            raise
+        return await self.submit_file(path, raw_path, names, deadline_s, unary=unary)
+
+    async def submit_file(
+        self, path: str, video: str, names: list[str], deadline_s: float | None, *, unary: bool
+    ) -> Job:
+        """A file the service vouches for (a checked path, or an upload); ``names`` comes
+        from :meth:`admit`."""
+        try:
+            return await self._submit(path, video, names, deadline_s, unary)
+        except ServiceFailure as failure:
+            self.metrics.outcome(failure.code.label)
+            raise
+
+    async def _submit(
+        self, path: str, video: str, names: list[str], deadline_s: float | None, unary: bool
+    ) -> Job:
+        try:
+            info = await probe_isolated(path, self.limits)
+        except BadInput as exc:
+            raise ServiceFailure(Code.BAD_INPUT, str(exc).replace(path, video)) from None
+        if unary and info.duration_s > self.settings.unary_max_duration_s:
+            raise ServiceFailure(
+                Code.BAD_INPUT,
+                (
+                    f"{video}: duration {info.duration_s:.1f} s is over the limit of "
+                    f"{self.settings.unary_max_duration_s:.0f} s for a single call; use Submit "
+                    "(POST /analyses) for longer clips"
+                ),
+            )
+        ready, reason = await self.triton.ready()
+        self.metrics.triton_ready.set(1 if ready else 0)
+        if not ready:
+            raise ServiceFailure(Code.UNAVAILABLE, reason)
+        if self.draining:
+            raise ServiceFailure(Code.UNAVAILABLE, "the service is shutting down")
+        self._check_capacity()  # again: others may have been admitted while we probed
+        self._evict()
+        budget = deadline_s if deadline_s and deadline_s > 0 else self.settings.default_deadline_s
+        loop = asyncio.get_running_loop()
+        job = Job(
+            id=uuid.uuid4().hex,
+            video=video,
+            path=path,
+            analyzers=names,
+            deadline_s=budget,
+            deadline=loop.time() + budget,
+        )
+        self._jobs[job.id] = job
+        job.task = asyncio.create_task(self._run(job), name=f"analysis-{job.id}")
+        return job
+
+    def get(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise ServiceFailure(Code.NOT_FOUND, f"no job {job_id!r} (unknown or expired)")
+        return job
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def _run(self, job: Job) -> None:
+        t0 = time.perf_counter()
+        report: Report | None = None
+        try:
+            try:
+                async with asyncio.timeout_at(job.deadline):
+                    report = await self._run_in_slot(job)
+            except TimeoutError:
+                raise ServiceFailure(
+                    Code.DEADLINE, f"no report within the deadline of {job.deadline_s:g} s"
+                ) from None
+            except BadInput as exc:  # the file changed since it was admitted, or broke the decoder
+                raise ServiceFailure(
+                    Code.BAD_INPUT, str(exc).replace(job.path, job.video)
+                ) from None
+            except TritonUnavailable as exc:
+                raise ServiceFailure(Code.UNAVAILABLE, str(exc)) from None
+            if report.failed() and not (await self.triton.ready(fresh=True))[0]:
+                raise ServiceFailure(
+                    Code.UNAVAILABLE, f"Triton at {self.triton.url} went away during the analysis"
+                )
+        except ServiceFailure as failure:
+            self._end(job, failure, t0)
+        except asyncio.CancelledError:
+            self._end(job, ServiceFailure(Code.CANCELLED, "the analysis was cancelled"), t0)
+            raise
+        except Exception as exc:  # noqa: BLE001 - a job never takes the service down
+            log.exception("job %s failed", job.id)
+            ready, reason = await self.triton.ready(fresh=True)
+            failure = (
+                ServiceFailure(Code.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+                if ready
+                else ServiceFailure(Code.UNAVAILABLE, reason)
+            )
+            self._end(job, failure, t0)
+        else:
+            report.video.path = job.video  # never the service's own paths
+            job.finish(report)
+            self.metrics.finished(
+                "partial" if report.failed() else "complete",
+                time.perf_counter() - t0,
+                report.processing.realtime_factor,
+            )
+
+    async def _run_in_slot(self, job: Job) -> Report:
+        self.queued += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.queued -= 1
+        try:
+            self.running += 1
+            job.set_state(JobState.RUNNING)
+            left = job.deadline - asyncio.get_running_loop().time()
+            options = AnalysisOptions(
+                triton_url=self.triton.url,
+                pool=self.triton,
+                isolate_decode=True,
+                analyzers=job.analyzers,
+                declarations=self.declarations,
+                limits=self.limits,
+                use_shm=self.use_shm,
+                timeout_s=max(1.0, min(self.settings.analyzer_timeout_s, left)),
+                progress=lambda name, kind, entry: self._progress(job, name, kind, entry),
+            )
+            return await analyze_clip_async(job.path, options)
+        finally:
+            self.running -= 1
+            self._slots.release()
+
+    def _progress(self, job: Job, name: str, kind: str, entry: AnalyzerEntry | None) -> None:
+        job.add_event(name, kind, entry)
+        if kind == "done":
+            self.metrics.analyzer_done(name, entry)
+
+    def _end(self, job: Job, failure: ServiceFailure, t0: float) -> None:
+        job.fail(failure)
+        self.metrics.finished(failure.code.label, time.perf_counter() - t0, None)
+
+    def _evict(self) -> None:
+        now = time.monotonic()
+        finished = [j for j in self._jobs.values() if j.finished_at is not None]
+        finished.sort(key=lambda j: j.finished_at)
+        excess = len(finished) - self.settings.keep_jobs
+        for i, job in enumerate(finished):
+            if i < excess or now - job.finished_at > self.settings.job_ttl_s:
+                del self._jobs[job.id]
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    async def drain(self, timeout_s: float) -> int:
+        """Refuse new work; let the analyses admitted finish within ``timeout_s``, then
+        cancel the rest. Returns how many were cancelled."""
+        self.draining = True
+        active = [j.task for j in self._jobs.values() if j.task is not None and not j.task.done()]
+        if not active:
+            return 0
+        _, pending = await asyncio.wait(active, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        return len(pending)

@@ -1,0 +1,146 @@
+"""Write (or check) every model's config.pbtxt and model.py from the analyzers' declarations.
+
+A model's inputs follow what its analyzer declares (frames -> FRAMES, TIMESTAMPS,
+FRAME_INDEX; audio -> AUDIO; META always), and its ``parameters`` are the analyzer's Params
+with their production defaults, so config and code cannot drift apart: the test suite runs
+``--check``.
+
+    python -m tiktok_analyzer.serving.generate          # write
+    python -m tiktok_analyzer.serving.generate --check  # exit 1 if any file differs
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from tiktok_analyzer.analyzers import ANALYZER_NAMES, load_class
+
+#: The model repository, shipped inside the package (package data).
+HERE = Path(__file__).resolve().parent / "model_repository"
+
+#: Instances per model on a CPU-only host. Models whose analyzer declares ``gpu`` also get
+#: ``configs/gpu.pbtxt`` (Triton's custom model configuration) with KIND_GPU instances; the
+#: launcher selects it with ``--model-config-name=gpu`` on a host with a GPU.
+CPU_INSTANCES = 1
+GPU_INSTANCES = 1
+MAX_BATCH = 8
+QUEUE = {
+    "max_queue_size": 32,
+    # A queued request older than this is rejected rather than left to rot.
+    "default_timeout_microseconds": 300_000_000,
+}
+
+#: Every model.py is these two statements: the work is in the analyzer, the Triton side in
+#: :mod:`tiktok_analyzer.serving.adapter`. The stub imports the package from the venv it
+#: runs in (the launcher puts that venv's bin first on PATH).
+MODEL_PY = """\
+from tiktok_analyzer.serving.adapter import make_model
+
+TritonPythonModel = make_model("{name}")
+"""
+
+
+def _input(name: str, dtype: str, dims: str, ragged: bool, optional: bool = False) -> str:
+    extra = " allow_ragged_batch: true" if ragged else ""
+    extra += " optional: true" if optional else ""
+    return f'  {{ name: "{name}" data_type: {dtype} dims: [ {dims} ]{extra} }}'
+
+
+def declaration_params(cls) -> dict[str, str]:
+    params = {"input_audio": str(cls.audio).lower(), "depends_on": ",".join(cls.depends_on)}
+    if cls.inputs_optional:
+        params["input_optional"] = "true"
+    spec = cls.frames
+    if spec is not None:
+        if spec.every_frame:
+            params["input_frames"] = "every_frame"
+        elif spec.fps is not None:
+            params["input_frames"] = f"fps={spec.fps:g}"
+        else:
+            params["input_frames"] = f"count={spec.count}"
+        params["input_short_side"] = str(spec.short_side)
+    return params
+
+
+def render_config(name: str, kind: str = "KIND_CPU") -> str:
+    cls = load_class(name)
+    inputs = [_input("META", "TYPE_STRING", "1", False)]
+    opt = cls.inputs_optional
+    if cls.frames is not None:
+        inputs += [
+            _input("FRAMES", "TYPE_UINT8", "-1, -1, -1, 3", True, opt),
+            _input("TIMESTAMPS", "TYPE_FP64", "-1", True, opt),
+            _input("FRAME_INDEX", "TYPE_INT64", "-1", True, opt),
+        ]
+    if cls.audio:
+        inputs.append(_input("AUDIO", "TYPE_FP32", "-1", True, opt))
+    # What the model needs from the clip: the orchestrator reads these to decide what to
+    # decode and ship (tiktok_analyzer.orchestrator.models), so the model is the one source of truth.
+    params = {"analyzer": name, **declaration_params(cls)}
+    for f in dataclasses.fields(cls.Params):
+        value = f.default
+        params[f.name] = str(value).lower() if isinstance(value, bool) else str(value)
+    lines = [
+        f'name: "{name}"',
+        'backend: "python"',
+        f"max_batch_size: {MAX_BATCH}",
+        "dynamic_batching {",
+        "  max_queue_delay_microseconds: 2000",
+        "  default_queue_policy {",
+        "    timeout_action: REJECT",
+        f"    default_timeout_microseconds: {QUEUE['default_timeout_microseconds']}",
+        "    allow_timeout_override: true",
+        f"    max_queue_size: {QUEUE['max_queue_size']}",
+        "  }",
+        "}",
+        "input [",
+        ",\n".join(inputs),
+        "]",
+        "output [",
+        '  { name: "RESULT" data_type: TYPE_STRING dims: [ 1 ] }',
+        "]",
+        f"instance_group [ {{ kind: {kind} count: "
+        f"{GPU_INSTANCES if kind == 'KIND_GPU' else CPU_INSTANCES} }} ]",
+    ]
+    for key, value in params.items():
+        lines.append(f'parameters {{ key: "{key}" value {{ string_value: "{value}" }} }}')
+    return "\n".join(lines) + "\n"
+
+
+def expected_files() -> dict[Path, str]:
+    files: dict[Path, str] = {}
+    for name in ANALYZER_NAMES:
+        files[HERE / name / "config.pbtxt"] = render_config(name)
+        files[HERE / name / "1" / "model.py"] = MODEL_PY.format(name=name)
+        if load_class(name).gpu:
+            files[HERE / name / "configs" / "gpu.pbtxt"] = render_config(name, "KIND_GPU")
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only compare, write nothing")
+    args = parser.parse_args(argv)
+    stale = []
+    for path, text in expected_files().items():
+        if path.exists() and path.read_text() == text:
+            continue
+        stale.append(path)
+        if not args.check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    if args.check and stale:
+        print("out of date (run python -m tiktok_analyzer.serving.generate):", file=sys.stderr)
+        for path in stale:
+            print(f"  {path.relative_to(HERE)}", file=sys.stderr)
+        return 1
+    if not args.check:
+        print(f"wrote {len(stale)} file(s) under {HERE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,357 @@
+"""Start and stop the real ``tritonserver`` binary shipped in the nvidia-pytriton wheel.
+
+The wheel carries Triton 2.51's server, its Python backend and one backend stub per Python
+version. We assemble a backend folder for the running interpreter, point the server at our
+model repository with explicit model control (a run loads only the models it needs), bind
+every endpoint to 127.0.0.1 on free ports, and tear everything down on exit: the process
+group (server and stubs) and the Python backend's /dev/shm regions, which carry a prefix of
+our own so we remove exactly ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "EmbeddedTriton",
+    "host_has_gpu",
+    "TritonStartError",
+    "default_model_repository",
+    "find_wheel_server",
+]
+
+log = logging.getLogger(__name__)
+
+#: The environment variable the shared adapter reads to put this venv's site-packages
+#: first on the stub's sys.path (DESIGN.md, Triton, trap 1).
+SITE_PACKAGES_ENV = "TIKTOK_ANALYZER_SITE_PACKAGES"
+
+
+class TritonStartError(RuntimeError):
+    """The embedded server could not be started; the message carries the log's tail."""
+
+
+#: Names another model repository (the CLI's ``--model-repository`` sets it too).
+MODEL_REPOSITORY_ENV = "TIKTOK_ANALYZER_MODEL_REPOSITORY"
+
+
+def default_model_repository() -> Path:
+    """The model repository shipped inside this package (package data), unless
+    ``TIKTOK_ANALYZER_MODEL_REPOSITORY`` names another."""
+    env = os.environ.get(MODEL_REPOSITORY_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent / "model_repository"
+
+
+@dataclass(frozen=True)
+class WheelServer:
+    binary: Path
+    backend_python: Path  # folder with libtriton_python.so and triton_python_backend_utils.py
+    stub: Path
+    libs: Path  # nvidia_pytriton.libs
+
+
+def find_wheel_server() -> WheelServer:
+    """Locate the server, the Python backend and this interpreter's stub in nvidia-pytriton."""
+    # Located, not imported: importing pytriton pulls its own client stack, which the
+    # server binary does not need.
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or spec.origin is None:
+        raise TritonStartError(
+            "nvidia-pytriton is not installed; run the setup command in README.md"
+        )
+    root = Path(spec.origin).resolve().parent / "tritonserver"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    server = WheelServer(
+        binary=root / "bin" / "tritonserver",
+        backend_python=root / "backends" / "python",
+        stub=root / "python_backend_stubs" / version / "triton_python_backend_stub",
+        libs=root.parent.parent / "nvidia_pytriton.libs",
+    )
+    for path in (server.binary, server.backend_python, server.stub, server.libs):
+        if not path.exists():
+            raise TritonStartError(f"nvidia-pytriton is incomplete: {path} is missing")
+    return server
+
+
+def host_has_gpu() -> bool:
+    """True when an NVIDIA GPU is visible (``TIKTOK_ANALYZER_GPU=0/1`` overrides)."""
+    forced = os.environ.get("TIKTOK_ANALYZER_GPU", "").strip().lower()
+    if forced:
+        return forced in {"1", "true", "yes", "on"}
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return False
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "GPU" in out.stdout
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class EmbeddedTriton:
+    """The embedded tritonserver as a context manager.
+
+    >>> with EmbeddedTriton(models=["cut_analysis"]) as server:
+    ...     server.grpc_url  # '127.0.0.1:PORT'
+    """
+
+    models: Sequence[str]
+    model_repository: Path = field(default_factory=default_model_repository)
+    host: str = "127.0.0.1"
+    grpc_port: int = 0
+    http_port: int = 0
+    metrics_port: int = 0
+    ready_timeout_s: float = 120.0
+    log_verbose: int = 0
+    workdir: Path | None = None
+    #: Load the models' ``configs/gpu.pbtxt`` (KIND_GPU instances) where they have one;
+    #: None: when this host has a GPU (:func:`host_has_gpu`).
+    gpu: bool | None = None
+    #: Extra environment for the server and its stubs (for example the weights mode).
+    env: dict[str, str] = field(default_factory=dict)
+
+    process: subprocess.Popen | None = field(default=None, init=False)
+    shm_prefix: str = field(default="", init=False)
+    log_path: Path | None = field(default=None, init=False)
+    _own_workdir: bool = field(default=False, init=False)
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.host}:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.http_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host}:{self.metrics_port}/metrics"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> EmbeddedTriton:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        wheel = find_wheel_server()
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="tiktok-triton-"))
+            self._own_workdir = True
+        backends = self.workdir / "backends"
+        python_backend = backends / "python"
+        python_backend.mkdir(parents=True, exist_ok=True)
+        for src in (
+            wheel.backend_python / "libtriton_python.so",
+            wheel.backend_python / "triton_python_backend_utils.py",
+            wheel.stub,
+        ):
+            dst = python_backend / src.name
+            if not dst.exists():
+                os.symlink(src, dst)
+        for attr in ("grpc_port", "http_port", "metrics_port"):
+            if not getattr(self, attr):
+                setattr(self, attr, free_port(self.host))
+        # A prefix of our own on the Python backend's shm regions, so that shutdown removes
+        # exactly this server's regions and servers side by side never collide.
+        self.shm_prefix = f"tta{os.getpid()}x{uuid.uuid4().hex[:8]}_"
+        self.log_path = self.workdir / "tritonserver.log"
+        cmd = [
+            str(wheel.binary),
+            f"--model-repository={self.model_repository}",
+            f"--backend-directory={backends}",
+            "--model-control-mode=explicit",
+            *[f"--load-model={m}" for m in self.models],
+            # One broken model must not take the server (and the other analyzers) down.
+            "--exit-on-error=false",
+            "--strict-readiness=false",
+            f"--grpc-address={self.host}",
+            f"--grpc-port={self.grpc_port}",
+            f"--http-address={self.host}",
+            f"--http-port={self.http_port}",
+            f"--metrics-address={self.host}",
+            f"--metrics-port={self.metrics_port}",
+            "--allow-metrics=true",
+            "--allow-gpu-metrics=false",
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+            # Frames arrive in Triton system shm; the backend's own region must hold a
+            # request's tensors without many growth steps.
+            "--backend-config=python,shm-default-byte-size=16777216",
+            "--backend-config=python,shm-growth-byte-size=16777216",
+            # A stub has this long to answer its first health check (default 30 s): with
+            # every model loading at once (torch imports, a 7B model written to disk) a slow
+            # start is not a dead one.
+            "--backend-config=python,stub-timeout-seconds=180",
+            f"--log-verbose={self.log_verbose}",
+            "--exit-timeout-secs=10",
+        ]
+        if self.gpu is None:
+            self.gpu = host_has_gpu()
+        if self.gpu:
+            cmd.append("--model-config-name=gpu")
+        env = self._environment(wheel)
+        log.info(
+            "starting tritonserver (gRPC %s, models: %s)", self.grpc_url, ", ".join(self.models)
+        )
+        with open(self.log_path, "wb") as logf:
+            self.process = subprocess.Popen(
+                cmd,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _environment(self, wheel: WheelServer) -> dict[str, str]:
+        env = dict(os.environ)
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(
+            p for p in (str(wheel.libs), self._libpython_dir(), env.get("LD_LIBRARY_PATH", "")) if p
+        )
+        # The stub's embedded interpreter derives sys.prefix from the first `python3` on
+        # PATH, not from PYTHONPATH: with this venv's bin first it starts with the venv's
+        # site-packages (numpy 1.26), not the base interpreter's (numpy 2.x breaks the stub).
+        bindir = str(Path(sys.executable).parent)
+        env["PATH"] = os.pathsep.join([bindir, env.get("PATH", "")])
+        # Already set: a host whose packages come from elsewhere first (PYTHONPATH, e.g. a
+        # numpy 1.x beside a numpy 2.x interpreter) names that folder itself.
+        env.setdefault(SITE_PACKAGES_ENV, sysconfig.get_paths()["purelib"])
+        env.pop("PYTHONHOME", None)
+        env.update(self.env)
+        return env
+
+    def _libpython_dir(self) -> str:
+        """A folder holding only this interpreter's libpython (the stub links to it).
+        Not its LIBDIR itself: on a system interpreter that is /usr/lib/<arch>, and putting
+        it on LD_LIBRARY_PATH makes torch in the stubs load the system's cuDNN instead of
+        its own (measured on the H100 image: "cuDNN version incompatibility")."""
+        libdir = sysconfig.get_config_var("LIBDIR") or ""
+        soname = sysconfig.get_config_var("INSTSONAME") or ""
+        source = Path(libdir) / soname
+        if not soname or not source.exists() or self.workdir is None:
+            return ""
+        folder = self.workdir / "libpython"
+        folder.mkdir(exist_ok=True)
+        link = folder / soname
+        if not link.exists():
+            os.symlink(source, link)
+        return str(folder)
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.ready_timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise TritonStartError(
+                    f"tritonserver exited with code {self.process.returncode} during start-up; "
+                    f"log tail:\n{self.log_tail()}"
+                )
+            if self._http_ok("/v2/health/live") and self._models_settled():
+                return
+            time.sleep(0.2)
+        raise TritonStartError(
+            f"tritonserver was not ready after {self.ready_timeout_s:.0f} s; log tail:\n"
+            f"{self.log_tail()}"
+        )
+
+    def _models_settled(self) -> bool:
+        """True once every requested model is READY or UNAVAILABLE (failed to load)."""
+        states = self.model_states()
+        return all(states.get(m, ("", ""))[0] in {"READY", "UNAVAILABLE"} for m in self.models)
+
+    def model_states(self) -> dict[str, tuple[str, str]]:
+        """Model name -> (state, reason) from the repository index."""
+        try:
+            req = urllib.request.Request(
+                f"{self.http_url}/v2/repository/index", data=b"{}", method="POST"
+            )
+            with urllib.request.urlopen(req, timeout=2) as resp:
+                rows = json.loads(resp.read())
+        except (urllib.error.URLError, OSError, ValueError):
+            return {}
+        return {r["name"]: (r.get("state", ""), r.get("reason", "")) for r in rows}
+
+    def _http_ok(self, path: str) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.http_url}{path}", timeout=1) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_path or not self.log_path.exists():
+            return "(no log)"
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Stop the server gracefully (SIGTERM lets Triton unload models and end its stubs),
+        then kill whatever of its process group remains, and remove its shm regions."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                log.warning("tritonserver did not stop in %.0f s; killing it", timeout_s)
+        if proc is not None:
+            # Stubs are in the server's process group (start_new_session): none may outlive it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        if self.shm_prefix:
+            for path in glob.glob(f"/dev/shm/{self.shm_prefix}*"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+        if self._own_workdir and self.workdir is not None:
+            # Keep the log of a failed start for the error message, drop the rest.
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+            self._own_workdir = False
+
+    def load(self, models: Iterable[str]) -> None:
+        """Ask the running server to load more models (explicit model control)."""
+        for model in models:
+            req = urllib.request.Request(
+                f"{self.http_url}/v2/repository/models/{model}/load", data=b"{}", method="POST"
+            )
+            with urllib.request.urlopen(req, timeout=self.ready_timeout_s):
+                pass

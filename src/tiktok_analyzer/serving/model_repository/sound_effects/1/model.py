@@ -1,0 +1,3 @@
+from tiktok_analyzer.serving.adapter import make_model
+
+TritonPythonModel = make_model("sound_effects")
