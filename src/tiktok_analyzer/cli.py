@@ -1,4 +1,4 @@
-"""``tiktok-analyzer``: the command line (REPORT_CONTRACT.md, CLI).
+"""``tiktok-analyzer``: the command line (docs/REPORT_CONTRACT.md, CLI).
 
 Exit codes: 0 report complete; 3 report written but some analyzer failed; 2 bad input
 (one-line reason on stderr, no traceback); 1 internal error.

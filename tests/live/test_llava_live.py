@@ -31,7 +31,7 @@ def _ok(env: dict) -> dict:
     assert env["status"] == "ok", env["error"]
     assert env["model"] == {"name": "llava-next-video-7b-hf", "weights": "synthetic-tiny"}
     result = env["result"]
-    # REPORT_CONTRACT.md's fields, and what random weights must still give
+    # docs/REPORT_CONTRACT.md's fields, and what random weights must still give
     assert {"description", "scenes", "hook", "call_to_action"} <= set(result)
     for scene in result["scenes"]:
         assert set(scene) == {"start_s", "end_s", "description"}

@@ -219,7 +219,7 @@ def test_tiny_synthetic_answers_a_valid_unparsed_result(tiny):
     assert tiny.weights == "synthetic-tiny" and tiny.model_name == "llava-next-video-7b-hf"
     result = tiny.analyze(_clip(_frames(4), UPSTREAM))
     body = result.model_dump(mode="json")
-    for key in ("description", "scenes", "hook", "call_to_action"):  # REPORT_CONTRACT.md
+    for key in ("description", "scenes", "hook", "call_to_action"):  # docs/REPORT_CONTRACT.md
         assert key in body
     # random weights: exactly the forced number of tokens, garbage, kept as raw text
     assert result.new_tokens == tiny.params.synthetic_new_tokens == 16

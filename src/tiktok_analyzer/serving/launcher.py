@@ -42,7 +42,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: The environment variable the shared adapter reads to put this venv's site-packages
-#: first on the stub's sys.path (DESIGN.md, Triton, trap 1).
+#: first on the stub's sys.path (docs/DESIGN.md, The two traps).
 SITE_PACKAGES_ENV = "TIKTOK_ANALYZER_SITE_PACKAGES"
 
 
