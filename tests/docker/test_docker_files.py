@@ -16,7 +16,9 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -366,21 +368,38 @@ def test_orchestrator_flags_are_accepted_by_serve(capsys):
     assert not unknown, f"`tiktok-analyzer serve` does not take {unknown}"
 
 
-def test_wheel_carries_every_subpackage():
-    """The orchestrator image installs the wheel, not the source tree: a folder of Python code
-    that pyproject.toml's package list leaves out is missing from the image."""
-    tool = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-    listed = set(tool["packages"])
-    missing = []
-    for package, folder in tool["package-dir"].items():
-        root = REPO / folder
-        for sub in sorted(p.parent for p in root.rglob("*.py")):
-            if "__pycache__" in sub.parts:
-                continue
-            dotted = ".".join([package, *sub.relative_to(root).parts])
-            if dotted not in listed and dotted not in missing:
-                missing.append(dotted)
-    assert not missing, f"pyproject.toml [tool.setuptools] packages lacks {missing}"
+def test_wheel_carries_every_module_and_the_model_repository(tmp_path):
+    """The images install the wheel, not the source tree: every module under src/, the
+    model repository (configs and model.py files) and the weights manifest must be in it."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("tiktok_analyzer-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        carried = set(zf.namelist())
+    src = REPO / "src"
+    wanted = [
+        p.relative_to(src).as_posix()
+        for pattern in ("*.py", "*.pbtxt", "*.toml", "*.csv")
+        for p in src.rglob(pattern)
+        if "__pycache__" not in p.parts
+    ]
+    assert any(w.endswith("cut_analysis/config.pbtxt") for w in wanted)
+    missing = sorted(w for w in wanted if w not in carried)
+    assert not missing, f"the wheel lacks {missing[:10]} ({len(missing)} files)"
 
 
 # ---------------------------------------------------------------------------- Prometheus, Grafana
