@@ -25,6 +25,7 @@ from tiktok_analyzer.orchestrator.probe import Limits
 from tiktok_analyzer.service.grpc_api import AnalyzerServicer, TokenInterceptor, add_servicer
 from tiktok_analyzer.service.http_api import HttpApi
 from tiktok_analyzer.service.jobs import JobManager, JobSettings
+from tiktok_analyzer.service.jobstore import open_store
 from tiktok_analyzer.service.metrics import Metrics
 from tiktok_analyzer.service.paths import PathPolicy
 from tiktok_analyzer.serving.launcher import EmbeddedTriton, default_model_repository, free_port
@@ -59,6 +60,10 @@ class ServiceConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     model_repository: Path = field(default_factory=default_model_repository)
+    #: Jobs in SQLite under this folder (None, with no job_store: in memory, gone on exit).
+    state_dir: str | None = None
+    #: A postgresql:// URL: jobs in that database, shared by every replica pointing to it.
+    job_store: str | None = None
 
 
 class Service:
@@ -77,6 +82,7 @@ class Service:
             use_shm=config.use_shm,
             paths=self.paths,
             metrics=self.metrics,
+            store=open_store(config.job_store, config.state_dir),
         )
         self._own_upload_dir = config.upload_dir is None
         self.upload_dir = config.upload_dir or tempfile.mkdtemp(prefix="tiktok-analyzer-uploads-")
@@ -158,6 +164,7 @@ class Service:
         )
         if not self.grpc_port:
             raise OSError(f"cannot bind gRPC to {address}")
+        await self.jobs.start()
         await self._grpc.start()
         self._http_api = HttpApi(self.jobs, self.metrics, self.health, token=c.token)
         tls = (c.tls_cert, c.tls_key) if creds else (None, None)
@@ -184,6 +191,7 @@ class Service:
             await self._grpc.stop(grace=2.0)
         if self._http_api is not None:
             await self._http_api.stop()
+        await self.jobs.close()
         await self.triton.close()
         if self._own_upload_dir:
             shutil.rmtree(self.upload_dir, ignore_errors=True)
