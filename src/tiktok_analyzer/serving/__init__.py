@@ -1,0 +1,1 @@
+"""Serving the analyzers with Triton: the adapter, the launcher, the model repository."""
