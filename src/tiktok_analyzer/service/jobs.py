@@ -372,7 +372,7 @@ class JobManager:
             deadline=loop.time() + budget,
             pinned=unary,
         )
-        self._store(job.row(self.replica if unary else None), insert=True)
+        self._store(self.store.insert, job.row(self.replica if unary else None))
         if not unary:  # any replica's dispatcher may claim it; ours looks now
             self.store_queued += 1
             self._wake.set()
@@ -386,7 +386,7 @@ class JobManager:
         job = self._jobs.get(job_id)
         if job is not None:
             return job
-        row = self._store(None, load=job_id)
+        row = self._store(self.store.load, job_id)
         if row is None:
             raise ServiceFailure(Code.NOT_FOUND, f"no job {job_id!r} (unknown or expired)")
         job = Job.of_row(row)
@@ -395,19 +395,13 @@ class JobManager:
 
     # -- the store ---------------------------------------------------------------------------
 
-    def _store(self, row: JobRow | None, *, insert: bool = False, load: str = "") -> JobRow | None:
-        """Write or read one row; the store's failure is the caller's UNAVAILABLE."""
+    def _store(self, call: Callable[..., JobRow | None], arg: JobRow | str) -> JobRow | None:
+        """One call a caller waits on; the store's failure is the caller's UNAVAILABLE."""
         try:
-            if load:
-                return self.store.load(load)
-            if insert:
-                self.store.insert(row)
-            else:
-                self.store.update(row)
+            return call(arg)
         except Exception as exc:  # noqa: BLE001 - sqlite3 and psycopg errors alike
             log.error("job store: %s: %s", type(exc).__name__, exc)
             raise ServiceFailure(Code.UNAVAILABLE, "the job store does not answer") from None
-        return None
 
     def _save(self, job: Job) -> None:
         # Progress must not stop an analysis: a failed write is logged, the next one retries.
@@ -443,8 +437,10 @@ class JobManager:
         self.store.close()
 
     async def _dispatch(self) -> None:
+        # Runs through the drain too: the heartbeat keeps other replicas from taking this
+        # one for dead while its last analyses finish (_claim takes nothing new meanwhile).
         last_beat = 0.0
-        while not self.draining:
+        while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_s)
             self._wake.clear()
