@@ -411,7 +411,11 @@ class JobManager:
             log.error("job store: cannot save job %s: %s", job.id, exc)
 
     def _reload(self, job: Job) -> bool:
-        row = self.store.load(job.id)
+        try:
+            row = self.store.load(job.id)
+        except Exception as exc:  # noqa: BLE001 - a watcher waits for the store to come back
+            log.error("job store: %s: %s", type(exc).__name__, exc)
+            return True
         if row is None:
             return False
         job.take(row)
