@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from tiktok_analyzer.service import JobSettings
+
 from .conftest import closed_port_url, start_service
 
 
@@ -161,3 +163,29 @@ def test_openapi_describes_the_routes(svc):
     )
     body = doc["paths"]["/analyze"]["post"]["requestBody"]["content"]["application/json"]
     assert "video_path" in body["schema"]["properties"]
+
+
+def test_a_lost_job_store_is_503_then_recovers(root, pg_url):
+    """The database ends the service's session: that request is UNAVAILABLE in one line, and
+    the next one is answered on a fresh connection."""
+    import psycopg
+
+    # no dispatcher rounds: this request, not a background poll, meets the dropped session
+    quiet = JobSettings(poll_s=3600)
+    service = start_service(closed_port_url(), [root], job_store=pg_url, jobs=quiet)
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        request = b"GET /analyses/%s HTTP/1.1\r\nHost: x\r\n\r\n" % (b"0" * 32)
+        status, doc, raw = _raw(service, request)
+        assert status == 503 and doc == {
+            "detail": "the job store does not answer",
+            "code": "UNAVAILABLE",
+        }, raw
+        status, doc, raw = _raw(service, request)
+        assert status == 404 and doc["code"] == "NOT_FOUND", raw
+    finally:
+        service.stop()

@@ -169,3 +169,19 @@ def test_bad_store_urls_are_one_line_errors(free_port_url="postgresql://x@127.0.
     with pytest.raises(StoreError, match="cannot reach the job store") as info:
         open_store(free_port_url, None)
     assert "\n" not in str(info.value)
+
+
+def test_a_dropped_connection_is_replaced(pg_url):
+    """The server ends the session (a restart, a failover): that call fails, the next works."""
+    import psycopg
+
+    store = PostgresStore(pg_url)
+    try:
+        store.insert(_row(1))
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (store.backend_pid(),))
+        with pytest.raises(psycopg.OperationalError):
+            store.load("job001")
+        assert store.load("job001").video == "clip1.mp4"
+    finally:
+        store.close()

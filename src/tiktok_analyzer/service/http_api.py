@@ -292,7 +292,13 @@ class HttpApi:
         async def no_route(request: Request, exc: StarletteHTTPException) -> Response:
             return _error(exc.status_code, f"no route {request.method} {request.url.path}")
 
+        async def internal(request: Request, exc: Exception) -> Response:
+            # uvicorn logs the traceback; the caller gets one line, as for any other error
+            message = f"internal error: {type(exc).__name__}: {exc}"
+            return _error(500, message, Code.INTERNAL, Connection="close")
+
         app.add_exception_handler(StarletteHTTPException, no_route)
+        app.add_exception_handler(Exception, internal)
         app.add_middleware(_BodyLimits, api=self)
         return app
 

@@ -289,9 +289,7 @@ class PostgresStore(JobStore):
 
         super().__init__(url)
         try:
-            self._db = psycopg.connect(
-                url, autocommit=True, connect_timeout=10, options="-c statement_timeout=10000"
-            )
+            self._connect()
         except psycopg.Error as exc:
             raise StoreError(f"cannot reach the job store: {_one_line(exc)}") from None
         with self._db.transaction():
@@ -300,14 +298,29 @@ class PostgresStore(JobStore):
             for statement in _SCHEMA:
                 self._db.execute(statement)
 
+    def _connect(self) -> None:
+        import psycopg
+
+        self._db = psycopg.connect(
+            self.url, autocommit=True, connect_timeout=10, options="-c statement_timeout=10000"
+        )
+
     def _execute(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        # A connection the server dropped (restart, failover) is replaced on the next call;
+        # the call that found it broken fails, rather than be retried and maybe run twice.
+        if self._db.closed or self._db.broken:
+            self._db.close()
+            self._connect()
         cursor = self._db.execute(sql, tuple(params))
         return cursor.fetchall() if cursor.description else []
 
     def claim(self, owner: str) -> JobRow | None:
         # SKIP LOCKED: replicas claiming at once each take a different row, none waits.
-        rows = self._db.execute(self._claim_sql("FOR UPDATE SKIP LOCKED"), (owner,)).fetchall()
+        rows = self._execute(self._claim_sql("FOR UPDATE SKIP LOCKED"), (owner,))
         return JobRow.of(rows[0]) if rows else None
+
+    def backend_pid(self) -> int:
+        return self._db.info.backend_pid
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
