@@ -183,6 +183,8 @@ class _Protocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        if self.cycle is None or self.cycle.response_complete:
+            self._in_head = True  # no pipelined request parsed: next comes a head
         if not self.transport.is_closing():
             self._arm(self._drop)
 
