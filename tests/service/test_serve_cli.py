@@ -1,5 +1,6 @@
 """`tiktok-analyzer serve` as operators run it (embedded Triton, here with one model), with
-`tiktok-analyzer analyze --server` as a caller, and SIGTERM under load."""
+`tiktok-analyzer analyze --server` as a caller, SIGTERM under load, and SIGKILL: the jobs
+are still there after a restart, the one that was running failed with the reason."""
 
 from __future__ import annotations
 
@@ -64,6 +65,8 @@ def served(tmp_path_factory, root):
             str(root),
             "--drain",
             "20",
+            "--state-dir",
+            str(tmp_path_factory.mktemp("state")),
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -133,8 +136,11 @@ def test_sigterm_lets_the_analysis_in_flight_finish(served, cuts_clip):
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.2)
-    with pytest.raises(OSError):  # the listener is closed: new callers are refused
-        _get(f"{url}/health", timeout=2)
+    # the listener stays open through the drain: health says so, new analyses are refused
+    status, health = _get(f"{url}/health", timeout=2)
+    assert status == 503 and health["draining"] is True
+    status, refusal = _get(f"{url}/analyses", {"video_path": str(cuts_clip[0])}, timeout=5)
+    assert status == 503 and refusal["code"] == "UNAVAILABLE"
     thread.join(60)
     status, report = answer[0]
     assert status == 200 and report["analyzers"]["cut_analysis"]["status"] == "ok"
@@ -150,3 +156,58 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _serve(triton_url: str, root: Path, state: Path) -> tuple[subprocess.Popen, str]:
+    http_port = free_port()
+    proc = subprocess.Popen(
+        [CLI, "serve", "--triton-url", triton_url, "--grpc-port", str(free_port())]
+        + ["--http-port", str(http_port), "--allowed-root", str(root), "--state-dir", str(state)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{http_port}"
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            if _get(f"{url}/health", timeout=2)[0] == 200:
+                return proc, url
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "the service did not become ready"
+        time.sleep(0.1)
+
+
+def _until(url: str, states: set[str], within_s: float = 60) -> dict:
+    deadline = time.monotonic() + within_s
+    while (doc := _get(url)[1])["state"] not in states:
+        assert time.monotonic() < deadline, doc
+        time.sleep(0.02)
+    return doc
+
+
+def test_jobs_outlive_a_killed_service(triton, root, cuts_clip, tmp_path):
+    body = {"video_path": str(cuts_clip[0]), "analyzers": ["cut_analysis", "audio_analysis"]}
+    proc, url = _serve(triton.grpc_url, root, tmp_path / "state")
+    try:
+        done = _get(f"{url}/analyses", body)[1]["job_id"]
+        report = _until(f"{url}/analyses/{done}", {"done"})["report"]
+        running = _get(f"{url}/analyses", body)[1]["job_id"]
+        _until(f"{url}/analyses/{running}", {"running"})
+    finally:
+        proc.kill()  # no drain, no goodbye: as a crash or an OOM kill
+        proc.wait()
+    proc, url = _serve(triton.grpc_url, root, tmp_path / "state")
+    try:
+        assert _get(f"{url}/analyses/{done}")[1]["report"] == report
+        lost = _get(f"{url}/analyses/{running}")[1]
+        assert lost["state"] == "failed" and lost["error"] == {
+            "code": "UNAVAILABLE",
+            "message": "the service restarted while it ran",
+        }
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
