@@ -29,6 +29,7 @@ from tiktok_analyzer.service.jobstore import open_store
 from tiktok_analyzer.service.metrics import Metrics
 from tiktok_analyzer.service.paths import PathPolicy
 from tiktok_analyzer.serving.launcher import EmbeddedTriton, default_model_repository, free_port
+from tiktok_analyzer.serving.supervisor import TritonSupervisor
 
 __all__ = ["Service", "ServiceConfig", "serve"]
 
@@ -216,6 +217,7 @@ async def _serve(config: ServiceConfig, start_triton: bool) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     triton = None
+    supervisor: TritonSupervisor | None = None
     if start_triton:
         triton = EmbeddedTriton(
             models=list(read_declarations(config.model_repository)),
@@ -237,9 +239,20 @@ async def _serve(config: ServiceConfig, start_triton: bool) -> int:
             # for the start to end, then shuts everything down.
             await asyncio.to_thread(triton.start)
             print(f"Triton ready at {triton.grpc_url}", flush=True)
+            # A server that dies is cleaned up and started again on the same ports.
+            supervisor = TritonSupervisor(
+                triton,
+                on_restart=lambda ok: service.metrics.triton_restarts.labels(
+                    "ok" if ok else "failed"
+                ).inc(),
+            )
+            supervising = asyncio.create_task(supervisor.run())
         await stop.wait()
         print("shutting down: draining analyses", flush=True)
     finally:
+        if supervisor is not None:
+            supervisor.stop()
+            await supervising
         await service.stop()
         if triton is not None:
             await asyncio.to_thread(triton.stop)
