@@ -377,3 +377,13 @@ def test_real_weights_missing_say_how_to_get_them(monkeypatch, tmp_path):
     (outcome,) = analyzer.analyze_batch([_clip(_frames(2))])
     assert isinstance(outcome, Unavailable)
     assert "tiktok-analyzer weights pull video_llava" in str(outcome)
+
+
+def test_gpu_config_prefers_the_compiled_batch_sizes():
+    from tiktok_analyzer.serving.generate import render_config
+
+    assert VideoLlava.preferred_batch == tuple(batch_buckets(VideoLlava.Params().batch_size))
+    config = render_config("video_llava", "KIND_GPU")
+    assert "preferred_batch_size: [ 1, 2, 4 ]" in config
+    assert "kind: KIND_GPU count: 1 }" in config and "\n# Conservative" in config
+    assert "preferred_batch_size" not in render_config("video_llava")  # the CPU config

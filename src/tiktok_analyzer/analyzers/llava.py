@@ -534,6 +534,13 @@ class VideoLlava(LearnedAnalyzer):
     frames = FrameSpec(count=32, short_side=336)
     depends_on = ("scene_segmentation",)
     model_name = "llava-next-video-7b-hf"
+    gpu_instances = 1
+    # The batch sizes load() compiles (batch_buckets of the default batch_size 4).
+    preferred_batch = (1, 2, 4)
+    gpu_note = (
+        "one 7 B model in bf16 (~20 GB with its cache) batches clips itself; its batches are "
+        "padded to the compiled sizes 1, 2 and 4"
+    )
 
     @dataclass
     class Params:
