@@ -152,6 +152,9 @@ class Analyzer(ABC):
         gpu: the model gains from a GPU: ``tiktok_analyzer.serving.generate`` writes it a
             ``configs/gpu.pbtxt`` with a KIND_GPU instance, which the launcher picks on a
             host with a GPU (learned analyzers; see ``_learned.py``).
+        gpu_instances / preferred_batch / gpu_note: that configuration's KIND_GPU
+            instance count, Triton's preferred batch sizes (empty: any up to the maximum)
+            and why, written into it as a comment.
     """
 
     name: ClassVar[str]
@@ -165,6 +168,14 @@ class Analyzer(ABC):
     model_name: ClassVar[str] = "classical"
     weights: ClassVar[str] = "none"
     gpu: ClassVar[bool] = False
+    # Without measurements on the GPU yet: two instances of a small model let one's CPU
+    # work (resizing, post-processing) overlap the other's GPU work; the big models
+    # override this with one.
+    gpu_instances: ClassVar[int] = 2
+    preferred_batch: ClassVar[tuple[int, ...]] = ()
+    gpu_note: ClassVar[str] = (
+        "a small model: two instances overlap one's CPU work with the other's GPU work"
+    )
 
     @dataclass
     class Params:
