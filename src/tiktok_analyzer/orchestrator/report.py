@@ -74,9 +74,10 @@ def report_schema() -> dict[str, Any]:
     """The report's JSON Schema, each analyzer's ``result`` typed by its Result model."""
     from pydantic.json_schema import models_json_schema
 
-    from tiktok_analyzer.analyzers import ANALYZER_NAMES, load_class
+    from tiktok_analyzer.analyzers import ANALYZER_NAMES
+    from tiktok_analyzer.analyzers.results import result_class
 
-    results = {name: load_class(name).Result for name in ANALYZER_NAMES}
+    results = {name: result_class(name) for name in ANALYZER_NAMES}
     models = [(Report, "validation"), *((m, "validation") for m in set(results.values()))]
     keys, top = models_json_schema(models, ref_template="#/$defs/{model}")
     defs = top["$defs"]
