@@ -11,6 +11,8 @@ from tiktok_analyzer.analyzers.base import Clip, ClipMeta, NotApplicable
 from tiktok_analyzer.analyzers.camera import CameraAnalysis
 from tiktok_analyzer.groundtruth import CATALOG, ClipSpec, Shot, load_frames, render, scale_spec
 
+from . import upstream as up
+
 SPEC = CameraAnalysis.frames
 CUT_GUARD_S = 0.2  # time around each cut left out of the agreement
 
@@ -55,13 +57,11 @@ def test_camera_catalog_labels(camera_clip, with_cuts):
     upstream = {}
     if with_cuts:
         upstream = {
-            "cut_analysis": {
-                "cuts": [
-                    {"time_s": c["time_s"], "frame": c["frame"], "kind": c["kind"]}
-                    for c in info["cuts"]
-                ],
-                "shots": [{"start_s": s["start_s"], "end_s": s["end_s"]} for s in info["shots"]],
-            }
+            "cut_analysis": up.cuts(
+                [c["time_s"] for c in info["cuts"]],
+                kinds=[c["kind"] for c in info["cuts"]],
+                shots=[(s["start_s"], s["end_s"]) for s in info["shots"]],
+            )
         }
     result = CameraAnalysis().analyze(_clip(path, info, upstream))
     assert result.shots_source == ("cut_analysis" if with_cuts else "own")

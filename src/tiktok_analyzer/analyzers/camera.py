@@ -13,41 +13,22 @@ picture's content right; tilting up moves it down; zooming in makes it grow.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, Field
 
 from tiktok_analyzer.analyzers.base import Analyzer, AnalyzerResult, Clip, FrameSpec, NotApplicable
+from tiktok_analyzer.analyzers.results.camera import (  # noqa: F401 - re-exported
+    CameraResult,
+    Motion,
+    MotionSegment,
+)
+from tiktok_analyzer.analyzers.results.cuts import CutAnalysisResult
 
 __all__ = ["MOTIONS", "CameraAnalysis", "CameraResult", "MotionSegment"]
 
-Motion = Literal[
-    "static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out", "shake"
-]
 MOTIONS: tuple[str, ...] = Motion.__args__
-
-
-class MotionSegment(BaseModel):
-    start_s: float
-    end_s: float
-    motion: Motion
-    magnitude: float = Field(
-        description="pan/tilt: picture speed in short sides per second; zoom: |ln scale| "
-        "per second; shake: RMS of the jitter about the net motion, in short sides per "
-        "sampled-frame step; static: the net speed"
-    )
-
-
-class CameraResult(AnalyzerResult):
-    segments: list[MotionSegment]
-    shares: dict[str, float] = Field(description="share of the analysed time per motion")
-    dominant: Motion
-    shots_source: Literal["cut_analysis", "own"] = Field(
-        description="shot bounds came from cut_analysis, or from this analyzer's own "
-        "tracking failures when cut_analysis was missing"
-    )
 
 
 @dataclass(frozen=True)
@@ -94,9 +75,9 @@ class CameraAnalysis(Analyzer):
         gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in clip.frames])
         pairs = self._pair_motion(gray, times)
 
-        cuts = clip.upstream.get("cut_analysis")
+        cuts = clip.upstream_result(CutAnalysisResult)
         if cuts is not None:
-            cut_times = np.array([float(c["time_s"]) for c in cuts.get("cuts", [])])
+            cut_times = np.array([c.time_s for c in cuts.cuts], dtype=np.float64)
             source = "cut_analysis"
         else:
             mid = (times[:-1] + times[1:]) / 2

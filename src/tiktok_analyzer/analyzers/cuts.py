@@ -27,12 +27,10 @@ a cut even between two shots of the same colours). Then:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from pydantic import BaseModel
 
 from tiktok_analyzer.analyzers._frames import (
     aligned_correlation,
@@ -46,47 +44,17 @@ from tiktok_analyzer.analyzers._frames import (
     luma_of_blocks,
     zoom_match,
 )
-from tiktok_analyzer.analyzers.base import Analyzer, AnalyzerResult, Clip, FrameSpec, NotApplicable
+from tiktok_analyzer.analyzers.base import Analyzer, Clip, FrameSpec, NotApplicable
+from tiktok_analyzer.analyzers.results.cuts import (  # noqa: F401 - re-exported
+    Cut,
+    CutAnalysisResult,
+    CutKind,
+    Flash,
+    PunchIn,
+    ShotSpan,
+)
 
 __all__ = ["Cut", "CutAnalysis", "Flash", "PunchIn", "ShotSpan"]
-
-CutKind = Literal["hard", "fade", "dissolve", "wipe"]
-
-
-class Cut(BaseModel):
-    """A shot change. ``time_s``/``frame``: the first frame of the new shot for a hard cut,
-    the centre of a gradual transition; ``start_s``/``end_s``: the transition's span
-    (both equal ``time_s`` for a hard cut)."""
-
-    time_s: float
-    frame: int
-    kind: CutKind
-    confidence: float
-    start_s: float
-    end_s: float
-
-
-class ShotSpan(BaseModel):
-    start_s: float
-    end_s: float
-
-
-class Flash(BaseModel):
-    """A burst of light over the picture that is not a cut."""
-
-    time_s: float
-    frame: int
-    frames: int
-    end_s: float
-
-
-class PunchIn(BaseModel):
-    """A sudden zoom within a shot: the frame jumps to ``scale`` times the one before."""
-
-    time_s: float
-    frame: int
-    scale: float
-    confidence: float
 
 
 @dataclass(frozen=True)
@@ -143,17 +111,7 @@ class CutAnalysis(Analyzer):
         # Cuts closer than this are one transition.
         min_gap_s: float = 0.1
 
-    class Result(AnalyzerResult):
-        cuts: list[Cut]
-        shots: list[ShotSpan]
-        cuts_per_minute: float
-        mean_shot_s: float
-        median_shot_s: float
-        min_shot_s: float
-        max_shot_s: float
-        shot_count: int
-        flashes: list[Flash]
-        punch_ins: list[PunchIn]
+    Result = CutAnalysisResult
 
     def analyze(self, clip: Clip) -> Result:
         frames, ts, idx = clip.frames, clip.timestamps_s, clip.frame_indices

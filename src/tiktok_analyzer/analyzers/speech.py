@@ -59,11 +59,16 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.ndimage
 import scipy.signal
-from pydantic import BaseModel, Field
 
 from tiktok_analyzer.analyzers import weights as weights_layer
 from tiktok_analyzer.analyzers._learned import torch_device
-from tiktok_analyzer.analyzers.base import AUDIO_RATE, Analyzer, AnalyzerResult, Clip, Unavailable
+from tiktok_analyzer.analyzers.base import AUDIO_RATE, Analyzer, Clip, Unavailable
+from tiktok_analyzer.analyzers.results.speech import (  # noqa: F401 - re-exported
+    SpeechSegment,
+    SpeechTranscriptionResult,
+    VoicedSpan,
+    Word,
+)
 
 __all__ = [
     "ENGINES",
@@ -83,32 +88,6 @@ ENGINES = ("auto", "faster-whisper", "openai-whisper")
 
 # Whisper marks music it does not transcribe with these.
 _MUSIC_MARKS = re.compile(r"^[\s♪♫🎵🎶#*()\[\]]*$|^\s*[\[(]?(music|singing)[\])]?\s*$", re.I)
-
-
-class Word(BaseModel):
-    word: str
-    start_s: float
-    end_s: float
-    probability: float
-
-
-class SpeechSegment(BaseModel):
-    start_s: float
-    end_s: float
-    text: str
-    no_speech_prob: float = Field(
-        description="Whisper's probability that the window holds no speech"
-    )
-    avg_logprob: float
-    sung: bool = Field(description="sung over music rather than spoken (heuristic)")
-    music_ratio_db: float = Field(
-        description="sustained (music) energy against the voice's within the segment, dB"
-    )
-
-
-class VoicedSpan(BaseModel):
-    start_s: float
-    end_s: float
 
 
 # ---------------------------------------------------------------------------------------
@@ -842,18 +821,7 @@ class SpeechTranscription(Analyzer):
         # work of an honest shape too.
         synthetic_tokens: int = 0
 
-    class Result(AnalyzerResult):
-        language: str | None = Field(
-            description="ISO 639-1 code detected on the voiced audio; None without speech"
-        )
-        language_probability: float
-        text: str
-        segments: list[SpeechSegment]
-        words: list[Word]
-        voiced: list[VoicedSpan] = Field(description="voice activity (Silero VAD)")
-        speech_s: float = Field(description="seconds of voiced audio")
-        sung_share: float = Field(description="share of the transcribed time flagged sung")
-        engine: str
+    Result = SpeechTranscriptionResult
 
     def __init__(self, params: Params | None = None) -> None:
         super().__init__(params)

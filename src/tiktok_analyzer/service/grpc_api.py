@@ -18,6 +18,7 @@ import grpc.aio
 from tiktok_analyzer_client.pb import tiktok_analyzer_pb2 as pb
 from tiktok_analyzer_client.pb import tiktok_analyzer_pb2_grpc as pb_grpc
 
+from tiktok_analyzer import wire
 from tiktok_analyzer.service.errors import Code, ServiceFailure
 from tiktok_analyzer.service.jobs import Event, Job, JobManager, JobState
 
@@ -38,11 +39,8 @@ T = TypeVar("T")
 
 
 def describe_frames(decl) -> str:
-    f = decl.frames
-    if f is None:
-        return ""
-    rate = "every frame" if f.every_frame else (f"{f.fps:g} fps" if f.fps else f"{f.count} frames")
-    return f"{rate} @ {f.short_side}px"
+    """The frame set a model declares, for people (both APIs list it)."""
+    return wire.describe_frames(decl.frames)
 
 
 def _event(e: Event) -> pb.AnalyzerEvent:
