@@ -128,10 +128,15 @@ OVERLAYS = {
 
 @pytest.mark.parametrize("layer", sorted(OVERLAYS))
 @pytest.mark.parametrize(
-    ("motion", "speed"),
-    [("pan_left", 2.0), ("tilt_down", 2.0), ("zoom_in", 1.15), ("static", None)],
+    ("motion", "speed", "magnitude"),
+    [
+        ("pan_left", 2.0, 2.0 * 30 / 720),
+        ("tilt_down", 2.0, 2.0 * 30 / 720),
+        ("zoom_in", 1.15, np.log(1.15)),
+        ("static", None, None),
+    ],
 )
-def test_motion_under_a_still_overlay(tmp_path, motion, speed, layer):
+def test_motion_under_a_still_overlay(tmp_path, motion, speed, magnitude, layer):
     """The same motion as without the overlay. The picture is faint (texture of +-8 levels):
     the overlay's hard edges outshine every corner of it, as over real footage of a wall
     or the sky, so its corners are most of what the tracker sees."""
@@ -147,6 +152,8 @@ def test_motion_under_a_still_overlay(tmp_path, motion, speed, layer):
         assert 0.06 <= (x1 - x0) * (y1 - y0) / (180 * 320) <= 0.1
     result = CameraAnalysis().analyze(_clip(path, info))
     assert [s.motion for s in result.segments] == [motion], result.segments
+    if magnitude is not None:  # nor do its corners pull the fit
+        assert result.segments[0].magnitude == pytest.approx(magnitude, rel=0.15)
 
 
 def test_pan_then_static_within_one_shot():

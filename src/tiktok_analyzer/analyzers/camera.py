@@ -202,24 +202,23 @@ class CameraAnalysis(Analyzer):
         if still.sum() < 3:
             return model
         overlay = _near(src[still], a.shape)
-        if not _is_still(model, a.shape, p.overlay_still_px):
-            # Some corners stand still: a camera move moves the whole picture, so a moving
-            # consensus confined to part of it is a subject (a car, a walker, a talking
-            # head), however many corners it holds; so is one beside still corners spread
-            # all over the picture.
-            rest = _near(src[inliers & ~still], a.shape).mean()
-            if rest < p.overlay_min_rest or overlay.mean() > p.overlay_max_share:
-                return _still_fit(src, still)
-            return model
+        moving = not _is_still(model, a.shape, p.overlay_still_px)
+        # What the camera does when the still corners are the world, not an overlay.
+        at_rest = _still_fit(src, still) if moving else model
         if overlay.mean() > p.overlay_max_share:
-            return model
+            return at_rest  # still corners all over the picture: a subject moves, if anything
+        # Packed still corners: an overlay, or a patch of still background beside a subject.
+        # Masked out, the rest of the picture (now with its own corners, no longer outshone,
+        # and no overlay corner pulling the fit) moves as one across most of the frame only
+        # under a camera move.
         retry = self._track(a, b, np.where(overlay, 0, 255).astype(np.uint8))
-        if isinstance(retry, str) or retry[2] is None:
+        if not isinstance(retry, str) and retry[2] is not None:
+            src2, _, model2, inliers2 = retry
+            if _near(src2[inliers2], a.shape).mean() >= p.overlay_min_rest:
+                return model2
+        if moving and _near(src[inliers & ~still], a.shape).mean() >= p.overlay_min_rest:
             return model
-        src2, _, model2, inliers2 = retry
-        if _near(src2[inliers2], a.shape).mean() < p.overlay_min_rest:
-            return model
-        return model2
+        return at_rest
 
     def _track(
         self, a: np.ndarray, b: np.ndarray, mask: np.ndarray | None
