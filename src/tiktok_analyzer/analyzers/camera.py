@@ -204,7 +204,7 @@ class CameraAnalysis(Analyzer):
         overlay = _near(src[still], a.shape)
         moving = not _is_still(model, a.shape, p.overlay_still_px)
         # What the camera does when the still corners are the world, not an overlay.
-        at_rest = _still_fit(src, still) if moving else model
+        at_rest = _still_fit(src[still], dst[still]) if moving else model
         if overlay.mean() > p.overlay_max_share:
             return at_rest  # still corners all over the picture: a subject moves, if anything
         # Packed still corners: an overlay, or a patch of still background beside a subject.
@@ -349,8 +349,8 @@ def _is_still(model: np.ndarray, shape: tuple[int, int], px: float) -> bool:
     return float(np.hypot(*shift)) <= px and abs(scale - 1.0) * max(h, w) / 2 <= px
 
 
-def _still_fit(src: np.ndarray, still: np.ndarray) -> np.ndarray:
-    """The similarity over the corners that stood still: about the identity."""
-    pts = src[still]
-    model, _ = cv2.estimateAffinePartial2D(pts, pts + 0.0)
+def _still_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The similarity over the corners that stood still (each moved at most a fraction of
+    a pixel): the camera at rest, with whatever jitter those corners show."""
+    model, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.LMEDS)
     return model if model is not None else np.eye(2, 3)
