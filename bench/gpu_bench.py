@@ -34,6 +34,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -344,7 +345,11 @@ def serve_phase(args, repo: Path, names: list[str], decls: dict, clock: Clock, o
     res: dict = {"levels": [], "skipped": []}
     t = time.perf_counter()
     with EmbeddedTriton(
-        models=names, model_repository=repo, gpu=args.gpu, env=env, ready_timeout_s=600
+        models=names,
+        model_repository=repo,
+        gpu=args.gpu,
+        env=env,
+        ready_timeout_s=max(60.0, args.deadline_s - clock.elapsed() - 60),
     ) as server:
         res["start_s"] = time.perf_counter() - t
         res["gpu"] = server.gpu
@@ -746,6 +751,8 @@ def clip_facts(args, spec) -> tuple[str, float]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # run.sh's timeout sends SIGTERM: unwind, so the server and its stubs stop with us.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     spec = bench_spec(args.small)
     if args.render:
         from tiktok_analyzer.groundtruth import render
