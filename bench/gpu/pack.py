@@ -63,6 +63,8 @@ PACKAGES: tuple[str, ...] = (
     # speech
     "ctranslate2==4.8.5",
     "faster-whisper==1.2.1",
+    # faster-whisper's VAD, which speech_transcription loads at start on any engine
+    "onnxruntime==1.32.0",
     # picture
     "open_clip_torch==3.3.0",
     "ftfy",
@@ -112,6 +114,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "faster_whisper",
         "faster_whisper-*.dist-info",
     ),
+    "onnxruntime.tar.xz": ("onnxruntime", "onnxruntime-*.dist-info"),
     "mediapipe.tar.xz": ("mediapipe", "mediapipe.libs", "mediapipe-0.10.21.dist-info"),
     "bitsandbytes.tar.xz": ("bitsandbytes", "bitsandbytes-*.dist-info"),
     "client.tar.xz": (

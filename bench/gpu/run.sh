@@ -40,6 +40,7 @@ if [ "$packed" != "$here" ] && [ -z "${ALLOW_STALE_WHEEL:-}" ]; then
     exit 1
 fi
 nvidia-smi --query-gpu=name,memory.total,memory.used --format=csv,noheader || true
+timeout 120 "$VENV/bin/python" bench/gpu/preflight.py || exit 1
 CLIP="$VENV/bench30.mp4"
 first=1
 for p in ${PRECISIONS//,/ }; do

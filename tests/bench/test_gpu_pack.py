@@ -32,7 +32,7 @@ decorator-5.3.2.dist-info easyocr easyocr-1.7.2.dist-info faster_whisper
 faster_whisper-1.2.1.dist-info ftfy ftfy-6.3.1.dist-info google jsonschema
 jsonschema-4.26.0.dist-info jsonschema_specifications
 jsonschema_specifications-2025.9.1.dist-info librosa librosa-0.11.0.dist-info licensing
-mediapipe mediapipe-0.10.21.dist-info mediapipe.libs numpy numpy-1.26.4.dist-info numpy.libs
+mediapipe mediapipe-0.10.21.dist-info mediapipe.libs onnxruntime onnxruntime-1.32.0.dist-info numpy numpy-1.26.4.dist-info numpy.libs
 nvidia_pytriton-0.7.0.dist-info nvidia_pytriton.libs open_clip open_clip_torch-3.3.0.dist-info
 open_clip_train openai_whisper-20250625.dist-info platformdirs platformdirs-4.14.9.dist-info
 pooch pooch-1.9.0.dist-info prometheus_client prometheus_client-0.26.0.dist-info
