@@ -204,14 +204,18 @@ def params_of(text: str) -> dict[str, str]:
     return dict(_PARAM.findall(text))
 
 
+def default_repo() -> Path:
+    from tiktok_analyzer.serving.launcher import default_model_repository
+
+    return default_model_repository()
+
+
 def prepare_repo(precision: str, speech_tokens: int | None) -> tuple[Path, dict[str, int]]:
     """A copy of the model repository with video_llava's precision set and both generators'
     budgets forced; returns it and {analyzer: tokens}. Fails loudly where a config lacks a
     parameter the budget needs."""
-    from tiktok_analyzer.serving.launcher import default_model_repository
-
     repo = Path(tempfile.mkdtemp(prefix="gpu-bench-repo-")) / "model_repository"
-    shutil.copytree(default_model_repository(), repo, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(default_repo(), repo, ignore=shutil.ignore_patterns("__pycache__"))
     budgets: dict[str, int] = {}
     for name in (LLAVA, SPEECH):
         for cfg in sorted((repo / name).rglob("*.pbtxt")):
@@ -804,6 +808,7 @@ def main(argv=None) -> int:
             f"warm-up pass {base['warm_s']:.1f} s; its wall is probe + decode + the analyzers' "
             "own times, one after another.\n"
         )
+    shutil.rmtree(repo.parent, ignore_errors=True)
     print(text, flush=True)
     out.write(f"gpu-{args.llava_precision}.md", text)
     if args.out:
