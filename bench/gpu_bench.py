@@ -494,6 +494,7 @@ def baseline_pass(clip: str, names, decls, analyzers, setup) -> dict:
         with _Device(setup[name][1]):
             if torch is not None:
                 torch.cuda.reset_peak_memory_stats()
+                resident = torch.cuda.memory_allocated()
             t = time.perf_counter()
             (outcome,) = analyzers[name].analyze_batch([c])
             if torch is not None:
@@ -506,7 +507,8 @@ def baseline_pass(clip: str, names, decls, analyzers, setup) -> dict:
             results[name] = outcome.model_dump(mode="json")
             row["made"] = made_tokens(name, results[name])
         if torch is not None:
-            row["peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
+            # Every model stays loaded in this one process: count what this one adds.
+            row["peak_mib"] = round((torch.cuda.max_memory_allocated() - resident) / 2**20)
         rows[name] = row
     wall = decode_s + sum(r["time_s"] for r in rows.values())
     return {"decode_s": decode_s, "analyzers": rows, "wall_s": wall}
@@ -529,6 +531,8 @@ def baseline_phase(args, repo: Path, names, decls, gpu: bool, out) -> dict:
             load_s[name] = time.perf_counter() - t
         print(f"  baseline: {name} built in {load_s[name]:.1f} s", flush=True)
     res: dict = {"load_s": load_s, "build_s": time.perf_counter() - t0}
+    torch = _cuda()
+    res["resident_mib"] = round(torch.cuda.memory_allocated() / 2**20) if torch else None
     t = time.perf_counter()
     baseline_pass(args.clip, names, decls, analyzers, setup)
     res["warm_s"] = time.perf_counter() - t
@@ -549,6 +553,9 @@ def made_tokens(name: str, result: dict | None) -> int | None:
     for key in ("new_tokens", "text_tokens", "tokens"):
         if isinstance(result.get(key), int):
             return result[key]
+    counts = [s.get("tokens") for s in result.get("segments") or [] if isinstance(s, dict)]
+    if counts and all(isinstance(c, int) for c in counts):
+        return sum(counts)
     return None
 
 
@@ -572,9 +579,9 @@ class Output:
             path.write_text(json.dumps(self.raw, indent=1, default=_jsonable) + "\n")
 
     def write(self, name: str, text: str) -> None:
+        """(Re)write ``name``: a table written before the baseline is replaced after it."""
         if self.dir is not None:
-            with open(self.dir / name, "a") as f:
-                f.write(text + "\n")
+            (self.dir / name).write_text(text + "\n")
 
 
 def _jsonable(value):
@@ -622,7 +629,9 @@ def analyzer_rows(names, serve: dict, base: dict | None, budgets: dict) -> list[
         budget = "-"
         if name in budgets:
             made = _median(made_tokens(name, e.result) for e in entries)
-            budget = f"{budgets[name]} tokens (made {_f(made, 0)})"
+            budget = (
+                f"{budgets[name]} tokens (made: {'not reported' if made is None else _f(made, 0)})"
+            )
         span = _median(
             c["spans"][name][1] - c["spans"][name][0] for c in runs if name in c["spans"]
         )
@@ -637,7 +646,7 @@ def analyzer_rows(names, serve: dict, base: dict | None, budgets: dict) -> list[
             f"{_f(serve.get('compute_s', {}).get(name))} | {_f(span)} | "
             f"{_f(b_time)}{'' if b_status in ('ok', '') else ' ' + b_status} | "
             f"{serve['peak_mib'].get(name, '-')} | "
-            f"{_median(r.get('peak_mib') for r in b_rows) or '-'} |"
+            f"{_f(_median(r.get('peak_mib') for r in b_rows), 0)} |"
         )
     return rows
 
@@ -668,7 +677,7 @@ def table(args, names, decls, serve: dict, base: dict | None, budgets, meta: dic
         "",
         "| analyzer | status | weights | instance | batch: max (preferred) | budget "
         "| in model (s) | Triton compute (s) | span in pipeline (s) | baseline, no Triton (s) "
-        "| peak GPU MiB, stub | peak GPU MiB, baseline |",
+        "| peak GPU MiB, stub | GPU MiB above resident, baseline |",
         "|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|",
         *analyzer_rows(names, serve, base, budgets),
         f"| probe+decode | | | | | | {_f(_median(r['report'].processing.decode_s for r in runs))} "
@@ -766,6 +775,7 @@ def main(argv=None) -> int:
         return 0
     from tiktok_analyzer.analyzers import ANALYZER_NAMES
     from tiktok_analyzer.orchestrator.models import read_declarations, with_dependencies
+    from tiktok_analyzer.serving.launcher import TritonStartError
 
     clock = Clock(args.deadline_s)
     clip_text, duration = clip_facts(args, spec)
@@ -794,10 +804,18 @@ def main(argv=None) -> int:
     print(f"budgets: {budgets} ({source}); analyzers: {', '.join(names)}", flush=True)
     out = Output(args.out_dir, args.llava_precision)
     out.save("meta", meta)
-    serve = serve_phase(args, repo, names, decls, clock, out)
+    try:
+        serve = serve_phase(args, repo, names, decls, clock, out)
+    except TritonStartError as exc:
+        raise SystemExit(f"the server did not start: {exc}") from None
     base = None
     per_clip = serve["levels"][0]["clip_wall_median_s"] if serve["levels"] else serve["warm_s"]
     if args.baseline and clock.allows(baseline_estimate(serve, per_clip)):
+        # The Triton table first, in case the call's time runs out during the baseline.
+        meta["baseline_skip"] = "baseline: still running (the call ended first)"
+        out.write(
+            f"gpu-{args.llava_precision}.md", table(args, names, decls, serve, None, budgets, meta)
+        )
         base = baseline_phase(args, repo, names, decls, bool(serve["gpu"]), out)
     elif args.baseline:
         meta["baseline_skip"] = f"baseline: would pass the deadline at {clock.elapsed():.0f} s"
@@ -806,7 +824,9 @@ def main(argv=None) -> int:
         text += (
             f"\nBaseline: {len(names)} analyzers built in one process in {base['build_s']:.1f} s, "
             f"warm-up pass {base['warm_s']:.1f} s; its wall is probe + decode + the analyzers' "
-            "own times, one after another.\n"
+            "own times, one after another. Its memory column is torch's peak allocation during "
+            "the analyzer's call above what was allocated before it; all its models together "
+            f"hold {base['resident_mib'] if base['resident_mib'] is not None else '-'} MiB.\n"
         )
     shutil.rmtree(repo.parent, ignore_errors=True)
     print(text, flush=True)

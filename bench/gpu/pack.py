@@ -60,7 +60,10 @@ PACKAGES: tuple[str, ...] = (
     "decorator",
     "cffi",
     "pycparser",
-    # speech
+    # speech; openai-whisper (built from its sdist, SDISTS) imports tiktoken and
+    # more-itertools at start, which the host image is not known to have
+    "tiktoken==0.14.0",
+    "more-itertools==11.2.1",
     "ctranslate2==4.8.5",
     "faster-whisper==1.2.1",
     # faster-whisper's VAD, which speech_transcription loads at start on any engine
@@ -171,6 +174,11 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "pycparser-*.dist-info",
         "whisper",
         "openai_whisper-*.dist-info",
+        "tiktoken",
+        "tiktoken_ext",
+        "tiktoken-*.dist-info",
+        "more_itertools",
+        "more_itertools-*.dist-info",
     ),
     "picture.tar.xz": (
         "open_clip",

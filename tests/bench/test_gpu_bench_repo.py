@@ -63,3 +63,11 @@ def test_describe_config_reads_instances_and_batching():
         "dynamic_batching": {"preferred_batch_size": [4, 8]},
     }
     assert gpu_bench.describe_config(cfg) == ("GPU x2", "8 (preferred 4, 8)")
+
+
+def test_tokens_made_are_read_from_the_result_or_its_segments():
+    assert gpu_bench.made_tokens("video_llava", {"new_tokens": 384}) == 384
+    segments = [{"text": "a", "tokens": 30}, {"text": "b", "tokens": 25}]
+    assert gpu_bench.made_tokens("speech_transcription", {"segments": segments}) == 55
+    assert gpu_bench.made_tokens("speech_transcription", {"segments": [{"text": "a"}]}) is None
+    assert gpu_bench.made_tokens("video_llava", None) is None

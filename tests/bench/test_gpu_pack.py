@@ -45,7 +45,8 @@ shapely-2.2.0.dist-info shapely.libs soundfile-0.14.0.dist-info soxr soxr-1.1.0.
 tritonclient tritonclient-2.51.0.dist-info tritonclientutils tritongrpcclient tritonhttpclient
 tritonshmutils typing_inspection typing_inspection-0.4.5.dist-info ultralytics
 ultralytics-8.4.190.dist-info ultralytics_thop-2.2.3.dist-info wcwidth wcwidth-0.9.5.dist-info
-whisper _soundfile_data __pycache__
+whisper _soundfile_data __pycache__ tiktoken tiktoken_ext tiktoken-0.14.0.dist-info
+more_itertools more_itertools-11.2.1.dist-info
 """.split()
 SITE_FILES = """
 LICENSE.txt _cffi_backend.cpython-312-x86_64-linux-gnu.so _soundfile.py soundfile.py
@@ -104,8 +105,8 @@ def test_a_missing_package_is_named(tmp_path):
 
 
 def test_a_package_without_a_group_is_named(tmp_path):
-    site = fake_site(tmp_path, add=("tiktoken", "tiktoken-0.12.0.dist-info"))
-    with pytest.raises(pack.PackError, match="not carried: tiktoken, tiktoken-0.12.0"):
+    site = fake_site(tmp_path, add=("jiwer", "jiwer-4.0.0.dist-info"))
+    with pytest.raises(pack.PackError, match="not carried: jiwer, jiwer-4.0.0"):
         pack.select(site)
 
 
