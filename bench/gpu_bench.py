@@ -779,7 +779,7 @@ def main(argv=None) -> int:
 
     clock = Clock(args.deadline_s)
     clip_text, duration = clip_facts(args, spec)
-    speech_tokens, source = None, "not forced: --no-speech-budget"
+    speech_tokens, source = None, "--no-speech-budget"
     if not args.no_speech_budget:
         ranks = Path(args.whisper_ranks) if args.whisper_ranks else None
         speech_tokens, how = whisper_tokens.transcript_tokens(spec.audio.speech.text, ranks)
