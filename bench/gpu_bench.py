@@ -762,6 +762,31 @@ def clip_facts(args, spec) -> tuple[str, float]:
     return text, info.duration_s
 
 
+def finish(args, names, decls, serve: dict, base: dict | None, budgets, meta, out) -> None:
+    """The final table: printed, under --out-dir, appended to --out; then what failed."""
+    text = table(args, names, decls, serve, base, budgets, meta)
+    if base is not None:
+        text += (
+            f"\nBaseline: {len(names)} analyzers built in one process in {base['build_s']:.1f} s, "
+            f"warm-up pass {base['warm_s']:.1f} s; its wall is probe + decode + the analyzers' "
+            "own times, one after another. Its memory column is torch's peak allocation during "
+            "the analyzer's call above what was allocated before it; all its models together "
+            f"hold {base['resident_mib'] if base['resident_mib'] is not None else '-'} MiB.\n"
+        )
+    print(text, flush=True)
+    out.write(f"gpu-{args.llava_precision}.md", text)
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write(text + "\n")
+    failed = [
+        n
+        for n in names
+        if any(r["report"].analyzers[n].status != "ok" for r in serve.get("runs", []))
+    ]
+    if failed:
+        print(f"not ok: {', '.join(failed)}\nserver log tail:\n{serve['log_tail']}", flush=True)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     # run.sh's timeout sends SIGTERM: unwind, so the server and its stubs stop with us.
@@ -819,28 +844,8 @@ def main(argv=None) -> int:
         base = baseline_phase(args, repo, names, decls, bool(serve["gpu"]), out)
     elif args.baseline:
         meta["baseline_skip"] = f"baseline: would pass the deadline at {clock.elapsed():.0f} s"
-    text = table(args, names, decls, serve, base, budgets, meta)
-    if base is not None:
-        text += (
-            f"\nBaseline: {len(names)} analyzers built in one process in {base['build_s']:.1f} s, "
-            f"warm-up pass {base['warm_s']:.1f} s; its wall is probe + decode + the analyzers' "
-            "own times, one after another. Its memory column is torch's peak allocation during "
-            "the analyzer's call above what was allocated before it; all its models together "
-            f"hold {base['resident_mib'] if base['resident_mib'] is not None else '-'} MiB.\n"
-        )
     shutil.rmtree(repo.parent, ignore_errors=True)
-    print(text, flush=True)
-    out.write(f"gpu-{args.llava_precision}.md", text)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write(text + "\n")
-    failed = [
-        n
-        for n in names
-        if any(r["report"].analyzers[n].status != "ok" for r in serve.get("runs", []))
-    ]
-    if failed:
-        print(f"not ok: {', '.join(failed)}\nserver log tail:\n{serve['log_tail']}", flush=True)
+    finish(args, names, decls, serve, base, budgets, meta, out)
     print(f"bench done in {clock.elapsed():.0f} s", flush=True)
     return 0
 
