@@ -332,15 +332,25 @@ def build_site(work: Path) -> Path:
     return site
 
 
-def write_archives(site: Path, selection: dict[str, list[str]], dest: Path) -> dict[str, int]:
-    """One tar.xz per archive of ``selection``; returns their sizes."""
+def write_archives(
+    site: Path, selection: dict[str, list[str]], dest: Path, reuse: bool = False
+) -> dict[str, int]:
+    """One tar.xz per archive of ``selection``; returns their sizes. ``reuse`` (the site
+    folder was reused, so unchanged) keeps an archive made from the same names before: xz
+    on two busy cores takes minutes per part."""
     dest.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, XZ_OPT="-6 -T0")
     sizes = {}
     for archive, names in selection.items():
-        out = dest / archive
-        print(f"  {archive}: {', '.join(names)}", flush=True)
-        subprocess.run(["tar", "-C", str(site), "-cJf", str(out), *names], check=True, env=env)
+        out, listing = dest / archive, dest / f"{archive}.names"
+        if reuse and out.exists() and listing.exists() and listing.read_text().split() == names:
+            print(f"  {archive}: kept", flush=True)
+        else:
+            print(f"  {archive}: {', '.join(names)}", flush=True)
+            listing.unlink(missing_ok=True)
+            subprocess.run(["tar", "-C", str(site), "-cJf", str(out), *names], check=True, env=env)
+            # Written once the archive is whole: an interrupted pack never reuses a torso.
+            listing.write_text("\n".join(names) + "\n")
         sizes[archive] = out.stat().st_size
     return sizes
 
@@ -402,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
             site = build_site(work)
         selection = select(site)
         print(f"archiving {len(selection)} parts", flush=True)
-        sizes = write_archives(site, selection, work / "parts")
+        sizes = write_archives(site, selection, work / "parts", reuse=args.reuse_site)
         files = {name: work / "parts" / name for name in sizes}
         project = project_files(work, Path(args.clip) if args.clip else None)
         files.update(project)
