@@ -39,8 +39,11 @@ MODULES = {
 
 
 def main() -> int:
-    import numpy
-
+    try:
+        import numpy
+    except ImportError as exc:
+        print(f"preflight: numpy cannot be imported here: {exc}".splitlines()[0], file=sys.stderr)
+        return 1
     print(
         f"python {sys.version.split()[0]} at {sys.prefix}; numpy {numpy.__version__} "
         f"from {numpy.__file__}",

@@ -144,3 +144,15 @@ def test_prune_keeps_only_the_312_stub_and_the_cuda130_library(tmp_path):
     assert sorted(p.name for p in bnb.iterdir() if f"bitsandbytes/{p.name}" in kept) == [
         "libbitsandbytes_cuda130.so"
     ]
+
+
+def test_every_module_folder_is_a_package_so_the_wheel_carries_it():
+    """The GPU host installs the project's wheel (namespaces = false): a folder of modules
+    without __init__.py is silently left out of it (serving/ was, launcher and adapter with
+    it)."""
+    src = ROOT / "src" / "tiktok_analyzer"
+    for folder in [src, *src.rglob("*")]:
+        if not folder.is_dir() or "model_repository" in folder.parts:
+            continue
+        if any(folder.glob("*.py")):
+            assert (folder / "__init__.py").exists(), f"{folder} has no __init__.py"
