@@ -513,6 +513,17 @@ def _vad_options(params: SpeechTranscription.Params):
     )
 
 
+def _ctranslate2_cuda_usable() -> bool:
+    """Whether CTranslate2's CUDA build can load its cuBLAS (it asks for libcublas.so.12)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libcublas.so.12")
+    except OSError:
+        return False
+    return True
+
+
 def _cuda_available() -> bool:
     """True when this process should run on a GPU: the Triton instance's device (a KIND_CPU
     instance on a GPU host stays on the CPU), else torch's own view."""
@@ -831,7 +842,13 @@ class SpeechTranscription(Analyzer):
         self.engine_name = p.engine
         on_gpu = _cuda_available()
         if self.engine_name == "auto":
-            self.engine_name = "faster-whisper"
+            # CTranslate2's CUDA build loads cuBLAS 12 at run time; a host with only CUDA 13
+            # (torch cu130 images) cannot run it on the GPU, so Whisper runs in PyTorch there.
+            self.engine_name = (
+                "openai-whisper" if on_gpu and not _ctranslate2_cuda_usable() else "faster-whisper"
+            )
+            if on_gpu and self.engine_name == "openai-whisper":
+                log.warning("speech_transcription: no cuBLAS 12 for CTranslate2; openai-whisper")
         faster = p.faster_model
         if faster == "auto":
             faster = "large-v3" if on_gpu else "base"
