@@ -10,6 +10,7 @@ mono float32.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,7 +19,14 @@ import av
 import numpy as np
 
 from tiktok_analyzer.analyzers.base import AUDIO_RATE, FrameSpec
-from tiktok_analyzer.orchestrator.probe import BadInput, Limits, MediaInfo
+from tiktok_analyzer.orchestrator.probe import (
+    BadInput,
+    Limits,
+    MediaFile,
+    MediaInfo,
+    media_file,
+    open_container,
+)
 
 __all__ = ["Decoded", "FrameSet", "decode", "target_size"]
 
@@ -101,13 +109,22 @@ def _to_rgb(frame: av.VideoFrame, size: tuple[int, int], rotation: int) -> np.nd
 
 
 def decode(
-    path: str,
+    source: str | os.PathLike | MediaFile,
     info: MediaInfo,
     specs: Iterable[FrameSpec],
     audio: bool,
     limits: Limits | None = None,
 ) -> Decoded:
-    """One pass over ``path``: every spec's frame set, and the audio if asked for."""
+    """One pass over ``source`` (a path, or a :class:`MediaFile` already open): every
+    spec's frame set, and the audio if asked for."""
+    with media_file(source) as f:
+        return _decode(f, info, specs, audio, limits)
+
+
+def _decode(
+    f: MediaFile, info: MediaInfo, specs: Iterable[FrameSpec], audio: bool, limits: Limits | None
+) -> Decoded:
+    path = f.name
     limits = limits or Limits()
     started = time.perf_counter()
     specs = list(dict.fromkeys(specs))
@@ -121,7 +138,7 @@ def decode(
     n_frames = 0
 
     try:
-        container = av.open(path, options={"protocol_whitelist": "file"}, metadata_errors="replace")
+        container = open_container(f, limits)
     except av.error.FFmpegError as exc:
         raise BadInput(
             f"{path}: cannot open as media ({exc.strerror or type(exc).__name__})"

@@ -25,7 +25,7 @@ from tiktok_analyzer.orchestrator.pipeline import (
     TritonUnavailable,
     analyze_clip_async,
 )
-from tiktok_analyzer.orchestrator.probe import BadInput, Limits
+from tiktok_analyzer.orchestrator.probe import BadInput, Limits, MediaFile
 from tiktok_analyzer.orchestrator.report import AnalyzerEntry, Report
 from tiktok_analyzer.orchestrator.worker import probe_isolated
 from tiktok_analyzer.service.errors import Code, ServiceFailure
@@ -99,8 +99,9 @@ class Job:
     id: str
     #: The clip as the caller named it (a path, or an upload's file name).
     video: str
-    #: What is read: the canonical path, or the upload's temporary file.
-    path: str
+    #: What is read: the file opened once (under an allowed root, or the upload's
+    #: temporary file); closed when the job ends.
+    path: MediaFile
     analyzers: list[str]
     deadline_s: float
     deadline: float  # on the event loop's clock
@@ -234,30 +235,44 @@ class JobManager:
         """A clip the service reads in place, under the allowed roots."""
         names = self.admit(analyzers)
         try:
-            path = self.paths.resolve(raw_path)
+            opened = self.paths.open(raw_path)
         except ServiceFailure as failure:
             self.metrics.outcome(failure.code.label)
             raise
-        return await self.submit_file(path, raw_path, names, deadline_s, unary=unary)
+        return await self.submit_file(opened, raw_path, names, deadline_s, unary=unary)
 
     async def submit_file(
-        self, path: str, video: str, names: list[str], deadline_s: float | None, *, unary: bool
+        self,
+        path: str | MediaFile,
+        video: str,
+        names: list[str],
+        deadline_s: float | None,
+        *,
+        unary: bool,
     ) -> Job:
-        """A file the service vouches for (a checked path, or an upload); ``names`` comes
-        from :meth:`admit`."""
+        """A file the service vouches for (a file the policy opened, or an upload's
+        temporary file, opened here); ``names`` comes from :meth:`admit`. The job owns the
+        descriptor from here on: probe and decode read it, never the name."""
         try:
-            return await self._submit(path, video, names, deadline_s, unary)
-        except ServiceFailure as failure:
-            self.metrics.outcome(failure.code.label)
+            opened = path if isinstance(path, MediaFile) else MediaFile.open(path, video)
+        except BadInput as exc:
+            self.metrics.outcome(Code.BAD_INPUT.label)
+            raise ServiceFailure(Code.BAD_INPUT, str(exc)) from None
+        try:
+            return await self._submit(opened, video, names, deadline_s, unary)
+        except BaseException as exc:
+            opened.close()
+            if isinstance(exc, ServiceFailure):
+                self.metrics.outcome(exc.code.label)
             raise
 
     async def _submit(
-        self, path: str, video: str, names: list[str], deadline_s: float | None, unary: bool
+        self, path: MediaFile, video: str, names: list[str], deadline_s: float | None, unary: bool
     ) -> Job:
         try:
             info = await probe_isolated(path, self.limits)
         except BadInput as exc:
-            raise ServiceFailure(Code.BAD_INPUT, str(exc).replace(path, video)) from None
+            raise ServiceFailure(Code.BAD_INPUT, str(exc)) from None
         if unary and info.duration_s > self.settings.unary_max_duration_s:
             raise ServiceFailure(
                 Code.BAD_INPUT,
@@ -287,6 +302,7 @@ class JobManager:
         )
         self._jobs[job.id] = job
         job.task = asyncio.create_task(self._run(job), name=f"analysis-{job.id}")
+        job.task.add_done_callback(lambda _: job.path.close())  # kept jobs hold no descriptor
         return job
 
     def get(self, job_id: str) -> Job:
@@ -308,10 +324,8 @@ class JobManager:
                 raise ServiceFailure(
                     Code.DEADLINE, f"no report within the deadline of {job.deadline_s:g} s"
                 ) from None
-            except BadInput as exc:  # the file changed since it was admitted, or broke the decoder
-                raise ServiceFailure(
-                    Code.BAD_INPUT, str(exc).replace(job.path, job.video)
-                ) from None
+            except BadInput as exc:  # the file broke the decoder
+                raise ServiceFailure(Code.BAD_INPUT, str(exc)) from None
             except TritonUnavailable as exc:
                 raise ServiceFailure(Code.UNAVAILABLE, str(exc)) from None
             if report.failed() and not (await self.triton.ready(fresh=True))[0]:
