@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from tiktok_analyzer.analyzers.base import FrameSpec
 from tiktok_analyzer.orchestrator.decode import Decoded, decode
-from tiktok_analyzer.orchestrator.probe import BadInput, Limits, MediaInfo, probe
+from tiktok_analyzer.orchestrator.probe import BadInput, Limits, MediaFile, MediaInfo, probe
 
 __all__ = ["probe_and_decode_isolated", "probe_isolated", "run_isolated", "shutdown"]
 
@@ -169,22 +169,27 @@ def _death(exitcode: int | None) -> str:
     return f"the decoder exited unexpectedly (code {exitcode})"
 
 
-async def probe_isolated(path: str, limits: Limits) -> MediaInfo:
-    """:func:`.probe.probe` in a child process."""
+def _name(source: str | MediaFile) -> str:
+    return source.name if isinstance(source, MediaFile) else str(source)
+
+
+async def probe_isolated(path: str | MediaFile, limits: Limits) -> MediaInfo:
+    """:func:`.probe.probe` in a child process. A :class:`MediaFile` travels to the child
+    as its descriptor: the child reads the file the caller opened, never a name."""
     return await run_isolated(
-        probe, path, limits, what=path, limits=limits, timeout_s=limits.probe_timeout_s
+        probe, path, limits, what=_name(path), limits=limits, timeout_s=limits.probe_timeout_s
     )
 
 
 def _probe_and_decode(
-    path: str, limits: Limits, specs: list[FrameSpec], audio: bool
+    path: str | MediaFile, limits: Limits, specs: list[FrameSpec], audio: bool
 ) -> tuple[MediaInfo, Decoded]:
     info = probe(path, limits)
     return info, decode(path, info, specs, audio, limits)
 
 
 async def probe_and_decode_isolated(
-    path: str, limits: Limits, specs: Iterable[FrameSpec], audio: bool
+    path: str | MediaFile, limits: Limits, specs: Iterable[FrameSpec], audio: bool
 ) -> tuple[MediaInfo, Decoded]:
     """Probe and decode in one child process; ``decode_s`` of the result is the wall time
     seen here, transfer of the frames included."""
@@ -195,7 +200,7 @@ async def probe_and_decode_isolated(
         limits,
         list(specs),
         audio,
-        what=path,
+        what=_name(path),
         limits=limits,
         timeout_s=limits.probe_timeout_s + limits.decode_timeout_s,
     )
