@@ -12,6 +12,7 @@ file did survives into the next call. The child caps its own address space
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -34,6 +35,21 @@ log = logging.getLogger(__name__)
 
 _CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT}
 _context: multiprocessing.context.BaseContext | None = None
+_waiter_pool: concurrent.futures.ThreadPoolExecutor | None = None
+#: Threads that wait for children: one per child, so a child's wait never queues behind
+#: another's. Callers bound how many children run (the service's admission control).
+_MAX_WAITERS = 64
+
+
+def _waiters() -> concurrent.futures.ThreadPoolExecutor:
+    # Not the event loop's default executor: slow children waited for there (a probe holds
+    # its thread up to its time limit) starved everything else the service runs in threads.
+    global _waiter_pool
+    if _waiter_pool is None:
+        _waiter_pool = concurrent.futures.ThreadPoolExecutor(
+            _MAX_WAITERS, thread_name_prefix="decode-wait"
+        )
+    return _waiter_pool
 
 
 def _get_context() -> multiprocessing.context.BaseContext:
@@ -135,7 +151,8 @@ async def run_isolated(
     Cancelling the caller kills the child."""
     child = _Child(work, args, limits.worker_memory_bytes, timeout_s)
     try:
-        kind, payload = await asyncio.to_thread(child.wait)
+        loop = asyncio.get_running_loop()
+        kind, payload = await loop.run_in_executor(_waiters(), child.wait)
     except asyncio.CancelledError:
         child.process.kill()  # the waiting thread then reads EOF and ends
         raise

@@ -195,6 +195,10 @@ class JobManager:
         self.queued = 0
         self.running = 0
         self._slots = asyncio.Semaphore(settings.max_concurrent)
+        #: Probes are work too: their own slots, counted in running/queued, refused
+        #: beyond the queue limit like analyses (a flood of slow probes gets 429).
+        self._probe_slots = asyncio.Semaphore(settings.max_concurrent)
+        self._probes_waiting = 0
         self._jobs: dict[str, Job] = {}
         metrics.watch(lambda: self.queued, lambda: self.running)
 
@@ -221,7 +225,9 @@ class JobManager:
             raise
 
     def _check_capacity(self) -> None:
-        waiting = sum(1 for j in self._jobs.values() if j.state == JobState.QUEUED)
+        waiting = self._probes_waiting + sum(
+            1 for j in self._jobs.values() if j.state == JobState.QUEUED
+        )
         if self.running + waiting >= self.settings.max_concurrent + self.settings.max_queue:
             raise ServiceFailure(
                 Code.OVERLOADED,
@@ -270,7 +276,7 @@ class JobManager:
         self, path: MediaFile, video: str, names: list[str], deadline_s: float | None, unary: bool
     ) -> Job:
         try:
-            info = await probe_isolated(path, self.limits)
+            info = await self._probe(path)
         except BadInput as exc:
             raise ServiceFailure(Code.BAD_INPUT, str(exc)) from None
         if unary and info.duration_s > self.settings.unary_max_duration_s:
@@ -304,6 +310,24 @@ class JobManager:
         job.task = asyncio.create_task(self._run(job), name=f"analysis-{job.id}")
         job.task.add_done_callback(lambda _: job.path.close())  # kept jobs hold no descriptor
         return job
+
+    async def _probe(self, path: MediaFile):
+        """The probe, admitted as an analysis is: refused when the service is full,
+        queued behind its own slots, counted in ``queued`` and then ``running``."""
+        self._check_capacity()
+        self._probes_waiting += 1
+        self.queued += 1
+        try:
+            await self._probe_slots.acquire()
+        finally:
+            self._probes_waiting -= 1
+            self.queued -= 1
+        self.running += 1
+        try:
+            return await probe_isolated(path, self.limits)
+        finally:
+            self.running -= 1
+            self._probe_slots.release()
 
     def get(self, job_id: str) -> Job:
         job = self._jobs.get(job_id)
