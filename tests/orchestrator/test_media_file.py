@@ -65,3 +65,36 @@ def test_refusals_from_the_head(tmp_path, data, reason):
     path.write_bytes(data)
     with pytest.raises(BadInput, match=reason):
         probe(str(path))
+
+
+def test_a_name_that_is_no_utf8_goes_into_the_report(clip, tmp_path):
+    """The CLI exited 1 (PydanticSerializationError) after a whole analysis of such a file:
+    the report's path held lone surrogates, which JSON cannot carry."""
+    from tiktok_analyzer.orchestrator.report import VideoInfo
+
+    raw = os.path.join(os.fsencode(tmp_path), b"clip-\xff\xfe.mp4")
+    shutil.copy(clip, raw)
+    info = probe(os.fsdecode(raw))  # as argv hands it over: surrogate escapes
+    assert info.path.endswith("clip-\\xff\\xfe.mp4")
+    text = VideoInfo(**info.to_report()).model_dump_json()
+    assert "clip-\\\\xff\\\\xfe.mp4" in text
+    with pytest.raises(BadInput, match=r"clip-\\xff\.mp4: no such file"):
+        probe(os.fsdecode(raw.replace(b"\xfe", b"")))
+
+
+def test_a_one_pixel_video_says_so(tmp_path):
+    import av
+    import numpy as np
+
+    path = tmp_path / "dot.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 1, 1, "yuv444p"
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((1, 1, 3), i * 40, np.uint8), "rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    with pytest.raises(BadInput, match=r"frame size 1x1 is too small to analyze \(at least 2x2"):
+        probe(str(path))

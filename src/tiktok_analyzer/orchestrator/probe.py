@@ -24,7 +24,15 @@ from fractions import Fraction
 
 import av
 
-__all__ = ["BadInput", "Limits", "MediaFile", "MediaInfo", "open_container", "probe"]
+__all__ = [
+    "BadInput",
+    "Limits",
+    "MediaFile",
+    "MediaInfo",
+    "open_container",
+    "printable",
+    "probe",
+]
 
 
 class BadInput(Exception):
@@ -37,6 +45,9 @@ class Limits:
 
     max_duration_s: float = 600.0
     max_pixels: int = 3840 * 2160
+    #: Fewer pixels on a side than this is no picture to analyze (and frames are scaled to
+    #: even sizes: a 1-pixel side would become 0).
+    min_side: int = 2
     max_fps: float = 240.0
     max_streams: int = 8
     max_file_bytes: int = 2 * 1024**3
@@ -112,7 +123,7 @@ class MediaFile:
     def open(cls, path: str | os.PathLike, name: str | None = None) -> MediaFile:
         """Open a path the user named (symlinks followed: the CLI reads what its user
         names; the service opens through service/paths.py instead)."""
-        shown = name if name is not None else os.fspath(path)
+        shown = name if name is not None else printable(path)
         try:
             fd = os.open(path, OPEN_FLAGS)
         except FileNotFoundError:
@@ -153,6 +164,13 @@ class MediaFile:
         from multiprocessing import reduction
 
         return _rebuild, (reduction.DupFd(self.fd), self.name)
+
+
+def printable(path: str | bytes | os.PathLike) -> str:
+    """A file name as text that any output takes: bytes that are no UTF-8 (a name from
+    another system) are shown as ``\\xff`` escapes. The report is JSON, which has no room
+    for the lone surrogates Python keeps such bytes as."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _rebuild(dup, name: str) -> MediaFile:
@@ -344,6 +362,11 @@ def _video_info(container, video, p: str, duration: float, limits: Limits) -> di
     width, height = ctx.width, ctx.height
     if width <= 0 or height <= 0:
         raise BadInput(f"{p}: video stream has no frame size (damaged header?)")
+    if min(width, height) < limits.min_side:
+        raise BadInput(
+            f"{p}: frame size {width}x{height} is too small to analyze (at least "
+            f"{limits.min_side}x{limits.min_side} pixels)"
+        )
     if width * height > limits.max_pixels:
         raise BadInput(
             f"{p}: frame size {width}x{height} is over the limit of {limits.max_pixels} pixels"
