@@ -34,13 +34,17 @@ def service(root, cuts_clip, monkeypatch):
     svc.stop()
 
 
-def _post(url: str, body: dict) -> int:
+def _answer(url: str, body: dict) -> tuple[int, dict]:
     req = urllib.request.Request(url, data=json.dumps(body).encode())
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status
+            return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
-        return exc.code
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def _post(url: str, body: dict) -> int:
+    return _answer(url, body)[0]
 
 
 def test_a_flood_of_slow_probes_is_counted_and_refused(service, cuts_clip):
@@ -77,3 +81,26 @@ def test_a_flood_of_slow_probes_is_counted_and_refused(service, cuts_clip):
     # each probe passed, then Triton (down) refused the analysis
     assert statuses == [503] * (RUNNING + QUEUED)
     assert (jobs.running, jobs.queued) == (0, 0)
+
+
+def test_a_drain_lets_an_admitted_probe_go_on(service, cuts_clip):
+    """A probe admitted before the drain is work in flight: the drain waits for it, and its
+    request ends as any other (here 503 from Triton, which is down), not as 'shutting down'."""
+    body = {"video_path": str(cuts_clip[0]), "analyzers": ["cut_analysis"]}
+    answers: list = []
+    caller = threading.Thread(
+        target=lambda: answers.append(_answer(f"{service.http_url}/analyze", body))
+    )
+    caller.start()
+    jobs = service.service.jobs
+    deadline = time.monotonic() + 5
+    while not jobs.running and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert jobs.running == 1
+    t0 = time.monotonic()
+    service.call(jobs.drain(30))
+    assert time.monotonic() - t0 > 0.5  # it waited for the probe
+    caller.join(10)
+    status, answer = answers[0]
+    assert status == 503 and "shutting down" not in answer["detail"], answer
+    assert _post(f"{service.http_url}/analyze", body) == 503  # new work is refused

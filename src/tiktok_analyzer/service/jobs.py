@@ -11,6 +11,7 @@ a file that crashes the decoder, or would fill the memory, ends as a refusal of 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -199,6 +200,12 @@ class JobManager:
         #: beyond the queue limit like analyses (a flood of slow probes gets 429).
         self._probe_slots = asyncio.Semaphore(settings.max_concurrent)
         self._probes_waiting = 0
+        #: Submissions between admission and their job (probing, mostly): a drain lets
+        #: them become jobs and finish, as it does the analyses already running.
+        self._submitting = 0
+        self._none_submitting = asyncio.Event()
+        self._none_submitting.set()
+        self._closing = False
         self._jobs: dict[str, Job] = {}
         metrics.watch(lambda: self.queued, lambda: self.running)
 
@@ -260,10 +267,17 @@ class JobManager:
         temporary file, opened here); ``names`` comes from :meth:`admit`. The job owns the
         descriptor from here on: probe and decode read it, never the name."""
         try:
+            if self.draining:
+                raise ServiceFailure(Code.UNAVAILABLE, "the service is shutting down")
             opened = path if isinstance(path, MediaFile) else MediaFile.open(path, video)
         except BadInput as exc:
             self.metrics.outcome(Code.BAD_INPUT.label)
             raise ServiceFailure(Code.BAD_INPUT, str(exc)) from None
+        except ServiceFailure as failure:
+            self.metrics.outcome(failure.code.label)
+            raise
+        self._submitting += 1
+        self._none_submitting.clear()
         try:
             return await self._submit(opened, video, names, deadline_s, unary)
         except BaseException as exc:
@@ -271,6 +285,10 @@ class JobManager:
             if isinstance(exc, ServiceFailure):
                 self.metrics.outcome(exc.code.label)
             raise
+        finally:
+            self._submitting -= 1
+            if not self._submitting:
+                self._none_submitting.set()
 
     async def _submit(
         self, path: MediaFile, video: str, names: list[str], deadline_s: float | None, unary: bool
@@ -292,7 +310,7 @@ class JobManager:
         self.metrics.triton_ready.set(1 if ready else 0)
         if not ready:
             raise ServiceFailure(Code.UNAVAILABLE, reason)
-        if self.draining:
+        if self._closing:  # admitted before the drain, but it waited for us no longer
             raise ServiceFailure(Code.UNAVAILABLE, "the service is shutting down")
         self._check_capacity()  # again: others may have been admitted while we probed
         self._evict()
@@ -429,6 +447,12 @@ class JobManager:
         """Refuse new work; let the analyses admitted finish within ``timeout_s``, then
         cancel the rest. Returns how many were cancelled."""
         self.draining = True
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout_s
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._none_submitting.wait(), timeout_s)
+        self._closing = True
+        timeout_s = max(0.0, until - loop.time())
         active = [j.task for j in self._jobs.values() if j.task is not None and not j.task.done()]
         if not active:
             return 0
