@@ -89,12 +89,12 @@ OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 _SNIFF_BYTES = 4096
 #: How much of a refused file FFmpeg sees to name its format.
 _NAMING_BYTES = 1 << 20
-#: Text that makes a demuxer open other files or URLs: HLS/M3U playlists, ffconcat lists,
-#: DASH/SMIL/ASX manifests, SDP (RTP) descriptions, PLS playlists.
-_REFERENCE_MARKS = (
-    b"#EXTM3U",
-    b"#EXT-X-",
-    b"#EXTINF",
+#: HLS/M3U tags: a playlist wherever they appear in the head.
+_PLAYLIST_TAGS = (b"#EXTM3U", b"#EXT-X-", b"#EXTINF")
+#: How other lists of files or URLs begin: ffconcat lists, DASH/SMIL/ASX manifests, PLS
+#: playlists, SDP (RTP) descriptions, bare concat lines.
+_LIST_STARTS = (
+    *_PLAYLIST_TAGS,
     b"ffconcat",
     b"<MPD",
     b"<smil",
@@ -200,9 +200,7 @@ def sniff(fd: int, name: str) -> None:
     accepted container is binary, every list of other files is text."""
     head = os.pread(fd, _SNIFF_BYTES, 0)
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if any(mark in head for mark in _REFERENCE_MARKS[:3]) or any(
-        text.startswith(mark) for mark in _REFERENCE_MARKS
-    ):
+    if any(tag in head for tag in _PLAYLIST_TAGS) or text.startswith(_LIST_STARTS):
         raise BadInput(
             f"{name}: a playlist or list of other files, not a video; name the media file itself"
         )
