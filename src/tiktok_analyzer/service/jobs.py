@@ -100,9 +100,9 @@ class Job:
     id: str
     #: The clip as the caller named it (a path, or an upload's file name).
     video: str
-    #: What is read: the file opened once (under an allowed root, or the upload's
-    #: temporary file); closed when the job ends.
-    path: MediaFile
+    #: What is read: the path as the caller named it (opened again through the allowed
+    #: roots when no descriptor is at hand), or the upload's temporary file.
+    path: str
     analyzers: list[str]
     deadline_s: float
     deadline: float  # on the event loop's clock
@@ -113,6 +113,8 @@ class Job:
     error: ServiceFailure | None = None
     finished_at: float | None = None
     task: asyncio.Task | None = None
+    #: The file opened at admission, read by probe and decode (never kept in a store).
+    opened: MediaFile | None = field(default=None, repr=False)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -252,16 +254,19 @@ class JobManager:
         except ServiceFailure as failure:
             self.metrics.outcome(failure.code.label)
             raise
-        return await self.submit_file(opened, raw_path, names, deadline_s, unary=unary)
+        return await self.submit_file(
+            raw_path, raw_path, names, deadline_s, unary=unary, opened=opened
+        )
 
     async def submit_file(
         self,
-        path: str | MediaFile,
+        path: str,
         video: str,
         names: list[str],
         deadline_s: float | None,
         *,
         unary: bool,
+        opened: MediaFile | None = None,
     ) -> Job:
         """A file the service vouches for (a file the policy opened, or an upload's
         temporary file, opened here); ``names`` comes from :meth:`admit`. The job owns the
@@ -269,7 +274,7 @@ class JobManager:
         try:
             if self.draining:
                 raise ServiceFailure(Code.UNAVAILABLE, "the service is shutting down")
-            opened = path if isinstance(path, MediaFile) else MediaFile.open(path, video)
+            opened = opened if opened is not None else MediaFile.open(path, video)
         except BadInput as exc:
             self.metrics.outcome(Code.BAD_INPUT.label)
             raise ServiceFailure(Code.BAD_INPUT, str(exc)) from None
@@ -279,7 +284,7 @@ class JobManager:
         self._submitting += 1
         self._none_submitting.clear()
         try:
-            return await self._submit(opened, video, names, deadline_s, unary)
+            return await self._submit(opened, path, video, names, deadline_s, unary)
         except BaseException as exc:
             opened.close()
             if isinstance(exc, ServiceFailure):
@@ -291,10 +296,16 @@ class JobManager:
                 self._none_submitting.set()
 
     async def _submit(
-        self, path: MediaFile, video: str, names: list[str], deadline_s: float | None, unary: bool
+        self,
+        opened: MediaFile,
+        path: str,
+        video: str,
+        names: list[str],
+        deadline_s: float | None,
+        unary: bool,
     ) -> Job:
         try:
-            info = await self._probe(path)
+            info = await self._probe(opened)
         except BadInput as exc:
             raise ServiceFailure(Code.BAD_INPUT, str(exc)) from None
         if unary and info.duration_s > self.settings.unary_max_duration_s:
@@ -324,9 +335,10 @@ class JobManager:
             deadline_s=budget,
             deadline=loop.time() + budget,
         )
+        job.opened = opened
         self._jobs[job.id] = job
         job.task = asyncio.create_task(self._run(job), name=f"analysis-{job.id}")
-        job.task.add_done_callback(lambda _: job.path.close())  # kept jobs hold no descriptor
+        job.task.add_done_callback(lambda _: opened.close())  # kept jobs hold no descriptor
         return job
 
     async def _probe(self, path: MediaFile):
@@ -418,7 +430,14 @@ class JobManager:
                 timeout_s=max(1.0, min(self.settings.analyzer_timeout_s, left)),
                 progress=lambda name, kind, entry: self._progress(job, name, kind, entry),
             )
-            return await analyze_clip_async(job.path, options)
+            # The descriptor opened at admission; a job without one (not admitted here) is
+            # opened now, through the allowed roots as any path.
+            source = job.opened if job.opened is not None else self.paths.open(job.path)
+            try:
+                return await analyze_clip_async(source, options)
+            finally:
+                if source is not job.opened:
+                    source.close()
         finally:
             self.running -= 1
             self._slots.release()
