@@ -17,9 +17,15 @@ from __future__ import annotations
 import faulthandler
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
+
+# The launcher starts tritonserver with SIGCHLD ignored so that dead stubs are reaped
+# (serving/launcher.py); the stub inherits that. Models get the default back, or a
+# subprocess they ran would lose its exit status.
+signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
 # docs/DESIGN.md, The two traps (1): the stub's embedded interpreter may start from the base
 # interpreter's sys.path. The launcher names the venv's site-packages; put it first before
