@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from tiktok_analyzer.analyzers.base import AUDIO_RATE, FrameSpec
 from tiktok_analyzer.orchestrator.probe import (
@@ -102,14 +104,25 @@ class _Selector:
         return min(taken, 1) if self.spec.fps is not None else taken
 
 
+#: One swscale context per converter thread. A frame's own ``reformat`` keeps one context on
+#: the frame, and two sizes of one frame converted at once on two threads then share it:
+#: that crashed the process on a 16-core host (SIGSEGV), never on 2 cores.
+_reformatters = threading.local()
+
+
 def _to_rgb(frame: av.VideoFrame, size: tuple[int, int], rotation: int) -> np.ndarray:
     w, h = size
     if rotation in (90, 270):  # sizes are for the displayed picture; the stored one is turned
         w, h = h, w
+    reformatter = getattr(_reformatters, "one", None)
+    if reformatter is None:
+        reformatter = _reformatters.one = VideoReformatter()
     if (w, h) == (frame.width, frame.height):
-        arr = frame.to_ndarray(format="rgb24")
+        arr = reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
     else:
-        arr = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
+        arr = reformatter.reformat(
+            frame, width=w, height=h, format="rgb24", interpolation="AREA", threads=1
+        ).to_ndarray()
     if rotation:  # clockwise, as ffmpeg's autorotate shows it
         arr = np.ascontiguousarray(np.rot90(arr, k=-(rotation // 90)))
     return arr
