@@ -57,6 +57,11 @@ PACKAGES: tuple[str, ...] = (
     # pooch imports it at start: without it audio_analysis, audio_environment and
     # sound_effects fail to load
     "platformdirs",
+    # librosa's numba, built for numpy 1.x: the host's numba is built against its numpy 2,
+    # and with numpy 1.26 in front its compiled ufuncs crashed the audio_environment and
+    # sound_effects stubs in initialize (SIGSEGV in numba/np/ufunc/gufunc.py, faulthandler)
+    "numba==0.61.2",
+    "llvmlite==0.44.0",
     "decorator",
     "cffi",
     "pycparser",
@@ -108,6 +113,7 @@ PRUNE: tuple[str, ...] = (
 GROUPS: dict[str, tuple[str, ...]] = {
     "triton.tar.xz": ("pytriton", "nvidia_pytriton.libs", "nvidia_pytriton-*.dist-info"),
     "numpy.tar.xz": ("numpy", "numpy.libs", "numpy-1.26.4.dist-info"),
+    "numba.tar.xz": ("numba", "numba-*.dist-info", "llvmlite", "llvmlite-*.dist-info"),
     "scipy.tar.xz": ("scipy", "scipy.libs", "scipy-1.17.1.dist-info"),
     "av.tar.xz": ("av", "av.libs", "av-18.1.0.dist-info"),
     "ctranslate2.tar.xz": (

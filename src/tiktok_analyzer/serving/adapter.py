@@ -142,13 +142,16 @@ def make_model(analyzer_name: str):
             raw = wire.tunables(raw)
             # A native crash (a stub reported "not healthy") leaves its stack in Triton's log.
             faulthandler.enable()
-            # Each model its own numba cache: librosa compiles the same functions in several
-            # stubs at start, and concurrent writers of one cache are not safe (two stubs
-            # died in initialize on the H100 while three compiled at once).
+            # Each instance its own numba cache: librosa compiles the same functions in
+            # several stubs at start, and concurrent writers of one cache are not safe. With
+            # one cache per model, the two GPU instances of audio_environment or
+            # sound_effects died in initialize on the H100 (SIGSEGV in numba's gufunc call
+            # while librosa's beat tracker compiled), in two runs of three.
+            instance = str(args.get("model_instance_name") or analyzer_name)
             os.environ.setdefault(
                 "NUMBA_CACHE_DIR",
                 os.path.join(
-                    tempfile.gettempdir(), f"tiktok-analyzer-numba-{os.getuid()}", analyzer_name
+                    tempfile.gettempdir(), f"tiktok-analyzer-numba-{os.getuid()}", instance
                 ),
             )
             # The learned analyzers put their model on this instance's device (_learned.py).
