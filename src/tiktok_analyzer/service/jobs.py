@@ -130,6 +130,8 @@ class Job:
     on_change: Callable[[Job], None] | None = None
     #: For a job another replica runs: re-read it from the store (True while it exists).
     reload: Callable[[Job], bool] | None = None
+    #: Run a second time after Triton went away during the first (Submit jobs only).
+    retried: bool = False
     #: The file opened at admission, read by probe and decode (never kept in a store).
     opened: MediaFile | None = field(default=None, repr=False)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -553,7 +555,7 @@ class JobManager:
         try:
             try:
                 async with asyncio.timeout_at(job.deadline):
-                    report = await self._run_in_slot(job)
+                    report = await self._attempt(job)
             except TimeoutError:
                 raise ServiceFailure(
                     Code.DEADLINE, f"no report within the deadline of {job.deadline_s:g} s"
@@ -588,6 +590,29 @@ class JobManager:
                 time.perf_counter() - t0,
                 report.processing.realtime_factor,
             )
+
+    async def _attempt(self, job: Job) -> Report:
+        """The analysis; once more if Triton went away during it and the caller allows it.
+
+        A Submit job (POST /analyses) is run again, once, as soon as a server is ready
+        (within the job's deadline): a restarted or replaced Triton costs its caller time,
+        not the job. A unary call ends as UNAVAILABLE at once: its caller is waiting and
+        decides itself."""
+        try:
+            report = await self._run_in_slot(job)
+        except TritonUnavailable:
+            if job.pinned:
+                raise
+            report = None
+        if report is not None and (
+            job.pinned or not report.failed() or (await self.triton.ready(fresh=True))[0]
+        ):
+            return report
+        log.warning("job %s: Triton went away during the analysis; running it once more", job.id)
+        job.retried = True
+        while not (await self.triton.ready(fresh=True))[0]:
+            await asyncio.sleep(0.5)  # bounded by the job's deadline (the caller's timeout)
+        return await self._run_in_slot(job)
 
     async def _run_in_slot(self, job: Job) -> Report:
         self.queued += 1
