@@ -50,8 +50,8 @@ import scipy.signal
 from pydantic import BaseModel, Field
 
 from tiktok_analyzer.analyzers import weights as weights_layer
-from tiktok_analyzer.analyzers._learned import torch_device
-from tiktok_analyzer.analyzers.base import AUDIO_RATE, Analyzer, AnalyzerResult, Clip, Unavailable
+from tiktok_analyzer.analyzers._learned import LearnedAnalyzer
+from tiktok_analyzer.analyzers.base import AUDIO_RATE, AnalyzerResult, Clip, Unavailable
 
 __all__ = [
     "ENGINES",
@@ -133,14 +133,20 @@ class _FasterWhisper:
     what makes it fast; its VAD costs ~20 ms per 10 s)."""
 
     def __init__(
-        self, folder: Path, params: SpeechTranscription.Params, decode: dict[str, Any]
+        self,
+        folder: Path,
+        params: SpeechTranscription.Params,
+        decode: dict[str, Any],
+        device: str,
     ) -> None:
         from faster_whisper import WhisperModel
 
         self.params, self.decode = params, decode
+        kind, _, index = device.partition(":")
         self.model = WhisperModel(
             str(folder),
-            device="auto",
+            device="cuda" if kind == "cuda" else "cpu",
+            device_index=int(index or 0),
             compute_type=params.compute_type,
             cpu_threads=params.cpu_threads,
         )
@@ -187,6 +193,7 @@ class _OpenAIWhisper:
         weights: weights_layer.Weights,
         params: SpeechTranscription.Params,
         decode: dict[str, Any],
+        device: str,
     ) -> None:
         try:
             import torch
@@ -202,7 +209,7 @@ class _OpenAIWhisper:
         self.decode = {k: v for k, v in decode.items() if k != "max_new_tokens"}
         if "max_new_tokens" in decode:
             self.decode["sample_len"] = decode["max_new_tokens"]
-        self.device = torch_device()
+        self.device = device
         if weights.kind == "real":
             assert weights.path is not None
             (file,) = weights.model.files
@@ -274,15 +281,6 @@ def _vad_options(params: SpeechTranscription.Params):
         min_silence_duration_ms=params.vad_min_silence_ms,
         speech_pad_ms=params.vad_pad_ms,
     )
-
-
-def _cuda_available() -> bool:
-    """True when this process should run on a GPU: the Triton instance's device (a KIND_CPU
-    instance on a GPU host stays on the CPU), else torch's own view."""
-    try:
-        return torch_device().startswith("cuda")
-    except ImportError:
-        return False
 
 
 # ---------------------------------------------------------------------------------------
@@ -487,18 +485,15 @@ def _snap_to_voice(segments: list[_Segment], probability: np.ndarray, threshold:
 # The analyzer
 
 
-class SpeechTranscription(Analyzer):
+class SpeechTranscription(LearnedAnalyzer):
     """What is said, when, in which language; sung segments flagged."""
 
     name = "speech_transcription"
     frames = None
     audio = True
-    # On a GPU host a KIND_GPU instance runs openai-whisper (engine auto).
-    gpu = True
-    # The report's model field is per instance (engine, model and weights kind actually
-    # loaded); these class values are what a CPU host loads by default.
-    model_name: str = "faster-whisper-base"
-    weights: str = "real"
+    # On a GPU host a KIND_GPU instance runs openai-whisper (engine auto). The report's
+    # model field is per instance: the engine, model and weights kind actually loaded.
+    model_name = "faster-whisper-base"
 
     @dataclass
     class Params:
@@ -541,48 +536,45 @@ class SpeechTranscription(Analyzer):
         sung_share: float = Field(description="share of the transcribed time flagged sung")
         engine: str
 
-    def __init__(self, params: Params | None = None) -> None:
-        super().__init__(params)
+    def __init__(self, params: Params | None = None, device: str | None = None) -> None:
+        params = params if params is not None else self.Params()
+        if params.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {params.engine!r}")
+        self._engine: _Engine | None = None
+        super().__init__(params, device)
+
+    def model_choice(self) -> str:
+        """The engine by hardware (engine auto), then its manifest model."""
         p = self.params
-        if p.engine not in ENGINES:
-            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {p.engine!r}")
         self.engine_name = p.engine
         if self.engine_name == "auto":
-            self.engine_name = "openai-whisper" if _cuda_available() else "faster-whisper"
-        model = (
-            f"openai-whisper-{p.openai_model}"
-            if self.engine_name == "openai-whisper"
-            else f"faster-whisper-{p.faster_model}"
-        )
-        self.model_name = model
-        self.weights = "none"
-        self._engine: _Engine | None = None
-        self._unavailable: str | None = None
+            on_gpu = self.device.startswith("cuda")
+            self.engine_name = "openai-whisper" if on_gpu else "faster-whisper"
+        if self.engine_name == "openai-whisper":
+            return f"openai-whisper-{p.openai_model}"
+        return f"faster-whisper-{p.faster_model}"
+
+    def load(self, weights: weights_layer.Weights) -> None:
         from faster_whisper.vad import get_vad_model
 
+        p, resolved = self.params, weights
         # Load the VAD's ONNX session now (Triton's initialize), not on the first clip.
         get_vad_model()
-        try:
-            resolved = weights_layer.resolve(self.name, model=model)
-            decode: dict[str, Any] = {}
+        decode: dict[str, Any] = {}
+        if resolved.kind != "real":
+            # Random weights never stop talking and fail every quality check: bound
+            # the tokens and skip the temperature fallback (six more decodes).
+            decode = {"temperature": 0.0, "max_new_tokens": p.synthetic_max_new_tokens}
+        if self.engine_name == "openai-whisper":
+            self._engine = _OpenAIWhisper(resolved, p, decode, self.device)
+        else:
+            folder = resolved.path
             if resolved.kind != "real":
-                # Random weights never stop talking and fail every quality check: bound
-                # the tokens and skip the temperature fallback (six more decodes).
-                decode = {"temperature": 0.0, "max_new_tokens": p.synthetic_max_new_tokens}
-            if self.engine_name == "openai-whisper":
-                self._engine = _OpenAIWhisper(resolved, p, decode)
-            else:
-                folder = resolved.path
-                if resolved.kind != "real":
-                    folder = build_synthetic_ctranslate2(resolved)
-                self._engine = _FasterWhisper(folder, p, decode)
-            self.weights = resolved.kind
-        except (Unavailable, KeyError) as exc:
-            # Loaded and answering, but each clip says what is missing and how to fix it.
-            self._unavailable = str(exc).strip("'\"")
-            log.warning("%s: %s", self.name, self._unavailable)
+                folder = build_synthetic_ctranslate2(resolved)
+            self._engine = _FasterWhisper(folder, p, decode, self.device)
 
     def analyze(self, clip: Clip) -> Result:
+        # Whisper decodes one clip at a time: nothing to batch across clips.
         if self._engine is None:
             raise Unavailable(self._unavailable or f"{self.model_name} is not loaded")
         p = self.params
