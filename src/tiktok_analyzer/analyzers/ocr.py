@@ -75,6 +75,7 @@ from pydantic import BaseModel, Field
 
 from tiktok_analyzer.analyzers import weights as weights_layer
 from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, chunks, seeded
+from tiktok_analyzer.analyzers._tracking import Tracker, box_iou
 from tiktok_analyzer.analyzers.base import AnalyzerResult, Clip, FrameSpec
 
 __all__ = [
@@ -195,6 +196,34 @@ class _Track:
     @property
     def box(self) -> tuple[float, float, float, float]:
         return tuple(np.median(np.asarray(self.boxes), axis=0).tolist())  # type: ignore[return-value]
+
+
+class _TextTracker(Tracker):
+    """A block continues a track whose last box it overlaps (IoU at least ``track_iou``)
+    and whose text (the track's vote so far) it reads alike (``same_text``)."""
+
+    def __init__(self, p: TextOverlay.Params) -> None:
+        super().__init__(max_gap_s=1 + p.max_missed)
+        self.p = p
+
+    def affinity(self, tracks, time_s, boxes, items) -> np.ndarray:
+        texts = [_voted_text(t.items) for t in tracks]
+        out = np.zeros((len(items), len(tracks)))
+        for bi, b in enumerate(items):
+            for ti, t in enumerate(tracks):
+                iou = box_iou(b.box, t.boxes[-1])
+                sim = text_similarity(b.text, texts[ti])
+                if iou >= self.p.track_iou and sim >= self.p.same_text:
+                    out[bi, ti] = iou + sim
+        return out
+
+
+def _voted_text(blocks: Sequence[_Block]) -> str:
+    """The text most of a track's blocks read, each weighed by its confidence."""
+    votes: dict[str, float] = defaultdict(float)
+    for b in blocks:
+        votes[b.text] += max(b.confidence, 1e-3)
+    return max(votes, key=votes.__getitem__)
 
 
 # ---------------------------------------------------------------------------------------
@@ -447,33 +476,18 @@ class TextOverlay(LearnedAnalyzer):
         return out
 
     def _tracks(self, blocks: Sequence[Sequence[_Block]]) -> list[_Track]:
-        p = self.params
-        done: list[_Track] = []
-        active: list[_Track] = []
+        """Blocks of the sampled frames (one list each) into tracks of one text."""
+        tracker = _TextTracker(self.params)
         for k, frame_blocks in enumerate(blocks):
-            active_now = [t for t in active if k - t.frames[-1] <= 1 + p.max_missed]
-            done += [t for t in active if t not in active_now]
-            pairs = []
-            for bi, b in enumerate(frame_blocks):
-                for ti, t in enumerate(active_now):
-                    iou = _iou(b.box, t.boxes[-1])
-                    sim = text_similarity(b.text, t.text)
-                    if iou >= p.track_iou and sim >= p.same_text:
-                        pairs.append((iou + sim, bi, ti))
-            used_b, used_t = set(), set()
-            for _, bi, ti in sorted(pairs, reverse=True):
-                if bi in used_b or ti in used_t:
-                    continue
-                active_now[ti].add(k, frame_blocks[bi])
-                used_b.add(bi)
-                used_t.add(ti)
-            for bi, b in enumerate(frame_blocks):
-                if bi not in used_b:
-                    t = _Track()
-                    t.add(k, b)
-                    active_now.append(t)
-            active = active_now
-        return done + active
+            # Time is the sample index: a track bridges max_missed missed samples.
+            tracker.update(k, float(k), [b.box for b in frame_blocks], frame_blocks)
+        out = []
+        for track in tracker.tracks:
+            t = _Track()
+            for k, b in zip(track.frames, track.items, strict=True):
+                t.add(k, b)
+            out.append(t)
+        return out
 
     def _track_result(
         self, t: _Track, ts: np.ndarray, duration: float, w: int, h: int
@@ -585,7 +599,7 @@ class _FrameReader:
 
     def _same_line(self, a: _Line, b: _Line) -> bool:
         """Whether line ``a`` shows what ``b`` showed where its text was read."""
-        if _iou(a.box, b.box) < self.p.line_iou:
+        if box_iou(a.box, b.box) < self.p.line_iou:
             return False
         frame, box = b.read_at
         region = (
@@ -795,14 +809,6 @@ def _ink_change(a: np.ndarray, b: np.ndarray, region: tuple[int, int, int, int])
         float(differ[:, i : i + step].sum()) / max(float(ink[:, i : i + step].sum()), floor)
         for i in range(0, w, step)
     )
-
-
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _overlap_share(box: Sequence[float], zone: Sequence[float]) -> float:
