@@ -13,7 +13,9 @@ small enough for CRAFT on a CPU):
    ends are one still picture and a frame between them is not). A frame whose
    picture did not change at all (every cell of a coarse grey grid within
    ``static_threshold`` levels of the frame it is compared with) takes that frame's
-   detections without running CRAFT.
+   detections without running CRAFT. And before CRAFT, a gate of a few milliseconds
+   (:func:`may_hold_text`): a frame with no stroke in it (no thin structure standing
+   ``gate_contrast`` levels out in any colour channel) has no text, and CRAFT does not run.
 2. Which lines to read. A detected line whose box overlaps a line already read (box IoU >=
    ``line_iou``) and whose pixels there still match the frame it was read on takes that
    line's text. The match: both frames' crops of the two boxes' union, binarised with one
@@ -87,6 +89,7 @@ __all__ = [
     "build_models",
     "character_error_rate",
     "kind_of",
+    "may_hold_text",
     "text_similarity",
     "unsafe_overlap",
     "zones",
@@ -104,6 +107,10 @@ _LINE_HEIGHT = 64
 _STILL_CELLS = 48
 # A frame side below this cannot hold readable text (and CRAFT's five poolings need room).
 _MIN_SIDE = 32
+# The text gate (may_hold_text): strokes narrower than this (px at the sampled size; a
+# 90 px title's strokes are ~12 px at 480), counted in cells this wide.
+_STROKE_PX = 15
+_GATE_CELL_PX = 32
 # Margin EasyOCR adds around each detected line, as a share of its height (add_margin).
 _MARGIN = 0.1
 
@@ -332,6 +339,13 @@ class TextOverlay(LearnedAnalyzer):
         detect_canvas: int = 640
         # CRAFT on every n-th sampled frame; spans whose ends differ are bisected.
         detect_every: int = 4
+        # Text gate (may_hold_text): a frame goes to CRAFT only when some 32 px cell has at
+        # least gate_share of its pixels on a stroke: a bright or dark structure narrower
+        # than 15 px standing gate_contrast levels off its surroundings in a colour
+        # channel. Text frames of the generated clips measure 0.7 to 1; textures 0.002, a
+        # chequerboard 0.2 (it passes: the gate only saves time). 0 turns the gate off.
+        gate_contrast: float = 60.0
+        gate_share: float = 0.02
         # Cell means of the grey frame (48 cells across the short side) all within this many
         # levels of the compared frame: the picture did not change, its detections carry
         # over. H.264 noise on a still shot moved them by up to 5; a line of text appearing,
@@ -524,6 +538,27 @@ class TextOverlay(LearnedAnalyzer):
         )
 
 
+def may_hold_text(frame: np.ndarray, contrast: float, share: float) -> bool:
+    """Whether an RGB frame may show text, for a few ms instead of CRAFT's second: text is
+    strokes, thin lines standing out from what is around them. A white top-hat and a
+    black top-hat (what an opening, a closing, with a 15 px square take away) keep exactly
+    the structures narrower than the square; per colour channel, so red text on green
+    counts. Some cell with ``share`` of its pixels ``contrast`` levels on such a stroke:
+    maybe text. Flat colour, gradients, soft textures and large shapes have none."""
+    if share <= 0:
+        return True
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (_STROKE_PX, _STROKE_PX))
+    strokes = np.zeros(frame.shape[:2], np.uint8)
+    for c in range(3):
+        channel = np.ascontiguousarray(frame[..., c])
+        for op in (cv2.MORPH_TOPHAT, cv2.MORPH_BLACKHAT):
+            np.maximum(strokes, cv2.morphologyEx(channel, op, kernel), out=strokes)
+    on = (strokes >= contrast).astype(np.float32)
+    h, w = on.shape
+    cells = (max(1, w // _GATE_CELL_PX), max(1, h // _GATE_CELL_PX))
+    return float(cv2.resize(on, cells, interpolation=cv2.INTER_AREA).max()) >= share
+
+
 class _FrameReader:
     """Steps 1 and 2 of the module docstring for one clip: which frames CRAFT runs on, which
     lines the recognizer reads. ``run`` returns the read lines of every sampled frame."""
@@ -622,9 +657,16 @@ class _FrameReader:
         )
 
     def _detect(self, ks: Sequence[int]) -> None:
-        """CRAFT on frames ``ks``: their lines (unread yet)."""
+        """CRAFT on those of frames ``ks`` that may show text: their lines (unread yet)."""
         p = self.p
         size = p.batch_size if self.a._cuda else 1
+        maybe = []
+        for k in ks:
+            if may_hold_text(self.frames[k], p.gate_contrast, p.gate_share):
+                maybe.append(k)
+            else:
+                self.lines[k] = []  # not a stroke in the picture: nothing for CRAFT
+        ks = maybe
         for sl in chunks(len(ks), size):
             batch = list(ks[sl])
             imgs = self.frames[batch] if len(batch) > 1 else self.frames[batch[0]]
