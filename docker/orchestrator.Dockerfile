@@ -35,6 +35,10 @@ RUN python -m pip install --no-cache-dir /tmp/wheels/*.whl && rm -rf /tmp/wheels
 RUN tiktok-analyzer models > /dev/null
 
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin tiktok
+# Without --job-store, jobs live in SQLite under $XDG_STATE_HOME/tiktok-analyzer: a folder the
+# service user owns (the user has no home). Mount a volume there to keep jobs across containers.
+RUN install -d -o 10001 -g 10001 /var/lib/tiktok-analyzer
+ENV XDG_STATE_HOME=/var/lib/tiktok-analyzer
 USER 10001
 WORKDIR /app
 

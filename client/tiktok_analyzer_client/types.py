@@ -25,7 +25,7 @@ _EVENT_KINDS = {pb.AnalyzerEvent.KIND_START: "start", pb.AnalyzerEvent.KIND_DONE
 
 @dataclass(frozen=True)
 class AnalysisResult:
-    """A finished analysis: the report (REPORT_CONTRACT.md) and its headline figures."""
+    """A finished analysis: the report (docs/REPORT_CONTRACT.md) and its headline figures."""
 
     job_id: str
     report: dict[str, Any]

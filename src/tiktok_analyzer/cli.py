@@ -1,4 +1,4 @@
-"""``tiktok-analyzer``: the command line (REPORT_CONTRACT.md, CLI).
+"""``tiktok-analyzer``: the command line (docs/REPORT_CONTRACT.md, CLI).
 
 Exit codes: 0 report complete; 3 report written but some analyzer failed; 2 bad input
 (one-line reason on stderr, no traceback); 1 internal error.
@@ -154,6 +154,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--tls-cert", help="serve TLS with this certificate chain (PEM)")
     v.add_argument("--tls-key", help="and this private key (PEM)")
+    v.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="keep jobs and their reports in SQLite here, across restarts; one service "
+        "per folder (default $XDG_STATE_HOME/tiktok-analyzer, else "
+        "~/.local/state/tiktok-analyzer)",
+    )
+    v.add_argument(
+        "--job-store",
+        metavar="URL",
+        default=os.environ.get("TIKTOK_ANALYZER_JOB_STORE"),
+        help="keep jobs in PostgreSQL instead (postgresql://USER@HOST:PORT/DB; the password "
+        "from $PGPASSWORD): every replica pointing to it shares one queue and answers for "
+        "every job (default $TIKTOK_ANALYZER_JOB_STORE)",
+    )
 
     w = sub.add_parser("weights", help="show or fetch the learned analyzers' weights")
     wsub = w.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
@@ -462,6 +477,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from tiktok_analyzer.service import JobSettings, PathPolicy, ServiceConfig, serve
+    from tiktok_analyzer.service.jobstore import StoreError, default_state_dir
 
     urls = _triton_urls(args.triton_url) if args.triton_url else []
     try:
@@ -497,8 +513,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         token=token,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        state_dir=args.state_dir or str(default_state_dir()),
+        job_store=args.job_store or None,
     )
-    return serve(config, start_triton=not urls)
+    try:
+        return serve(config, start_triton=not urls)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_weights(args: argparse.Namespace) -> int:

@@ -16,7 +16,9 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -366,21 +368,38 @@ def test_orchestrator_flags_are_accepted_by_serve(capsys):
     assert not unknown, f"`tiktok-analyzer serve` does not take {unknown}"
 
 
-def test_wheel_carries_every_subpackage():
-    """The orchestrator image installs the wheel, not the source tree: a folder of Python code
-    that pyproject.toml's package list leaves out is missing from the image."""
-    tool = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-    listed = set(tool["packages"])
-    missing = []
-    for package, folder in tool["package-dir"].items():
-        root = REPO / folder
-        for sub in sorted(p.parent for p in root.rglob("*.py")):
-            if "__pycache__" in sub.parts:
-                continue
-            dotted = ".".join([package, *sub.relative_to(root).parts])
-            if dotted not in listed and dotted not in missing:
-                missing.append(dotted)
-    assert not missing, f"pyproject.toml [tool.setuptools] packages lacks {missing}"
+def test_wheel_carries_every_module_and_the_model_repository(tmp_path):
+    """The images install the wheel, not the source tree: every module under src/, the
+    model repository (configs and model.py files) and the weights manifest must be in it."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("tiktok_analyzer-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        carried = set(zf.namelist())
+    src = REPO / "src"
+    wanted = [
+        p.relative_to(src).as_posix()
+        for pattern in ("*.py", "*.pbtxt", "*.toml", "*.csv")
+        for p in src.rglob(pattern)
+        if "__pycache__" not in p.parts
+    ]
+    assert any(w.endswith("cut_analysis/config.pbtxt") for w in wanted)
+    missing = sorted(w for w in wanted if w not in carried)
+    assert not missing, f"the wheel lacks {missing[:10]} ({len(missing)} files)"
 
 
 # ---------------------------------------------------------------------------- Prometheus, Grafana
@@ -559,7 +578,7 @@ def _selects(selector: dict, labels: dict) -> bool:
 
 
 def test_services_and_budgets_select_a_deployment(k8s_objects):
-    deployments = [o for o in k8s_objects if o["kind"] == "Deployment"]
+    deployments = [o for o in k8s_objects if o["kind"] in ("Deployment", "StatefulSet")]
     for obj in k8s_objects:
         if obj["kind"] == "Service":
             selector = obj["spec"]["selector"]
@@ -643,3 +662,68 @@ def test_autoscaler_scales_triton_on_adapter_metrics(k8s_objects, adapter_rules)
         assert set(rule["resources"]["overrides"]) == {"namespace", "pod"}
         assert "<<.LabelMatchers>>" in rule["metricsQuery"]
         assert "<<.GroupBy>>" in rule["metricsQuery"]
+
+
+# ---------------------------------------------------------------------------- the job store
+
+
+def _env(container: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def test_k8s_orchestrator_uses_the_shared_postgres(k8s_objects):
+    """The orchestrator's --job-store (through its environment, so the args stay the image's)
+    names the postgres Service on its port, as the user and database the server creates,
+    with the password from the same Secret key the server reads."""
+    from urllib.parse import urlsplit
+
+    pod = _find(k8s_objects, "Deployment", "orchestrator")["spec"]["template"]["spec"]
+    env = _env(pod["containers"][0])
+    url = urlsplit(env["TIKTOK_ANALYZER_JOB_STORE"]["value"])
+    assert url.scheme == "postgresql" and url.password is None, "no password in the URL"
+    service = _find(k8s_objects, "Service", url.hostname)
+    assert url.port in {p["port"] for p in service["spec"]["ports"]}
+    db = _find(k8s_objects, "StatefulSet", url.hostname)
+    assert _selects(service["spec"]["selector"], db["spec"]["template"]["metadata"]["labels"])
+    (server,) = db["spec"]["template"]["spec"]["containers"]
+    server_env = _env(server)
+    assert server_env["POSTGRES_USER"]["value"] == url.username
+    assert server_env["POSTGRES_DB"]["value"] == url.path.lstrip("/")
+    ours = env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert server_env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == ours
+    secret = _find(k8s_objects, "Secret", ours["name"])
+    assert ours["key"] in secret.get("stringData", {}) | secret.get("data", {})
+    # the data lives on a claim of its own, under the folder PGDATA names
+    (template,) = db["spec"]["volumeClaimTemplates"]
+    (mount,) = [m for m in server["volumeMounts"] if m["name"] == template["metadata"]["name"]]
+    assert server_env["PGDATA"]["value"].startswith(mount["mountPath"] + "/")
+    assert server["readinessProbe"]["exec"]["command"][0] == "pg_isready"
+    assert db["spec"]["serviceName"] == service["metadata"]["name"]
+
+
+def test_compose_orchestrator_uses_the_postgres_service(compose):
+    from urllib.parse import urlsplit
+
+    services = compose["services"]
+    orch, db = services["orchestrator"], services["postgres"]
+    url = urlsplit(orch["environment"]["TIKTOK_ANALYZER_JOB_STORE"])
+    assert url.scheme == "postgresql" and url.password is None
+    assert url.hostname in services and url.hostname == "postgres"
+    assert db["environment"]["POSTGRES_USER"] == url.username
+    assert db["environment"]["POSTGRES_DB"] == url.path.lstrip("/")
+    assert orch["environment"]["PGPASSWORD"] == db["environment"]["POSTGRES_PASSWORD"]
+    assert orch["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "pg_isready" in db["healthcheck"]["test"]
+    assert "ports" not in db, "the job store is for the orchestrator only"
+    (data,) = [v for v in db["volumes"] if v.endswith(":/var/lib/postgresql/data")]
+    assert data.split(":")[0] in compose["volumes"]
+
+
+def test_serve_documents_the_job_store_flags(capsys):
+    from tiktok_analyzer.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--state-dir DIR" in out and "--job-store URL" in out
+    assert "TIKTOK_ANALYZER_JOB_STORE" in out and "~/.local/state/tiktok-analyzer" in out

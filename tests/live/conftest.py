@@ -19,7 +19,7 @@ CLI = [str(Path(sys.executable).parent / "tiktok-analyzer")]
 
 
 #: Real weights where they ship offline (Whisper base, EasyOCR, mediapipe's face mesh);
-#: the tiny synthetic ones for every other learned analyzer (DESIGN.md, Weights).
+#: the tiny synthetic ones for every other learned analyzer (docs/DESIGN.md, Weights).
 LIVE_WEIGHTS = "synthetic-tiny,speech_transcription=real,text_overlay=real,eye_tracking=real"
 
 

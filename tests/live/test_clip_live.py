@@ -68,7 +68,7 @@ def _ok(env: dict, model: str) -> dict:
     assert env["status"] == "ok", env["error"]
     assert env["model"] == {"name": NAMES[model], "weights": "synthetic-tiny"}
     result = env["result"]
-    # REPORT_CONTRACT.md's fields
+    # docs/REPORT_CONTRACT.md's fields
     if model == "composition_analysis":
         assert {"shot_types", "labels"} <= set(result)
         for shot in result["shot_types"]:

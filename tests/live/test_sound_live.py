@@ -44,7 +44,7 @@ def _ok(env: dict) -> dict:
 
 
 def _check(model: str, result: dict) -> None:
-    """The contract's fields (REPORT_CONTRACT.md) and their ranges."""
+    """The contract's fields (docs/REPORT_CONTRACT.md) and their ranges."""
     if model == "audio_environment":
         assert result["scene"] and all(
             set(s) == {"label", "score"} and 0.0 <= s["score"] <= 1.0 for s in result["scene"]

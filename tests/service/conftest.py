@@ -99,3 +99,64 @@ def live_service(triton, root):
     svc = start_service(triton.grpc_url, [root], jobs=JobSettings(max_concurrent=2, max_queue=4))
     yield svc
     svc.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL (Debian's package, scripts/setup.sh installs it) in a temporary
+    folder on a free loopback port; its admin URL. As root, the server runs as ``nobody``:
+    PostgreSQL refuses to run as root."""
+    import os
+    import pwd
+    import subprocess
+    import tempfile
+
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    if not found:
+        pytest.skip("PostgreSQL is not installed (scripts/setup.sh installs it)")
+    bindir = found[-1].parent
+    folder = Path(tempfile.mkdtemp(prefix="tiktok-pg-"))
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("nobody")
+        os.chown(folder, user.pw_uid, user.pw_gid)
+        run_as = ["runuser", "-u", "nobody", "--"]
+    data, port = folder / "data", free_port()
+    try:
+        subprocess.run(
+            [*run_as, bindir / "initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
+            check=True,
+            capture_output=True,
+        )
+        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(
+            [*run_as, bindir / "pg_ctl", "-D", data, "-l", folder / "log", "-o", options, "-w"]
+            + ["-t", "60", "start"],
+            check=True,
+            capture_output=True,
+        )
+    except subprocess.CalledProcessError as exc:
+        log = (folder / "log").read_text() if (folder / "log").exists() else ""
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.fail(f"PostgreSQL did not start: {exc.stderr.decode()[-2000:]} {log[-2000:]}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*run_as, bindir / "pg_ctl", "-D", data, "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(postgres_server):
+    """A fresh, empty database on the test server; its URL."""
+    import uuid
+
+    import psycopg
+
+    name = f"jobs_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as db:
+        db.execute(f"CREATE DATABASE {name}")
+    return postgres_server.rsplit("/", 1)[0] + f"/{name}"

@@ -43,6 +43,8 @@ def test_serve_takes_a_list_of_endpoints(tmp_path):
             str(http_port),
             "--allowed-root",
             str(tmp_path),
+            "--state-dir",
+            str(tmp_path / "state"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -72,3 +74,36 @@ def test_serve_refuses_a_malformed_list():
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: --triton-url: Triton endpoint 'nonsense' is not HOST:PORT"
+
+
+def test_serve_refuses_a_state_dir_in_use(tmp_path):
+    """Two services on one SQLite folder would fail each other's running jobs at start."""
+    from tiktok_analyzer.service.jobstore import SqliteStore
+
+    held = SqliteStore(tmp_path)
+    try:
+        proc = subprocess.run(
+            [CLI, "serve", "--triton-url", f"127.0.0.1:{free_port()}", "--state-dir", str(tmp_path)]
+            + ["--grpc-port", str(free_port()), "--http-port", str(free_port())],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        held.close()
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: another service uses the state directory")
+    assert "\n" not in proc.stderr.strip()
+
+
+def test_serve_refuses_a_job_store_it_cannot_use(tmp_path):
+    proc = subprocess.run(
+        [CLI, "serve", "--triton-url", "127.0.0.1:8001", "--job-store", "mysql://u:pw@db/x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip() == "error: --job-store: 'mysql://u:***@db/x' is not a postgresql:// URL"
+    )

@@ -10,6 +10,7 @@ from tiktok_analyzer.analyzers import load_class
 from tiktok_analyzer.analyzers.base import Clip, ClipMeta, NotApplicable, Unavailable
 from tiktok_analyzer.analyzers.llava import (
     VideoLlava,
+    batch_buckets,
     build_config,
     build_processor,
     build_prompt,
@@ -219,10 +220,10 @@ def test_tiny_synthetic_answers_a_valid_unparsed_result(tiny):
     assert tiny.weights == "synthetic-tiny" and tiny.model_name == "llava-next-video-7b-hf"
     result = tiny.analyze(_clip(_frames(4), UPSTREAM))
     body = result.model_dump(mode="json")
-    for key in ("description", "scenes", "hook", "call_to_action"):  # REPORT_CONTRACT.md
+    for key in ("description", "scenes", "hook", "call_to_action"):  # docs/REPORT_CONTRACT.md
         assert key in body
-    # random weights: exactly the forced number of tokens, garbage, kept as raw text
-    assert result.new_tokens == tiny.params.synthetic_new_tokens == 16
+    # random weights: exactly the whole budget (a real answer's longest), garbage, raw text
+    assert result.new_tokens == result.max_new_tokens == tiny.params.max_new_tokens == 384
     assert result.raw_text and not result.parsed
     assert result.description == result.raw_text
     assert result.hook is None and result.call_to_action is None
@@ -230,6 +231,7 @@ def test_tiny_synthetic_answers_a_valid_unparsed_result(tiny):
     assert result.scenes_from == "scene_segmentation"
     assert result.precision == "fp32" and result.frames_used == 4
     assert result.timings.generate_s > 0 and result.timings.batch_clips == 1
+    assert result.timings.compiled is False  # a CPU runs eager
 
 
 def test_batch_keeps_each_clip_apart(tiny):
@@ -252,6 +254,41 @@ def test_batch_keeps_each_clip_apart(tiny):
     assert again.raw_text == first.raw_text
     assert [(s.start_s, s.end_s) for s in first.scenes] == [(0.0, 6.0)]
     assert first.scenes[0].description == first.description
+
+
+@pytest.mark.parametrize(
+    ("size", "want"), [(1, [1]), (2, [1, 2]), (4, [1, 2, 4]), (6, [1, 2, 4, 6]), (8, [1, 2, 4, 8])]
+)
+def test_batch_buckets(size, want):
+    assert batch_buckets(size) == want
+
+
+def test_fast_path_pads_batch_and_prompt_but_answers_each_clip(tiny, monkeypatch):
+    """The GPU path (static cache, batch padded to a warmed-up size, prompt padded to a
+    multiple of pad_multiple tokens) run on the CPU, where transformers does not compile:
+    three clips become a batch of four, and only three answers come back, each with the
+    whole budget. Warm-up runs one generation per batch size."""
+    monkeypatch.setattr(tiny, "compiled", True)
+    monkeypatch.setattr(tiny.params, "max_new_tokens", 8)
+    monkeypatch.setattr(tiny.params, "max_frames", 2)
+    seen = []
+    real_generate = tiny.model.generate
+
+    def spy(**kwargs):
+        seen.append((tuple(kwargs["input_ids"].shape), kwargs.get("cache_implementation")))
+        return real_generate(**kwargs)
+
+    monkeypatch.setattr(tiny.model, "generate", spy)
+    clips = [_clip(_frames(2, seed=k), UPSTREAM) for k in range(3)]
+    results = tiny.analyze_batch(clips)
+    assert len(results) == 3
+    assert all(r.new_tokens == r.max_new_tokens == 8 for r in results)
+    assert all(r.timings.compiled and r.timings.batch_clips == 3 for r in results)
+    (shape, cache), *_ = seen
+    assert shape[0] == 4 and shape[1] % tiny.params.pad_multiple == 0 and cache == "static"
+    seen.clear()
+    tiny._warm_up()
+    assert [s[0][0] for s in seen] == batch_buckets(tiny.params.batch_size)
 
 
 def test_many_frames_are_subsampled(tiny, monkeypatch):
@@ -340,3 +377,13 @@ def test_real_weights_missing_say_how_to_get_them(monkeypatch, tmp_path):
     (outcome,) = analyzer.analyze_batch([_clip(_frames(2))])
     assert isinstance(outcome, Unavailable)
     assert "tiktok-analyzer weights pull video_llava" in str(outcome)
+
+
+def test_gpu_config_prefers_the_compiled_batch_sizes():
+    from tiktok_analyzer.serving.generate import render_config
+
+    assert VideoLlava.preferred_batch == tuple(batch_buckets(VideoLlava.Params().batch_size))
+    config = render_config("video_llava", "KIND_GPU")
+    assert "preferred_batch_size: [ 1, 2, 4 ]" in config
+    assert "kind: KIND_GPU count: 1 }" in config and "\n# Conservative" in config
+    assert "preferred_batch_size" not in render_config("video_llava")  # the CPU config

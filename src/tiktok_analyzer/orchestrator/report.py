@@ -1,4 +1,4 @@
-"""The report: typed models, serialised to the contract in REPORT_CONTRACT.md.
+"""The report: typed models, serialised to the contract in docs/REPORT_CONTRACT.md.
 
 The JSON Schema in ``client/report.schema.json`` is generated from these models and from
 every analyzer's ``Result`` model (``python -m tiktok_analyzer.orchestrator.report --write``);
@@ -114,7 +114,7 @@ def report_schema() -> dict[str, Any]:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "tiktok-analyzer report",
-        "description": f"schema_version {SCHEMA_VERSION}; see REPORT_CONTRACT.md",
+        "description": f"schema_version {SCHEMA_VERSION}; see docs/REPORT_CONTRACT.md",
         **report,
         "$defs": defs,
     }

@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import shutil
 import signal
-import ssl
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,9 +25,11 @@ from tiktok_analyzer.orchestrator.probe import Limits
 from tiktok_analyzer.service.grpc_api import AnalyzerServicer, TokenInterceptor, add_servicer
 from tiktok_analyzer.service.http_api import HttpApi
 from tiktok_analyzer.service.jobs import JobManager, JobSettings
+from tiktok_analyzer.service.jobstore import open_store
 from tiktok_analyzer.service.metrics import Metrics
 from tiktok_analyzer.service.paths import PathPolicy
 from tiktok_analyzer.serving.launcher import EmbeddedTriton, default_model_repository, free_port
+from tiktok_analyzer.serving.supervisor import TritonSupervisor
 
 __all__ = ["Service", "ServiceConfig", "serve"]
 
@@ -61,6 +61,10 @@ class ServiceConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     model_repository: Path = field(default_factory=default_model_repository)
+    #: Jobs in SQLite under this folder (None, with no job_store: in memory, gone on exit).
+    state_dir: str | None = None
+    #: A postgresql:// URL: jobs in that database, shared by every replica pointing to it.
+    job_store: str | None = None
 
 
 class Service:
@@ -79,6 +83,7 @@ class Service:
             use_shm=config.use_shm,
             paths=self.paths,
             metrics=self.metrics,
+            store=open_store(config.job_store, config.state_dir),
         )
         self._own_upload_dir = config.upload_dir is None
         self.upload_dir = config.upload_dir or tempfile.mkdtemp(prefix="tiktok-analyzer-uploads-")
@@ -86,7 +91,6 @@ class Service:
         self.http_port = 0
         self._grpc: grpc.aio.Server | None = None
         self._http_api: HttpApi | None = None
-        self._http: asyncio.Server | None = None
 
     # -- health ------------------------------------------------------------------------------
 
@@ -124,18 +128,16 @@ class Service:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def _tls(self) -> tuple[grpc.ServerCredentials | None, ssl.SSLContext | None]:
+    def _tls(self) -> grpc.ServerCredentials | None:
         c = self.config
         if not (c.tls_cert and c.tls_key):
-            return None, None
+            return None
         cert, key = Path(c.tls_cert).read_bytes(), Path(c.tls_key).read_bytes()
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(c.tls_cert, c.tls_key)
-        return grpc.ssl_server_credentials([(key, cert)]), context
+        return grpc.ssl_server_credentials([(key, cert)])
 
     async def start(self) -> None:
         c = self.config
-        creds, ssl_context = self._tls()
+        creds = self._tls()
         interceptors = [TokenInterceptor(c.token)] if c.token else []
         self._grpc = grpc.aio.server(
             interceptors=interceptors,
@@ -163,10 +165,11 @@ class Service:
         )
         if not self.grpc_port:
             raise OSError(f"cannot bind gRPC to {address}")
+        await self.jobs.start()
         await self._grpc.start()
         self._http_api = HttpApi(self.jobs, self.metrics, self.health, token=c.token)
-        self._http = await self._http_api.start(c.host, c.http_port, ssl_context)
-        self.http_port = self._http.sockets[0].getsockname()[1]
+        tls = (c.tls_cert, c.tls_key) if creds else (None, None)
+        self.http_port = await self._http_api.start(c.host, c.http_port, *tls)
         log.info(
             "serving: gRPC %s:%d, HTTP %s:%d, Triton %s, allowed roots: %s",
             c.host,
@@ -179,20 +182,17 @@ class Service:
 
     async def stop(self, drain_s: float | None = None) -> None:
         """Refuse new analyses, let admitted ones finish within the drain bound (cancel the
-        rest), then close both servers."""
+        rest), then close both servers. Both keep answering meanwhile (health says draining;
+        jobs that end during the drain can be fetched)."""
         drain_s = self.config.drain_s if drain_s is None else drain_s
-        if self._http is not None:
-            self._http.close()  # no new connections; open ones keep their answers coming
         cancelled = await self.jobs.drain(drain_s)
         if cancelled:
             log.warning("cancelled %d analyses still running after %.0f s", cancelled, drain_s)
         if self._grpc is not None:
             await self._grpc.stop(grace=2.0)
         if self._http_api is not None:
-            await self._http_api.close_connections()
-        if self._http is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._http.wait_closed(), 2.0)
+            await self._http_api.stop()
+        await self.jobs.close()
         await self.triton.close()
         if self._own_upload_dir:
             shutil.rmtree(self.upload_dir, ignore_errors=True)
@@ -217,6 +217,7 @@ async def _serve(config: ServiceConfig, start_triton: bool) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     triton = None
+    supervisor: TritonSupervisor | None = None
     if start_triton:
         triton = EmbeddedTriton(
             models=list(read_declarations(config.model_repository)),
@@ -238,9 +239,20 @@ async def _serve(config: ServiceConfig, start_triton: bool) -> int:
             # for the start to end, then shuts everything down.
             await asyncio.to_thread(triton.start)
             print(f"Triton ready at {triton.grpc_url}", flush=True)
+            # A server that dies is cleaned up and started again on the same ports.
+            supervisor = TritonSupervisor(
+                triton,
+                on_restart=lambda ok: service.metrics.triton_restarts.labels(
+                    "ok" if ok else "failed"
+                ).inc(),
+            )
+            supervising = asyncio.create_task(supervisor.run())
         await stop.wait()
         print("shutting down: draining analyses", flush=True)
     finally:
+        if supervisor is not None:
+            supervisor.stop()
+            await supervising
         await service.stop()
         if triton is not None:
             await asyncio.to_thread(triton.stop)

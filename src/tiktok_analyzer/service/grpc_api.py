@@ -164,10 +164,13 @@ class AnalyzerServicer(pb_grpc.TikTokAnalyzerServicer):
             job = self.jobs.get(request.job_id)
         except ServiceFailure as failure:
             await _abort(context, failure)
-        async for e in job.follow():
-            yield pb.JobEvent(
-                seq=e.seq, job_id=job.id, state=_STATES[job.state], analyzer=_event(e)
-            )
+        try:
+            async for e in job.follow():
+                yield pb.JobEvent(
+                    seq=e.seq, job_id=job.id, state=_STATES[job.state], analyzer=_event(e)
+                )
+        except ServiceFailure as failure:  # run by another replica, and expired meanwhile
+            await _abort(context, failure)
         last = pb.JobEvent(seq=len(job.events) + 1, job_id=job.id, state=_STATES[job.state])
         if job.error is not None:
             last.error.CopyFrom(_job_error(job.error))

@@ -6,15 +6,22 @@ caller went away, the deadline passed, the service is shutting down) cancels the
 requests in flight with it: the gRPC calls are cancelled and Triton sees the cancellation.
 Clips are probed and decoded in a worker process with a memory cap (orchestrator/worker.py):
 a file that crashes the decoder, or would fill the memory, ends as a refusal of that file.
+
+Jobs are written through to a :class:`.jobstore.JobStore` (SQLite, or a PostgreSQL that
+replicas share): Submit'ed jobs wait there until a replica with a free slot claims them,
+and a job this replica does not run is read from there (any replica answers GetJob).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
+import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -29,6 +36,7 @@ from tiktok_analyzer.orchestrator.probe import BadInput, Limits
 from tiktok_analyzer.orchestrator.report import AnalyzerEntry, Report
 from tiktok_analyzer.orchestrator.worker import probe_isolated
 from tiktok_analyzer.service.errors import Code, ServiceFailure
+from tiktok_analyzer.service.jobstore import JobRow, JobStore, SqliteStore
 from tiktok_analyzer.service.metrics import Metrics
 from tiktok_analyzer.service.paths import PathPolicy
 
@@ -58,6 +66,10 @@ class JobSettings:
     #: Finished jobs are kept this long, and at most this many, for GetJob / WatchJob.
     job_ttl_s: float = 3600.0
     keep_jobs: int = 500
+    #: How often a replica looks for queued jobs others submitted, and beats its heart.
+    poll_s: float = 0.5
+    #: A replica silent this long is dead: its running jobs are marked failed.
+    replica_stale_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,12 @@ class Job:
     error: ServiceFailure | None = None
     finished_at: float | None = None
     task: asyncio.Task | None = None
+    #: Pinned to this replica (a caller waits on it), rather than claimable by any.
+    pinned: bool = True
+    #: Called on every change (writes the job through to the store).
+    on_change: Callable[[Job], None] | None = None
+    #: For a job another replica runs: re-read it from the store (True while it exists).
+    reload: Callable[[Job], bool] | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -118,9 +136,19 @@ class Job:
         return self.state in (JobState.DONE, JobState.FAILED)
 
     def _notify(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self)
         # Wake every current watcher; later waits use a fresh event.
         self._changed.set()
         self._changed = asyncio.Event()
+
+    async def _next_change(self, changed: asyncio.Event) -> None:
+        if self.reload is None:
+            await changed.wait()
+        else:  # another replica runs it: poll the store
+            await asyncio.sleep(0.25)
+            if not self.reload(self):
+                raise ServiceFailure(Code.NOT_FOUND, f"job {self.id!r} expired meanwhile")
 
     def add_event(self, analyzer: str, kind: str, entry: AnalyzerEntry | None) -> None:
         event = Event(seq=len(self.events) + 1, analyzer=analyzer, kind=kind)
@@ -150,9 +178,56 @@ class Job:
         self.finished_at = time.monotonic()
         self.set_state(JobState.FAILED)
 
+    def row(self, owner: str | None) -> JobRow:
+        """The job as the store keeps it."""
+        return JobRow(
+            id=self.id,
+            video=self.video,
+            path=self.path,
+            analyzers=self.analyzers,
+            deadline_s=self.deadline_s,
+            submitted_at=self.submitted_at,
+            state=self.state.value,
+            owner=owner,
+            pinned=self.pinned,
+            events=[dataclasses.asdict(e) for e in self.events],
+            outcome=dataclasses.asdict(self.outcome) if self.outcome else None,
+            error={"code": self.error.code.name, "message": self.error.message}
+            if self.error
+            else None,
+            ended_at=time.time() if self.finished else None,
+        )
+
+    @classmethod
+    def of_row(cls, row: JobRow) -> Job:
+        left = row.submitted_at + row.deadline_s - time.time()
+        job = cls(
+            id=row.id,
+            video=row.video,
+            path=row.path,
+            analyzers=list(row.analyzers),
+            deadline_s=row.deadline_s,
+            deadline=asyncio.get_running_loop().time() + left,
+            submitted_at=row.submitted_at,
+            pinned=row.pinned,
+        )
+        job.take(row)
+        return job
+
+    def take(self, row: JobRow) -> None:
+        """Take the state, progress and result of a stored row."""
+        self.state = JobState(row.state)
+        self.events = [Event(**e) for e in row.events]
+        self.outcome = Outcome(**row.outcome) if row.outcome else None
+        self.error = (
+            ServiceFailure(Code[row.error["code"]], row.error["message"]) if row.error else None
+        )
+        if self.finished and self.finished_at is None:
+            self.finished_at = time.monotonic()
+
     async def wait(self) -> None:
         while not self.finished:
-            await self._changed.wait()
+            await self._next_change(self._changed)
 
     async def follow(self) -> AsyncIterator[Event]:
         """Every event, past ones first; returns once the job has finished."""
@@ -164,7 +239,7 @@ class Job:
                 yield self.events[sent - 1]
             if self.finished:
                 return
-            await changed.wait()
+            await self._next_change(changed)
 
     def cancel(self) -> None:
         if self.task is not None and not self.task.done():
@@ -182,6 +257,7 @@ class JobManager:
         use_shm: bool,
         paths: PathPolicy,
         metrics: Metrics,
+        store: JobStore | None = None,
     ) -> None:
         self.settings = settings
         self.triton = triton
@@ -194,8 +270,16 @@ class JobManager:
         self.queued = 0
         self.running = 0
         self._slots = asyncio.Semaphore(settings.max_concurrent)
+        #: Jobs this replica runs or ran (or will: pinned ones waiting for a slot).
         self._jobs: dict[str, Job] = {}
-        metrics.watch(lambda: self.queued, lambda: self.running)
+        self.store = store if store is not None else SqliteStore(None)
+        #: This process among the replicas sharing the store.
+        self.replica = f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        #: Unpinned jobs waiting in the store, as last counted (for admission).
+        self.store_queued = 0
+        self._wake = asyncio.Event()
+        self._dispatcher: asyncio.Task | None = None
+        metrics.watch(lambda: self.queued + self.store_queued, lambda: self.running)
 
     # -- admission ---------------------------------------------------------------------------
 
@@ -220,7 +304,9 @@ class JobManager:
             raise
 
     def _check_capacity(self) -> None:
-        waiting = sum(1 for j in self._jobs.values() if j.state == JobState.QUEUED)
+        waiting = self.store_queued + sum(
+            1 for j in self._jobs.values() if j.state == JobState.QUEUED
+        )
         if self.running + waiting >= self.settings.max_concurrent + self.settings.max_queue:
             raise ServiceFailure(
                 Code.OVERLOADED,
@@ -284,16 +370,109 @@ class JobManager:
             analyzers=names,
             deadline_s=budget,
             deadline=loop.time() + budget,
+            pinned=unary,
         )
+        self._store(self.store.insert, job.row(self.replica if unary else None))
+        if not unary:  # any replica's dispatcher may claim it; ours looks now
+            self.store_queued += 1
+            self._wake.set()
+            return job
+        job.on_change = self._save
         self._jobs[job.id] = job
         job.task = asyncio.create_task(self._run(job), name=f"analysis-{job.id}")
         return job
 
     def get(self, job_id: str) -> Job:
         job = self._jobs.get(job_id)
-        if job is None:
+        if job is not None:
+            return job
+        row = self._store(self.store.load, job_id)
+        if row is None:
             raise ServiceFailure(Code.NOT_FOUND, f"no job {job_id!r} (unknown or expired)")
+        job = Job.of_row(row)
+        job.reload = self._reload
         return job
+
+    # -- the store ---------------------------------------------------------------------------
+
+    def _store(self, call: Callable[..., JobRow | None], arg: JobRow | str) -> JobRow | None:
+        """One call a caller waits on; the store's failure is the caller's UNAVAILABLE."""
+        try:
+            return call(arg)
+        except Exception as exc:  # noqa: BLE001 - sqlite3 and psycopg errors alike
+            log.error("job store: %s: %s", type(exc).__name__, exc)
+            raise ServiceFailure(Code.UNAVAILABLE, "the job store does not answer") from None
+
+    def _save(self, job: Job) -> None:
+        # Progress must not stop an analysis: a failed write is logged, the next one retries.
+        try:
+            self.store.update(job.row(self.replica))
+        except Exception as exc:  # noqa: BLE001
+            log.error("job store: cannot save job %s: %s", job.id, exc)
+
+    def _reload(self, job: Job) -> bool:
+        try:
+            row = self.store.load(job.id)
+        except Exception as exc:  # noqa: BLE001 - a watcher waits for the store to come back
+            log.error("job store: %s: %s", type(exc).__name__, exc)
+            return True
+        if row is None:
+            return False
+        job.take(row)
+        return True
+
+    async def start(self) -> None:
+        """Join the replicas: fail what dead ones left running, then claim queued jobs."""
+        self.store.beat(self.replica)
+        lost = self.store.recover(self.replica, self.settings.replica_stale_s)
+        if lost:
+            log.warning("%d jobs were running when their service stopped: failed", len(lost))
+        self._dispatcher = asyncio.create_task(self._dispatch(), name="job-dispatcher")
+
+    async def close(self) -> None:
+        """After :meth:`drain`: leave the replicas and close the store."""
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            await asyncio.gather(self._dispatcher, return_exceptions=True)
+        try:
+            self.store.leave(self.replica)
+        except Exception as exc:  # noqa: BLE001
+            log.error("job store: %s", exc)
+        self.store.close()
+
+    async def _dispatch(self) -> None:
+        # Runs through the drain too: the heartbeat keeps other replicas from taking this
+        # one for dead while its last analyses finish (_claim takes nothing new meanwhile).
+        last_beat = 0.0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_s)
+            self._wake.clear()
+            try:
+                now = time.monotonic()
+                if now - last_beat > self.settings.replica_stale_s / 6:
+                    last_beat = now
+                    self.store.beat(self.replica)
+                    self.store.recover(self.replica, self.settings.replica_stale_s)
+                self._claim()
+                self.store_queued = self.store.queued()
+            except Exception as exc:  # noqa: BLE001 - the store may come back
+                log.error("job store: %s: %s", type(exc).__name__, exc)
+
+    def _claim(self) -> None:
+        """Take queued jobs while a slot is free, oldest first."""
+        while not self.draining and self._active() < self.settings.max_concurrent:
+            row = self.store.claim(self.replica)
+            if row is None:
+                return
+            job = Job.of_row(row)
+            job.state = JobState.QUEUED  # until a slot is ours
+            job.on_change = self._save
+            self._jobs[job.id] = job
+            job.task = asyncio.create_task(self._run(job), name=f"analysis-{job.id}")
+
+    def _active(self) -> int:
+        return sum(1 for j in self._jobs.values() if j.task is not None and not j.task.done())
 
     # -- running -----------------------------------------------------------------------------
 
@@ -384,6 +563,10 @@ class JobManager:
         for i, job in enumerate(finished):
             if i < excess or now - job.finished_at > self.settings.job_ttl_s:
                 del self._jobs[job.id]
+        try:
+            self.store.evict(time.time() - self.settings.job_ttl_s, self.settings.keep_jobs)
+        except Exception as exc:  # noqa: BLE001 - eviction waits for the next submit
+            log.error("job store: %s", exc)
 
     # -- shutdown ----------------------------------------------------------------------------
 

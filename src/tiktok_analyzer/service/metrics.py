@@ -30,6 +30,22 @@ _SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300)
 _RTF = (0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 
 
+class _ShmUnregisterFailures:
+    """Clip regions this process could not unregister at a Triton (each stays mapped
+    inside that server): the orchestrator's own count, read at scrape time."""
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily
+
+        from tiktok_analyzer.orchestrator.pipeline import SHM_UNREGISTER_FAILURES
+
+        yield CounterMetricFamily(
+            "tiktok_analyzer_shm_unregister_failures",
+            "Shared-memory regions left registered at a Triton after every retry failed",
+            value=SHM_UNREGISTER_FAILURES[0],
+        )
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -70,6 +86,13 @@ class Metrics:
             "tiktok_analyzer_queue_depth", "Analyses waiting for a slot", registry=r
         )
         self.inflight = Gauge("tiktok_analyzer_inflight_jobs", "Analyses running now", registry=r)
+        self.triton_restarts = Counter(
+            "tiktok_analyzer_triton_restarts",
+            "Restarts of the embedded tritonserver after it died, by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        r.register(_ShmUnregisterFailures())
         self.triton_ready = Gauge(
             "tiktok_analyzer_triton_ready",
             "1 when the last readiness check found Triton ready",

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 
-# Trap 1 of DESIGN.md: the stub's embedded interpreter may start from the base
+# docs/DESIGN.md, The two traps (1): the stub's embedded interpreter may start from the base
 # interpreter's sys.path. The launcher names the venv's site-packages; put it first before
 # importing anything from it.
 _SITE = os.environ.get("TIKTOK_ANALYZER_SITE_PACKAGES")
@@ -37,7 +37,7 @@ if _SITE and _SITE not in sys.path[:1]:
 import numpy as np  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
 
-if int(np.__version__.split(".")[0]) >= 2:  # trap 2 of DESIGN.md: outputs come back empty
+if int(np.__version__.split(".")[0]) >= 2:  # docs/DESIGN.md, The two traps (2): outputs empty
     raise ImportError(
         f"numpy {np.__version__} is loaded in the Triton stub; the 2.51 stub needs numpy < 2. "
         "Start tritonserver with the project's .venv/bin first on PATH (tiktok-analyzer does)."

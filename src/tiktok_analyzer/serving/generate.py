@@ -23,10 +23,12 @@ HERE = Path(__file__).resolve().parent / "model_repository"
 
 #: Instances per model on a CPU-only host. Models whose analyzer declares ``gpu`` also get
 #: ``configs/gpu.pbtxt`` (Triton's custom model configuration) with KIND_GPU instances; the
-#: launcher selects it with ``--model-config-name=gpu`` on a host with a GPU.
+#: launcher selects it with ``--model-config-name=gpu`` on a host with a GPU. Their count and
+#: preferred batch sizes are the analyzer's (``gpu_instances``, ``preferred_batch``), with
+#: its ``gpu_note`` as a comment: conservative until measured on the GPU.
 CPU_INSTANCES = 1
-GPU_INSTANCES = 1
 MAX_BATCH = 8
+GPU_COMMENT = "# Conservative until measured on the GPU (docs/DESIGN.md)"
 QUEUE = {
     "max_queue_size": 32,
     # A queued request older than this is rejected rather than left to rot.
@@ -83,11 +85,13 @@ def render_config(name: str, kind: str = "KIND_CPU") -> str:
     for f in dataclasses.fields(cls.Params):
         value = f.default
         params[f.name] = str(value).lower() if isinstance(value, bool) else str(value)
+    gpu = kind == "KIND_GPU"
     lines = [
         f'name: "{name}"',
         'backend: "python"',
         f"max_batch_size: {MAX_BATCH}",
         "dynamic_batching {",
+        *_preferred(cls.preferred_batch if gpu else ()),
         "  max_queue_delay_microseconds: 2000",
         "  default_queue_policy {",
         "    timeout_action: REJECT",
@@ -102,12 +106,20 @@ def render_config(name: str, kind: str = "KIND_CPU") -> str:
         "output [",
         '  { name: "RESULT" data_type: TYPE_STRING dims: [ 1 ] }',
         "]",
+        *([f"{GPU_COMMENT}: {cls.gpu_note}."] if gpu else []),
         f"instance_group [ {{ kind: {kind} count: "
-        f"{GPU_INSTANCES if kind == 'KIND_GPU' else CPU_INSTANCES} }} ]",
+        f"{cls.gpu_instances if gpu else CPU_INSTANCES} }} ]",
     ]
     for key, value in params.items():
         lines.append(f'parameters {{ key: "{key}" value {{ string_value: "{value}" }} }}')
     return "\n".join(lines) + "\n"
+
+
+def _preferred(sizes: tuple[int, ...]) -> list[str]:
+    bad = [n for n in sizes if not 1 <= n <= MAX_BATCH]
+    if bad:
+        raise ValueError(f"preferred batch sizes must be 1 to {MAX_BATCH}, got {bad}")
+    return [f"  preferred_batch_size: [ {', '.join(map(str, sizes))} ]"] if sizes else []
 
 
 def expected_files() -> dict[Path, str]:

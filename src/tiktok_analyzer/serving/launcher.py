@@ -42,7 +42,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: The environment variable the shared adapter reads to put this venv's site-packages
-#: first on the stub's sys.path (DESIGN.md, Triton, trap 1).
+#: first on the stub's sys.path (docs/DESIGN.md, The two traps).
 SITE_PACKAGES_ENV = "TIKTOK_ANALYZER_SITE_PACKAGES"
 
 
@@ -139,6 +139,10 @@ class EmbeddedTriton:
     env: dict[str, str] = field(default_factory=dict)
 
     process: subprocess.Popen | None = field(default=None, init=False)
+    #: The watchdog that ends the server if this process dies (serving/watchdog.py), and the
+    #: write end of its pipe, which only this process holds.
+    _watchdog: subprocess.Popen | None = field(default=None, init=False, repr=False)
+    _watchdog_fd: int | None = field(default=None, init=False, repr=False)
     shm_prefix: str = field(default="", init=False)
     log_path: Path | None = field(default=None, init=False)
     _own_workdir: bool = field(default=False, init=False)
@@ -233,11 +237,64 @@ class EmbeddedTriton:
                 start_new_session=True,
                 stdin=subprocess.DEVNULL,
             )
+        self._start_watchdog()
         try:
             self._wait_ready()
         except BaseException:
             self.stop()
             raise
+
+    def _start_watchdog(self) -> None:
+        """A process of its own session that ends the server's process group (stubs
+        included), its shm regions and ours, and its work folder, once this process is
+        gone however it died: it sees end-of-file on a pipe only we hold the write end of."""
+        assert self.process is not None
+        read_fd, write_fd = os.pipe()  # both close-on-exec: no other child inherits them
+        try:
+            self._watchdog = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tiktok_analyzer.serving.watchdog",
+                    str(self.process.pid),
+                    f"{self.shm_prefix}*",
+                    f"tta_{os.getpid()}_*",  # the orchestrator's regions (pipeline._Transport)
+                    *(["--workdir", str(self.workdir)] if self._own_workdir else []),
+                ],
+                stdin=read_fd,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            os.close(read_fd)
+        self._watchdog_fd = write_fd
+
+    def _stop_watchdog(self) -> None:
+        from tiktok_analyzer.serving.watchdog import STOP
+
+        fd, self._watchdog_fd = self._watchdog_fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(fd, STOP)
+            os.close(fd)
+        proc, self._watchdog = self._watchdog, None
+        if proc is not None:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+    def alive(self) -> bool:
+        """Whether the server process is still running (it may still be loading)."""
+        return self.process is not None and self.process.poll() is None
+
+    def restart(self) -> None:
+        """Clean up after a server that died (its stubs, regions and work folder) and start
+        a new one on the same ports, so clients' endpoints stay valid."""
+        self.stop(timeout_s=5.0)
+        self.start()
 
     def _environment(self, wheel: WheelServer) -> dict[str, str]:
         env = dict(os.environ)
@@ -323,6 +380,8 @@ class EmbeddedTriton:
     def stop(self, timeout_s: float = 15.0) -> None:
         """Stop the server gracefully (SIGTERM lets Triton unload models and end its stubs),
         then kill whatever of its process group remains, and remove its shm regions."""
+        # Told first, so the watchdog never acts on a process group that is already gone.
+        self._stop_watchdog()
         proc, self.process = self.process, None
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
