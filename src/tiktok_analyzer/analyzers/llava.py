@@ -634,7 +634,7 @@ class VideoLlava(LearnedAnalyzer):
             frames=frames,
             timestamps_s=np.linspace(0.0, 30.0, count, endpoint=False),
         )
-        item = self._prepare(0, clip)
+        item = self._prepare(clip)
         for size in batch_buckets(self.params.batch_size):
             start = time.perf_counter()
             self._generate([item] * size)
