@@ -1,27 +1,40 @@
-"""The whole pipeline on a GPU host, every learned analyzer on a KIND_GPU instance with
-``synthetic-full`` weights (the real architectures' exact shapes, random values): per
-analyzer its time in the model and Triton's compute time, peak GPU memory per model
-process, wall time and realtime factor.
+"""The whole pipeline on a GPU host against the same analyzers without Triton, with
+``synthetic-full`` weights (the real architectures' exact shapes, random values) and honest
+generation budgets.
 
     # where espeak-ng is (the clip has speech): render the 30 s 1080x1920 clip once
-    python bench/gpu_bench.py --render bench30.mp4
-    # on the GPU host
-    python bench/gpu_bench.py --clip bench30.mp4 --llava-precision nf4 --out gpu.md
+    python bench/gpu_bench.py --render bench30.mp4            # --small: 15 s at 360x640
+    # on the GPU host (bench/gpu/README.md: bench/gpu/run.sh does this)
+    python bench/gpu_bench.py --clip bench30.mp4 --llava-precision bf16 --out-dir "$OUT"
 
-The model repository is copied with video_llava's ``precision`` parameter set, and the
-server is started with ``--model-config-name=gpu`` (the learned models' KIND_GPU
-configs). The first analysis warms every model (CUDA contexts, kernels, caches) and is
-reported apart; the table shows the median of the timed runs.
+What it measures, in one run:
+- the Triton pipeline: server start, one warm-up analysis, then clips at concurrency 1
+  (the per-analyzer table and the critical path come from these), 4 and 8 (clips a minute);
+- the baseline: the same analyzers built in this one process with the same parameters and
+  weights, fed the same Clip the adapter would build from the orchestrator's own decode,
+  called one after another (one warm-up pass, then timed passes);
+- budgets: random weights never stop, so generation is forced. video_llava makes exactly
+  ``max_new_tokens`` (its config's, 384), speech_transcription exactly the token count of
+  the clip's known transcript under Whisper's tokenizer (``synthetic_tokens``); the table
+  shows each budget and what the model reported making.
+
+Phases that would run past ``--deadline-s`` are skipped and the table says so. Results go to
+``--out-dir`` (default ``$OUT``): gpu-<precision>.md (the table), gpu-<precision>.json
+(every timing, written after each phase), triton-<precision>.log.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import datetime as dt
+import json
 import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -32,12 +45,22 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "bench" / "gpu"))
+
+import spans as spanlib  # noqa: E402
+import whisper_tokens  # noqa: E402
+
+LLAVA, SPEECH = "video_llava", "speech_transcription"
+WEIGHTS_ENV = "TIKTOK_ANALYZER_WEIGHTS"
+# Declarations for the orchestrator, not tunables: the adapter drops them too.
+_DECLARATIONS = ("analyzer", "depends_on")
+_PARAM = re.compile(r'parameters\s*\{\s*key:\s*"([^"]+)"\s*value\s*\{\s*string_value:\s*"([^"]*)"')
 
 
-def bench_spec():
+def bench_spec(small: bool = False):
     """A 30 s 1080x1920 clip with something for every analyzer: cuts of each kind, camera
-    motion, a face, overlay text, speech over a beat, sound effects."""
+    motion, a face, overlay text, speech over a beat, sound effects. ``small``: its first
+    15 s at 360x640 with one sentence of speech, for a check on a CPU."""
     from tiktok_analyzer.groundtruth import (
         CATALOG,
         AudioSpec,
@@ -47,12 +70,12 @@ def bench_spec():
         SoundEvent,
         SpeechSpec,
     )
-    from tiktok_analyzer.groundtruth.clips import ASTRONAUT_HEAD
+    from tiktok_analyzer.groundtruth.clips import ASTRONAUT_HEAD, scale_spec
     from tiktok_analyzer.groundtruth.speech import SPEECH_TEXTS
 
     base = CATALOG["sample_1080"]
     text = SPEECH_TEXTS["morning"] + " " + SPEECH_TEXTS["kitchen"]
-    return ClipSpec(
+    spec = ClipSpec(
         width=1080,
         height=1920,
         fps=30.0,
@@ -73,6 +96,17 @@ def bench_spec():
         seed=53,
         crf=26,
     )
+    if not small:
+        return spec
+    audio = dataclasses.replace(
+        spec.audio,
+        speech=SpeechSpec(SPEECH_TEXTS["morning"], wpm=160.0, start_s=3.0),
+        events=[SoundEvent("whoosh", 2.4)],
+    )
+    spec = dataclasses.replace(
+        spec, shots=list(base.shots), overlays=spec.overlays[:1], photos=[], audio=audio
+    )
+    return scale_spec(spec, 360, 640)
 
 
 def gpu_info() -> str:
@@ -110,33 +144,27 @@ class GpuSampler(threading.Thread):
         except OSError:
             return None
         for a in args:
-            text = a.decode(errors="replace")
-            m = re.search(re.escape(self.repo) + r"/([^/]+)/", text)
+            m = re.search(re.escape(self.repo) + r"/([^/]+)/", a.decode(errors="replace"))
             if m:
                 return m.group(1)
         return None
 
+    def _smi(self, *query: str) -> str:
+        return subprocess.run(
+            ["nvidia-smi", *query, "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
+
     def run(self) -> None:
+        if shutil.which("nvidia-smi") is None:
+            return
         while not self.stop_event.is_set():
             try:
-                apps = subprocess.run(
-                    [
-                        "nvidia-smi",
-                        "--query-compute-apps=pid,used_memory",
-                        "--format=csv,noheader,nounits",
-                    ],
-                    capture_output=True,
-                    text=True,
-                    timeout=10,
-                ).stdout
-                total = subprocess.run(
-                    ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
-                    capture_output=True,
-                    text=True,
-                    timeout=10,
-                ).stdout
+                total = self._smi("--query-gpu=memory.used")
                 self.peak_total = max(self.peak_total, int(total.split()[0]))
-                for line in apps.strip().splitlines():
+                for line in self._smi("--query-compute-apps=pid,used_memory").splitlines():
                     pid, mem = (p.strip() for p in line.split(","))
                     model = self._model_of(pid)
                     if model:
@@ -146,153 +174,679 @@ class GpuSampler(threading.Thread):
             self.stop_event.wait(self.period_s)
 
 
-def compute_us(metrics_url: str) -> dict[str, tuple[float, float]]:
-    """Per model: (compute microseconds, executions) from Triton's Prometheus metrics."""
+def compute_us(metrics_url: str) -> dict[str, float]:
+    """Per model: Triton's compute microseconds so far, from its Prometheus metrics."""
     text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
-    out: dict[str, list[float]] = {}
+    out: dict[str, float] = {}
     for line in text.splitlines():
-        for key, slot in (
-            ("nv_inference_compute_infer_duration_us", 0),
-            ("nv_inference_exec_count", 1),
-        ):
-            if line.startswith(key + "{"):
-                model = re.search(r'model="([^"]+)"', line).group(1)
-                out.setdefault(model, [0.0, 0.0])[slot] += float(line.rsplit(" ", 1)[1])
-    return {k: (v[0], v[1]) for k, v in out.items()}
+        if line.startswith("nv_inference_compute_infer_duration_us{"):
+            model = re.search(r'model="([^"]+)"', line).group(1)
+            out[model] = out.get(model, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
 
 
-def prepare_repo(precision: str) -> Path:
+# -- the model repository, budgets set -------------------------------------------------
+
+
+def set_param(text: str, key: str, value: object) -> str:
+    """``text`` (a config.pbtxt) with parameter ``key`` set; KeyError when it has none."""
+    pattern = re.compile(
+        r'(parameters\s*\{\s*key:\s*"' + re.escape(key) + r'"\s*value\s*\{\s*string_value:\s*")'
+        r'[^"]*(")'
+    )
+    new, n = pattern.subn(lambda m: f"{m.group(1)}{value}{m.group(2)}", text)
+    if n == 0:
+        raise KeyError(key)
+    return new
+
+
+def params_of(text: str) -> dict[str, str]:
+    return dict(_PARAM.findall(text))
+
+
+def default_repo() -> Path:
     from tiktok_analyzer.serving.launcher import default_model_repository
 
+    return default_model_repository()
+
+
+def prepare_repo(precision: str, speech_tokens: int | None) -> tuple[Path, dict[str, int]]:
+    """A copy of the model repository with video_llava's precision set and both generators'
+    budgets forced; returns it and {analyzer: tokens}. Fails loudly where a config lacks a
+    parameter the budget needs."""
     repo = Path(tempfile.mkdtemp(prefix="gpu-bench-repo-")) / "model_repository"
-    shutil.copytree(default_model_repository(), repo, ignore=shutil.ignore_patterns("__pycache__"))
-    for cfg in (repo / "video_llava").rglob("*.pbtxt"):
-        text = cfg.read_text()
-        new = re.sub(
-            r'(key: "precision" value \{ string_value: ")[^"]*(")', rf"\g<1>{precision}\2", text
-        )
-        if new == text and 'key: "precision"' not in text:
-            raise SystemExit(f"{cfg} has no precision parameter")
-        cfg.write_text(new)
-    return repo
+    shutil.copytree(default_repo(), repo, ignore=shutil.ignore_patterns("__pycache__"))
+    budgets: dict[str, int] = {}
+    for name in (LLAVA, SPEECH):
+        for cfg in sorted((repo / name).rglob("*.pbtxt")):
+            text = cfg.read_text()
+            try:
+                if name == LLAVA:
+                    text = set_param(text, "precision", precision)
+                    tokens = int(params_of(text)["max_new_tokens"])
+                    # Older llava.py forced its own shorter synthetic budget: make it the same.
+                    if "synthetic_new_tokens" in params_of(text):
+                        text = set_param(text, "synthetic_new_tokens", tokens)
+                elif speech_tokens is not None:
+                    text = set_param(text, "synthetic_tokens", speech_tokens)
+                    tokens = speech_tokens
+                else:
+                    continue
+            except KeyError as exc:
+                raise SystemExit(
+                    f"{cfg} has no {exc.args[0]} parameter: the model cannot take the bench's "
+                    "budget (see bench/gpu/README.md)"
+                ) from None
+            if budgets.setdefault(name, tokens) != tokens:
+                raise SystemExit(f"{name}: its configs disagree on the budget")
+            cfg.write_text(text)
+    return repo, budgets
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--render", metavar="PATH", help="render the bench clip and exit")
-    parser.add_argument("--clip", help="the clip to analyze (made with --render)")
-    parser.add_argument("--llava-precision", default="bf16", choices=["bf16", "nf4", "auto"])
-    parser.add_argument("--weights", default="synthetic-full")
-    parser.add_argument("--runs", type=int, default=2, help="timed runs after the warm-up")
-    parser.add_argument("--analyzers", help="comma-separated (default: all 21)")
-    parser.add_argument("--out", help="append the markdown table to this file")
-    parser.add_argument("--server-log", help="copy Triton's log here before it stops")
-    args = parser.parse_args()
-    if args.render:
-        from tiktok_analyzer.groundtruth import render
+def used_config(repo: Path, name: str, gpu: bool) -> tuple[Path, str]:
+    """The config the server loads for ``name`` (the launcher's --model-config-name=gpu)."""
+    path = repo / name / "configs" / "gpu.pbtxt"
+    if not (gpu and path.exists()):
+        path = repo / name / "config.pbtxt"
+    return path, path.read_text()
 
-        info = render(bench_spec(), args.render)
-        print(f"wrote {args.render} ({info['duration_s']:.1f} s)")
-        return 0
-    if not args.clip:
-        parser.error("--clip is required (or --render)")
 
-    from tiktok_analyzer.analyzers import ANALYZER_NAMES
-    from tiktok_analyzer.orchestrator.models import read_declarations, with_dependencies
+def loaded_config(http_url: str, name: str) -> dict:
+    """The config Triton actually loaded for ``name`` (instance groups, batching)."""
+    try:
+        with urllib.request.urlopen(f"{http_url}/v2/models/{name}/config", timeout=10) as r:
+            return json.loads(r.read())
+    except (OSError, ValueError):
+        return {}
+
+
+def describe_config(cfg: dict) -> tuple[str, str]:
+    """("GPU x1", "8 (preferred 4, 8)") from a loaded config."""
+    groups = cfg.get("instance_group") or [{}]
+    inst = ", ".join(
+        f"{str(g.get('kind', '?')).removeprefix('KIND_')} x{g.get('count', '?')}" for g in groups
+    )
+    pref = (cfg.get("dynamic_batching") or {}).get("preferred_batch_size") or []
+    batch = str(cfg.get("max_batch_size", "?"))
+    batch += f" (preferred {', '.join(map(str, pref))})" if pref else " (no preferred)"
+    return inst, batch
+
+
+# -- the Triton pipeline ---------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Clock:
+    """Seconds since the bench started, against ``--deadline-s``."""
+
+    deadline_s: float
+    t0: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def allows(self, estimate_s: float) -> bool:
+        return self.elapsed() + estimate_s <= self.deadline_s
+
+
+async def run_level(clip: str, options_for, n: int, concurrency: int) -> dict:
+    """``n`` clips with ``concurrency`` of them in flight against one server: each clip's
+    report and spans, and the level's wall time."""
+    from tiktok_analyzer.orchestrator.endpoints import EndpointPool
+    from tiktok_analyzer.orchestrator.pipeline import analyze_clip_async
+
+    pool = None
+    gate = asyncio.Semaphore(concurrency)
+    clips: list[dict] = []
+
+    async def one() -> None:
+        async with gate:
+            rec = spanlib.SpanRecorder()
+            report = await analyze_clip_async(clip, options_for(rec, pool))
+            clips.append({"report": report, "spans": rec.spans()})
+            print(
+                f"  concurrency {concurrency}: clip {len(clips)}/{n} "
+                f"{report.processing.wall_s:.2f} s",
+                flush=True,
+            )
+
+    options = options_for(None, None)
+    pool = EndpointPool(options.triton_url)
+    try:
+        t = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(n)))
+        wall = time.perf_counter() - t
+    finally:
+        await pool.close()
+    return {"concurrency": concurrency, "clips": clips, "wall_s": wall}
+
+
+def level_summary(level: dict) -> dict:
+    walls = [c["report"].processing.wall_s for c in level["clips"]]
+    return {
+        "concurrency": level["concurrency"],
+        "clips": len(walls),
+        "wall_s": round(level["wall_s"], 3),
+        "clips_per_min": round(60.0 * len(walls) / level["wall_s"], 2) if walls else 0.0,
+        "clip_wall_median_s": round(statistics.median(walls), 3) if walls else None,
+    }
+
+
+def baseline_estimate(res: dict, per_clip_s: float) -> float:
+    """Loading every model in one process takes about as long as the server's start (which
+    loads them side by side) and more; then a warm-up pass and a timed one."""
+    return 1.5 * res.get("start_s", 60.0) + 3.0 * per_clip_s
+
+
+def serve_phase(args, repo: Path, names: list[str], decls: dict, clock: Clock, out) -> dict:
+    """Start the server, warm it, then run each concurrency level the deadline allows."""
     from tiktok_analyzer.orchestrator.pipeline import AnalysisOptions, analyze_clip
-    from tiktok_analyzer.orchestrator.probe import probe
     from tiktok_analyzer.serving.launcher import EmbeddedTriton
 
-    repo = prepare_repo(args.llava_precision)
-    decls = read_declarations(repo)
-    names = with_dependencies(
-        args.analyzers.split(",") if args.analyzers else list(ANALYZER_NAMES), decls
-    )
-    info = probe(args.clip)
-    machine = gpu_info()
-    print(f"machine: {machine}", flush=True)
-    print(
-        f"clip: {args.clip} ({info.duration_s:.1f} s, {info.width}x{info.height} @ "
-        f"{info.fps:g} fps); weights {args.weights}; video_llava {args.llava_precision}",
-        flush=True,
-    )
     sampler = GpuSampler(repo)
     sampler.start()
-    t0 = time.perf_counter()
-    env = {"TIKTOK_ANALYZER_WEIGHTS": args.weights}
+    env = {WEIGHTS_ENV: args.weights}
+    res: dict = {"levels": [], "skipped": []}
+    t = time.perf_counter()
     with EmbeddedTriton(
-        models=names, model_repository=repo, gpu=True, env=env, ready_timeout_s=900
+        models=names,
+        model_repository=repo,
+        gpu=args.gpu,
+        env=env,
+        ready_timeout_s=max(60.0, args.deadline_s - clock.elapsed() - 60),
     ) as server:
-        start_s = time.perf_counter() - t0
-        states = server.model_states()
-        print(f"server ready in {start_s:.1f} s", flush=True)
-        options = AnalysisOptions(
-            triton_url=server.grpc_url, analyzers=names, declarations=decls, timeout_s=900
-        )
+        res["start_s"] = time.perf_counter() - t
+        res["gpu"] = server.gpu
+        res["states"] = server.model_states()
+        res["configs"] = {n: loaded_config(server.http_url, n) for n in names}
+        print(f"server ready in {res['start_s']:.1f} s", flush=True)
+
+        def options_for(rec, pool):
+            return AnalysisOptions(
+                triton_url=server.grpc_url,
+                analyzers=names,
+                declarations=decls,
+                timeout_s=600,
+                progress=rec,
+                pool=pool,
+            )
+
         t = time.perf_counter()
-        analyze_clip(args.clip, options)
-        warm_s = time.perf_counter() - t
-        print(f"warm-up analysis: {warm_s:.1f} s", flush=True)
-        before = compute_us(server.metrics_url)
-        reports = []
-        for i in range(args.runs):
-            reports.append(analyze_clip(args.clip, options))
-            print(f"run {i + 1}: {reports[-1].processing.wall_s:.2f} s", flush=True)
-        after = compute_us(server.metrics_url)
-        log_tail = server.log_tail(60)
-        if args.server_log and server.log_path is not None:
-            shutil.copy(server.log_path, args.server_log)
+        analyze_clip(args.clip, options_for(None, None))
+        res["warm_s"] = time.perf_counter() - t
+        print(f"warm-up analysis: {res['warm_s']:.1f} s", flush=True)
+        for c in args.concurrency:
+            n = args.runs if c == 1 else c * args.rounds
+            per_clip = res["levels"][0]["clip_wall_median_s"] if res["levels"] else res["warm_s"]
+            estimate = per_clip * n / min(c, 2)
+            estimate += baseline_estimate(res, per_clip) if args.baseline else 0.0
+            if res["levels"] and not clock.allows(estimate):
+                res["skipped"].append(f"concurrency {c}: ~{estimate:.0f} s would pass the deadline")
+                print(f"skipped concurrency {c} (deadline)", flush=True)
+                continue
+            before = compute_us(server.metrics_url)
+            level = asyncio.run(run_level(args.clip, options_for, n, c))
+            after = compute_us(server.metrics_url)
+            if c == 1:
+                res["compute_s"] = {
+                    k: (after.get(k, 0.0) - before.get(k, 0.0)) / 1e6 / max(n, 1) for k in names
+                }
+                res["runs"] = level["clips"]
+            res["levels"].append(level_summary(level))
+            out.save("triton", res)
+        if server.log_path is not None and out.dir is not None:
+            shutil.copy(server.log_path, out.dir / f"triton-{args.llava_precision}.log")
+        res["log_tail"] = server.log_tail(60)
     sampler.stop_event.set()
     sampler.join(timeout=5)
+    res["peak_mib"], res["peak_total_mib"] = sampler.peak_by_model, sampler.peak_total
+    return res
 
-    runs = max(1, len(reports))
-    median = sorted(reports, key=lambda r: r.processing.wall_s)[len(reports) // 2]
-    walls = [r.processing.wall_s for r in reports]
-    lines = [
-        f"### {dt.date.today().isoformat()}: video_llava {args.llava_precision}, "
-        f"weights {args.weights}",
-        "",
-        f"Machine: {machine}.",
-        f"Clip: {Path(args.clip).name}, {info.duration_s:.1f} s, {info.width}x{info.height} "
-        f"@ {info.fps:g} fps. Server start-up (all models loaded): {start_s:.1f} s; "
-        f"warm-up analysis: {warm_s:.1f} s.",
-        "",
-        "| analyzer | status | weights | instance | in model (s) | Triton compute (s) "
-        "| peak GPU memory (MiB) |",
-        "|---|---|---|---|---:|---:|---:|",
-    ]
+
+# -- the baseline: one process, no Triton ----------------------------------------------
+
+
+def baseline_setup(repo: Path, names: list[str], gpu: bool) -> dict[str, tuple[dict, bool]]:
+    """Per analyzer: the parameters the adapter would build it from (the same config the
+    server loaded, declarations left out) and whether its instance is on the GPU."""
+    out = {}
     for name in names:
-        entry = median.analyzers[name]
-        c_us = after.get(name, (0.0, 0.0))[0] - before.get(name, (0.0, 0.0))[0]
-        state = states.get(name, ("?", ""))[0]
-        kind = "GPU" if (repo / name / "configs" / "gpu.pbtxt").exists() else "CPU"
-        peak = sampler.peak_by_model.get(name)
-        status = entry.status if entry.status == "ok" else f"{entry.status}: {entry.error}"
+        _, text = used_config(repo, name, gpu)
+        params = {
+            k: v
+            for k, v in params_of(text).items()
+            if k not in _DECLARATIONS and not k.startswith("input_")
+        }
+        out[name] = (params, "KIND_GPU" in text)
+    return out
+
+
+class _Device:
+    """The device env the adapter sets per instance, around one analyzer's work here."""
+
+    def __init__(self, on_gpu: bool) -> None:
+        self.value = "cuda:0" if on_gpu else "cpu"
+
+    def __enter__(self) -> None:
+        from tiktok_analyzer.analyzers._learned import DEVICE_ENV
+
+        self.key = DEVICE_ENV
+        self.old = os.environ.get(DEVICE_ENV)
+        os.environ[DEVICE_ENV] = self.value
+
+    def __exit__(self, *exc: object) -> None:
+        if self.old is None:
+            os.environ.pop(self.key, None)
+        else:
+            os.environ[self.key] = self.old
+
+
+def _cuda():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch if torch.cuda.is_available() else None
+
+
+def _clip_for(name: str, decl, info, decoded, results: dict):
+    """The Clip the adapter builds from the orchestrator's request for ``name``."""
+    import numpy as np
+
+    from tiktok_analyzer.analyzers.base import Clip, ClipMeta
+
+    meta = ClipMeta(
+        duration_s=info.duration_s,
+        fps=info.fps,
+        width=info.width,
+        height=info.height,
+        has_video=info.has_video,
+        has_audio=info.has_audio,
+    )
+    fs = decoded.frame_sets.get(decl.frames) if decl.frames is not None else None
+    # Copies, as each stub gets its own: one analyzer cannot change another's frames.
+    return Clip(
+        meta=meta,
+        frames=None if fs is None else fs.frames.copy(),
+        timestamps_s=None if fs is None else fs.timestamps_s.copy(),
+        frame_indices=None if fs is None else fs.frame_indices.copy(),
+        audio=np.array(decoded.audio) if decl.audio and decoded.audio is not None else None,
+        upstream={d: results[d] for d in decl.depends_on if d in results},
+    )
+
+
+def baseline_pass(clip: str, names, decls, analyzers, setup) -> dict:
+    """One clip: probe and decode as the orchestrator does, then each analyzer in turn.
+    The wall is probe + decode + the analyzers' own times (the copies are not counted)."""
+    from tiktok_analyzer.orchestrator.decode import decode
+    from tiktok_analyzer.orchestrator.probe import Limits, probe
+
+    torch = _cuda()
+    t = time.perf_counter()
+    info = probe(clip, Limits())
+    specs = [decls[n].frames for n in names if decls[n].frames is not None]
+    decoded = decode(clip, info, specs, any(decls[n].audio for n in names), Limits())
+    decode_s = time.perf_counter() - t
+    results: dict[str, dict] = {}
+    rows: dict[str, dict] = {}
+    for name in names:
+        c = _clip_for(name, decls[name], info, decoded, results)
+        with _Device(setup[name][1]):
+            if torch is not None:
+                torch.cuda.reset_peak_memory_stats()
+                resident = torch.cuda.memory_allocated()
+            t = time.perf_counter()
+            (outcome,) = analyzers[name].analyze_batch([c])
+            if torch is not None:
+                torch.cuda.synchronize()
+            took = time.perf_counter() - t
+        row = {"time_s": took, "status": "ok"}
+        if isinstance(outcome, Exception):
+            row.update(status=type(outcome).__name__, error=str(outcome)[:200])
+        else:
+            results[name] = outcome.model_dump(mode="json")
+            row["made"] = made_tokens(name, results[name])
+        if torch is not None:
+            # Every model stays loaded in this one process: count what this one adds.
+            row["peak_mib"] = round((torch.cuda.max_memory_allocated() - resident) / 2**20)
+        rows[name] = row
+    wall = decode_s + sum(r["time_s"] for r in rows.values())
+    return {"decode_s": decode_s, "analyzers": rows, "wall_s": wall}
+
+
+def baseline_phase(args, repo: Path, names, decls, gpu: bool, out) -> dict:
+    """Build every analyzer here, warm them with one pass, then time ``--baseline-runs``."""
+    from tiktok_analyzer.analyzers import load_class
+
+    os.environ[WEIGHTS_ENV] = args.weights
+    os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="gpu-bench-numba-"))
+    setup = baseline_setup(repo, names, gpu)
+    analyzers, load_s = {}, {}
+    t0 = time.perf_counter()
+    for name in names:
+        params, on_gpu = setup[name]
+        with _Device(on_gpu):
+            t = time.perf_counter()
+            analyzers[name] = load_class(name).from_strings(params)
+            load_s[name] = time.perf_counter() - t
+        print(f"  baseline: {name} built in {load_s[name]:.1f} s", flush=True)
+    res: dict = {"load_s": load_s, "build_s": time.perf_counter() - t0}
+    torch = _cuda()
+    res["resident_mib"] = round(torch.cuda.memory_allocated() / 2**20) if torch else None
+    t = time.perf_counter()
+    baseline_pass(args.clip, names, decls, analyzers, setup)
+    res["warm_s"] = time.perf_counter() - t
+    print(f"baseline warm-up pass: {res['warm_s']:.1f} s", flush=True)
+    res["passes"] = []
+    for i in range(args.baseline_runs):
+        res["passes"].append(baseline_pass(args.clip, names, decls, analyzers, setup))
+        print(f"baseline pass {i + 1}: {res['passes'][-1]['wall_s']:.2f} s", flush=True)
+        out.save("baseline", res)
+    res["kinds"] = {n: ("GPU" if setup[n][1] and gpu else "CPU") for n in names}
+    return res
+
+
+def made_tokens(name: str, result: dict | None) -> int | None:
+    """Tokens the generator reports having made, where its result says."""
+    if not result:
+        return None
+    for key in ("new_tokens", "text_tokens", "tokens"):
+        if isinstance(result.get(key), int):
+            return result[key]
+    counts = [s.get("tokens") for s in result.get("segments") or [] if isinstance(s, dict)]
+    if counts and all(isinstance(c, int) for c in counts):
+        return sum(counts)
+    return None
+
+
+# -- results ---------------------------------------------------------------------------
+
+
+class Output:
+    """Where results go: ``--out-dir`` (default ``$OUT``), raw timings after each phase."""
+
+    def __init__(self, folder: str | None, precision: str) -> None:
+        self.dir = Path(folder) if folder else None
+        self.precision = precision
+        self.raw: dict = {}
+        if self.dir is not None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+
+    def save(self, key: str, value) -> None:
+        self.raw[key] = value
+        if self.dir is not None:
+            path = self.dir / f"gpu-{self.precision}.json"
+            path.write_text(json.dumps(self.raw, indent=1, default=_jsonable) + "\n")
+
+    def write(self, name: str, text: str) -> None:
+        """(Re)write ``name``: a table written before the baseline is replaced after it."""
+        if self.dir is not None:
+            (self.dir / name).write_text(text + "\n")
+
+
+def _jsonable(value):
+    """Reports kept small (a 30 s clip's results run to megabytes): timings and statuses."""
+    if hasattr(value, "analyzers") and hasattr(value, "processing"):
+        return {
+            "processing": value.processing.model_dump(mode="json"),
+            "analyzers": {
+                n: {
+                    "status": e.status,
+                    "error": e.error,
+                    "elapsed_s": e.elapsed_s,
+                    "weights": e.model.weights,
+                    "made_tokens": made_tokens(n, e.result),
+                }
+                for n, e in value.analyzers.items()
+            },
+        }
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    return str(value)
+
+
+def _median(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _f(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def analyzer_rows(names, serve: dict, base: dict | None, budgets: dict) -> list[str]:
+    runs = serve.get("runs", [])
+    passes = (base or {}).get("passes", [])
+    rows = []
+    for name in names:
+        entries = [r["report"].analyzers[name] for r in runs]
+        bad = [e for e in entries if e.status != "ok"]
+        status = "ok" if not bad else f"{bad[0].status}: {bad[0].error} ({len(bad)}/{len(entries)})"
+        state = serve["states"].get(name, ("?", ""))[0]
         if state != "READY":
             status = f"model {state}"
-        lines.append(
-            f"| {name} | {status} | {entry.model.weights} | {kind} | "
-            f"{statistics.median(r.analyzers[name].elapsed_s for r in reports):.3f} | "
-            f"{c_us / 1e6 / runs:.3f} | {peak if peak is not None else '-'} |"
+        inst, batch = describe_config(serve["configs"].get(name, {}))
+        budget = "-"
+        if name in budgets:
+            made = _median(made_tokens(name, e.result) for e in entries)
+            budget = (
+                f"{budgets[name]} tokens (made: {'not reported' if made is None else _f(made, 0)})"
+            )
+        span = _median(
+            c["spans"][name][1] - c["spans"][name][0] for c in runs if name in c["spans"]
         )
-    p = median.processing
-    lines += [
-        f"| decode | | | | {p.decode_s:.3f} | | |",
-        f"| **wall** | | | | **{p.wall_s:.2f}** (median of {len(walls)}: "
-        f"{', '.join(f'{w:.2f}' for w in walls)}) | | GPU total peak {sampler.peak_total} |",
-        f"| **realtime factor** | | | | **{p.realtime_factor:.3f}** | | |",
+        b_rows = [p["analyzers"][name] for p in passes]
+        b_time = _median(r["time_s"] for r in b_rows)
+        b_status = next(
+            (r["status"] for r in b_rows if r["status"] != "ok"), "ok" if b_rows else ""
+        )
+        rows.append(
+            f"| {name} | {status} | {entries[0].model.weights if entries else '-'} | {inst} | "
+            f"{batch} | {budget} | {_f(_median(e.elapsed_s for e in entries))} | "
+            f"{_f(serve.get('compute_s', {}).get(name))} | {_f(span)} | "
+            f"{_f(b_time)}{'' if b_status in ('ok', '') else ' ' + b_status} | "
+            f"{serve['peak_mib'].get(name, '-')} | "
+            f"{_f(_median(r.get('peak_mib') for r in b_rows), 0)} |"
+        )
+    return rows
+
+
+def _speech_budget(budgets: dict, meta: dict) -> str:
+    if SPEECH not in budgets:
+        return f"NOT forced ({meta['speech_budget']})"
+    return f"{budgets[SPEECH]} text tokens for the whole clip ({meta['speech_budget']})"
+
+
+def table(args, names, decls, serve: dict, base: dict | None, budgets, meta: dict) -> str:
+    runs = serve.get("runs", [])
+    walls = [r["report"].processing.wall_s for r in runs]
+    median = sorted(runs, key=lambda r: r["report"].processing.wall_s)[len(runs) // 2]
+    deps = {n: decls[n].depends_on for n in names}
+    chain = spanlib.critical_path(median["spans"], deps)
+    b_walls = [p["wall_s"] for p in (base or {}).get("passes", [])]
+    wall, b_wall = _median(walls), _median(b_walls)
+    lines = [
+        f"### {meta['date']}: video_llava {args.llava_precision}, weights {args.weights}",
         "",
+        f"Machine: {meta['machine']}.",
+        f"Clip: {Path(args.clip).name}, {meta['clip']}. Server start-up (all models loaded): "
+        f"{serve['start_s']:.1f} s; warm-up analysis: {serve['warm_s']:.1f} s.",
+        f"Budgets: video_llava {budgets.get(LLAVA, '-')} new tokens (its max_new_tokens); "
+        f"speech_transcription {_speech_budget(budgets, meta)}.",
+        f"Command: `{meta['command']}`",
+        "",
+        "| analyzer | status | weights | instance | batch: max (preferred) | budget "
+        "| in model (s) | Triton compute (s) | span in pipeline (s) | baseline, no Triton (s) "
+        "| peak GPU MiB, stub | GPU MiB above resident, baseline |",
+        "|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|",
+        *analyzer_rows(names, serve, base, budgets),
+        f"| probe+decode | | | | | | {_f(_median(r['report'].processing.decode_s for r in runs))} "
+        f"| | | {_f(_median(p['decode_s'] for p in (base or {}).get('passes', [])))} | | |",
+        f"| **wall** | | | | | | **{_f(wall, 2)}** (median of {len(walls)}: "
+        f"{', '.join(f'{w:.2f}' for w in walls)}) | | | **{_f(b_wall, 2)}** | "
+        f"all stubs: {serve['peak_total_mib'] or '-'} | |",
+        "",
+        f"Triton pipeline / baseline wall: **{_f(wall / b_wall if wall and b_wall else None, 2)}** "
+        f"(realtime factor {_f(wall / meta['duration_s'] if wall else None, 3)}).",
+        f"Critical path (median run): {spanlib.describe(chain, median['report'].processing.wall_s)}.",
+        "",
+        "| concurrency | clips | wall (s) | clips a minute | median clip wall (s) |",
+        "|---:|---:|---:|---:|---:|",
+        *(
+            f"| {lv['concurrency']} | {lv['clips']} | {lv['wall_s']:.2f} | "
+            f"**{lv['clips_per_min']:.1f}** | {_f(lv['clip_wall_median_s'], 2)} |"
+            for lv in serve["levels"]
+        ),
     ]
-    text = "\n".join(lines)
+    if serve["skipped"] or base is None:
+        lines += [
+            "",
+            "Skipped: "
+            + "; ".join(serve["skipped"] + ([meta["baseline_skip"]] if base is None else []))
+            + ".",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--render", metavar="PATH", help="render the bench clip and exit")
+    parser.add_argument("--small", action="store_true", help="the 15 s 360x640 clip (CPU check)")
+    parser.add_argument("--clip", help="the clip to analyze (made with --render, same --small)")
+    parser.add_argument("--llava-precision", default="bf16", choices=["bf16", "nf4", "auto"])
+    parser.add_argument("--weights", default="synthetic-full")
+    parser.add_argument("--runs", type=int, default=3, help="clips at concurrency 1, timed")
+    parser.add_argument("--concurrency", default="1,4,8", help="levels of clips in flight")
+    parser.add_argument("--rounds", type=int, default=1, help="clips per level: level x this")
+    parser.add_argument("--baseline-runs", type=int, default=1, help="timed passes, no Triton")
+    parser.add_argument("--no-baseline", dest="baseline", action="store_false")
+    parser.add_argument("--analyzers", help="comma-separated (default: all 21)")
+    parser.add_argument("--gpu", type=lambda s: s == "1", default=None, help="1/0 (default: auto)")
+    parser.add_argument("--deadline-s", type=float, default=520.0, help="skip what would pass it")
+    parser.add_argument("--whisper-ranks", help="multilingual.tiktoken, without openai-whisper")
+    parser.add_argument(
+        "--no-speech-budget",
+        action="store_true",
+        help="CPU check only: leave speech_transcription's budget unforced (the table says so)",
+    )
+    parser.add_argument("--out", help="also append the markdown table to this file")
+    parser.add_argument("--out-dir", default=os.environ.get("OUT"), help="default: $OUT")
+    args = parser.parse_args(argv)
+    levels = sorted({int(c) for c in args.concurrency.split(",")} | {1})
+    args.concurrency = levels
+    if not args.render and not args.clip:
+        parser.error("--clip is required (or --render)")
+    return args
+
+
+def clip_facts(args, spec) -> tuple[str, float]:
+    """The clip's description; exits when it is not the spec's clip (the budget is the
+    spec's transcript)."""
+    from tiktok_analyzer.orchestrator.probe import BadInput, probe
+
+    try:
+        info = probe(args.clip)
+    except (BadInput, OSError) as exc:
+        raise SystemExit(f"{args.clip}: {exc}") from None
+    expected = sum(s.duration_s for s in spec.shots)
+    if abs(info.duration_s - expected) > 0.25 or (info.width, info.height) != (
+        spec.width,
+        spec.height,
+    ):
+        raise SystemExit(
+            f"{args.clip} is {info.duration_s:.1f} s {info.width}x{info.height}, not the "
+            f"{'--small ' if args.small else ''}bench clip ({expected:.1f} s "
+            f"{spec.width}x{spec.height}): make it with --render{' --small' if args.small else ''}"
+        )
+    text = f"{info.duration_s:.1f} s, {info.width}x{info.height} @ {info.fps:g} fps"
+    return text, info.duration_s
+
+
+def finish(args, names, decls, serve: dict, base: dict | None, budgets, meta, out) -> None:
+    """The final table: printed, under --out-dir, appended to --out; then what failed."""
+    text = table(args, names, decls, serve, base, budgets, meta)
+    if base is not None:
+        text += (
+            f"\nBaseline: {len(names)} analyzers built in one process in {base['build_s']:.1f} s, "
+            f"warm-up pass {base['warm_s']:.1f} s; its wall is probe + decode + the analyzers' "
+            "own times, one after another. Its memory column is torch's peak allocation during "
+            "the analyzer's call above what was allocated before it; all its models together "
+            f"hold {base['resident_mib'] if base['resident_mib'] is not None else '-'} MiB.\n"
+        )
     print(text, flush=True)
-    if not sampler.peak_by_model:
-        print("note: nvidia-smi showed no per-process memory here", flush=True)
-    bad = [n for n in names if median.analyzers[n].status != "ok"]
-    if bad:
-        print("server log tail:\n" + log_tail, flush=True)
+    out.write(f"gpu-{args.llava_precision}.md", text)
     if args.out:
         with open(args.out, "a") as f:
             f.write(text + "\n")
+    failed = [
+        n
+        for n in names
+        if any(r["report"].analyzers[n].status != "ok" for r in serve.get("runs", []))
+    ]
+    if failed:
+        print(f"not ok: {', '.join(failed)}\nserver log tail:\n{serve['log_tail']}", flush=True)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    # run.sh's timeout sends SIGTERM: unwind, so the server and its stubs stop with us.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    spec = bench_spec(args.small)
+    if args.render:
+        from tiktok_analyzer.groundtruth import render
+
+        info = render(spec, args.render)
+        print(f"wrote {args.render} ({info['duration_s']:.1f} s)")
+        return 0
+    from tiktok_analyzer.analyzers import ANALYZER_NAMES
+    from tiktok_analyzer.orchestrator.models import read_declarations, with_dependencies
+    from tiktok_analyzer.serving.launcher import TritonStartError
+
+    clock = Clock(args.deadline_s)
+    clip_text, duration = clip_facts(args, spec)
+    speech_tokens, source = None, "--no-speech-budget"
+    if not args.no_speech_budget:
+        ranks = Path(args.whisper_ranks) if args.whisper_ranks else None
+        speech_tokens, how = whisper_tokens.transcript_tokens(spec.audio.speech.text, ranks)
+        source = f"the clip's transcript, counted by {how}"
+    repo, budgets = prepare_repo(args.llava_precision, speech_tokens)
+    decls = read_declarations(repo)
+    wanted = args.analyzers.split(",") if args.analyzers else list(ANALYZER_NAMES)
+    try:
+        names = with_dependencies(wanted, decls)
+    except KeyError as exc:
+        raise SystemExit(f"unknown analyzer {exc.args[0]!r}") from None
+    meta = {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": gpu_info(),
+        "clip": clip_text,
+        "duration_s": duration,
+        "speech_budget": source,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "baseline_skip": "baseline: --no-baseline",
+    }
+    print(f"machine: {meta['machine']}\nclip: {args.clip} ({clip_text})", flush=True)
+    print(f"budgets: {budgets} ({source}); analyzers: {', '.join(names)}", flush=True)
+    out = Output(args.out_dir, args.llava_precision)
+    out.save("meta", meta)
+    try:
+        serve = serve_phase(args, repo, names, decls, clock, out)
+    except TritonStartError as exc:
+        raise SystemExit(f"the server did not start: {exc}") from None
+    base = None
+    per_clip = serve["levels"][0]["clip_wall_median_s"] if serve["levels"] else serve["warm_s"]
+    if args.baseline and clock.allows(baseline_estimate(serve, per_clip)):
+        # The Triton table first, in case the call's time runs out during the baseline.
+        meta["baseline_skip"] = "baseline: still running (the call ended first)"
+        out.write(
+            f"gpu-{args.llava_precision}.md", table(args, names, decls, serve, None, budgets, meta)
+        )
+        base = baseline_phase(args, repo, names, decls, bool(serve["gpu"]), out)
+    elif args.baseline:
+        meta["baseline_skip"] = f"baseline: would pass the deadline at {clock.elapsed():.0f} s"
+    shutil.rmtree(repo.parent, ignore_errors=True)
+    finish(args, names, decls, serve, base, budgets, meta, out)
+    print(f"bench done in {clock.elapsed():.0f} s", flush=True)
     return 0
 
 

@@ -15,7 +15,8 @@ fi
 # promtool, which checks the Prometheus config and the dashboard queries; espeak-ng speaks
 # the ground-truth speech clips.
 # libgl1 and libglib2.0-0: the OpenCV wheel that mediapipe brings links to them.
-APT_PACKAGES=(chromium prometheus espeak-ng libgl1 libglib2.0-0 postgresql)
+# opencv-doc: real sample videos for tests/realfootage.
+APT_PACKAGES=(chromium prometheus espeak-ng libgl1 libglib2.0-0 postgresql opencv-doc)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

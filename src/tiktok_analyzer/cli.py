@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from tiktok_analyzer import __version__
+from tiktok_analyzer import __version__, wire
 from tiktok_analyzer.orchestrator.models import read_declarations
 from tiktok_analyzer.orchestrator.pipeline import TritonUnavailable
 from tiktok_analyzer.orchestrator.probe import BadInput, Limits
@@ -36,16 +36,7 @@ class UsageError(Exception):
     """A command-line mistake: one line, exit 2."""
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="tiktok-analyzer",
-        description="Analyze short-form video clips with Triton-served analyzers.",
-    )
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
-    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_analyze(sub) -> None:
     a = sub.add_parser("analyze", help="analyze one clip and write its JSON report")
     a.add_argument("video", help="the clip to analyze")
     a.add_argument("--analyzers", help="comma-separated analyzer names (default: all)")
@@ -87,15 +78,21 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--png", help="also draw a one-page PNG summary")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary table")
 
+
+def _add_render(sub) -> None:
     r = sub.add_parser("render", help="draw an existing report as HTML and/or PNG")
     r.add_argument("report", help="a report JSON written by `analyze`")
     r.add_argument("--html", help="write the HTML timeline here")
     r.add_argument("--png", help="write the PNG summary here")
     r.add_argument("--video", help="the clip, for keyframes (default: the report's video.path)")
 
+
+def _add_models(sub) -> None:
     m = sub.add_parser("models", help="list the analyzers, their models and their state")
     m.add_argument("--triton-url", help="ask this server for each model's state")
 
+
+def _add_serve(sub) -> None:
     v = sub.add_parser(
         "serve",
         help="run the orchestrator service (gRPC + HTTP), with the "
@@ -170,6 +167,8 @@ def _parser() -> argparse.ArgumentParser:
         "every job (default $TIKTOK_ANALYZER_JOB_STORE)",
     )
 
+
+def _add_weights(sub) -> None:
     w = sub.add_parser("weights", help="show or fetch the learned analyzers' weights")
     wsub = w.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
     wsub.add_parser(
@@ -190,11 +189,31 @@ def _parser() -> argparse.ArgumentParser:
         help="analyzer names (all their models) or ANALYZER/MODEL (default: all)",
     )
 
+
+def _add_serve_triton(sub) -> None:
     s = sub.add_parser("serve-triton", help="run only the embedded Triton server")
     s.add_argument("--models", help="comma-separated models to load (default: all)")
     s.add_argument("--grpc-port", type=int, default=8001)
     s.add_argument("--http-port", type=int, default=8000)
     s.add_argument("--metrics-port", type=int, default=8002)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tiktok-analyzer",
+        description="Analyze short-form video clips with Triton-served analyzers.",
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    _add_analyze(sub)
+    _add_render(sub)
+    _add_models(sub)
+    _add_serve(sub)
+    _add_weights(sub)
+    _add_serve_triton(sub)
     return p
 
 
@@ -433,23 +452,16 @@ def cmd_models(args: argparse.Namespace) -> int:
             states = {m["name"]: (m.get("state", "UNLOADED"), m.get("reason", "")) for m in index}
         except InferenceServerException as exc:
             raise UsageError(f"cannot reach Triton at {args.triton_url}: {exc.message()}") from None
-    from tiktok_analyzer import analyzers
+    # weights.py is light; the analyzer classes are not imported (no torch, cv2 needed).
     from tiktok_analyzer.analyzers import weights
 
     table = Table()
     for col in ("analyzer", "model", "real weights", "needs", "state"):
         table.add_column(col, overflow="fold")
     for name, decl in decls.items():
-        cls = analyzers.load_class(name)
         needs = []
         if decl.frames:
-            f = decl.frames
-            rate = (
-                "every frame"
-                if f.every_frame
-                else (f"{f.fps:g} fps" if f.fps else f"{f.count} frames")
-            )
-            needs.append(f"{rate} @ {f.short_side}px")
+            needs.append(wire.describe_frames(decl.frames))
         if decl.audio:
             needs.append("audio")
         if decl.depends_on:
@@ -464,7 +476,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             if "missing" in by_state:
                 real += " (`tiktok-analyzer weights list` says how to get them)"
         else:
-            model = cls.model_name
+            model = decl.model_name
             real = "none needed"
         if args.triton_url:
             state = states.get(name, ("not in repository", ""))[0]
@@ -522,62 +534,65 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
 
-def cmd_weights(args: argparse.Namespace) -> int:
+def _weights_list() -> int:
     from rich.console import Console
+    from rich.table import Table
 
     from tiktok_analyzer.analyzers import weights
 
-    if args.weights_command == "list":
-        from rich.table import Table
-
-        table = Table(
-            title=f"weights in {weights.weights_dir()} "
-            f"(mode: {os.environ.get(weights.MODE_ENV) or weights.weights_mode()})",
-            title_justify="left",
+    table = Table(
+        title=f"weights in {weights.weights_dir()} "
+        f"(mode: {os.environ.get(weights.MODE_ENV) or weights.weights_mode()})",
+        title_justify="left",
+    )
+    for col in (
+        "analyzer",
+        "model",
+        "engine",
+        "source",
+        "license",
+        "size",
+        "real",
+        "synthetic",
+        "runtime",
+    ):
+        table.add_column(col, overflow="fold")
+    for entry in weights.select(None):
+        st = weights.model_status(entry)
+        real = st.real if st.real == "present" else f"{st.real}: {st.detail}"
+        runtime = (
+            ("missing " + ", ".join(st.runtime_missing)) if st.runtime_missing else "installed"
         )
-        for col in (
-            "analyzer",
-            "model",
-            "engine",
-            "source",
-            "license",
-            "size",
-            "real",
-            "synthetic",
-            "runtime",
-        ):
-            table.add_column(col, overflow="fold")
-        for entry in weights.select(None):
-            st = weights.model_status(entry)
-            real = st.real if st.real == "present" else f"{st.real}: {st.detail}"
-            runtime = (
-                ("missing " + ", ".join(st.runtime_missing)) if st.runtime_missing else "installed"
-            )
-            table.add_row(
-                entry.analyzer,
-                entry.name,
-                entry.engine,
-                entry.source,
-                entry.license,
-                f"{entry.size_mb:,.0f} MB",
-                real,
-                ", ".join(st.synthetic) or "-",
-                runtime,
-            )
-        if sys.stdout.isatty():
-            Console(soft_wrap=False).print(table)
-            return EXIT_OK
-        # Piped: one tab-separated line per model, never wrapped, for scripts and grep.
-        print(table.title)
-        print("\t".join(c.header for c in table.columns))
-        for row in zip(*(c._cells for c in table.columns), strict=True):
-            print("\t".join(str(cell) for cell in row))
+        table.add_row(
+            entry.analyzer,
+            entry.name,
+            entry.engine,
+            entry.source,
+            entry.license,
+            f"{entry.size_mb:,.0f} MB",
+            real,
+            ", ".join(st.synthetic) or "-",
+            runtime,
+        )
+    if sys.stdout.isatty():
+        Console(soft_wrap=False).print(table)
         return EXIT_OK
+    # Piped: one tab-separated line per model, never wrapped, for scripts and grep.
+    print(table.title)
+    print("\t".join(c.header for c in table.columns))
+    for row in zip(*(c._cells for c in table.columns), strict=True):
+        print("\t".join(str(cell) for cell in row))
+    return EXIT_OK
 
+
+def _weights_pull(names: list[str]) -> int:
+    from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
+    from tiktok_analyzer.analyzers import weights
+
     try:
-        entries = weights.select(args.names)
+        entries = weights.select(names)
     except KeyError as exc:
         raise UsageError(str(exc).strip("'\"")) from None
     progress = Progress(
@@ -606,6 +621,12 @@ def cmd_weights(args: argparse.Namespace) -> int:
                 failed += 1
                 print(f"{entry.key}: {exc}", file=sys.stderr)
     return EXIT_INTERNAL if failed else EXIT_OK
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    if args.weights_command == "list":
+        return _weights_list()
+    return _weights_pull(args.names)
 
 
 def cmd_serve_triton(args: argparse.Namespace) -> int:

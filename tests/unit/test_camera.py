@@ -9,7 +9,18 @@ import pytest
 
 from tiktok_analyzer.analyzers.base import Clip, ClipMeta, NotApplicable
 from tiktok_analyzer.analyzers.camera import CameraAnalysis
-from tiktok_analyzer.groundtruth import CATALOG, ClipSpec, Shot, load_frames, render, scale_spec
+from tiktok_analyzer.groundtruth import (
+    CATALOG,
+    ClipSpec,
+    Overlay,
+    Photo,
+    Shot,
+    load_frames,
+    render,
+    scale_spec,
+)
+
+from . import upstream as up
 
 SPEC = CameraAnalysis.frames
 CUT_GUARD_S = 0.2  # time around each cut left out of the agreement
@@ -55,13 +66,11 @@ def test_camera_catalog_labels(camera_clip, with_cuts):
     upstream = {}
     if with_cuts:
         upstream = {
-            "cut_analysis": {
-                "cuts": [
-                    {"time_s": c["time_s"], "frame": c["frame"], "kind": c["kind"]}
-                    for c in info["cuts"]
-                ],
-                "shots": [{"start_s": s["start_s"], "end_s": s["end_s"]} for s in info["shots"]],
-            }
+            "cut_analysis": up.cuts(
+                [c["time_s"] for c in info["cuts"]],
+                kinds=[c["kind"] for c in info["cuts"]],
+                shots=[(s["start_s"], s["end_s"]) for s in info["shots"]],
+            )
         }
     result = CameraAnalysis().analyze(_clip(path, info, upstream))
     assert result.shots_source == ("cut_analysis" if with_cuts else "own")
@@ -105,6 +114,46 @@ def test_single_motion(tmp_path, motion, speed, magnitude):
     assert seg.start_s == 0.0 and seg.end_s == pytest.approx(info["duration_s"], abs=0.05)
     if magnitude is not None:
         assert seg.magnitude == pytest.approx(magnitude, rel=0.15)
+
+
+# Layers that hold still over the moving picture, the usual short-form layout: a caption
+# box (black, white text, about 8 % of a 720x1280 frame), a logo (a small photo in a
+# corner) and letterbox bars (a wide picture in a tall frame).
+OVERLAYS = {
+    "caption": {"overlays": [Overlay("SO GOOD", 0.0, 10.0, y=0.72, size_px=110)]},
+    "logo": {"photos": [Photo("coffee", x=0.82, y=0.1, height=0.12)]},
+    "letterbox": {"letterbox": 0.3},
+}
+
+
+@pytest.mark.parametrize("layer", sorted(OVERLAYS))
+@pytest.mark.parametrize(
+    ("motion", "speed", "magnitude"),
+    [
+        ("pan_left", 2.0, 2.0 * 30 / 720),
+        ("tilt_down", 2.0, 2.0 * 30 / 720),
+        ("zoom_in", 1.15, np.log(1.15)),
+        ("static", None, None),
+    ],
+)
+def test_motion_under_a_still_overlay(tmp_path, motion, speed, magnitude, layer):
+    """The same motion as without the overlay. The picture is faint (texture of +-8 levels):
+    the overlay's hard edges outshine every corner of it, as over real footage of a wall
+    or the sky, so its corners are most of what the tracker sees."""
+    spec = ClipSpec(
+        shots=[Shot(2.0, (90, 140, 170), motion=motion, speed=speed, amplitude=8.0)],
+        audio=None,
+        **OVERLAYS[layer],
+    )
+    path = tmp_path / "clip.mp4"
+    info = render(scale_spec(spec, 180, 320), path)
+    if layer == "caption":
+        x0, y0, x1, y1 = info["overlays"][0]["box"]
+        assert 0.06 <= (x1 - x0) * (y1 - y0) / (180 * 320) <= 0.1
+    result = CameraAnalysis().analyze(_clip(path, info))
+    assert [s.motion for s in result.segments] == [motion], result.segments
+    if magnitude is not None:  # nor do its corners pull the fit
+        assert result.segments[0].magnitude == pytest.approx(magnitude, rel=0.15)
 
 
 def test_pan_then_static_within_one_shot():

@@ -12,6 +12,8 @@ from tiktok_analyzer.analyzers.base import Clip, ClipMeta
 from tiktok_analyzer.analyzers.color import ColorAnalysis, delta_e_2000, rgb_to_lab
 from tiktok_analyzer.groundtruth import CATALOG, load_frames, render, scale_spec
 
+from . import upstream as up
+
 # Sharma, Wu & Dalal (2005), "The CIEDE2000 color-difference formula", table 1 (pairs 1, 2,
 # 7, 17-20, 24): (Lab 1, Lab 2, Delta-E 2000).
 SHARMA = [
@@ -91,12 +93,9 @@ def test_palette_matches_shot_colors(colors_clip):
 
 def test_per_scene_follows_scene_segmentation(colors_clip):
     info, meta, frames, stamps = colors_clip
-    scenes = [
-        {"start_s": s["start_s"], "end_s": s["end_s"], "shot_count": 1} for s in info["shots"]
-    ]
-    result = ColorAnalysis().analyze(
-        _clip(meta, frames, stamps, {"scene_segmentation": {"scenes": scenes}})
-    )
+    scenes = up.scenes([(s["start_s"], s["end_s"]) for s in info["shots"]])
+    result = ColorAnalysis().analyze(_clip(meta, frames, stamps, {"scene_segmentation": scenes}))
+    scenes = scenes["scenes"]
     assert result.per_scene_source == "scene_segmentation"
     assert [(s.start_s, s.end_s) for s in result.per_scene] == [
         (pytest.approx(s["start_s"]), pytest.approx(s["end_s"])) for s in scenes

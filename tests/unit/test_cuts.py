@@ -70,12 +70,38 @@ CONTINUOUS = {
     ),
 }
 
+# A punch-in is the same picture larger; a cut to another shot stays a cut whatever its
+# framing, even to a tighter view of the same colours and texture: (clip, scale or None).
+FRAMINGS = {
+    "tighter_cut": (ClipSpec(shots=[Shot(1.5, ORANGE), Shot(1.5, ORANGE, framing=1.6)]), None),
+    "tighter_cut_panning": (
+        ClipSpec(
+            shots=[
+                Shot(1.5, TEAL, motion="pan_left", speed=6.0),
+                Shot(1.5, TEAL, motion="pan_left", speed=6.0, framing=2.0),
+            ]
+        ),
+        None,
+    ),
+    "wider_cut": (ClipSpec(shots=[Shot(1.5, GREEN, framing=1.5), Shot(1.5, GREEN)]), None),
+    "punch_in_1.3": (ClipSpec(shots=[Shot(3.0, GREEN, punch_in_s=1.5, punch_in_scale=1.3)]), 1.3),
+    "punch_in_1.8_tilting": (
+        ClipSpec(
+            shots=[
+                Shot(3.0, BLUE, motion="tilt_down", speed=2.0, punch_in_s=1.5, punch_in_scale=1.8)
+            ]
+        ),
+        1.8,
+    ),
+}
+
 CLIPS = {
     "cuts": CATALOG["cuts"],
     "sample": CATALOG["sample"],
     "effects": CATALOG["effects"],
     "stress": STRESS,
     **CONTINUOUS,
+    **{name: spec for name, (spec, _) in FRAMINGS.items()},
 }
 
 
@@ -174,6 +200,22 @@ def test_punch_in_is_not_a_cut(rendered):
     assert len(result["punch_ins"]) == 1, result["punch_ins"]
     assert result["punch_ins"][0]["time_s"] == pytest.approx(punch, abs=0.05)
     assert result["punch_ins"][0]["scale"] == pytest.approx(1.4, abs=0.1)
+
+
+@pytest.mark.parametrize("name", sorted(FRAMINGS))
+def test_punch_in_only_when_the_picture_repeats_larger(rendered, name):
+    info, clip = rendered(name)
+    scale = FRAMINGS[name][1]
+    result = CutAnalysis().analyze(clip)
+    if scale is None:
+        assert [c.frame for c in result.cuts] == [c["frame"] for c in info["cuts"]], result.cuts
+        assert result.punch_ins == [], result.punch_ins
+    else:
+        punch = next(s["punch_in_s"] for s in info["shots"] if s["punch_in_s"] is not None)
+        assert result.cuts == [], result.cuts
+        assert len(result.punch_ins) == 1, result.punch_ins
+        assert result.punch_ins[0].time_s == pytest.approx(punch, abs=0.05)
+        assert result.punch_ins[0].scale == pytest.approx(scale, abs=0.1)
 
 
 @pytest.mark.parametrize("name", sorted(CONTINUOUS))

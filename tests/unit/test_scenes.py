@@ -12,6 +12,7 @@ import pytest
 
 from tiktok_analyzer.analyzers.base import Clip, ClipMeta, NotApplicable
 from tiktok_analyzer.analyzers.cuts import CutAnalysis
+from tiktok_analyzer.analyzers.results.cuts import Cut, CutAnalysisResult, ShotSpan
 from tiktok_analyzer.analyzers.scenes import SceneSegmentation
 from tiktok_analyzer.groundtruth import ClipSpec, Shot, load_frames, render, scale_spec
 from tiktok_analyzer.groundtruth.clips import BLUE, GREEN, PINK, PURPLE, RED, YELLOW
@@ -59,7 +60,34 @@ def _expected_scenes(info) -> list[tuple[float, float, int]]:
 
 
 def _upstream_from_truth(info) -> dict:
-    return {"shots": [{"start_s": s["start_s"], "end_s": s["end_s"]} for s in info["shots"]]}
+    """cut_analysis's result as the truth has it: the shots, a hard cut at each boundary."""
+    shots = [ShotSpan(start_s=s["start_s"], end_s=s["end_s"]) for s in info["shots"]]
+    lengths = [s.end_s - s.start_s for s in shots]
+    cuts = [
+        Cut(
+            time_s=s.start_s,
+            frame=0,
+            kind="hard",
+            confidence=1.0,
+            start_s=s.start_s,
+            end_s=s.start_s,
+        )
+        for s in shots[1:]
+    ]
+    duration = shots[-1].end_s - shots[0].start_s
+    result = CutAnalysisResult(
+        cuts=cuts,
+        shots=shots,
+        cuts_per_minute=len(cuts) / duration * 60,
+        mean_shot_s=sum(lengths) / len(lengths),
+        median_shot_s=sorted(lengths)[len(lengths) // 2],
+        min_shot_s=min(lengths),
+        max_shot_s=max(lengths),
+        shot_count=len(shots),
+        flashes=[],
+        punch_ins=[],
+    )
+    return result.model_dump(mode="json")
 
 
 @pytest.mark.parametrize("shots_from", ["truth", "cut_analysis"])

@@ -20,6 +20,8 @@ from tiktok_analyzer.groundtruth import CATALOG, load_frames, render, truth
 from tiktok_analyzer.groundtruth.clips import SoundEvent
 from tiktok_analyzer.groundtruth.layers import mix_events, sound_event_truth
 
+from . import upstream as up
+
 SR = AUDIO_RATE
 CLIPS = ["sound_events", "music_only", "speech_only", "tempo_120"]
 ONSET_TOLERANCE_S = 0.2
@@ -54,7 +56,7 @@ def rendered(tmp_path_factory) -> dict[str, tuple[np.ndarray, dict]]:
 
 def _clip(y: np.ndarray, cuts: list[float] | None = None) -> Clip:
     y = np.asarray(y, dtype=np.float32)
-    upstream = {} if cuts is None else {"cut_analysis": {"cuts": [{"time_s": t} for t in cuts]}}
+    upstream = {} if cuts is None else {"cut_analysis": up.cuts(cuts, len(y) / SR)}
     return Clip(meta=ClipMeta(len(y) / SR, 0.0, 0, 0, has_video=False), audio=y, upstream=upstream)
 
 

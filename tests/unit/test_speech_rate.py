@@ -11,6 +11,7 @@ import pytest
 from tiktok_analyzer.analyzers.base import Clip, ClipMeta
 from tiktok_analyzer.analyzers.speech_rate import SpeechRate, count_syllables
 
+from . import upstream as up
 from .speech_clips import clip_of, transcript
 
 RATES = ["speech_120", "speech_160", "speech_200", "speech_after_music"]
@@ -94,10 +95,10 @@ def _word(word: str, start: float, end: float) -> dict:
 
 
 def _transcript(words: list[dict], segments: list[tuple[float, float, bool]]) -> dict:
-    return {
-        "words": words,
-        "segments": [{"start_s": a, "end_s": b, "text": "", "sung": s} for a, b, s in segments],
-    }
+    return up.transcript(
+        [(w["word"], w["start_s"], w["end_s"]) for w in words],
+        [{"start_s": a, "end_s": b, "text": "", "sung": s} for a, b, s in segments],
+    )
 
 
 def _clip(upstream: dict, duration: float = 10.0) -> Clip:
@@ -133,7 +134,7 @@ def test_pauses_breaks_and_sung_words_by_hand():
     assert rate.segments[0].words_per_minute == pytest.approx(4 / 2.5 * 60, rel=1e-3)
 
 
-@pytest.mark.parametrize("upstream", [_transcript([], []), {"words": [], "segments": []}])
+@pytest.mark.parametrize("upstream", [_transcript([], []), up.transcript([], [], language=None)])
 def test_no_words_is_zero_not_a_failure(upstream):
     rate = SpeechRate().analyze(_clip(upstream))
     assert rate.source == "transcript"

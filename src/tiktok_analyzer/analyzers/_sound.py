@@ -16,6 +16,7 @@ import librosa
 import numpy as np
 
 from tiktok_analyzer.analyzers.base import AUDIO_RATE, Clip
+from tiktok_analyzer.analyzers.results.audio import DBFS_FLOOR
 
 __all__ = [
     "DBFS_FLOOR",
@@ -36,8 +37,6 @@ __all__ = [
 HOP = 160  # 10 ms at 16 kHz
 NFFT = 512
 FPS = AUDIO_RATE / HOP
-#: Levels are floored here: digital silence has no finite dBFS.
-DBFS_FLOOR = -100.0
 #: One Kaldi frame (25 ms): less sound than this has no spectrum at all.
 MIN_SAMPLES = 400
 

@@ -33,16 +33,19 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, Field
 
 from tiktok_analyzer.analyzers import weights as weights_layer
 from tiktok_analyzer.analyzers._faces import Box, FaceTracker, clip_box, rgb_frame
 from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, Prepared, chunks, seeded
 from tiktok_analyzer.analyzers._tracking import Track
 from tiktok_analyzer.analyzers.base import (
-    AnalyzerResult,
     Clip,
     FrameSpec,
+)
+from tiktok_analyzer.analyzers.results.age import (  # noqa: F401 - re-exported
+    OPEN_AGE_MAX,
+    AgeEstimationResult,
+    AgeFace,
 )
 
 __all__ = ["AgeEstimation", "AgeFace", "age_bins", "age_span"]
@@ -51,8 +54,6 @@ log = logging.getLogger(__name__)
 
 #: The face detector's manifest model (bundled with mediapipe).
 DETECTOR = "mediapipe-face-detection"
-#: The upper end reported for an open bin such as "70+" / "more than 70".
-OPEN_AGE_MAX = 100
 
 
 def age_bins(id2label: dict[int, str]) -> list[tuple[int, int]]:
@@ -86,21 +87,6 @@ def age_span(probs: np.ndarray, mass: float) -> tuple[int, int, float]:
             hi += 1
             total += right
     return lo, hi, min(1.0, total)
-
-
-class AgeFace(BaseModel):
-    track_id: int
-    age_min: int
-    age_max: int = Field(description=f"{OPEN_AGE_MAX} stands for an open top bin (70+)")
-    confidence: float = Field(description="probability of the range [age_min, age_max]")
-    label: str = Field(description="the most likely bin")
-    mean_age: float = Field(description="expected age over the bins' midpoints")
-    first_s: float
-    last_s: float
-    frames: int = Field(description="analysed frames that show this face")
-    crops: int = Field(description="crops classified")
-    bbox: list[float] = Field(description="median box over the track, normalised [x0,y0,x1,y1]")
-    probabilities: dict[str, float] = Field(description="mean probability of each bin")
 
 
 @dataclass
@@ -147,10 +133,7 @@ class AgeEstimation(LearnedAnalyzer):
         # The reported range holds at least this share of the probability.
         range_mass: float = 0.5
 
-    class Result(AnalyzerResult):
-        faces: list[AgeFace]
-        faces_max: int = Field(description="most faces detected in one frame")
-        bins: list[str] = Field(description="the classifier's age bins")
+    Result = AgeEstimationResult
 
     def load(self, weights: weights_layer.Weights) -> None:
         import mediapipe as mp

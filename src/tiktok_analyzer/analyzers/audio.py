@@ -24,15 +24,22 @@ frames every 256 samples, 16 ms) and its 64-band mel projection:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import librosa
 import numpy as np
 import scipy.signal
-from pydantic import BaseModel, Field
 
-from tiktok_analyzer.analyzers._sound import DBFS_FLOOR, modulation_depth, pulse_clarity
-from tiktok_analyzer.analyzers.base import AUDIO_RATE, Analyzer, AnalyzerResult, Clip, ClipMeta
+from tiktok_analyzer.analyzers._sound import modulation_depth, pulse_clarity
+from tiktok_analyzer.analyzers.base import AUDIO_RATE, Analyzer, Clip, ClipMeta
+from tiktok_analyzer.analyzers.results.audio import (  # noqa: F401 - re-exported
+    DBFS_FLOOR,
+    LUFS_FLOOR,
+    AudioAnalysisResult,
+    LoudnessPoint,
+    Silence,
+    WindowClass,
+    WindowLabel,
+)
 
 __all__ = [
     "AudioAnalysis",
@@ -43,32 +50,11 @@ __all__ = [
     "k_weighting_sos",
 ]
 
-#: BS.1770's absolute gate. Blocks quieter than this are silence to the loudness measure, and
-#: loudness values are floored here (as ffmpeg's ebur128 reports silence as -70 LUFS).
-LUFS_FLOOR = -70.0
 # BS.1770: loudness = -0.691 + 10 log10(mean square of the K-weighted signal).
 _LUFS_OFFSET = -0.691
 
 # Band edges for the onset envelope: kick, low-mid (snare body, bass notes), presence, air.
 _ONSET_BANDS_HZ = (0.0, 200.0, 1000.0, 4000.0, AUDIO_RATE / 2 + 1)
-
-WindowLabel = Literal["silence", "music", "speech", "other"]
-
-
-class LoudnessPoint(BaseModel):
-    time_s: float = Field(description="centre of the block")
-    lufs: float = Field(description=f"K-weighted loudness of the block, floored at {LUFS_FLOOR}")
-
-
-class Silence(BaseModel):
-    start_s: float
-    end_s: float
-
-
-class WindowClass(BaseModel):
-    start_s: float
-    end_s: float
-    label: WindowLabel
 
 
 def k_weighting_sos(sr: int) -> np.ndarray:
@@ -286,24 +272,7 @@ class AudioAnalysis(Analyzer):
         min_zcr_spread: float = 0.05
         min_tonal: float = 0.65
 
-    class Result(AnalyzerResult):
-        tempo_bpm: float = Field(description="0.0 when no beat is found")
-        beats_s: list[float]
-        loudness_lufs: float = Field(
-            description=f"BS.1770-4 integrated loudness; {LUFS_FLOOR} for a silent clip"
-        )
-        silences: list[Silence]
-        music_share: float
-        speech_share: float
-        other_share: float = Field(description="sounding but neither music nor speech (noise)")
-        loudness_curve: list[LoudnessPoint]
-        onset_density: float = Field(description="detected onsets per second of clip")
-        dynamic_range_db: float = Field(description="EBU Tech 3342 loudness range, LU")
-        peak_dbfs: float = Field(description=f"sample peak, floored at {DBFS_FLOOR}")
-        pulse_clarity: float = Field(
-            description="onset-envelope autocorrelation at the beat period, 0..1"
-        )
-        windows: list[WindowClass] = Field(description="the per-window labels behind the shares")
+    Result = AudioAnalysisResult
 
     def __init__(self, params: Params | None = None) -> None:
         super().__init__(params)

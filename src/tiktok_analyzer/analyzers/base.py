@@ -16,7 +16,7 @@ import typing
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -75,6 +75,9 @@ class ClipMeta:
     has_audio: bool = True
 
 
+R = TypeVar("R", bound="AnalyzerResult")
+
+
 @dataclass
 class Clip:
     """What one analyzer receives for one clip.
@@ -92,6 +95,15 @@ class Clip:
     frame_indices: np.ndarray | None = None
     audio: np.ndarray | None = None
     upstream: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def upstream_result(self, model: type[R]) -> R | None:
+        """The result of the analyzer whose Result model is ``model`` (from
+        ``analyzers.results``), validated; None when it did not finish ok. Typed access, so
+        a renamed field fails here, loudly, rather than reading as a default."""
+        from tiktok_analyzer.analyzers.results import analyzer_of
+
+        raw = self.upstream.get(analyzer_of(model))
+        return None if raw is None else model.model_validate(raw)
 
 
 class AnalyzerResult(BaseModel):

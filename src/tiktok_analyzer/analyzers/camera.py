@@ -6,6 +6,13 @@ global-motion model follows the camera and ignores a subject walking through the
 which a mean of the optical flow would not. The per-pair motions are then summarised over
 short windows inside each shot (never across a cut) and labelled.
 
+Corners that stand still decide between the camera and what moves in front of it. Packed
+into a small part of the frame while the fit says static, they are an overlay (a caption
+box, a logo, a border), whose hard edges outshine a faint picture's corners: they are
+masked out and the fit runs again on the rest. Spread over the picture, or beside a moving
+consensus that covers only part of it, they are the world and the camera stands still: a
+car, a walker or a talking head in front of a locked-off camera is no pan or zoom.
+
 Conventions (the same as the ground-truth generator): the camera panning left moves the
 picture's content right; tilting up moves it down; zooming in makes it grow.
 """
@@ -13,41 +20,22 @@ picture's content right; tilting up moves it down; zooming in makes it grow.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, Field
 
 from tiktok_analyzer.analyzers.base import Analyzer, AnalyzerResult, Clip, FrameSpec, NotApplicable
+from tiktok_analyzer.analyzers.results.camera import (  # noqa: F401 - re-exported
+    CameraResult,
+    Motion,
+    MotionSegment,
+)
+from tiktok_analyzer.analyzers.results.cuts import CutAnalysisResult
 
 __all__ = ["MOTIONS", "CameraAnalysis", "CameraResult", "MotionSegment"]
 
-Motion = Literal[
-    "static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out", "shake"
-]
 MOTIONS: tuple[str, ...] = Motion.__args__
-
-
-class MotionSegment(BaseModel):
-    start_s: float
-    end_s: float
-    motion: Motion
-    magnitude: float = Field(
-        description="pan/tilt: picture speed in short sides per second; zoom: |ln scale| "
-        "per second; shake: RMS of the jitter about the net motion, in short sides per "
-        "sampled-frame step; static: the net speed"
-    )
-
-
-class CameraResult(AnalyzerResult):
-    segments: list[MotionSegment]
-    shares: dict[str, float] = Field(description="share of the analysed time per motion")
-    dominant: Motion
-    shots_source: Literal["cut_analysis", "own"] = Field(
-        description="shot bounds came from cut_analysis, or from this analyzer's own "
-        "tracking failures when cut_analysis was missing"
-    )
 
 
 @dataclass(frozen=True)
@@ -75,7 +63,10 @@ class CameraAnalysis(Analyzer):
     class Params:
         window_s: float = 1.0  # labels are decided per window of about this length
         pan_threshold: float = 0.03  # short sides per second
-        zoom_threshold: float = 0.03  # |ln scale| per second
+        # |ln scale| per second. A zoom moves points in proportion to their distance from
+        # the centre, on average about 0.55 short sides away in a 16:9 frame: at this rate
+        # the picture moves on average as much as at the pan threshold.
+        zoom_threshold: float = 0.05
         shake_threshold: float = 0.004  # RMS jitter, short sides per frame step
         shake_ratio: float = 1.5  # jitter must exceed the net speed this many times
         max_corners: int = 100  # a similarity has 4 unknowns: 100 corners fit it well
@@ -85,6 +76,13 @@ class CameraAnalysis(Analyzer):
         ransac_px: float = 1.0
         cut_guard_s: float = 0.05  # pairs this close to a reported cut are not measured
         cut_change: float = 0.08  # own cut check: mean block change (0..1) of a cut
+        # Still corners: moved at most overlay_still_px (at the analysis size) between two
+        # frames. Packed within overlay_max_share of the frame under a static fit, they are
+        # an overlay, masked out for a second fit that is taken when its inliers cover
+        # overlay_min_rest of the frame; a moving fit must cover as much beside them.
+        overlay_still_px: float = 0.25
+        overlay_max_share: float = 0.3
+        overlay_min_rest: float = 0.5
 
     def analyze(self, clip: Clip) -> CameraResult:
         p = self.params
@@ -94,9 +92,9 @@ class CameraAnalysis(Analyzer):
         gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in clip.frames])
         pairs = self._pair_motion(gray, times)
 
-        cuts = clip.upstream.get("cut_analysis")
+        cuts = clip.upstream_result(CutAnalysisResult)
         if cuts is not None:
-            cut_times = np.array([float(c["time_s"]) for c in cuts.get("cuts", [])])
+            cut_times = np.array([c.time_s for c in cuts.cuts], dtype=np.float64)
             source = "cut_analysis"
         else:
             mid = (times[:-1] + times[1:]) / 2
@@ -146,26 +144,13 @@ class CameraAnalysis(Analyzer):
             dt = times[i + 1] - times[i]
             if dt <= 0:
                 continue
-            corners = cv2.goodFeaturesToTrack(
-                gray[i], maxCorners=p.max_corners, qualityLevel=0.01, minDistance=5, blockSize=5
-            )
-            if corners is None or len(corners) < p.min_tracked:
+            model = self._fit_pair(gray[i], gray[i + 1])
+            if isinstance(model, str):
                 # A picture without corners (flat colour) shows no motion a viewer could see.
                 valid[i] = True
                 cut_like[i] = change[i] > p.cut_change
                 continue
-            moved, status, _ = cv2.calcOpticalFlowPyrLK(
-                gray[i], gray[i + 1], corners, None, winSize=(p.lk_window, p.lk_window), maxLevel=3
-            )
-            ok = status.ravel() == 1
-            if ok.sum() < p.min_tracked:
-                cut_like[i] = change[i] > p.cut_change
-                continue
-            src, dst = corners[ok].reshape(-1, 2), moved[ok].reshape(-1, 2)
-            model, inliers = cv2.estimateAffinePartial2D(
-                src, dst, method=cv2.RANSAC, ransacReprojThreshold=p.ransac_px
-            )
-            if model is None or inliers.sum() < max(p.min_tracked, p.min_inlier_ratio * len(src)):
+            if model is None:
                 cut_like[i] = change[i] > p.cut_change
                 continue
             scale = float(np.hypot(model[0, 0], model[1, 0]))
@@ -182,6 +167,65 @@ class CameraAnalysis(Analyzer):
             zoom=zoom,
             cut_like=cut_like,
         )
+
+    def _fit_pair(self, a: np.ndarray, b: np.ndarray) -> np.ndarray | str | None:
+        """The camera's similarity (2x3) from frame ``a`` to ``b``; "flat" when ``a`` has
+        too few corners to measure; None when tracking failed (a cut, or too much change).
+        Still corners decide between an overlay, a subject and the camera (module doc)."""
+        p = self.params
+        track = self._track(a, b, None)
+        if isinstance(track, str):
+            return track if track == "flat" else None
+        src, dst, model, inliers = track
+        if model is None:
+            return None
+        still = np.hypot(*(dst - src).T) <= p.overlay_still_px
+        if still.sum() < 3:
+            return model
+        overlay = _near(src[still], a.shape)
+        moving = not _is_still(model, a.shape, p.overlay_still_px)
+        # What the camera does when the still corners are the world, not an overlay.
+        at_rest = _still_fit(src[still], dst[still]) if moving else model
+        if overlay.mean() > p.overlay_max_share:
+            return at_rest  # still corners all over the picture: a subject moves, if anything
+        # Packed still corners: an overlay, or a patch of still background beside a subject.
+        # Masked out, the rest of the picture (now with its own corners, no longer outshone,
+        # and no overlay corner pulling the fit) moves as one across most of the frame only
+        # under a camera move.
+        retry = self._track(a, b, np.where(overlay, 0, 255).astype(np.uint8))
+        if not isinstance(retry, str) and retry[2] is not None:
+            src2, _, model2, inliers2 = retry
+            if _near(src2[inliers2], a.shape).mean() >= p.overlay_min_rest:
+                return model2
+        if moving and _near(src[inliers & ~still], a.shape).mean() >= p.overlay_min_rest:
+            return model
+        return at_rest
+
+    def _track(
+        self, a: np.ndarray, b: np.ndarray, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray] | str:
+        """Corners of ``a`` (outside ``mask``'s zeros) tracked into ``b`` and the RANSAC
+        similarity over them: (src, dst, model or None, inlier flags); "flat" with too few
+        corners, "lost" with too few tracked."""
+        p = self.params
+        corners = cv2.goodFeaturesToTrack(
+            a, maxCorners=p.max_corners, qualityLevel=0.01, minDistance=5, blockSize=5, mask=mask
+        )
+        if corners is None or len(corners) < p.min_tracked:
+            return "flat"
+        moved, status, _ = cv2.calcOpticalFlowPyrLK(
+            a, b, corners, None, winSize=(p.lk_window, p.lk_window), maxLevel=3
+        )
+        ok = status.ravel() == 1
+        if ok.sum() < p.min_tracked:
+            return "lost"
+        src, dst = corners[ok].reshape(-1, 2), moved[ok].reshape(-1, 2)
+        model, inliers = cv2.estimateAffinePartial2D(
+            src, dst, method=cv2.RANSAC, ransacReprojThreshold=p.ransac_px
+        )
+        if model is None or inliers.sum() < max(p.min_tracked, p.min_inlier_ratio * len(src)):
+            return src, dst, None, np.zeros(len(src), dtype=bool)
+        return src, dst, model, inliers.ravel().astype(bool)
 
     def _label_shot(
         self, start: float, end: float, times: np.ndarray, pairs: _PairMotion, valid: np.ndarray
@@ -263,3 +307,31 @@ class CameraAnalysis(Analyzer):
         if kind == "tilt":
             return ("tilt_up" if net[1] > 0 else "tilt_down"), abs(float(net[1]))
         return ("zoom_in" if z > 0 else "zoom_out"), abs(z)
+
+
+def _near(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Where a frame of ``shape`` (h, w) lies within a tenth of the short side of any of
+    ``points`` (x, y): the part of the picture a set of corners speaks for (and, around
+    an overlay's corners, all of its box)."""
+    h, w = shape
+    r = max(1, round(min(h, w) / 10))
+    grid = np.zeros((h, w), np.uint8)
+    for x, y in points:
+        cv2.rectangle(grid, (int(x) - r, int(y) - r), (int(x) + r, int(y) + r), 1, -1)
+    return grid.astype(bool)
+
+
+def _is_still(model: np.ndarray, shape: tuple[int, int], px: float) -> bool:
+    """Whether a similarity moves no point of a frame of ``shape`` by more than about ``px``."""
+    h, w = shape
+    centre = np.array([w / 2.0, h / 2.0])
+    shift = model[:, :2] @ centre + model[:, 2] - centre
+    scale = float(np.hypot(model[0, 0], model[1, 0]))
+    return float(np.hypot(*shift)) <= px and abs(scale - 1.0) * max(h, w) / 2 <= px
+
+
+def _still_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The similarity over the corners that stood still (each moved at most a fraction of
+    a pixel): the camera at rest, with whatever jitter those corners show."""
+    model, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.LMEDS)
+    return model if model is not None else np.eye(2, 3)

@@ -9,58 +9,25 @@ merged by a Delta-E threshold (CIEDE2000) instead of an arbitrary RGB distance.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, Field
 
 from tiktok_analyzer.analyzers.base import Analyzer, AnalyzerResult, Clip, FrameSpec
+from tiktok_analyzer.analyzers.results.color import (  # noqa: F401 - re-exported
+    ColorResult,
+    ColorVariety,
+    PaletteColor,
+    ScenePalette,
+)
+from tiktok_analyzer.analyzers.results.scenes import SceneSegmentationResult
 
 __all__ = ["ColorAnalysis", "ColorResult", "PaletteColor", "ScenePalette", "delta_e_2000"]
 
 # Lab is quantised to this many units before clustering: far below a just-noticeable
 # difference (~1-2 Delta-E), and it turns ~10^5 pixels into ~10^3 weighted points.
 _LAB_BIN = 2.0
-
-
-class PaletteColor(BaseModel):
-    rgb: list[int] = Field(description="sRGB 0..255")
-    hex: str
-    share: float = Field(description="share of all analysed pixels in this colour, 0..1")
-    lab: list[float] = Field(description="CIELAB (D65) centre of the cluster")
-
-
-class ScenePalette(BaseModel):
-    start_s: float
-    end_s: float
-    palette: list[PaletteColor]
-    brightness: float
-    saturation: float
-    warmth: float
-
-
-class ColorVariety(BaseModel):
-    """Delta-E (CIEDE2000) between the mean colours of consecutive sampled frames."""
-
-    mean_delta_e: float
-    max_delta_e: float
-
-
-class ColorResult(AnalyzerResult):
-    palette: list[PaletteColor]
-    brightness: float = Field(description="mean CIELAB lightness, 0 (black) .. 1 (white)")
-    saturation: float = Field(description="mean HSV saturation, 0 .. 1")
-    warmth: float = Field(description="mean (R - B) / 255: -1 all blue .. +1 all red/yellow")
-    colorfulness: float = Field(
-        description="Hasler & Suesstrunk (2003) M: ~0 grey, ~33 moderately, >~80 very colourful"
-    )
-    per_scene: list[ScenePalette]
-    per_scene_source: Literal["scene_segmentation", "windows"] = Field(
-        description="where the scene bounds came from: the scene_segmentation result, or "
-        "equal time windows when it was not available"
-    )
-    variety: ColorVariety
 
 
 def delta_e_2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
@@ -242,9 +209,9 @@ class ColorAnalysis(Analyzer):
         lab = rgb_to_lab(frames)
         stats = _frame_stats(frames, lab)
 
-        scenes = (clip.upstream.get("scene_segmentation") or {}).get("scenes")
-        if scenes:
-            bounds = [(float(s["start_s"]), float(s["end_s"])) for s in scenes]
+        upstream = clip.upstream_result(SceneSegmentationResult)
+        if upstream is not None and upstream.scenes:
+            bounds = [(s.start_s, s.end_s) for s in upstream.scenes]
             source = "scene_segmentation"
         else:
             bounds = self._windows(clip.meta.duration_s or float(times[-1]), p.window_s)

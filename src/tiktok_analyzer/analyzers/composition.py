@@ -37,7 +37,6 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, Field
 
 from tiktok_analyzer.analyzers import weights as weights_layer
 from tiktok_analyzer.analyzers._clip import (
@@ -49,9 +48,16 @@ from tiktok_analyzer.analyzers._clip import (
 )
 from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, Prepared
 from tiktok_analyzer.analyzers.base import (
-    AnalyzerResult,
     Clip,
     FrameSpec,
+)
+from tiktok_analyzer.analyzers.results.composition import (  # noqa: F401 - re-exported
+    CompositionAnalysisResult,
+    CompositionLabel,
+    CompositionSubject,
+    Placement,
+    ShotComposition,
+    ShotTypeName,
 )
 
 __all__ = [
@@ -68,9 +74,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-ShotTypeName = Literal["close_up", "medium", "wide"]
-Placement = Literal["thirds", "center", "edge", "off_center"]
 
 SHOT_TYPES = Vocabulary.of(
     [
@@ -180,15 +183,6 @@ _EDGE_MARGIN = 0.15
 # Subject and the rule of thirds (weights-independent)
 
 
-class CompositionSubject(BaseModel):
-    x: float = Field(description="subject centre, 0 (left) .. 1 (right)")
-    y: float = Field(description="subject centre, 0 (top) .. 1 (bottom)")
-    strength: float = Field(
-        description="share of the frame's saliency inside the subject region, 0..1: how "
-        "clearly one region stands out"
-    )
-
-
 def saliency_map(frame: np.ndarray, size: int = 64, sigma: float = 1.0) -> np.ndarray:
     """Frequency-tuned saliency of a uint8 RGB frame (Achanta et al., CVPR 2009) as a
     ``size`` x ``size`` map: each pixel's CIELAB distance (Delta-E 1976) from the frame's
@@ -262,26 +256,6 @@ def placement_of(x: float, y: float, tolerance: float = 0.1) -> Placement:
 # Result
 
 
-class ShotComposition(BaseModel):
-    start_s: float
-    end_s: float
-    type: ShotTypeName
-    confidence: float = Field(description="mean zero-shot probability of the type, 0..1")
-    scores: dict[str, float] = Field(description="mean probability of each shot type")
-    frames: int = Field(description="sampled frames inside the shot")
-    subject: CompositionSubject | None = Field(description="median subject position over the shot")
-    thirds_score: float | None = Field(
-        description="mean rule-of-thirds score of the shot's frames with a subject, 0..1"
-    )
-    placement: Placement | None
-
-
-class CompositionLabel(BaseModel):
-    label: str
-    score: float = Field(description="mean zero-shot probability within its vocabulary")
-    kind: Literal["scene", "style"]
-
-
 @dataclass
 class _Frame:
     probs: dict[str, np.ndarray]
@@ -317,24 +291,7 @@ class CompositionAnalysis(LearnedAnalyzer):
         # "center" placement.
         placement_tolerance: float = 0.1
 
-    class Result(AnalyzerResult):
-        shot_types: list[ShotComposition]
-        labels: list[CompositionLabel] = Field(
-            description="top scenes and styles, each by mean zero-shot probability"
-        )
-        thirds_score: float | None = Field(
-            description="mean rule-of-thirds score over every frame with a subject, 0..1; "
-            "None when no frame had one"
-        )
-        placement: Placement | None = Field(description="placement of the median subject")
-        subject: CompositionSubject | None = Field(
-            description="median subject position over the clip"
-        )
-        shot_source: Literal["cut_analysis", "scene_segmentation", "whole_clip"]
-        dominant_shot_type: ShotTypeName | None = Field(
-            description="the shot type covering the most time"
-        )
-        frames_analyzed: int
+    Result = CompositionAnalysisResult
 
     def __init__(self, params: Params | None = None, device: str | None = None) -> None:
         params = params if params is not None else self.Params()

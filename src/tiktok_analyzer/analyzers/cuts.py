@@ -14,7 +14,10 @@ a cut even between two shots of the same colours). Then:
   also jumps the histogram once, but its block means drift over many frames);
 * flash: a bright jump that comes back, within a few frames, to what was there before it
   is a flash of light, not a cut; punch-in: a jump to the frame before scaled up about
-  its centre is a zoom within the shot. Both are reported apart (visual_effects uses them);
+  its centre is a zoom within the shot, but only when every part of the new frame is that
+  part of the old one enlarged (a cut to a tighter framing of another shot matches a
+  scale-up as a whole by chance, never cell by cell). Both are reported apart
+  (visual_effects uses them);
 * fade: a short luma valley near black between two lit stretches, at its darkest frame;
 * dissolve: a frame whose block means sit halfway on the straight line between the
   frames a few steps before and after it, every cell equally far along, while the
@@ -27,12 +30,10 @@ a cut even between two shots of the same colours). Then:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from pydantic import BaseModel
 
 from tiktok_analyzer.analyzers._frames import (
     aligned_correlation,
@@ -46,47 +47,17 @@ from tiktok_analyzer.analyzers._frames import (
     luma_of_blocks,
     zoom_match,
 )
-from tiktok_analyzer.analyzers.base import Analyzer, AnalyzerResult, Clip, FrameSpec, NotApplicable
+from tiktok_analyzer.analyzers.base import Analyzer, Clip, FrameSpec, NotApplicable
+from tiktok_analyzer.analyzers.results.cuts import (  # noqa: F401 - re-exported
+    Cut,
+    CutAnalysisResult,
+    CutKind,
+    Flash,
+    PunchIn,
+    ShotSpan,
+)
 
 __all__ = ["Cut", "CutAnalysis", "Flash", "PunchIn", "ShotSpan"]
-
-CutKind = Literal["hard", "fade", "dissolve", "wipe"]
-
-
-class Cut(BaseModel):
-    """A shot change. ``time_s``/``frame``: the first frame of the new shot for a hard cut,
-    the centre of a gradual transition; ``start_s``/``end_s``: the transition's span
-    (both equal ``time_s`` for a hard cut)."""
-
-    time_s: float
-    frame: int
-    kind: CutKind
-    confidence: float
-    start_s: float
-    end_s: float
-
-
-class ShotSpan(BaseModel):
-    start_s: float
-    end_s: float
-
-
-class Flash(BaseModel):
-    """A burst of light over the picture that is not a cut."""
-
-    time_s: float
-    frame: int
-    frames: int
-    end_s: float
-
-
-class PunchIn(BaseModel):
-    """A sudden zoom within a shot: the frame jumps to ``scale`` times the one before."""
-
-    time_s: float
-    frame: int
-    scale: float
-    confidence: float
 
 
 @dataclass(frozen=True)
@@ -127,13 +98,16 @@ class CutAnalysis(Analyzer):
         dissolve_max_step: float = 0.35
         # Layout jump (a cut between shots of the same colours): the aligned correlation
         # with the frame before falls to at most this, and this far below its rolling median.
-        layout_max_corr: float = 0.3
+        layout_max_corr: float = 0.5
         layout_min_drop: float = 0.5
         # Punch-in: the frame matches the one before scaled by up to this, at least this well
         # (aligned correlation), and the histogram moves at most this much.
         punch_max_scale: float = 2.0
         punch_min_corr: float = 0.6
         punch_max_hist: float = 0.5
+        # ... and each cell of a 3x3 grid over the frame matches its scaled-up counterpart at
+        # least this well: a real punch-in repeats the whole picture, every part of it.
+        punch_min_cell_corr: float = 0.8
         # Wipe: the cells' switch times spread over at least this many frames (10th to 90th
         # percentile) within wipe_max_s, and a plane over their positions explains this
         # share of their variance.
@@ -143,17 +117,7 @@ class CutAnalysis(Analyzer):
         # Cuts closer than this are one transition.
         min_gap_s: float = 0.1
 
-    class Result(AnalyzerResult):
-        cuts: list[Cut]
-        shots: list[ShotSpan]
-        cuts_per_minute: float
-        mean_shot_s: float
-        median_shot_s: float
-        min_shot_s: float
-        max_shot_s: float
-        shot_count: int
-        flashes: list[Flash]
-        punch_ins: list[PunchIn]
+    Result = CutAnalysisResult
 
     def analyze(self, clip: Clip) -> Result:
         frames, ts, idx = clip.frames, clip.timestamps_s, clip.frame_indices
@@ -273,7 +237,11 @@ class CutAnalysis(Analyzer):
             grow, r_in = zoom_match(f.gray[t - 1], f.gray[t], scales)
             shrink, r_out = zoom_match(f.gray[t], f.gray[t - 1], scales)
             scale, r = (grow, r_in) if r_in >= r_out else (1.0 / shrink, r_out)
-            if scale != 1.0 and r >= max(p.punch_min_corr, f.corr[t] + 0.3):
+            if (
+                scale != 1.0
+                and r >= max(p.punch_min_corr, f.corr[t] + 0.3)
+                and _cells_match_scaled(f.gray[t - 1], f.gray[t], scale) >= p.punch_min_cell_corr
+            ):
                 punches.append((t, scale, r))
             else:
                 kept.append(c)
@@ -535,13 +503,46 @@ def _rolling_median_excluding(x: np.ndarray, half: int, exclude: int) -> np.ndar
 def _layout_holds(gray: np.ndarray, t: int, limit: float) -> bool:
     """Whether the picture carries on across the step into frame t after all, seen from
     the frames two apart: a cut parts every frame before it from every frame after, but
-    a periodic pattern under noise can fool the alignment of one pair of frames."""
+    a periodic pattern under noise can fool the alignment of one pair of frames. Both
+    pairs must agree: two real shots of similar layout (a street, then a pavement) can
+    line up by chance across one of them."""
     window = cv2.createHanningWindow(gray.shape[:0:-1], cv2.CV_32F)
-    return any(
-        aligned_correlation(gray[a], gray[b], window)[0] > limit
-        for a, b in ((t - 2, t), (t - 1, t + 1))
-        if a >= 0 and b < len(gray)
+    pairs = [(a, b) for a, b in ((t - 2, t), (t - 1, t + 1)) if a >= 0 and b < len(gray)]
+    return bool(pairs) and all(
+        aligned_correlation(gray[a], gray[b], window)[0] > limit for a, b in pairs
     )
+
+
+def _cells_match_scaled(before: np.ndarray, after: np.ndarray, scale: float) -> float:
+    """The worst correlation, over a 3x3 grid of cells, between ``after`` and ``before``
+    scaled by ``scale`` about its centre (below 1: ``after`` is the larger), once aligned
+    by phase correlation. Smooth pictures of two different shots correlate as a whole
+    (a face centred in both, a dark surround); a punch-in repeats every cell."""
+    small, large = (before, after) if scale >= 1.0 else (after, before)
+    s = max(scale, 1.0 / scale)
+    h, w = small.shape
+    x0, y0 = (w - w / s) / 2, (h - h / s) / 2
+    m = np.array([[s, 0, -x0 * s], [0, s, -y0 * s]], dtype=np.float64)
+    grown = cv2.warpAffine(small, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    window = cv2.createHanningWindow((w, h), cv2.CV_32F)
+    (dx, dy), _ = cv2.phaseCorrelate(grown, large, window)
+    ix, iy = int(round(dx)), int(round(dy))
+    if abs(ix) >= w // 4 or abs(iy) >= h // 4:
+        return 0.0
+    a = grown[max(0, -iy) : h - max(0, iy), max(0, -ix) : w - max(0, ix)]
+    b = large[max(0, iy) : h - max(0, -iy), max(0, ix) : w - max(0, -ix)]
+    ch, cw = a.shape[0] // 3, a.shape[1] // 3
+    worst = 1.0
+    for i in range(3):
+        for j in range(3):
+            ca = a[i * ch : (i + 1) * ch, j * cw : (j + 1) * cw]
+            cb = b[i * ch : (i + 1) * ch, j * cw : (j + 1) * cw]
+            ca, cb = ca - ca.mean(), cb - cb.mean()
+            denom = float(np.sqrt((ca * ca).sum() * (cb * cb).sum()))
+            # A flat cell (sky, a dark surround) holds no evidence either way.
+            if denom > 4.0 * ca.size:
+                worst = min(worst, float((ca * cb).sum()) / denom)
+    return worst
 
 
 def _blends_evenly(blocks: np.ndarray, t: int, w: int) -> bool:

@@ -21,44 +21,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel
 
 from tiktok_analyzer.analyzers._frames import continuity, frame_rate, gray_frames
-from tiktok_analyzer.analyzers.base import Analyzer, AnalyzerResult, Clip, FrameSpec, NotApplicable
+from tiktok_analyzer.analyzers.base import Analyzer, Clip, FrameSpec, NotApplicable
+from tiktok_analyzer.analyzers.results.cuts import CutAnalysisResult
+from tiktok_analyzer.analyzers.results.effects import (  # noqa: F401 - re-exported
+    Effect,
+    EffectKind,
+    VisualEffectsResult,
+)
 
 __all__ = ["Effect", "EffectKind", "VisualEffects"]
-
-
-EffectKind = Literal[
-    # transitions and events that cut_analysis told apart from plain cuts
-    "fade",
-    "dissolve",
-    "wipe",
-    "flash",
-    "punch_in",
-    "punch_out",
-    # found here
-    "freeze",
-    "split_screen",
-    "whip_pan",
-    "speed_ramp",
-    # looks, one per shot
-    "color_cast",
-    "high_saturation",
-    "monochrome",
-]
-
-
-class Effect(BaseModel):
-    start_s: float
-    end_s: float
-    kind: EffectKind
-    confidence: float
-    detail: str | None = None  # e.g. "vertical seam at 0.50", "scale 1.40", "warm"
 
 
 class VisualEffects(Analyzer):
@@ -103,20 +79,18 @@ class VisualEffects(Analyzer):
         saturated_above: float = 0.6
         monochrome_below: float = 0.06
 
-    class Result(AnalyzerResult):
-        effects: list[Effect]
-        counts: dict[str, int]  # effects of each kind found
+    Result = VisualEffectsResult
 
     def analyze(self, clip: Clip) -> Result:
-        cuts = clip.upstream.get("cut_analysis")
-        if cuts is None or "shots" not in cuts:
+        cuts = clip.upstream_result(CutAnalysisResult)
+        if cuts is None:
             raise NotApplicable("needs cut_analysis: its cuts, flashes and shots")
         frames, ts = clip.frames, clip.timestamps_s
         assert frames is not None and ts is not None
         if len(frames) < 3:
             raise NotApplicable("visual effects need at least 3 frames")
         fps = frame_rate(ts, clip.meta.fps)
-        shots = [(float(s["start_s"]), float(s["end_s"])) for s in cuts["shots"]]
+        shots = [(s.start_s, s.end_s) for s in cuts.shots]
 
         gray = gray_frames(frames)
         effects = (
@@ -337,36 +311,30 @@ class VisualEffects(Analyzer):
         return out
 
 
-def _from_cut_analysis(cuts: dict[str, Any], shots: list[tuple[float, float]]) -> list[Effect]:
+def _from_cut_analysis(cuts: CutAnalysisResult, shots: list[tuple[float, float]]) -> list[Effect]:
     """Transitions, flashes and punch-ins that cut_analysis separated from plain cuts."""
     out = [
-        Effect(
-            start_s=float(c.get("start_s", c["time_s"])),
-            end_s=float(c.get("end_s", c["time_s"])),
-            kind=c["kind"],
-            confidence=float(c["confidence"]),
-        )
-        for c in cuts.get("cuts", [])
-        if c["kind"] != "hard"
+        Effect(start_s=c.start_s, end_s=c.end_s, kind=c.kind, confidence=c.confidence)
+        for c in cuts.cuts
+        if c.kind != "hard"
     ]
     out += [
-        Effect(start_s=float(f["time_s"]), end_s=float(f["end_s"]), kind="flash", confidence=1.0)
-        for f in cuts.get("flashes", [])
+        Effect(start_s=f.time_s, end_s=f.end_s, kind="flash", confidence=1.0) for f in cuts.flashes
     ]
-    for z in cuts.get("punch_ins", []):
-        t = float(z["time_s"])
+    for z in cuts.punch_ins:
+        t = z.time_s
         # The zoom holds until the shot ends (or the next punch changes it).
         end = next((b for a, b in shots if a <= t < b), t)
-        later = [float(o["time_s"]) for o in cuts["punch_ins"] if float(o["time_s"]) > t]
+        later = [o.time_s for o in cuts.punch_ins if o.time_s > t]
         if later:
             end = min(end, later[0])
         out.append(
             Effect(
                 start_s=t,
                 end_s=end,
-                kind="punch_in" if z["scale"] > 1 else "punch_out",
-                confidence=float(z["confidence"]),
-                detail=f"scale {z['scale']:.2f}",
+                kind="punch_in" if z.scale > 1 else "punch_out",
+                confidence=z.confidence,
+                detail=f"scale {z.scale:.2f}",
             )
         )
     return out

@@ -68,7 +68,6 @@ import librosa
 import numpy as np
 import scipy.ndimage
 import scipy.signal
-from pydantic import BaseModel, Field
 
 from tiktok_analyzer.analyzers import weights as weights_layer
 from tiktok_analyzer.analyzers._audioset import (
@@ -94,8 +93,14 @@ from tiktok_analyzer.analyzers._sound import (
 )
 from tiktok_analyzer.analyzers.base import (
     AUDIO_RATE,
-    AnalyzerResult,
     Clip,
+)
+from tiktok_analyzer.analyzers.results.environment import (  # noqa: F401 - re-exported
+    AudioEnvironmentResult,
+    Reverberation,
+    ReverbLabel,
+    SceneScore,
+    ShareWindow,
 )
 
 __all__ = ["SCENES", "AudioEnvironment", "Measures", "measure"]
@@ -201,33 +206,10 @@ SCENES: dict[str, tuple[str, ...]] = {
 _MODEL_MUSIC = ("Music",)
 _MODEL_SPEECH = ("Speech", "Narration, monologue", "Conversation")
 
-ReverbLabel = Literal["dry", "room", "hall", "unknown"]
-
 _N_MELS = 64
 # The floor estimate (a minimum over 0.5 s, then a low percentile across frequency) reads
 # under the true level of a noise; measured 6.9 dB under on white noise, added back.
 _FLOOR_BIAS_DB = 6.9
-
-
-class SceneScore(BaseModel):
-    label: str
-    score: float = Field(description="highest clip-level AudioSet probability among its classes")
-
-
-class Reverberation(BaseModel):
-    rt60_s: float | None = Field(
-        description="decay time to -60 dB estimated from free decays (T20); None if none found"
-    )
-    label: ReverbLabel
-    decays: int = Field(description="free decays the estimate rests on")
-
-
-class ShareWindow(BaseModel):
-    start_s: float
-    end_s: float
-    speech: bool
-    music: bool
-    noise: bool
 
 
 @dataclass
@@ -555,32 +537,7 @@ class AudioEnvironment(LearnedAnalyzer):
         # Real weights only: let the model overrule the DSP shares where it is sure.
         blend_model: bool = True
 
-    class Result(AnalyzerResult):
-        scene: list[SceneScore] = Field(
-            description="scenes by score (AudioSet classifier; random with synthetic weights)"
-        )
-        music_share: float = Field(description="share of the clip's time with music")
-        speech_share: float = Field(description="share of the clip's time with speech")
-        noise_share: float = Field(
-            description="share of the clip's time with noise (a flat bed, or sound that is "
-            "neither speech nor music); shares overlap where sounds do"
-        )
-        silence_share: float
-        shares_source: Literal["dsp", "dsp+model"] = Field(
-            description="dsp: measured by the DSP frame classifier alone; dsp+model: the "
-            "classifier (real weights) overruled it where sure"
-        )
-        snr_db: float = Field(
-            description="foreground (speech/music) power over the broadband noise floor, dB "
-            "(capped at 100)"
-        )
-        signal_dbfs: float
-        noise_floor_dbfs: float
-        reverberation: Reverberation
-        audioset_top: list[SceneScore] = Field(
-            description="the five AudioSet classes with the highest clip-level probability"
-        )
-        windows: list[ShareWindow] = Field(description="the DSP windows behind the shares")
+    Result = AudioEnvironmentResult
 
     def load(self, weights: weights_layer.Weights) -> None:
         self.kind = weights.kind

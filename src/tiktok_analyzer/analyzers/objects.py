@@ -51,12 +51,17 @@ from typing import Any
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, Field
 
 from tiktok_analyzer.analyzers import weights as weights_layer
 from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, Prepared, check_frames, seeded
 from tiktok_analyzer.analyzers._tracking import Track, Tracker, iou_matrix
-from tiktok_analyzer.analyzers.base import AnalyzerResult, Clip, FrameSpec, Unavailable
+from tiktok_analyzer.analyzers.base import Clip, FrameSpec, Unavailable
+from tiktok_analyzer.analyzers.results.objects import (  # noqa: F401 - re-exported
+    BoxSample,
+    DetectedObject,
+    LabelSummary,
+    ObjectDetectionResult,
+)
 
 __all__ = [
     "BoxSample",
@@ -344,42 +349,6 @@ def scores_of(track: Track) -> list[float]:
 # Result
 
 
-class BoxSample(BaseModel):
-    time_s: float
-    bbox: list[float] = Field(description="[x0, y0, x1, y1] normalised to 0..1")
-    confidence: float
-
-
-class DetectedObject(BaseModel):
-    label: str = Field(description="COCO class name")
-    track_id: int = Field(description="1, 2, ... in order of first appearance within the clip")
-    first_s: float = Field(description="time of the first sampled frame the object is seen in")
-    last_s: float = Field(description="time of the last sampled frame the object is seen in")
-    screen_share: float = Field(
-        description="share of the clip's sampled frames (so of its time) in which the object "
-        "is seen, 0..1"
-    )
-    area_share: float = Field(
-        description="mean share of the frame's area its box covers while it is seen, 0..1"
-    )
-    max_confidence: float
-    mean_confidence: float
-    frames_seen: int = Field(description="sampled frames in which the object is seen")
-    boxes: list[BoxSample] = Field(
-        description="up to max_boxes_per_track sightings spread over the track, its most "
-        "confident one always among them, in time order"
-    )
-
-
-class LabelSummary(BaseModel):
-    label: str
-    tracks: int = Field(description="objects of this label followed in the clip")
-    screen_share: float = Field(
-        description="share of sampled frames in which at least one object of this label is seen"
-    )
-    max_confidence: float
-
-
 def _sample_indices(scores: Sequence[float], k: int) -> list[int]:
     """Up to ``k`` sighting indices spread evenly over the track, the best one included."""
     n = len(scores)
@@ -420,12 +389,7 @@ class ObjectDetection(LearnedAnalyzer):
         # At most this many objects are reported (the longest seen first).
         max_objects: int = 100
 
-    class Result(AnalyzerResult):
-        objects: list[DetectedObject]
-        labels: list[LabelSummary] = Field(description="per label, the most seen first")
-        frames_analyzed: int
-        detections: int = Field(description="detections kept over all sampled frames")
-        objects_dropped: int = Field(description="tracks beyond max_objects left out")
+    Result = ObjectDetectionResult
 
     def load(self, weights: weights_layer.Weights) -> None:
         import torch

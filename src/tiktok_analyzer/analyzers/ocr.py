@@ -69,16 +69,22 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, Field
 
 from tiktok_analyzer.analyzers import weights as weights_layer
 from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, chunks, seeded
 from tiktok_analyzer.analyzers._tracking import Tracker, box_iou
-from tiktok_analyzer.analyzers.base import AnalyzerResult, Clip, FrameSpec
+from tiktok_analyzer.analyzers.base import Clip, FrameSpec
+from tiktok_analyzer.analyzers.results.ocr import (  # noqa: F401 - re-exported
+    Kind,
+    TextOverlayResult,
+    TextTrack,
+    UnsafeZone,
+    Zone,
+)
 
 __all__ = [
     "DETECTOR_FILE",
@@ -114,37 +120,8 @@ _GATE_CELL_PX = 32
 # Margin EasyOCR adds around each detected line, as a share of its height (add_margin).
 _MARGIN = 0.1
 
-Kind = Literal["caption", "title", "decorative"]
-Zone = Literal["right_rail", "bottom_band"]
-
-
 # ---------------------------------------------------------------------------------------
 # Result
-
-
-class UnsafeZone(BaseModel):
-    name: Zone
-    bbox: list[float] = Field(description="[x0, y0, x1, y1], shares of the frame")
-
-
-class TextTrack(BaseModel):
-    text: str
-    start_s: float
-    end_s: float
-    bbox: list[float] = Field(
-        description="[x0, y0, x1, y1] normalised 0..1: median of the block's boxes over the track"
-    )
-    kind: Kind = Field(description="caption / title / decorative (rule in the module docstring)")
-    height: float = Field(
-        description="text size: median line height (detector box, margin removed) / frame height"
-    )
-    lines: int = Field(description="lines of text in the block")
-    confidence: float = Field(description="recognizer confidence of the chosen reading, 0..1")
-    unsafe_overlap: float = Field(
-        description="share of the box inside the player's unsafe zones (right rail + bottom band)"
-    )
-    unsafe_zone: Zone | None = Field(description="the zone holding most of that overlap")
-    frames: int = Field(description="sampled frames the text was seen in")
 
 
 # ---------------------------------------------------------------------------------------
@@ -387,18 +364,7 @@ class TextOverlay(LearnedAnalyzer):
         # int8 dynamic quantisation of the recognizer on a CPU (EasyOCR's default).
         quantize: bool = True
 
-    class Result(AnalyzerResult):
-        texts: list[TextTrack]
-        frames_sampled: int
-        frames_detected: int = Field(description="sampled frames CRAFT ran on")
-        frames_recognized: int = Field(description="sampled frames the recognizer ran on")
-        lines_recognized: int = Field(description="line crops read by the recognizer")
-        first_text_s: float | None
-        text_time_share: float = Field(description="share of the clip with any text on screen")
-        unsafe_share: float = Field(
-            description="share of the tracks overlapping an unsafe zone at all"
-        )
-        unsafe_zones: list[UnsafeZone]
+    Result = TextOverlayResult
 
     def load(self, weights: weights_layer.Weights) -> None:
         if weights.kind == "real":

@@ -40,18 +40,21 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
 
 from tiktok_analyzer.analyzers import weights as weights_layer
 from tiktok_analyzer.analyzers._clip import ClipZeroShot, Vocabulary, clip_duration, validate_frames
 from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, Prepared
 from tiktok_analyzer.analyzers.base import (
-    AnalyzerResult,
     Clip,
     FrameSpec,
+)
+from tiktok_analyzer.analyzers.results.products import (  # noqa: F401 - re-exported
+    BrandInText,
+    ProductDetectionResult,
+    ProductItem,
 )
 
 __all__ = [
@@ -350,33 +353,6 @@ class VisionProduct:
     crops: int = 0
 
 
-class BrandInText(BaseModel):
-    brand: str = Field(description="brand key of the vocabulary")
-    text: str = Field(description="the on-screen text that named it")
-    start_s: float
-    end_s: float
-    confidence: float
-
-
-class ProductItem(BaseModel):
-    label: str = Field(
-        description="product category of the vocabulary; for a brand read only in "
-        "on-screen text, the brand's broad category (e.g. sportswear, beverage)"
-    )
-    brand: str | None = Field(description="brand key of the vocabulary, or None")
-    first_s: float = Field(description="first appearance")
-    last_s: float
-    screen_time_s: float = Field(description="time on screen (union of its spans)")
-    screen_share: float = Field(description="screen time over the clip's duration, 0..1")
-    confidence: float = Field(description="0..1; vision and text combined for source both")
-    source: Literal["vision", "text", "both"]
-    brand_confidence: float | None = Field(
-        description="zero-shot brand probability (vision), or the text hit's confidence"
-    )
-    track_ids: list[int] = Field(description="object_detection tracks it was seen on")
-    texts: list[str] = Field(description="on-screen texts that named the brand")
-
-
 def _union(spans: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
     merged: list[list[float]] = []
     for a, b in sorted(spans):
@@ -591,16 +567,7 @@ class ProductDetection(LearnedAnalyzer):
         # A text hit names an unbranded vision product on screen within this window.
         join_window_s: float = 1.0
 
-    class Result(AnalyzerResult):
-        products: list[ProductItem]
-        brands_in_text: list[BrandInText] = Field(
-            description="every brand hit in on-screen text (text_overlay)"
-        )
-        mode: Literal["objects", "frames"] = Field(
-            description="objects: crops of object_detection's boxes; frames: whole frames "
-            "and their centres (no boxes upstream)"
-        )
-        crops_scored: int
+    Result = ProductDetectionResult
 
     def __init__(self, params: Params | None = None, device: str | None = None) -> None:
         params = params if params is not None else self.Params()

@@ -10,22 +10,18 @@ stays one scene while a change of place (other colours and light) starts a new o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
 
 from tiktok_analyzer.analyzers._frames import hist_distance, hsv_histograms
-from tiktok_analyzer.analyzers.base import Analyzer, AnalyzerResult, Clip, FrameSpec, NotApplicable
+from tiktok_analyzer.analyzers.base import Analyzer, Clip, FrameSpec, NotApplicable
+from tiktok_analyzer.analyzers.results.cuts import CutAnalysisResult
+from tiktok_analyzer.analyzers.results.scenes import (  # noqa: F401 - re-exported
+    Scene,
+    SceneSegmentationResult,
+)
 
 __all__ = ["Scene", "SceneSegmentation"]
-
-
-class Scene(BaseModel):
-    start_s: float
-    end_s: float
-    shot_count: int
-    keyframe_s: float  # middle of the scene's longest shot: a frame that represents it
 
 
 class SceneSegmentation(Analyzer):
@@ -44,18 +40,15 @@ class SceneSegmentation(Analyzer):
         # Frames this close to a shot's ends may still show the transition into it.
         edge_margin_s: float = 0.2
 
-    class Result(AnalyzerResult):
-        scenes: list[Scene]
-        scene_count: int
-        mean_scene_s: float
+    Result = SceneSegmentationResult
 
     def analyze(self, clip: Clip) -> Result:
-        upstream = clip.upstream.get("cut_analysis")
-        if upstream is None or "shots" not in upstream:
+        cuts = clip.upstream_result(CutAnalysisResult)
+        if cuts is None:
             raise NotApplicable("needs cut_analysis: its shots are what scenes group")
         frames, ts = clip.frames, clip.timestamps_s
         assert frames is not None and ts is not None
-        shots = _shot_spans(upstream["shots"])
+        shots = [(s.start_s, s.end_s) for s in cuts.shots if s.end_s > s.start_s]
         if not shots:
             raise NotApplicable("cut_analysis found no shots")
         p = self.params
@@ -93,10 +86,6 @@ class SceneSegmentation(Analyzer):
             scene_count=len(scenes),
             mean_scene_s=round(float(lengths.mean()), 4),
         )
-
-
-def _shot_spans(raw: list[dict[str, Any]]) -> list[tuple[float, float]]:
-    return [(float(s["start_s"]), float(s["end_s"])) for s in raw if s["end_s"] > s["start_s"]]
 
 
 def _shot_look(

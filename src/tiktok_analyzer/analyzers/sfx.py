@@ -58,12 +58,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
 
 import librosa
 import numpy as np
 import scipy.ndimage
-from pydantic import BaseModel, Field
 
 from tiktok_analyzer.analyzers import weights as weights_layer
 from tiktok_analyzer.analyzers._audioset import AudioSetTagger
@@ -80,11 +78,16 @@ from tiktok_analyzer.analyzers._sound import (
 )
 from tiktok_analyzer.analyzers.base import (
     AUDIO_RATE,
-    AnalyzerResult,
     Clip,
 )
 from tiktok_analyzer.analyzers.environment import DspParams as EnvParams
 from tiktok_analyzer.analyzers.environment import measure
+from tiktok_analyzer.analyzers.results.cuts import CutAnalysisResult
+from tiktok_analyzer.analyzers.results.sfx import (  # noqa: F401 - re-exported
+    Shape,
+    SoundEffectsResult,
+    SoundEvent,
+)
 
 __all__ = ["SFX_CLASSES", "DspEvent", "SoundEffects", "find_events"]
 
@@ -155,26 +158,11 @@ SFX_CLASSES: tuple[str, ...] = (
     "Sonar",
 )
 
-Shape = Literal["impulsive", "tonal", "swept", "other"]
-
 # Levels are floored here (about a 16-bit recording's noise): what stands out above
 # digital silence stands out by this much at most.
 _LEVEL_FLOOR = -70.0
 # Speech must go on around a candidate this long for it to count as a syllable.
 _SPEECH_AROUND_S = 1.0
-
-
-class SoundEvent(BaseModel):
-    label: str = Field(description="AudioSet class (of the sound-effect list) heard")
-    start_s: float = Field(description="onset: where the sound rises out of the background")
-    end_s: float = Field(description="where it has decayed back into the background")
-    confidence: float = Field(description="the classifier's probability of the label")
-    shape: Shape = Field(description="DSP shape: impulsive, tonal, swept or other")
-    stand_out_db: float = Field(description="peak level above the local background, dB")
-    on_cut: bool = Field(description="onset within cut_tolerance_s of a cut")
-    cut_offset_s: float | None = Field(
-        description="onset minus the nearest cut's time; None when there are no cuts"
-    )
 
 
 @dataclass(frozen=True)
@@ -421,17 +409,7 @@ class SoundEffects(LearnedAnalyzer):
         beat_margin_db: float = 6.0
         speech_margin_db: float = 6.0
 
-    class Result(AnalyzerResult):
-        events: list[SoundEvent]
-        on_cut_share: float = Field(description="share of the events whose onset is on a cut")
-        cuts_known: bool = Field(
-            description="cut_analysis's cuts were available (False: on_cut is always False)"
-        )
-        beat_suppressed: int = Field(
-            description="candidates dropped as the music's own beats (steady beat grid)"
-        )
-        speech_suppressed: int = Field(description="candidates dropped as syllables of speech")
-        events_per_minute: float
+    Result = SoundEffectsResult
 
     def load(self, weights: weights_layer.Weights) -> None:
         self.kind = weights.kind
@@ -478,10 +456,9 @@ class SoundEffects(LearnedAnalyzer):
         removed: dict[str, int],
     ) -> Result:
         p = self.params
-        cuts_known = "cut_analysis" in clip.upstream
-        cuts = np.array(
-            [float(c["time_s"]) for c in (clip.upstream.get("cut_analysis") or {}).get("cuts", [])]
-        )
+        upstream_cuts = clip.upstream_result(CutAnalysisResult)
+        cuts_known = upstream_cuts is not None
+        cuts = np.array([c.time_s for c in upstream_cuts.cuts] if upstream_cuts else [])
         found: list[SoundEvent] = []
         for e, row in zip(events, rows, strict=True):
             best = int(np.argmax(row))

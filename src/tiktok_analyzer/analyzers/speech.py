@@ -59,11 +59,16 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.ndimage
 import scipy.signal
-from pydantic import BaseModel, Field
 
 from tiktok_analyzer.analyzers import weights as weights_layer
 from tiktok_analyzer.analyzers._learned import LearnedAnalyzer
-from tiktok_analyzer.analyzers.base import AUDIO_RATE, AnalyzerResult, Clip, Unavailable
+from tiktok_analyzer.analyzers.base import AUDIO_RATE, Clip, Unavailable
+from tiktok_analyzer.analyzers.results.speech import (  # noqa: F401 - re-exported
+    SpeechSegment,
+    SpeechTranscriptionResult,
+    VoicedSpan,
+    Word,
+)
 
 __all__ = [
     "ENGINES",
@@ -83,32 +88,6 @@ ENGINES = ("auto", "faster-whisper", "openai-whisper")
 
 # Whisper marks music it does not transcribe with these.
 _MUSIC_MARKS = re.compile(r"^[\s♪♫🎵🎶#*()\[\]]*$|^\s*[\[(]?(music|singing)[\])]?\s*$", re.I)
-
-
-class Word(BaseModel):
-    word: str
-    start_s: float
-    end_s: float
-    probability: float
-
-
-class SpeechSegment(BaseModel):
-    start_s: float
-    end_s: float
-    text: str
-    no_speech_prob: float = Field(
-        description="Whisper's probability that the window holds no speech"
-    )
-    avg_logprob: float
-    sung: bool = Field(description="sung over music rather than spoken (heuristic)")
-    music_ratio_db: float = Field(
-        description="sustained (music) energy against the voice's within the segment, dB"
-    )
-
-
-class VoicedSpan(BaseModel):
-    start_s: float
-    end_s: float
 
 
 # ---------------------------------------------------------------------------------------
@@ -535,6 +514,17 @@ def _vad_options(params: SpeechTranscription.Params):
     )
 
 
+def _ctranslate2_cuda_usable() -> bool:
+    """Whether CTranslate2's CUDA build can load its cuBLAS (it asks for libcublas.so.12)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libcublas.so.12")
+    except OSError:
+        return False
+    return True
+
+
 # ---------------------------------------------------------------------------------------
 # Synthetic CTranslate2 Whisper
 
@@ -833,18 +823,7 @@ class SpeechTranscription(LearnedAnalyzer):
         # work of an honest shape too.
         synthetic_tokens: int = 0
 
-    class Result(AnalyzerResult):
-        language: str | None = Field(
-            description="ISO 639-1 code detected on the voiced audio; None without speech"
-        )
-        language_probability: float
-        text: str
-        segments: list[SpeechSegment]
-        words: list[Word]
-        voiced: list[VoicedSpan] = Field(description="voice activity (Silero VAD)")
-        speech_s: float = Field(description="seconds of voiced audio")
-        sung_share: float = Field(description="share of the transcribed time flagged sung")
-        engine: str
+    Result = SpeechTranscriptionResult
 
     def __init__(self, params: Params | None = None, device: str | None = None) -> None:
         params = params if params is not None else self.Params()
@@ -855,14 +834,24 @@ class SpeechTranscription(LearnedAnalyzer):
 
     def model_choice(self) -> str:
         """The engine, then its manifest model: faster-whisper large-v3 on a GPU (engine and
-        model auto), base on a CPU."""
+        model auto), base on a CPU; openai-whisper on a GPU whose host lacks the cuBLAS 12
+        that CTranslate2's CUDA build loads (engine auto)."""
         p = self.params
-        self.engine_name = "faster-whisper" if p.engine == "auto" else p.engine
+        on_gpu = self.device.startswith("cuda")
+        self.engine_name = p.engine
+        if self.engine_name == "auto":
+            # CTranslate2's CUDA build loads cuBLAS 12 at run time; a host with only CUDA 13
+            # (torch cu130 images) cannot run it on the GPU, so Whisper runs in PyTorch there.
+            self.engine_name = (
+                "openai-whisper" if on_gpu and not _ctranslate2_cuda_usable() else "faster-whisper"
+            )
+            if on_gpu and self.engine_name == "openai-whisper":
+                log.warning("speech_transcription: no cuBLAS 12 for CTranslate2; openai-whisper")
         if self.engine_name == "openai-whisper":
             return f"openai-whisper-{p.openai_model}"
         faster = p.faster_model
         if faster == "auto":
-            faster = "large-v3" if self.device.startswith("cuda") else "base"
+            faster = "large-v3" if on_gpu else "base"
         return f"faster-whisper-{faster}"
 
     def load(self, weights: weights_layer.Weights) -> None:

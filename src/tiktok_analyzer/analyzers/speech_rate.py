@@ -20,13 +20,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import scipy.signal
-from pydantic import BaseModel, Field
 
-from tiktok_analyzer.analyzers.base import AUDIO_RATE, Analyzer, AnalyzerResult, Clip, NotApplicable
+from tiktok_analyzer.analyzers.base import AUDIO_RATE, Analyzer, Clip, NotApplicable
+from tiktok_analyzer.analyzers.results.speech import SpeechTranscriptionResult
+from tiktok_analyzer.analyzers.results.speech_rate import (  # noqa: F401 - re-exported
+    Pauses,
+    RateSegment,
+    SpeechRateResult,
+)
 
 __all__ = ["Pauses", "RateSegment", "SpeechRate", "count_syllables"]
 
@@ -56,22 +61,6 @@ def count_syllables(word: str) -> int:
         elif w.endswith("ed") and w[-3] not in "aeiouytd":
             n -= 1
     return max(1, n)
-
-
-class Pauses(BaseModel):
-    count: int
-    mean_s: float
-    longest_s: float
-    total_s: float
-
-
-class RateSegment(BaseModel):
-    start_s: float
-    end_s: float
-    words: int
-    syllables: int
-    words_per_minute: float
-    syllables_per_second: float
 
 
 @dataclass(frozen=True)
@@ -106,21 +95,11 @@ class SpeechRate(Analyzer):
         nucleus_min_gap_s: float = 0.1
         vad_threshold: float = 0.5
 
-    class Result(AnalyzerResult):
-        source: Literal["transcript", "acoustic"]
-        words_per_minute: float
-        syllables_per_second: float
-        articulation_rate_sps: float = Field(description="syllables per second, pauses excluded")
-        pauses: Pauses
-        speaking_share: float = Field(description="speaking time (pauses excluded) / clip")
-        speaking_s: float
-        words: int = Field(description="counted (transcript) or estimated (acoustic)")
-        syllables: int
-        segments: list[RateSegment]
+    Result = SpeechRateResult
 
     def analyze(self, clip: Clip) -> Result:
         duration = clip.meta.duration_s or (len(clip.audio) / AUDIO_RATE)
-        transcript = clip.upstream.get("speech_transcription")
+        transcript = clip.upstream_result(SpeechTranscriptionResult)
         if transcript is not None:
             units, groups = self._from_transcript(transcript)
             n_words = len(units)
@@ -137,21 +116,19 @@ class SpeechRate(Analyzer):
     # -- transcript ----------------------------------------------------------------------
 
     def _from_transcript(
-        self, transcript: dict[str, Any]
+        self, transcript: SpeechTranscriptionResult
     ) -> tuple[list[_Unit], list[tuple[float, float]]]:
-        sung = [(s["start_s"], s["end_s"]) for s in transcript.get("segments", []) if s.get("sung")]
+        sung = [(s.start_s, s.end_s) for s in transcript.segments if s.sung]
         units = []
-        for w in transcript.get("words", []):
-            mid = (w["start_s"] + w["end_s"]) / 2
+        for w in transcript.words:
+            mid = (w.start_s + w.end_s) / 2
             if any(a <= mid <= b for a, b in sung):
                 continue
-            syl = count_syllables(w["word"])
+            syl = count_syllables(w.word)
             if syl:
-                units.append(_Unit(float(w["start_s"]), float(w["end_s"]), syl))
+                units.append(_Unit(w.start_s, w.end_s, syl))
         units.sort(key=lambda u: u.start)
-        groups = [
-            (s["start_s"], s["end_s"]) for s in transcript.get("segments", []) if not s.get("sung")
-        ]
+        groups = [(s.start_s, s.end_s) for s in transcript.segments if not s.sung]
         return units, groups
 
     # -- acoustic fallback ---------------------------------------------------------------

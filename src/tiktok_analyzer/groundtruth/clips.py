@@ -158,6 +158,8 @@ class Shot:
     split_color: RGB | None = None
     punch_in_s: float | None = None
     punch_in_scale: float = 1.4
+    #: the picture's scale over the whole shot: above 1 a tighter framing of its canvas
+    framing: float = 1.0
 
     def __post_init__(self) -> None:
         if self.duration_s <= 0:
@@ -168,6 +170,8 @@ class Shot:
             raise ValueError(f"unknown pattern {self.pattern!r}")
         if self.transition_in not in ("hard", "fade", "dissolve"):
             raise ValueError(f"unknown transition {self.transition_in!r}")
+        if self.framing <= 0:
+            raise ValueError(f"framing is a scale and must be > 0, got {self.framing}")
         if self.motion.startswith("zoom") and self.speed is not None and self.speed <= 1.0:
             raise ValueError(
                 f"zoom speed is a scale factor per second and must be > 1 (e.g. 1.3), "
@@ -229,8 +233,13 @@ class ClipSpec:
     #: laid over the shots, photos first (groundtruth/layers.py)
     overlays: Sequence[Overlay] = ()
     photos: Sequence[Photo] = ()
+    #: share of the height covered by black bars, half at the top and half at the bottom
+    #: (a wide picture letterboxed into a tall frame); drawn under the overlays
+    letterbox: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.letterbox < 1.0:
+            raise ValueError(f"letterbox is a share of the height in [0, 1), got {self.letterbox}")
         if self.width % 2 or self.height % 2:
             raise ValueError(
                 f"width and height must be even for yuv420p, got {self.width}x{self.height}"
@@ -393,6 +402,7 @@ class _ShotRenderer:
             ox, oy = np.clip(self._rng(2, k).normal(0.0, speed, 2), -2.5 * speed, 2.5 * speed)
         if s.punch_in_s is not None and t >= s.punch_in_s:
             scale *= s.punch_in_scale
+        scale *= s.framing
         return ox, oy, scale
 
     def frame(self, k: int) -> np.ndarray:
@@ -450,6 +460,7 @@ def iter_frames(spec: ClipSpec) -> Iterator[np.ndarray]:
     white_frame.flags.writeable = False  # yielded many times: shared
     n_shots = len(spec.shots)
     layered = bool(spec.overlays or spec.photos)
+    bars = letterbox_rows(spec)
     for k in range(tl.n_frames):
         if k in white:
             yield (
@@ -479,9 +490,19 @@ def iter_frames(spec: ClipSpec) -> Iterator[np.ndarray]:
                 a, c = (other, img) if boundary == i else (img, other)
                 mix = a.astype(np.float32) * (1 - later) + c.astype(np.float32) * later
                 img = np.rint(mix).astype(np.uint8)
+        if bars[0] or bars[1]:
+            img = img.copy()
+            img[: bars[0]] = 0
+            img[spec.height - bars[1] :] = 0
         if layered:
             img = apply_layers(img, k / spec.fps, spec.photos, spec.overlays)
         yield img
+
+
+def letterbox_rows(spec: ClipSpec) -> tuple[int, int]:
+    """Rows of black bar at the top and at the bottom of every frame."""
+    total = round(spec.letterbox * spec.height)
+    return total // 2, total - total // 2
 
 
 # ---------------------------------------------------------------------------------------
@@ -637,6 +658,7 @@ def truth(spec: ClipSpec) -> dict[str, Any]:
         if has_video
         else [],
         "sound_events": [] if a is None else sound_event_truth(a.events, _duration(spec)),
+        "letterbox_rows": list(letterbox_rows(spec)) if has_video else [0, 0],
         "seed": spec.seed,
     }
 

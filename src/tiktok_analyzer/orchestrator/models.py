@@ -1,66 +1,37 @@
 """What each Triton model needs from a clip, read from its config.pbtxt ``parameters``.
 
-:mod:`tiktok_analyzer.serving.generate` writes each analyzer's declaration (frame set, audio,
-dependencies) into its model's config, so the orchestrator learns what to decode and ship
-without importing any analyzer code (and their heavy libraries).
+:mod:`tiktok_analyzer.serving.generate` writes each analyzer's declaration (frame set, audio, dependencies,
+model name) into its model's config in the form :mod:`tiktok_analyzer.wire` defines, so the
+orchestrator learns what to decode and ship without importing any analyzer code (and their
+heavy libraries).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
-from tiktok_analyzer.analyzers.base import FrameSpec
+from tiktok_analyzer.wire import K_ANALYZER, BadDeclaration, Declaration, parse_config_params
 
-__all__ = ["ModelDecl", "read_declarations", "with_dependencies"]
+__all__ = ["BadDeclaration", "ModelDecl", "read_declarations", "with_dependencies"]
 
-_PARAM = re.compile(r'parameters\s*\{\s*key:\s*"([^"]+)"\s*value\s*\{\s*string_value:\s*"([^"]*)"')
-
-
-@dataclass(frozen=True)
-class ModelDecl:
-    name: str
-    frames: FrameSpec | None
-    audio: bool
-    depends_on: tuple[str, ...]
-    #: Frames and audio may be missing: send what the clip has rather than skipping it.
-    optional: bool = False
-
-    @classmethod
-    def from_params(cls, name: str, params: dict[str, str]) -> ModelDecl:
-        frames = None
-        sel = params.get("input_frames")
-        if sel:
-            short = int(params.get("input_short_side", "0"))
-            if sel == "every_frame":
-                frames = FrameSpec(short_side=short, every_frame=True)
-            elif sel.startswith("fps="):
-                frames = FrameSpec(short_side=short, fps=float(sel[4:]))
-            elif sel.startswith("count="):
-                frames = FrameSpec(short_side=short, count=int(sel[6:]))
-            else:
-                raise ValueError(f"{name}: bad input_frames {sel!r}")
-        deps = tuple(d for d in params.get("depends_on", "").split(",") if d)
-        return cls(
-            name=name,
-            frames=frames,
-            audio=params.get("input_audio") == "true",
-            depends_on=deps,
-            optional=params.get("input_optional") == "true",
-        )
+#: One model's declaration; the name the orchestrator has always used for it.
+ModelDecl = Declaration
 
 
 def read_declarations(repository: Path) -> dict[str, ModelDecl]:
-    """Every model in the repository, by name, in the contract's order of analyzers."""
+    """Every model in the repository, by name, in the contract's order of analyzers.
+    :class:`BadDeclaration` (one line, naming the file) for a config that cannot be read."""
     from tiktok_analyzer.analyzers import ANALYZER_NAMES
 
     decls = {}
     for config in repository.glob("*/config.pbtxt"):
-        params = dict(_PARAM.findall(config.read_text()))
-        name = params.get("analyzer", config.parent.name)
-        decls[name] = ModelDecl.from_params(name, params)
+        params = parse_config_params(config.read_text())
+        name = params.get(K_ANALYZER, config.parent.name)
+        try:
+            decls[name] = ModelDecl.from_params(name, params)
+        except BadDeclaration as exc:
+            raise BadDeclaration(f"{config}: {exc}") from None
     rank = {name: i for i, name in enumerate(ANALYZER_NAMES)}
     return dict(sorted(decls.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
 

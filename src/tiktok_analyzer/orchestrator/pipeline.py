@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import logging
 import os
 import platform
@@ -28,6 +27,8 @@ import tritonclient.grpc.aio as grpcclient
 import tritonclient.utils.shared_memory as shm
 from tritonclient.utils import InferenceServerException
 
+from tiktok_analyzer import wire
+from tiktok_analyzer.analyzers.base import ClipMeta
 from tiktok_analyzer.orchestrator.decode import Decoded, decode
 from tiktok_analyzer.orchestrator.endpoints import Endpoint, EndpointPool, InferFailed
 from tiktok_analyzer.orchestrator.models import ModelDecl, with_dependencies
@@ -193,19 +194,14 @@ class _Transport:
             shm.destroy_shared_memory_region(self.handle)
             self.handle = None
 
-    def input(self, name: str, key: str, dtype: str, in_shm: bool) -> grpcclient.InferInput:
+    def input(self, spec: wire.Tensor, key: str, in_shm: bool) -> grpcclient.InferInput:
         arr = self.arrays[key]
-        tensor = grpcclient.InferInput(name, [1, *arr.shape], dtype)
+        tensor = grpcclient.InferInput(spec.name, [1, *arr.shape], spec.dtype)
         if in_shm:
             tensor.set_shared_memory(self.region, arr.nbytes, offset=self.offsets[key])
         else:
             tensor.set_data_from_numpy(arr[None])
         return tensor
-
-
-def _array_key(spec) -> str:
-    sel = "every" if spec.every_frame else (f"fps{spec.fps:g}" if spec.fps else f"n{spec.count}")
-    return f"{sel}_{spec.short_side}"
 
 
 async def run_models(
@@ -216,6 +212,140 @@ async def run_models(
         return await _run_models(info, decoded, options, names, pool)
 
 
+def _arrays(decoded: Decoded, decls: dict[str, ModelDecl], names: Sequence[str]) -> dict:
+    """Every array any request points into, once, keyed by frame set and tensor."""
+    arrays: dict[str, np.ndarray] = {}
+    for spec, fs in decoded.frame_sets.items():
+        key = wire.frames_key(spec)
+        arrays[f"{key}/{wire.FRAMES.name}"] = fs.frames
+        arrays[f"{key}/{wire.TIMESTAMPS.name}"] = fs.timestamps_s
+        arrays[f"{key}/{wire.FRAME_INDEX.name}"] = fs.frame_indices
+    if decoded.audio is not None and any(decls[n].audio for n in names):
+        arrays[wire.AUDIO.name] = decoded.audio
+    return arrays
+
+
+def _clip_meta(info: MediaInfo) -> ClipMeta:
+    return ClipMeta(
+        duration_s=info.duration_s,
+        fps=info.fps,
+        width=info.width,
+        height=info.height,
+        has_video=info.has_video,
+        has_audio=info.has_audio,
+    )
+
+
+class _Run:
+    """One clip's requests: each analyzer waits for its dependencies, then asks Triton.
+    ``entries`` and ``done`` are shared by the analyzers' tasks: a dependant reads its
+    upstream entries once their events are set."""
+
+    def __init__(
+        self,
+        info: MediaInfo,
+        decoded: Decoded,
+        options: AnalysisOptions,
+        names: Sequence[str],
+        pool: EndpointPool,
+    ) -> None:
+        self.info, self.decoded, self.options, self.pool = info, decoded, options, pool
+        self.decls = options.declarations
+        self.meta = _clip_meta(info)
+        self.transport = _Transport(_arrays(decoded, self.decls, names), options.use_shm)
+        self.entries: dict[str, AnalyzerEntry] = {}
+        self.done: dict[str, asyncio.Event] = {n: asyncio.Event() for n in names}
+
+    async def all(self) -> dict[str, AnalyzerEntry]:
+        try:
+            await asyncio.gather(*(self.one(n) for n in self.done))
+        finally:
+            # Shielded: a cancelled analysis must still unregister its region.
+            await asyncio.shield(self.transport.close())
+        return self.entries
+
+    async def one(self, name: str) -> None:
+        """Run one analyzer after its dependencies; whatever happens, it gets an entry."""
+        for dep in self.decls[name].depends_on:
+            if dep in self.done:
+                await self.done[dep].wait()
+        progress = self.options.progress
+        if progress:
+            progress(name, "start", None)
+        started = time.perf_counter()
+        try:
+            self.entries[name] = await self.infer(name)
+        except InferFailed as exc:
+            self.entries[name] = _failed(name, str(exc), time.perf_counter() - started)
+        except TimeoutError:
+            self.entries[name] = _failed(
+                name,
+                f"no answer within {self.options.timeout_s:g} s",
+                time.perf_counter() - started,
+            )
+        except Exception as exc:  # noqa: BLE001 - one analyzer never sinks the report
+            log.exception("%s: request failed", name)
+            self.entries[name] = _failed(
+                name, f"{type(exc).__name__}: {exc}", time.perf_counter() - started
+            )
+        finally:
+            self.done[name].set()
+            if progress:
+                progress(name, "done", self.entries.get(name))
+
+    def _skip_reason(self, decl: ModelDecl, has_frames: bool, has_audio: bool) -> str | None:
+        # Nothing to ship for this analyzer: it does not apply, Triton need not be asked
+        # (unless it declared its inputs optional: then it gets what the clip has).
+        if decl.optional:
+            return None
+        if decl.frames is not None and not has_frames:
+            return "the clip has no picture" if not self.info.has_video else "no frames decoded"
+        if decl.audio and not has_audio:
+            return "the clip has no audio track" if not self.info.has_audio else "no audio decoded"
+        return None
+
+    async def infer(self, name: str) -> AnalyzerEntry:
+        decl = self.decls[name]
+        has_frames = decl.frames is not None and decl.frames in self.decoded.frame_sets
+        has_audio = decl.audio and self.decoded.audio is not None
+        reason = self._skip_reason(decl, has_frames, has_audio)
+        if reason is not None:
+            return _failed(name, reason, 0.0, status="skipped")
+        upstream = {
+            d: self.entries[d].result
+            for d in decl.depends_on
+            if d in self.entries and self.entries[d].status == "ok"
+        }
+        body = np.array([[wire.Meta(meta=self.meta, upstream=upstream).encode()]], np.object_)
+        frames_key = wire.frames_key(decl.frames) if has_frames else None
+
+        async def inputs_for(ep: Endpoint) -> list[grpcclient.InferInput]:
+            in_shm = await self.transport.prepare(ep)
+            meta_in = grpcclient.InferInput(wire.META.name, [1, 1], wire.META.dtype)
+            meta_in.set_data_from_numpy(body)
+            inputs = [meta_in]
+            if frames_key is not None:
+                inputs += [
+                    self.transport.input(t, f"{frames_key}/{t.name}", in_shm)
+                    for t in wire.FRAME_TENSORS
+                ]
+            if has_audio:
+                inputs.append(self.transport.input(wire.AUDIO, wire.AUDIO.name, in_shm))
+            return inputs
+
+        result = await self.pool.infer(
+            name,
+            inputs_for,
+            [grpcclient.InferRequestedOutput(wire.RESULT.name)],
+            self.options.timeout_s,
+            on_shm_lost=self.transport.forget,
+        )
+        raw = result.as_numpy(wire.RESULT.name)
+        if raw is None or raw.size != 1:
+            raise RuntimeError(f"the model answered without a {wire.RESULT.name}")
+        return wire.parse_envelope(raw.reshape(-1)[0])
+
+
 async def _run_models(
     info: MediaInfo,
     decoded: Decoded,
@@ -223,108 +353,7 @@ async def _run_models(
     names: Sequence[str],
     pool: EndpointPool,
 ) -> dict[str, AnalyzerEntry]:
-    decls = options.declarations
-    arrays: dict[str, np.ndarray] = {}
-    for spec, fs in decoded.frame_sets.items():
-        key = _array_key(spec)
-        arrays[f"{key}/frames"] = fs.frames
-        arrays[f"{key}/t"] = fs.timestamps_s
-        arrays[f"{key}/i"] = fs.frame_indices
-    if decoded.audio is not None and any(decls[n].audio for n in names):
-        arrays["audio"] = decoded.audio
-    meta = {
-        "duration_s": info.duration_s,
-        "fps": info.fps,
-        "width": info.width,
-        "height": info.height,
-        "has_video": info.has_video,
-        "has_audio": info.has_audio,
-    }
-
-    entries: dict[str, AnalyzerEntry] = {}
-    done: dict[str, asyncio.Event] = {n: asyncio.Event() for n in names}
-    transport = _Transport(arrays, options.use_shm)
-
-    async def one(name: str) -> None:
-        decl = decls[name]
-        for dep in decl.depends_on:
-            if dep in done:
-                await done[dep].wait()
-        if options.progress:
-            options.progress(name, "start", None)
-        started = time.perf_counter()
-        try:
-            entries[name] = await _infer(name, decl)
-        except InferFailed as exc:
-            entries[name] = _failed(name, str(exc), time.perf_counter() - started)
-        except TimeoutError:
-            entries[name] = _failed(
-                name, f"no answer within {options.timeout_s:g} s", time.perf_counter() - started
-            )
-        except Exception as exc:  # noqa: BLE001 - one analyzer never sinks the report
-            log.exception("%s: request failed", name)
-            entries[name] = _failed(
-                name, f"{type(exc).__name__}: {exc}", time.perf_counter() - started
-            )
-        finally:
-            done[name].set()
-            if options.progress:
-                options.progress(name, "done", entries.get(name))
-
-    async def _infer(name: str, decl: ModelDecl) -> AnalyzerEntry:
-        # Nothing to ship for this analyzer: it does not apply, Triton need not be asked
-        # (unless it declared its inputs optional: then it gets what the clip has).
-        has_frames = decl.frames is not None and decl.frames in decoded.frame_sets
-        has_audio = decl.audio and decoded.audio is not None
-        if decl.frames is not None and not has_frames and not decl.optional:
-            reason = "the clip has no picture" if not info.has_video else "no frames decoded"
-            return _failed(name, reason, 0.0, status="skipped")
-        if decl.audio and not has_audio and not decl.optional:
-            reason = "the clip has no audio track" if not info.has_audio else "no audio decoded"
-            return _failed(name, reason, 0.0, status="skipped")
-        upstream = {
-            d: entries[d].result
-            for d in decl.depends_on
-            if d in entries and entries[d].status == "ok"
-        }
-        body = np.array(
-            [[json.dumps({"meta": meta, "upstream": upstream}).encode()]], dtype=np.object_
-        )
-
-        async def inputs_for(ep: Endpoint) -> list[grpcclient.InferInput]:
-            in_shm = await transport.prepare(ep)
-            meta_in = grpcclient.InferInput("META", [1, 1], "BYTES")
-            meta_in.set_data_from_numpy(body)
-            inputs = [meta_in]
-            if has_frames:
-                key = _array_key(decl.frames)
-                inputs += [
-                    transport.input("FRAMES", f"{key}/frames", "UINT8", in_shm),
-                    transport.input("TIMESTAMPS", f"{key}/t", "FP64", in_shm),
-                    transport.input("FRAME_INDEX", f"{key}/i", "INT64", in_shm),
-                ]
-            if has_audio:
-                inputs.append(transport.input("AUDIO", "audio", "FP32", in_shm))
-            return inputs
-
-        result = await pool.infer(
-            name,
-            inputs_for,
-            [grpcclient.InferRequestedOutput("RESULT")],
-            options.timeout_s,
-            on_shm_lost=transport.forget,
-        )
-        raw = result.as_numpy("RESULT")
-        if raw is None or raw.size != 1:
-            raise RuntimeError("the model answered without a RESULT")
-        return AnalyzerEntry.model_validate(json.loads(raw.reshape(-1)[0]))
-
-    try:
-        await asyncio.gather(*(one(n) for n in names))
-    finally:
-        # Shielded: a cancelled analysis must still unregister its region.
-        await asyncio.shield(transport.close())
-    return entries
+    return await _Run(info, decoded, options, names, pool).all()
 
 
 async def analyze_clip_async(path: str, options: AnalysisOptions) -> Report:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# The envelope each model answers with is the report's entry: one model, so they cannot drift.
+from tiktok_analyzer.wire import AnalyzerEntry, ModelInfo
 
 __all__ = [
     "SCHEMA_PATH",
@@ -28,9 +31,6 @@ __all__ = [
 SCHEMA_VERSION = "1.0"
 #: In a source checkout: the client package's copy of the schema, for other services.
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "client" / "report.schema.json"
-
-Status = Literal["ok", "failed", "skipped", "unavailable"]
-Weights = Literal["real", "synthetic-tiny", "synthetic-full", "none"]
 
 
 class VideoInfo(BaseModel):
@@ -60,19 +60,6 @@ class Processing(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
 
-class ModelInfo(BaseModel):
-    name: str
-    weights: Weights
-
-
-class AnalyzerEntry(BaseModel):
-    status: Status
-    error: str | None = None
-    elapsed_s: float = Field(description="seconds inside the model, or until the failure")
-    model: ModelInfo
-    result: dict[str, Any] | None = None
-
-
 class Report(BaseModel):
     schema_version: str = SCHEMA_VERSION
     video: VideoInfo
@@ -87,9 +74,10 @@ def report_schema() -> dict[str, Any]:
     """The report's JSON Schema, each analyzer's ``result`` typed by its Result model."""
     from pydantic.json_schema import models_json_schema
 
-    from tiktok_analyzer.analyzers import ANALYZER_NAMES, load_class
+    from tiktok_analyzer.analyzers import ANALYZER_NAMES
+    from tiktok_analyzer.analyzers.results import result_class
 
-    results = {name: load_class(name).Result for name in ANALYZER_NAMES}
+    results = {name: result_class(name) for name in ANALYZER_NAMES}
     models = [(Report, "validation"), *((m, "validation") for m in set(results.values()))]
     keys, top = models_json_schema(models, ref_template="#/$defs/{model}")
     defs = top["$defs"]

@@ -1,94 +1,107 @@
-"""One line per analyzer for people: the headline of its result."""
+"""One line per analyzer for people: the headline of its result, read through the
+analyzer's Result model (``analyzers.results``), so a renamed field shows in the log."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import Any
 
+from pydantic import ValidationError
+
+from tiktok_analyzer.analyzers.results import result_class
+from tiktok_analyzer.analyzers.results.audio import AudioAnalysisResult
+from tiktok_analyzer.analyzers.results.camera import CameraResult
+from tiktok_analyzer.analyzers.results.color import ColorResult
+from tiktok_analyzer.analyzers.results.cuts import CutAnalysisResult
+from tiktok_analyzer.analyzers.results.effects import VisualEffectsResult
+from tiktok_analyzer.analyzers.results.flow import FlowResult
+from tiktok_analyzer.analyzers.results.quality import QualityResult
+from tiktok_analyzer.analyzers.results.scenes import SceneSegmentationResult
+from tiktok_analyzer.analyzers.results.speech import SpeechTranscriptionResult
+from tiktok_analyzer.analyzers.results.speech_rate import SpeechRateResult
 from tiktok_analyzer.orchestrator.report import Report
 
 __all__ = ["headline", "summary_rows"]
 
+log = logging.getLogger(__name__)
 
-def _cuts(r: dict) -> str:
-    kinds = Counter(c.get("kind", "?") for c in r.get("cuts", []))
+
+def _cuts(r: CutAnalysisResult) -> str:
+    kinds = Counter(c.kind for c in r.cuts)
     detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
     return (
-        f"{len(r.get('cuts', []))} cuts ({detail or 'none'}), "
-        f"{r.get('cuts_per_minute', 0):.1f}/min, mean shot {r.get('mean_shot_s', 0):.2f} s"
+        f"{len(r.cuts)} cuts ({detail or 'none'}), "
+        f"{r.cuts_per_minute:.1f}/min, mean shot {r.mean_shot_s:.2f} s"
     )
 
 
-def _scenes(r: dict) -> str:
-    scenes = r.get("scenes", [])
-    return f"{len(scenes)} scenes from {sum(s.get('shot_count', 0) for s in scenes)} shots"
+def _scenes(r: SceneSegmentationResult) -> str:
+    return f"{len(r.scenes)} scenes from {sum(s.shot_count for s in r.scenes)} shots"
 
 
-def _color(r: dict) -> str:
-    top = ", ".join(f"{p['hex']} {p['share']:.0%}" for p in r.get("palette", [])[:4])
+def _color(r: ColorResult) -> str:
+    top = ", ".join(f"{p.hex} {p.share:.0%}" for p in r.palette[:4])
     return (
-        f"{top}; brightness {r.get('brightness', 0):.2f}, "
-        f"saturation {r.get('saturation', 0):.2f}, warmth {r.get('warmth', 0):+.2f}"
+        f"{top}; brightness {r.brightness:.2f}, "
+        f"saturation {r.saturation:.2f}, warmth {r.warmth:+.2f}"
     )
 
 
-def _quality(r: dict) -> str:
+def _quality(r: QualityResult) -> str:
     return (
-        f"overall {r.get('overall', 0):.0f}/100 (sharpness {r.get('sharpness', 0):.0f}, "
-        f"noise {r.get('noise', 0):.1f}, blockiness {r.get('blockiness', 0):.2f})"
+        f"overall {r.overall:.0f}/100 (sharpness {r.sharpness:.0f}, "
+        f"noise {r.noise:.1f}, blockiness {r.blockiness:.2f})"
     )
 
 
-def _camera(r: dict) -> str:
+def _camera(r: CameraResult) -> str:
     time_by = Counter()
-    for seg in r.get("segments", []):
-        time_by[seg["motion"]] += seg["end_s"] - seg["start_s"]
+    for seg in r.segments:
+        time_by[seg.motion] += seg.end_s - seg.start_s
     return ", ".join(f"{m} {t:.1f} s" for m, t in time_by.most_common(4)) or "no segments"
 
 
-def _effects(r: dict) -> str:
-    effects = r.get("effects", [])
+def _effects(r: VisualEffectsResult) -> str:
+    effects = r.effects
     if not effects:
         return "none"
-    return ", ".join(f"{e['kind']}@{e['start_s']:.1f}s" for e in effects[:5]) + (
+    return ", ".join(f"{e.kind}@{e.start_s:.1f}s" for e in effects[:5]) + (
         f" (+{len(effects) - 5})" if len(effects) > 5 else ""
     )
 
 
-def _audio(r: dict) -> str:
+def _audio(r: AudioAnalysisResult) -> str:
     return (
-        f"{r.get('tempo_bpm', 0):.1f} BPM, {r.get('loudness_lufs', 0):.1f} LUFS, "
-        f"music {r.get('music_share', 0):.0%} / speech {r.get('speech_share', 0):.0%}, "
-        f"{len(r.get('silences', []))} silences"
+        f"{r.tempo_bpm:.1f} BPM, {r.loudness_lufs:.1f} LUFS, "
+        f"music {r.music_share:.0%} / speech {r.speech_share:.0%}, "
+        f"{len(r.silences)} silences"
     )
 
 
-def _transcript(r: dict) -> str:
-    words = r.get("words", [])
-    if not words:
+def _transcript(r: SpeechTranscriptionResult) -> str:
+    if not r.words:
         return "no speech found"
-    text = " ".join(str(r.get("text", "")).split())
+    text = " ".join(r.text.split())
     text = text if len(text) <= 60 else text[:57] + "..."
-    return f'{r.get("language") or "?"}, {len(words)} words: "{text}"'
+    return f'{r.language or "?"}, {len(r.words)} words: "{text}"'
 
 
-def _rate(r: dict) -> str:
-    if not r.get("words_per_minute"):
+def _rate(r: SpeechRateResult) -> str:
+    if not r.words_per_minute:
         return "no speech to time"
-    pauses = r.get("pauses", {}) or {}
     return (
-        f"{r['words_per_minute']:.0f} wpm, {r.get('syllables_per_second', 0):.1f} syllables/s, "
-        f"{pauses.get('count', 0)} pauses, speaking {r.get('speaking_share', 0):.0%}"
+        f"{r.words_per_minute:.0f} wpm, {r.syllables_per_second:.1f} syllables/s, "
+        f"{r.pauses.count} pauses, speaking {r.speaking_share:.0%}"
     )
 
 
-def _flow(r: dict) -> str:
-    hook = r.get("hook", {}) or {}
-    first_cut = hook.get("first_cut_s")
+def _flow(r: FlowResult) -> str:
+    first_cut = r.hook.first_cut_s
     cut = f"first cut {first_cut:.1f} s" if first_cut is not None else "no cut"
     return (
-        f"hook {hook.get('score', 0):.2f} ({cut}), {len(r.get('dead_zones', []))} dead zones, "
-        f"loopability {r.get('loopability', 0):.2f}"
+        f"hook {r.hook.score:.2f} ({cut}), {len(r.dead_zones)} dead zones, "
+        f"loopability {r.loopability:.2f}"
     )
 
 
@@ -112,9 +125,13 @@ def headline(name: str, result: dict[str, Any] | None) -> str:
     fn = _HEADLINES.get(name)
     if fn is not None:
         try:
-            return fn(result)
-        except (KeyError, TypeError, ValueError):
-            pass
+            return fn(result_class(name).model_validate(result))
+        except ValidationError as exc:
+            # A result its model does not accept (an older report, a renamed field): say
+            # so in the log, and still show what can be shown.
+            log.warning("%s: result does not fit its model: %s", name, str(exc).splitlines()[0])
+        except (TypeError, ValueError):
+            pass  # a None where a number was expected (no hook score): the generic line
     scalars = [f"{k} {v}" for k, v in result.items() if isinstance(v, (int, float, str))]
     return ", ".join(scalars[:4])
 

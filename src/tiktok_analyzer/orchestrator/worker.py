@@ -12,6 +12,7 @@ file did survives into the next call. The child caps its own address space
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -24,7 +25,7 @@ from typing import Any, TypeVar
 
 from tiktok_analyzer.analyzers.base import FrameSpec
 from tiktok_analyzer.orchestrator.decode import Decoded, decode
-from tiktok_analyzer.orchestrator.probe import BadInput, Limits, MediaInfo, probe
+from tiktok_analyzer.orchestrator.probe import BadInput, Limits, MediaFile, MediaInfo, probe
 
 __all__ = ["probe_and_decode_isolated", "probe_isolated", "run_isolated", "shutdown"]
 
@@ -34,6 +35,21 @@ log = logging.getLogger(__name__)
 
 _CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT}
 _context: multiprocessing.context.BaseContext | None = None
+_waiter_pool: concurrent.futures.ThreadPoolExecutor | None = None
+#: Threads that wait for children: one per child, so a child's wait never queues behind
+#: another's. Callers bound how many children run (the service's admission control).
+_MAX_WAITERS = 64
+
+
+def _waiters() -> concurrent.futures.ThreadPoolExecutor:
+    # Not the event loop's default executor: slow children waited for there (a probe holds
+    # its thread up to its time limit) starved everything else the service runs in threads.
+    global _waiter_pool
+    if _waiter_pool is None:
+        _waiter_pool = concurrent.futures.ThreadPoolExecutor(
+            _MAX_WAITERS, thread_name_prefix="decode-wait"
+        )
+    return _waiter_pool
 
 
 def _get_context() -> multiprocessing.context.BaseContext:
@@ -135,7 +151,8 @@ async def run_isolated(
     Cancelling the caller kills the child."""
     child = _Child(work, args, limits.worker_memory_bytes, timeout_s)
     try:
-        kind, payload = await asyncio.to_thread(child.wait)
+        loop = asyncio.get_running_loop()
+        kind, payload = await loop.run_in_executor(_waiters(), child.wait)
     except asyncio.CancelledError:
         child.process.kill()  # the waiting thread then reads EOF and ends
         raise
@@ -169,22 +186,27 @@ def _death(exitcode: int | None) -> str:
     return f"the decoder exited unexpectedly (code {exitcode})"
 
 
-async def probe_isolated(path: str, limits: Limits) -> MediaInfo:
-    """:func:`.probe.probe` in a child process."""
+def _name(source: str | MediaFile) -> str:
+    return source.name if isinstance(source, MediaFile) else str(source)
+
+
+async def probe_isolated(path: str | MediaFile, limits: Limits) -> MediaInfo:
+    """:func:`.probe.probe` in a child process. A :class:`MediaFile` travels to the child
+    as its descriptor: the child reads the file the caller opened, never a name."""
     return await run_isolated(
-        probe, path, limits, what=path, limits=limits, timeout_s=limits.probe_timeout_s
+        probe, path, limits, what=_name(path), limits=limits, timeout_s=limits.probe_timeout_s
     )
 
 
 def _probe_and_decode(
-    path: str, limits: Limits, specs: list[FrameSpec], audio: bool
+    path: str | MediaFile, limits: Limits, specs: list[FrameSpec], audio: bool
 ) -> tuple[MediaInfo, Decoded]:
     info = probe(path, limits)
     return info, decode(path, info, specs, audio, limits)
 
 
 async def probe_and_decode_isolated(
-    path: str, limits: Limits, specs: Iterable[FrameSpec], audio: bool
+    path: str | MediaFile, limits: Limits, specs: Iterable[FrameSpec], audio: bool
 ) -> tuple[MediaInfo, Decoded]:
     """Probe and decode in one child process; ``decode_s`` of the result is the wall time
     seen here, transfer of the frames included."""
@@ -195,7 +217,7 @@ async def probe_and_decode_isolated(
         limits,
         list(specs),
         audio,
-        what=path,
+        what=_name(path),
         limits=limits,
         timeout_s=limits.probe_timeout_s + limits.decode_timeout_s,
     )

@@ -173,8 +173,7 @@ def _legend(d: ImageDraw.ImageDraw, colors: dict[str, str], y: float, bottom: fl
         x += w + 8
 
 
-def _draw_lane(d: ImageDraw.ImageDraw, lane: Lane, sc: _Scale, y0: int, h: int) -> None:
-    colors = lane.variant_colors() if lane.by_variant and lane.status == "ok" else {}
+def _lane_label(d: ImageDraw.ImageDraw, lane: Lane, colors: dict, y0: int, h: int) -> None:
     if colors:  # title on top, the legend of variants below it
         d.text((MARGIN, y0), lane.title, fill=INK, font=font(15, True))
         _legend(d, colors, y0 + 20, y0 + h + LANE_GAP)
@@ -194,42 +193,46 @@ def _draw_lane(d: ImageDraw.ImageDraw, lane: Lane, sc: _Scale, y0: int, h: int) 
             font=font(11),
             anchor="lm",
         )
-    if lane.status != "ok":
-        _lane_status(d, lane, y0, h)
+
+
+def _lane_curve(d: ImageDraw.ImageDraw, lane: Lane, sc: _Scale, y0: int, h: int) -> None:
+    c = lane.curve
+    if c is None or len(c.points) <= 1:
         return
-    items = lane.items
-    spans = [i for i in items if i.end_s is not None and i.kind != "silence"]
+    pts = [
+        (sc.x(t), y0 + h - 3 - (min(max(v, c.lo), c.hi) - c.lo) / (c.hi - c.lo) * (h - 8))
+        for t, v in c.points
+    ]
+    color = "#2f6f9f" if c.kind == "loudness" else "#e4572e"
+    d.polygon(
+        [(pts[0][0], y0 + h), *pts, (pts[-1][0], y0 + h)],
+        fill="#e1ebf3" if c.kind == "loudness" else "#fbe3dc",
+    )
+    d.line(pts, fill=color, width=2, joint="curve")
+
+
+def _span_fill(it, colors: dict) -> str:
+    if it.kind == "shot":
+        return "#5c6b84" if it.variant == "even" else "#7d8ba3"
+    if it.kind == "scene":
+        return "#3b8f8a" if it.variant == "even" else "#5fb0a9"
+    if it.kind == "camera":
+        return MOTION_COLORS.get(it.variant, "#9aa5b8")
+    return colors.get(it.variant, "#c2417f")
+
+
+def _lane_spans(
+    d: ImageDraw.ImageDraw, lane: Lane, colors: dict, sc: _Scale, y0: int, h: int
+) -> None:
+    spans = [i for i in lane.items if i.end_s is not None and i.kind != "silence"]
     # Rows no thinner than 7 px; more fold onto the last.
     rows = pack_rows(spans, sc.duration, max(1, (h - 4) // 7), lane.by_variant)
     n_rows = max(rows, default=0) + 1
     row_h = (h - 4) / n_rows
-    for it in items:
-        if it.kind == "silence" and it.end_s is not None:
-            d.rectangle((sc.x(it.start_s), y0, sc.x(it.end_s), y0 + h), fill="#dde1e8")
-    if lane.curve is not None and len(lane.curve.points) > 1:
-        c = lane.curve
-        pts = [
-            (sc.x(t), y0 + h - 3 - (min(max(v, c.lo), c.hi) - c.lo) / (c.hi - c.lo) * (h - 8))
-            for t, v in c.points
-        ]
-        color = "#2f6f9f" if c.kind == "loudness" else "#e4572e"
-        d.polygon(
-            [(pts[0][0], y0 + h), *pts, (pts[-1][0], y0 + h)],
-            fill="#e1ebf3" if c.kind == "loudness" else "#fbe3dc",
-        )
-        d.line(pts, fill=color, width=2, joint="curve")
-    small = font(11)
     for it, row in zip(spans, rows, strict=True):
         x0, x1 = sc.x(it.start_s), sc.x(it.end_s or it.start_s)
         top = y0 + 2 + row * row_h
-        if it.kind == "shot":
-            fill = "#5c6b84" if it.variant == "even" else "#7d8ba3"
-        elif it.kind == "scene":
-            fill = "#3b8f8a" if it.variant == "even" else "#5fb0a9"
-        elif it.kind == "camera":
-            fill = MOTION_COLORS.get(it.variant, "#9aa5b8")
-        else:
-            fill = colors.get(it.variant, "#c2417f")
+        fill = _span_fill(it, colors)
         d.rectangle((x0 + 0.5, top, max(x0 + 1.5, x1 - 0.5), top + row_h - 2), fill=fill)
         size = min(11, int(row_h) - 2)
         label = _fit(d, it.label, font(size), x1 - x0 - 6) if size >= 8 else ""
@@ -237,7 +240,10 @@ def _draw_lane(d: ImageDraw.ImageDraw, lane: Lane, sc: _Scale, y0: int, h: int) 
             d.text(
                 (x0 + 4, top + (row_h - 2) / 2), label, fill="white", font=font(size), anchor="lm"
             )
-    for it in items:
+
+
+def _lane_marks(d: ImageDraw.ImageDraw, lane: Lane, sc: _Scale, y0: int, h: int) -> None:
+    for it in lane.items:
         if it.end_s is not None:
             continue
         x = sc.x(it.start_s)
@@ -247,9 +253,25 @@ def _draw_lane(d: ImageDraw.ImageDraw, lane: Lane, sc: _Scale, y0: int, h: int) 
             d.rectangle((x - 1, y0, x + 1, y0 + h), fill="#f1c40f")
         elif it.kind == "beat":
             d.line((x, y0 + h - 10, x, y0 + h), fill=(60, 66, 80), width=1)
-    if not items and lane.curve is None:
+
+
+def _draw_lane(d: ImageDraw.ImageDraw, lane: Lane, sc: _Scale, y0: int, h: int) -> None:
+    colors = lane.variant_colors() if lane.by_variant and lane.status == "ok" else {}
+    _lane_label(d, lane, colors, y0, h)
+    if lane.status != "ok":
+        _lane_status(d, lane, y0, h)
+        return
+    # Drawn back to front: silences, the curve, spans, then instant marks on top.
+    for it in lane.items:
+        if it.kind == "silence" and it.end_s is not None:
+            d.rectangle((sc.x(it.start_s), y0, sc.x(it.end_s), y0 + h), fill="#dde1e8")
+    _lane_curve(d, lane, sc, y0, h)
+    _lane_spans(d, lane, colors, sc, y0, h)
+    _lane_marks(d, lane, sc, y0, h)
+    if not lane.items and lane.curve is None:
         d.text((TRACK_X0 + 6, y0 + h / 2), "nothing found", fill=MUTED, font=font(13), anchor="lm")
     elif lane.note:
+        small = font(11)
         d.text(
             (TRACK_X1 - 4, y0 + 3),
             _fit(d, lane.note, small, 500),

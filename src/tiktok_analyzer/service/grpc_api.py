@@ -18,6 +18,7 @@ import grpc.aio
 from tiktok_analyzer_client.pb import tiktok_analyzer_pb2 as pb
 from tiktok_analyzer_client.pb import tiktok_analyzer_pb2_grpc as pb_grpc
 
+from tiktok_analyzer import wire
 from tiktok_analyzer.service.errors import Code, ServiceFailure
 from tiktok_analyzer.service.jobs import Event, Job, JobManager, JobState
 
@@ -38,11 +39,8 @@ T = TypeVar("T")
 
 
 def describe_frames(decl) -> str:
-    f = decl.frames
-    if f is None:
-        return ""
-    rate = "every frame" if f.every_frame else (f"{f.fps:g} fps" if f.fps else f"{f.count} frames")
-    return f"{rate} @ {f.short_side}px"
+    """The frame set a model declares, for people (both APIs list it)."""
+    return wire.describe_frames(decl.frames)
 
 
 def _event(e: Event) -> pb.AnalyzerEvent:
@@ -299,4 +297,84 @@ def _refusing(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
 
 
 def add_servicer(server: grpc.aio.Server, servicer: AnalyzerServicer) -> None:
-    pb_grpc.add_TikTokAnalyzerServicer_to_server(servicer, server)
+    pb_grpc.add_TikTokAnalyzerServicer_to_server(servicer, _ParsingServer(server))
+
+
+#: What a request that is no valid protobuf message parses to (see _parsing).
+_UNDECODABLE = object()
+_UNDECODABLE_MESSAGE = "the request is not a valid protobuf message of this method"
+
+
+class _ParsingServer:
+    """The server as the generated code sees it: the handlers it adds parse requests
+    without failing the call. A parser that raises makes gRPC answer UNKNOWN; a request
+    that does not parse is the caller's fault, INVALID_ARGUMENT."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+
+    def add_generic_rpc_handlers(self, handlers) -> None:
+        self._server.add_generic_rpc_handlers(tuple(_ParsingHandler(h) for h in handlers))
+
+    def __getattr__(self, name: str):
+        return getattr(self._server, name)
+
+
+class _ParsingHandler(grpc.GenericRpcHandler):
+    def __init__(self, inner: grpc.GenericRpcHandler) -> None:
+        self._inner = inner
+
+    def service(self, handler_call_details):
+        handler = self._inner.service(handler_call_details)
+        return None if handler is None else _parsing(handler)
+
+
+def _parsing(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    parse = handler.request_deserializer
+
+    def deserialize(data: bytes):
+        try:
+            return parse(data)
+        except Exception:  # noqa: BLE001 - protobuf's DecodeError, or worse: not a message
+            return _UNDECODABLE
+
+    async def refuse(context) -> None:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _UNDECODABLE_MESSAGE)
+
+    kw = dict(request_deserializer=deserialize, response_serializer=handler.response_serializer)
+    if handler.unary_unary:
+
+        async def unary_unary(request, context):
+            if request is _UNDECODABLE:
+                await refuse(context)
+            return await handler.unary_unary(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(unary_unary, **kw)
+    if handler.unary_stream:
+
+        async def unary_stream(request, context):
+            if request is _UNDECODABLE:
+                await refuse(context)
+            async for response in handler.unary_stream(request, context):
+                yield response
+
+        return grpc.unary_stream_rpc_method_handler(unary_stream, **kw)
+
+    async def checked(requests):
+        async for request in requests:
+            if request is _UNDECODABLE:  # the handler answers it as any bad input
+                raise ServiceFailure(Code.BAD_INPUT, _UNDECODABLE_MESSAGE)
+            yield request
+
+    if handler.stream_unary:
+
+        async def stream_unary(requests, context):
+            return await handler.stream_unary(checked(requests), context)
+
+        return grpc.stream_unary_rpc_method_handler(stream_unary, **kw)
+
+    async def stream_stream(requests, context):
+        async for response in handler.stream_stream(checked(requests), context):
+            yield response
+
+    return grpc.stream_stream_rpc_method_handler(stream_stream, **kw)

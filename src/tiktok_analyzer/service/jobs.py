@@ -32,7 +32,7 @@ from tiktok_analyzer.orchestrator.pipeline import (
     TritonUnavailable,
     analyze_clip_async,
 )
-from tiktok_analyzer.orchestrator.probe import BadInput, Limits
+from tiktok_analyzer.orchestrator.probe import BadInput, Limits, MediaFile
 from tiktok_analyzer.orchestrator.report import AnalyzerEntry, Report
 from tiktok_analyzer.orchestrator.worker import probe_isolated
 from tiktok_analyzer.service.errors import Code, ServiceFailure
@@ -111,7 +111,8 @@ class Job:
     id: str
     #: The clip as the caller named it (a path, or an upload's file name).
     video: str
-    #: What is read: the canonical path, or the upload's temporary file.
+    #: What is read: the path as the caller named it (opened again through the allowed
+    #: roots when no descriptor is at hand), or the upload's temporary file.
     path: str
     analyzers: list[str]
     deadline_s: float
@@ -129,6 +130,8 @@ class Job:
     on_change: Callable[[Job], None] | None = None
     #: For a job another replica runs: re-read it from the store (True while it exists).
     reload: Callable[[Job], bool] | None = None
+    #: The file opened at admission, read by probe and decode (never kept in a store).
+    opened: MediaFile | None = field(default=None, repr=False)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -270,6 +273,16 @@ class JobManager:
         self.queued = 0
         self.running = 0
         self._slots = asyncio.Semaphore(settings.max_concurrent)
+        #: Probes are work too: their own slots, counted in running/queued, refused
+        #: beyond the queue limit like analyses (a flood of slow probes gets 429).
+        self._probe_slots = asyncio.Semaphore(settings.max_concurrent)
+        self._probes_waiting = 0
+        #: Submissions between admission and their job (probing, mostly): a drain lets
+        #: them become jobs and finish, as it does the analyses already running.
+        self._submitting = 0
+        self._none_submitting = asyncio.Event()
+        self._none_submitting.set()
+        self._closing = False
         #: Jobs this replica runs or ran (or will: pinned ones waiting for a slot).
         self._jobs: dict[str, Job] = {}
         self.store = store if store is not None else SqliteStore(None)
@@ -304,8 +317,10 @@ class JobManager:
             raise
 
     def _check_capacity(self) -> None:
-        waiting = self.store_queued + sum(
-            1 for j in self._jobs.values() if j.state == JobState.QUEUED
+        waiting = (
+            self.store_queued
+            + self._probes_waiting
+            + sum(1 for j in self._jobs.values() if j.state == JobState.QUEUED)
         )
         if self.running + waiting >= self.settings.max_concurrent + self.settings.max_queue:
             raise ServiceFailure(
@@ -320,30 +335,64 @@ class JobManager:
         """A clip the service reads in place, under the allowed roots."""
         names = self.admit(analyzers)
         try:
-            path = self.paths.resolve(raw_path)
+            opened = self.paths.open(raw_path)
         except ServiceFailure as failure:
             self.metrics.outcome(failure.code.label)
             raise
-        return await self.submit_file(path, raw_path, names, deadline_s, unary=unary)
+        return await self.submit_file(
+            raw_path, raw_path, names, deadline_s, unary=unary, opened=opened
+        )
 
     async def submit_file(
-        self, path: str, video: str, names: list[str], deadline_s: float | None, *, unary: bool
+        self,
+        path: str,
+        video: str,
+        names: list[str],
+        deadline_s: float | None,
+        *,
+        unary: bool,
+        opened: MediaFile | None = None,
     ) -> Job:
-        """A file the service vouches for (a checked path, or an upload); ``names`` comes
-        from :meth:`admit`."""
+        """A file the service vouches for (a file the policy opened, or an upload's
+        temporary file, opened here); ``names`` comes from :meth:`admit`. The job owns the
+        descriptor from here on: probe and decode read it, never the name."""
         try:
-            return await self._submit(path, video, names, deadline_s, unary)
+            if self.draining:
+                raise ServiceFailure(Code.UNAVAILABLE, "the service is shutting down")
+            opened = opened if opened is not None else MediaFile.open(path, video)
+        except BadInput as exc:
+            self.metrics.outcome(Code.BAD_INPUT.label)
+            raise ServiceFailure(Code.BAD_INPUT, str(exc)) from None
         except ServiceFailure as failure:
             self.metrics.outcome(failure.code.label)
             raise
+        self._submitting += 1
+        self._none_submitting.clear()
+        try:
+            return await self._submit(opened, path, video, names, deadline_s, unary)
+        except BaseException as exc:
+            opened.close()
+            if isinstance(exc, ServiceFailure):
+                self.metrics.outcome(exc.code.label)
+            raise
+        finally:
+            self._submitting -= 1
+            if not self._submitting:
+                self._none_submitting.set()
 
     async def _submit(
-        self, path: str, video: str, names: list[str], deadline_s: float | None, unary: bool
+        self,
+        opened: MediaFile,
+        path: str,
+        video: str,
+        names: list[str],
+        deadline_s: float | None,
+        unary: bool,
     ) -> Job:
         try:
-            info = await probe_isolated(path, self.limits)
+            info = await self._probe(opened)
         except BadInput as exc:
-            raise ServiceFailure(Code.BAD_INPUT, str(exc).replace(path, video)) from None
+            raise ServiceFailure(Code.BAD_INPUT, str(exc)) from None
         if unary and info.duration_s > self.settings.unary_max_duration_s:
             raise ServiceFailure(
                 Code.BAD_INPUT,
@@ -357,7 +406,7 @@ class JobManager:
         self.metrics.triton_ready.set(1 if ready else 0)
         if not ready:
             raise ServiceFailure(Code.UNAVAILABLE, reason)
-        if self.draining:
+        if self._closing:  # admitted before the drain, but it waited for us no longer
             raise ServiceFailure(Code.UNAVAILABLE, "the service is shutting down")
         self._check_capacity()  # again: others may have been admitted while we probed
         self._evict()
@@ -374,13 +423,35 @@ class JobManager:
         )
         self._store(self.store.insert, job.row(self.replica if unary else None))
         if not unary:  # any replica's dispatcher may claim it; ours looks now
+            # The replica that claims it reopens the path through its policy.
+            opened.close()
             self.store_queued += 1
             self._wake.set()
             return job
         job.on_change = self._save
+        job.opened = opened
         self._jobs[job.id] = job
         job.task = asyncio.create_task(self._run(job), name=f"analysis-{job.id}")
+        job.task.add_done_callback(lambda _: opened.close())  # kept jobs hold no descriptor
         return job
+
+    async def _probe(self, path: MediaFile):
+        """The probe, admitted as an analysis is: refused when the service is full,
+        queued behind its own slots, counted in ``queued`` and then ``running``."""
+        self._check_capacity()
+        self._probes_waiting += 1
+        self.queued += 1
+        try:
+            await self._probe_slots.acquire()
+        finally:
+            self._probes_waiting -= 1
+            self.queued -= 1
+        self.running += 1
+        try:
+            return await probe_isolated(path, self.limits)
+        finally:
+            self.running -= 1
+            self._probe_slots.release()
 
     def get(self, job_id: str) -> Job:
         job = self._jobs.get(job_id)
@@ -487,10 +558,8 @@ class JobManager:
                 raise ServiceFailure(
                     Code.DEADLINE, f"no report within the deadline of {job.deadline_s:g} s"
                 ) from None
-            except BadInput as exc:  # the file changed since it was admitted, or broke the decoder
-                raise ServiceFailure(
-                    Code.BAD_INPUT, str(exc).replace(job.path, job.video)
-                ) from None
+            except BadInput as exc:  # the file broke the decoder
+                raise ServiceFailure(Code.BAD_INPUT, str(exc)) from None
             except TritonUnavailable as exc:
                 raise ServiceFailure(Code.UNAVAILABLE, str(exc)) from None
             if report.failed() and not (await self.triton.ready(fresh=True))[0]:
@@ -541,7 +610,14 @@ class JobManager:
                 timeout_s=max(1.0, min(self.settings.analyzer_timeout_s, left)),
                 progress=lambda name, kind, entry: self._progress(job, name, kind, entry),
             )
-            return await analyze_clip_async(job.path, options)
+            # The descriptor opened at admission; a job without one (not admitted here) is
+            # opened now, through the allowed roots as any path.
+            source = job.opened if job.opened is not None else self.paths.open(job.path)
+            try:
+                return await analyze_clip_async(source, options)
+            finally:
+                if source is not job.opened:
+                    source.close()
         finally:
             self.running -= 1
             self._slots.release()
@@ -574,6 +650,12 @@ class JobManager:
         """Refuse new work; let the analyses admitted finish within ``timeout_s``, then
         cancel the rest. Returns how many were cancelled."""
         self.draining = True
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout_s
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._none_submitting.wait(), timeout_s)
+        self._closing = True
+        timeout_s = max(0.0, until - loop.time())
         active = [j.task for j in self._jobs.values() if j.task is not None and not j.task.done()]
         if not active:
             return 0

@@ -8,14 +8,8 @@ answers every request with its own response: a JSON envelope
 ``{"status", "error", "elapsed_s", "model", "result"}``, or a TritonError for a malformed
 request. Tracebacks go to Triton's log, never to the caller.
 
-Tensors of a request (batch dimension 1 first; which ones a model has depends on what its
-analyzer declares, see :mod:`tiktok_analyzer.serving.generate`):
-  META         BYTES  [1, 1]            JSON {"meta": ClipMeta fields, "upstream": {...}}
-  FRAMES       UINT8  [1, N, H, W, 3]   RGB frames of the analyzer's frame set
-  TIMESTAMPS   FP64   [1, N]            seconds
-  FRAME_INDEX  INT64  [1, N]            index of each frame in the decoded stream
-  AUDIO        FP32   [1, S]            16 kHz mono
-  RESULT       BYTES  [1, 1]            (output) JSON envelope
+The tensors, the META JSON and the envelope are :mod:`tiktok_analyzer.wire`'s; which
+tensors a model has depends on what its analyzer declares (:mod:`tiktok_analyzer.serving.generate`).
 """
 
 from __future__ import annotations
@@ -23,9 +17,15 @@ from __future__ import annotations
 import faulthandler
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
+
+# The launcher starts tritonserver with SIGCHLD ignored so that dead stubs are reaped
+# (serving/launcher.py); the stub inherits that. Models get the default back, or a
+# subprocess they ran would lose its exit status.
+signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
 # docs/DESIGN.md, The two traps (1): the stub's embedded interpreter may start from the base
 # interpreter's sys.path. The launcher names the venv's site-packages; put it first before
@@ -43,10 +43,10 @@ if int(np.__version__.split(".")[0]) >= 2:  # docs/DESIGN.md, The two traps (2):
         "Start tritonserver with the project's .venv/bin first on PATH (tiktok-analyzer does)."
     )
 
+from tiktok_analyzer import wire  # noqa: E402
 from tiktok_analyzer.analyzers import load_class  # noqa: E402
 from tiktok_analyzer.analyzers.base import (  # noqa: E402
     Clip,
-    ClipMeta,
     NotApplicable,
     Unavailable,
 )
@@ -73,55 +73,61 @@ def _optional(request, name: str):
 
 def request_to_clip(request) -> Clip:
     """Unpack one request into a Clip; raises ValueError for a malformed request."""
-    raw = _optional(request, "META")
+    raw = _optional(request, wire.META.name)
     if raw is None or raw.size != 1:
-        raise ValueError("META must be one JSON string")
-    try:
-        meta = json.loads(raw.reshape(-1)[0])
-        clip_meta = ClipMeta(**meta["meta"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"META is not valid: {exc}") from None
-    frames = _optional(request, "FRAMES")
-    timestamps = _optional(request, "TIMESTAMPS")
-    indices = _optional(request, "FRAME_INDEX")
-    audio = _optional(request, "AUDIO")
+        raise ValueError(f"{wire.META.name} must be one JSON string")
+    meta = wire.parse_meta(raw.reshape(-1)[0])
+    frames = _optional(request, wire.FRAMES.name)
+    timestamps = _optional(request, wire.TIMESTAMPS.name)
+    indices = _optional(request, wire.FRAME_INDEX.name)
+    audio = _optional(request, wire.AUDIO.name)
     if frames is not None:
         frames = frames[0]
         if frames.ndim != 4 or frames.shape[-1] != 3:
-            raise ValueError(f"FRAMES must be [1, N, H, W, 3], got {list(frames.shape)}")
+            raise ValueError(
+                f"{wire.FRAMES.name} must be [1, N, H, W, 3], got {list(frames.shape)}"
+            )
         if timestamps is None or timestamps[0].shape[0] != frames.shape[0]:
-            raise ValueError("TIMESTAMPS must give one time per frame")
+            raise ValueError(f"{wire.TIMESTAMPS.name} must give one time per frame")
         timestamps = timestamps[0]
         indices = indices[0] if indices is not None else np.arange(frames.shape[0])
     if audio is not None:
         audio = audio[0]
     return Clip(
-        meta=clip_meta,
+        meta=meta.meta,
         frames=frames,
         timestamps_s=timestamps,
         frame_indices=indices,
         audio=audio,
-        upstream=meta.get("upstream") or {},
+        upstream=meta.upstream,
     )
 
 
-def _envelope(analyzer, outcome, elapsed_s: float) -> dict:
-    body = {
-        "status": "ok",
-        "error": None,
-        "elapsed_s": round(elapsed_s, 4),
-        "model": {"name": analyzer.model_name, "weights": analyzer.weights},
-        "result": None,
-    }
+def _envelope(analyzer, outcome, elapsed_s: float) -> wire.AnalyzerEntry:
+    model = {"name": analyzer.model_name, "weights": analyzer.weights}
+    elapsed_s = round(elapsed_s, 4)
     if isinstance(outcome, NotApplicable):
-        body.update(status="skipped", error=_short(outcome))
+        status = "skipped"
     elif isinstance(outcome, Unavailable):
-        body.update(status="unavailable", error=_short(outcome))
+        status = "unavailable"
     elif isinstance(outcome, BaseException):
-        body.update(status="failed", error=_short(outcome))
+        status = "failed"
     else:
-        body["result"] = outcome.model_dump(mode="json")
-    return body
+        return wire.AnalyzerEntry(
+            status="ok", elapsed_s=elapsed_s, model=model, result=outcome.model_dump(mode="json")
+        )
+    return wire.AnalyzerEntry(
+        status=status, error=_short(outcome), elapsed_s=elapsed_s, model=model
+    )
+
+
+def _unfit(exc: BaseException, elapsed_s: float) -> wire.AnalyzerEntry:
+    return wire.AnalyzerEntry(
+        status="failed",
+        error=_short(exc),
+        elapsed_s=round(elapsed_s, 4),
+        model=wire.ModelInfo(name="n/a", weights="none"),
+    )
 
 
 def make_model(analyzer_name: str):
@@ -132,21 +138,19 @@ def make_model(analyzer_name: str):
             self.logger = pb_utils.Logger
             config = json.loads(args["model_config"])
             raw = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-            # Declarations for the orchestrator (what to ship), not tunables of the analyzer.
-            raw = {
-                k: v
-                for k, v in raw.items()
-                if k not in {"analyzer", "depends_on"} and not k.startswith("input_")
-            }
+            raw = wire.tunables(raw)
             # A native crash (a stub reported "not healthy") leaves its stack in Triton's log.
             faulthandler.enable()
-            # Each model its own numba cache: librosa compiles the same functions in several
-            # stubs at start, and concurrent writers of one cache are not safe (two stubs
-            # died in initialize on the H100 while three compiled at once).
+            # Each instance its own numba cache: librosa compiles the same functions in
+            # several stubs at start, and concurrent writers of one cache are not safe. With
+            # one cache per model, the two GPU instances of audio_environment or
+            # sound_effects died in initialize on the H100 (SIGSEGV in numba's gufunc call
+            # while librosa's beat tracker compiled), in two runs of three.
+            instance = str(args.get("model_instance_name") or analyzer_name)
             os.environ.setdefault(
                 "NUMBA_CACHE_DIR",
                 os.path.join(
-                    tempfile.gettempdir(), f"tiktok-analyzer-numba-{os.getuid()}", analyzer_name
+                    tempfile.gettempdir(), f"tiktok-analyzer-numba-{os.getuid()}", instance
                 ),
             )
             # The learned analyzers put their model on this instance's device (_learned.py).
@@ -193,8 +197,12 @@ def make_model(analyzer_name: str):
                 # The batch ran as one; each clip is charged its share of the time.
                 per_clip = (time.perf_counter() - start) / len(clips)
                 for slot, outcome in zip(slots, outcomes, strict=True):
-                    body = json.dumps(_envelope(self.analyzer, outcome, per_clip))
-                    out = pb_utils.Tensor("RESULT", np.array([[body]], dtype=np.object_))
+                    try:
+                        body = _envelope(self.analyzer, outcome, per_clip).encode()
+                    except ValueError as exc:  # the answer does not fit the envelope
+                        self.logger.log_error(f"{analyzer_name}: bad envelope: {exc!r}")
+                        body = _unfit(exc, per_clip).encode()
+                    out = pb_utils.Tensor(wire.RESULT.name, np.array([[body]], dtype=np.object_))
                     responses[slot] = pb_utils.InferenceResponse(output_tensors=[out])
             return responses
 

@@ -1,7 +1,8 @@
 """Write (or check) every model's config.pbtxt and model.py from the analyzers' declarations.
 
 A model's inputs follow what its analyzer declares (frames -> FRAMES, TIMESTAMPS,
-FRAME_INDEX; audio -> AUDIO; META always), and its ``parameters`` are the analyzer's Params
+FRAME_INDEX; audio -> AUDIO; META always; the format is :mod:`tiktok_analyzer.wire`), and
+its ``parameters`` are its declaration followed by the analyzer's Params
 with their production defaults, so config and code cannot drift apart: the test suite runs
 ``--check``.
 
@@ -16,6 +17,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from tiktok_analyzer import wire
 from tiktok_analyzer.analyzers import ANALYZER_NAMES, load_class
 
 #: The model repository, shipped inside the package (package data).
@@ -45,44 +47,40 @@ TritonPythonModel = make_model("{name}")
 """
 
 
-def _input(name: str, dtype: str, dims: str, ragged: bool, optional: bool = False) -> str:
+def _input(tensor: wire.Tensor, ragged: bool, optional: bool = False) -> str:
     extra = " allow_ragged_batch: true" if ragged else ""
     extra += " optional: true" if optional else ""
-    return f'  {{ name: "{name}" data_type: {dtype} dims: [ {dims} ]{extra} }}'
+    dims = ", ".join(str(d) for d in tensor.dims)
+    return f'  {{ name: "{tensor.name}" data_type: {tensor.config_type} dims: [ {dims} ]{extra} }}'
 
 
-def declaration_params(cls) -> dict[str, str]:
-    params = {"input_audio": str(cls.audio).lower(), "depends_on": ",".join(cls.depends_on)}
-    if cls.inputs_optional:
-        params["input_optional"] = "true"
-    spec = cls.frames
-    if spec is not None:
-        if spec.every_frame:
-            params["input_frames"] = "every_frame"
-        elif spec.fps is not None:
-            params["input_frames"] = f"fps={spec.fps:g}"
-        else:
-            params["input_frames"] = f"count={spec.count}"
-        params["input_short_side"] = str(spec.short_side)
-    return params
+def declaration(cls) -> wire.Declaration:
+    """What the orchestrator needs to know of ``cls`` without importing it."""
+    return wire.Declaration(
+        name=cls.name,
+        frames=cls.frames,
+        audio=cls.audio,
+        depends_on=cls.depends_on,
+        optional=cls.inputs_optional,
+        model_name=cls.model_name,
+    )
 
 
 def render_config(name: str, kind: str = "KIND_CPU") -> str:
     cls = load_class(name)
-    inputs = [_input("META", "TYPE_STRING", "1", False)]
+    inputs = [_input(wire.META, False)]
     opt = cls.inputs_optional
     if cls.frames is not None:
-        inputs += [
-            _input("FRAMES", "TYPE_UINT8", "-1, -1, -1, 3", True, opt),
-            _input("TIMESTAMPS", "TYPE_FP64", "-1", True, opt),
-            _input("FRAME_INDEX", "TYPE_INT64", "-1", True, opt),
-        ]
+        inputs += [_input(t, True, opt) for t in wire.FRAME_TENSORS]
     if cls.audio:
-        inputs.append(_input("AUDIO", "TYPE_FP32", "-1", True, opt))
+        inputs.append(_input(wire.AUDIO, True, opt))
     # What the model needs from the clip: the orchestrator reads these to decide what to
-    # decode and ship (tiktok_analyzer.orchestrator.models), so the model is the one source of truth.
-    params = {"analyzer": name, **declaration_params(cls)}
+    # decode and ship (tiktok_analyzer.orchestrator.models), so the model is the one source
+    # of truth.
+    params = declaration(cls).to_params()
     for f in dataclasses.fields(cls.Params):
+        if f.name in wire.DECLARATION_KEYS:
+            raise ValueError(f"{name}: parameter {f.name!r} is a declaration key (wire.py)")
         value = f.default
         params[f.name] = str(value).lower() if isinstance(value, bool) else str(value)
     gpu = kind == "KIND_GPU"
@@ -104,14 +102,14 @@ def render_config(name: str, kind: str = "KIND_CPU") -> str:
         ",\n".join(inputs),
         "]",
         "output [",
-        '  { name: "RESULT" data_type: TYPE_STRING dims: [ 1 ] }',
+        _input(wire.RESULT, False),
         "]",
         *([f"{GPU_COMMENT}: {cls.gpu_note}."] if gpu else []),
         f"instance_group [ {{ kind: {kind} count: "
         f"{cls.gpu_instances if gpu else CPU_INSTANCES} }} ]",
     ]
     for key, value in params.items():
-        lines.append(f'parameters {{ key: "{key}" value {{ string_value: "{value}" }} }}')
+        lines.append(wire.parameter_line(key, value))
     return "\n".join(lines) + "\n"
 
 

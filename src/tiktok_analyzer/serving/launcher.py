@@ -39,6 +39,16 @@ __all__ = [
     "find_wheel_server",
 ]
 
+#: tritonserver never reaps a Python stub that died (killed, crashed): it stayed a zombie
+#: until the server stopped, model reloads included. Started with SIGCHLD ignored, its
+#: children are reaped by the kernel as they end. An ignored signal survives exec, so a
+#: one-line Python sets it and execs the server (preexec_fn is unsafe in the service,
+#: which has threads). The stub sets SIGCHLD back for the models (serving/adapter.py).
+_REAPING_EXEC = (
+    "import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
 log = logging.getLogger(__name__)
 
 #: The environment variable the shared adapter reads to put this venv's site-packages
@@ -230,7 +240,7 @@ class EmbeddedTriton:
         )
         with open(self.log_path, "wb") as logf:
             self.process = subprocess.Popen(
-                cmd,
+                [sys.executable, "-c", _REAPING_EXEC, *cmd],
                 stdout=logf,
                 stderr=subprocess.STDOUT,
                 env=env,

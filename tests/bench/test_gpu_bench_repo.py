@@ -1,0 +1,73 @@
+"""bench/gpu_bench.py's copy of the model repository: budgets set where the configs have
+the parameter, a loud stop where they do not."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "bench" / "gpu_bench.py")
+gpu_bench = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = gpu_bench  # dataclasses look their module up there
+_spec.loader.exec_module(gpu_bench)
+
+CONFIG = """name: "speech_transcription"
+parameters { key: "beam_size" value { string_value: "5" } }
+parameters { key: "synthetic_tokens" value { string_value: "0" } }
+"""
+
+
+def test_set_param_replaces_only_that_parameter():
+    text = gpu_bench.set_param(CONFIG, "synthetic_tokens", 55)
+    assert gpu_bench.params_of(text) == {"beam_size": "5", "synthetic_tokens": "55"}
+    with pytest.raises(KeyError):
+        gpu_bench.set_param(CONFIG, "synthetic_max_tokens", 55)
+
+
+def test_llava_budget_is_its_max_new_tokens_in_every_config():
+    repo, budgets = gpu_bench.prepare_repo("nf4", None)
+    configs = sorted((repo / "video_llava").rglob("*.pbtxt"))
+    assert len(configs) == 2  # config.pbtxt and configs/gpu.pbtxt
+    for cfg in configs:
+        params = gpu_bench.params_of(cfg.read_text())
+        assert params["precision"] == "nf4"
+        assert budgets["video_llava"] == int(params["max_new_tokens"]) == 384
+        if "synthetic_new_tokens" in params:
+            assert params["synthetic_new_tokens"] == "384"
+    assert "speech_transcription" not in budgets
+    shutil.rmtree(repo.parent)
+
+
+def test_speech_budget_lands_in_every_config_or_stops_the_run():
+    shipped = (gpu_bench.default_repo() / "speech_transcription" / "config.pbtxt").read_text()
+    if "synthetic_tokens" not in gpu_bench.params_of(shipped):
+        with pytest.raises(SystemExit, match="no synthetic_tokens parameter"):
+            gpu_bench.prepare_repo("bf16", 55)
+        return
+    repo, budgets = gpu_bench.prepare_repo("bf16", 55)
+    assert budgets["speech_transcription"] == 55
+    for cfg in (repo / "speech_transcription").rglob("*.pbtxt"):
+        assert gpu_bench.params_of(cfg.read_text())["synthetic_tokens"] == "55"
+    shutil.rmtree(repo.parent)
+
+
+def test_describe_config_reads_instances_and_batching():
+    cfg = {
+        "instance_group": [{"kind": "KIND_GPU", "count": 2}],
+        "max_batch_size": 8,
+        "dynamic_batching": {"preferred_batch_size": [4, 8]},
+    }
+    assert gpu_bench.describe_config(cfg) == ("GPU x2", "8 (preferred 4, 8)")
+
+
+def test_tokens_made_are_read_from_the_result_or_its_segments():
+    assert gpu_bench.made_tokens("video_llava", {"new_tokens": 384}) == 384
+    segments = [{"text": "a", "tokens": 30}, {"text": "b", "tokens": 25}]
+    assert gpu_bench.made_tokens("speech_transcription", {"segments": segments}) == 55
+    assert gpu_bench.made_tokens("speech_transcription", {"segments": [{"text": "a"}]}) is None
+    assert gpu_bench.made_tokens("video_llava", None) is None
