@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from tiktok_analyzer.analyzers import ANALYZER_NAMES, load_class
-from tiktok_analyzer.analyzers._learned import DEVICE_ENV, LearnedAnalyzer
-from tiktok_analyzer.analyzers.base import Analyzer
+from tiktok_analyzer.analyzers._learned import LearnedAnalyzer
 from tiktok_analyzer.orchestrator.decode import target_size
 from tiktok_analyzer.orchestrator.models import read_declarations
 from tiktok_analyzer.serving.launcher import default_model_repository
@@ -38,7 +37,6 @@ def fake_backend():
     with pytest.MonkeyPatch.context() as mp:
         # The weights the live tier uses: real where they ship offline, tiny elsewhere.
         mp.setenv("TIKTOK_ANALYZER_WEIGHTS", LIVE_WEIGHTS)
-        mp.setenv(DEVICE_ENV, "cpu")  # the adapter sets it per instance; keep it contained
         yield
     sys.modules.pop("triton_python_backend_utils", None)
     sys.modules.pop("tiktok_analyzer.serving.adapter", None)
@@ -158,15 +156,12 @@ def test_failure_is_a_response_not_an_exception(name, monkeypatch):
     def boom(clip):
         raise RuntimeError("synthetic failure " + "x" * 1000)
 
-    # analyze_batch when the analyzer batches clips itself, else its per-clip analyze
-    own_batch = type(model.analyzer).analyze_batch not in (
-        Analyzer.analyze_batch,
-        LearnedAnalyzer.analyze_batch,
+    # prepare when the analyzer batches clips (the learned batch path), else its analyze
+    batched = (
+        isinstance(model.analyzer, LearnedAnalyzer)
+        and type(model.analyzer).analyze is LearnedAnalyzer.analyze
     )
-    if own_batch:
-        monkeypatch.setattr(model.analyzer, "analyze_batch", lambda clips: boom(None))
-    else:
-        monkeypatch.setattr(model.analyzer, "analyze", boom)
+    monkeypatch.setattr(model.analyzer, "prepare" if batched else "analyze", boom)
     responses = model.execute(
         [_request(name, upstream=_upstream_for(name)), pb.InferenceRequest({}, cancelled=True)]
     )
@@ -175,6 +170,13 @@ def test_failure_is_a_response_not_an_exception(name, monkeypatch):
     assert env["error"].startswith("RuntimeError: synthetic failure")
     assert len(env["error"]) <= 300  # short message to the caller, trace to the log
     assert responses[1].error.code() == pb.TritonError.CANCELLED
+
+
+def test_the_instance_device_reaches_the_analyzer():
+    # A KIND_CPU instance (as _model starts it) puts the model on the CPU, GPU host or not.
+    model = _model("object_detection")
+    assert model.analyzer.device == "cpu"
+    assert next(model.analyzer.model.parameters()).device.type == "cpu"
 
 
 def test_tensor_shape_errors_are_invalid_arg():

@@ -305,7 +305,7 @@ def test_pad_keeps_the_whole_vertical_frame(tiny, monkeypatch):
 
     def top_centre_red(fit: str) -> float:
         monkeypatch.setattr(tiny.params, "frame_fit", fit)
-        prepared = tiny._prepare(0, _clip(frames))
+        prepared = tiny._prepare(_clip(frames))
         out = tiny.processor(text=[prepared.prompt], videos=[prepared.frames], return_tensors="pt")
         return float(out["pixel_values_videos"][0, 0, 0, 5, 168])  # CLIP-normalised red
 

@@ -17,11 +17,10 @@ import torch
 from tiktok_analyzer.analyzers.base import Clip, ClipMeta, NotApplicable
 from tiktok_analyzer.analyzers.objects import (
     Detections,
-    IouTracker,
     ObjectDetection,
+    ObjectTracker,
     build_detection_model,
     coco_names,
-    iou_matrix,
     letterbox,
     letterbox_shape,
     load_checkpoint_state,
@@ -81,10 +80,10 @@ def scenario(name: str) -> list[list[tuple[str, list[float], float, int]]]:
 
 @pytest.mark.parametrize("name", ["crossing", "fast", "occluded", "labels", "appears"])
 def test_tracker_keeps_identities(name):
-    tracker = IouTracker(iou_threshold=0.2, track_confidence=0.25, max_gap_s=1.5)
+    tracker = ObjectTracker(iou_threshold=0.2, track_confidence=0.25, max_gap_s=1.5)
     seen: dict[str, set[int]] = {}
     for k, row in enumerate(scenario(name)):
-        ids = tracker.update(k, k * 0.5, dets([(b, s, c) for _, b, s, c in row]))
+        ids = tracker.add_frame(k, k * 0.5, dets([(b, s, c) for _, b, s, c in row]))
         for (who, *_), tid in zip(row, ids, strict=True):
             seen.setdefault(who, set()).add(tid)
     # Each truth identity is one track, and no two identities share one.
@@ -94,32 +93,21 @@ def test_tracker_keeps_identities(name):
 
 
 def test_tracker_ends_a_track_after_a_long_gap():
-    tracker = IouTracker(iou_threshold=0.2, track_confidence=0.25, max_gap_s=1.0)
-    first = tracker.update(0, 0.0, dets([(box(0.5, 0.5), 0.9, 0)]))
-    tracker.update(1, 0.5, dets([(box(0.5, 0.5), 0.9, 0)]))
+    tracker = ObjectTracker(iou_threshold=0.2, track_confidence=0.25, max_gap_s=1.0)
+    first = tracker.add_frame(0, 0.0, dets([(box(0.5, 0.5), 0.9, 0)]))
+    tracker.add_frame(1, 0.5, dets([(box(0.5, 0.5), 0.9, 0)]))
     # Gone 2 s, back at the same place: a new object as far as the tracker can tell.
-    later = tracker.update(2, 2.5, dets([(box(0.5, 0.5), 0.9, 0)]))
+    later = tracker.add_frame(2, 2.5, dets([(box(0.5, 0.5), 0.9, 0)]))
     assert first != later and len(tracker.tracks) == 2
 
 
 def test_weak_detections_extend_tracks_but_start_none():
-    tracker = IouTracker(iou_threshold=0.2, track_confidence=0.5, max_gap_s=1.5)
-    assert tracker.update(0, 0.0, dets([(box(0.3, 0.3), 0.9, 0)])) == [1]
+    tracker = ObjectTracker(iou_threshold=0.2, track_confidence=0.5, max_gap_s=1.5)
+    assert tracker.add_frame(0, 0.0, dets([(box(0.3, 0.3), 0.9, 0)])) == [1]
     # The same object seen weakly continues its track; a weak stranger is dropped.
-    ids = tracker.update(1, 0.5, dets([(box(0.31, 0.3), 0.3, 0), (box(0.8, 0.8), 0.3, 0)]))
+    ids = tracker.add_frame(1, 0.5, dets([(box(0.31, 0.3), 0.3, 0), (box(0.8, 0.8), 0.3, 0)]))
     assert ids == [1, -1]
     assert len(tracker.tracks) == 1 and tracker.tracks[0].frames == [0, 1]
-
-
-def test_iou_matrix():
-    a = np.array([[0, 0, 1, 1], [0, 0, 0.5, 0.5]])
-    b = np.array([[0, 0, 1, 1], [0.5, 0.5, 1, 1], [2, 2, 3, 3]])
-    np.testing.assert_allclose(iou_matrix(a, b), [[1.0, 0.25, 0.0], [0.25, 0.0, 0.0]], atol=1e-9)
-    assert iou_matrix(np.zeros((0, 4)), b).shape == (0, 3)
-
-
-# ---------------------------------------------------------------------------------------
-# Pre- and post-processing
 
 
 def test_letterbox_keeps_the_aspect_and_pads_to_the_stride():

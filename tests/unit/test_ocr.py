@@ -23,6 +23,7 @@ from tiktok_analyzer.analyzers.ocr import (
     build_models,
     character_error_rate,
     kind_of,
+    may_hold_text,
     text_similarity,
     unsafe_overlap,
 )
@@ -355,3 +356,43 @@ def test_stacked_lines_form_one_block_and_distant_ones_do_not(tiny):
 )
 def test_words_on_one_line_are_joined(boxes, merged):
     assert sorted(_merge_words(boxes, P.word_gap)) == sorted(merged)
+
+
+# ---------------------------------------------------------------------------------------
+# The text gate: frames without text skip CRAFT, frames with text never do
+
+GATED = ClipSpec(
+    width=270,
+    height=480,
+    fps=15.0,
+    shots=[
+        Shot(1.0, (150, 90, 60), amplitude=40.0),  # a strong soft texture
+        Shot(1.0, (40, 160, 60), pattern="flat"),
+        Shot(1.0, (200, 160, 60), pattern="checker", motion="pan_left"),
+    ],
+    overlays=[
+        # small white text straight on the texture (the smallest CRAFT reads at this size)
+        Overlay("tiny caption text", 0.5, 1.0, y=0.85, size_px=20, box=None),
+        # red on green: about equal grey levels, the colour channels tell them apart
+        Overlay("RED ON GREEN", 1.5, 2.0, y=0.3, size_px=40, color=(200, 60, 60), box=None),
+        Overlay("boxed caption", 2.5, 3.0, y=0.8, size_px=28),
+    ],
+    audio=None,
+    seed=11,
+)
+
+
+def test_the_text_gate_passes_every_text_frame_and_skips_calm_ones(tmp_path):
+    path = tmp_path / "gated.mp4"
+    truth = render(GATED, path)
+    frames, ts, _ = load_frames(str(path), 270, fps=TextOverlay.frames.fps)
+    skipped = 0
+    for frame, t in zip(frames, ts, strict=True):
+        text = any(o["start_s"] + 0.05 <= t < o["end_s"] - 0.05 for o in truth["overlays"])
+        gate = may_hold_text(frame, P.gate_contrast, P.gate_share)
+        if text:
+            assert gate, f"text at {t:.2f} s was gated out"
+        elif t < 2.0:  # the texture and the flat shot without text
+            skipped += not gate
+    assert skipped >= 3  # texture and flat frames without text cost no CRAFT
+    assert may_hold_text(frames[0], P.gate_contrast, 0.0)  # share 0: the gate is off

@@ -32,6 +32,7 @@ import numpy as np
 
 from tiktok_analyzer.analyzers import weights as weights_layer
 from tiktok_analyzer.analyzers._learned import chunks, seeded
+from tiktok_analyzer.analyzers._sound import MIN_SAMPLES
 from tiktok_analyzer.analyzers.base import AUDIO_RATE
 
 __all__ = [
@@ -52,8 +53,6 @@ LABELS_CSV = (
 N_CLASSES = 527
 #: What AST hears at once: 1024 frames of 10 ms.
 WINDOW_S = 10.24
-#: One Kaldi frame (25 ms): less sound than this has no spectrum at all.
-MIN_SAMPLES = 400
 
 
 @lru_cache(maxsize=1)

@@ -277,6 +277,13 @@ class ClipZeroShot:
         ]
         return torch.cat(out)
 
+    def stack(self, rows: Sequence):
+        """Embedding rows (of :meth:`embed`, possibly from several batches) -> (N, D)."""
+        torch = self.torch
+        if len(rows) == 0:
+            return torch.empty((0, self.model.visual.output_dim))
+        return torch.stack([torch.as_tensor(r) for r in rows])
+
     def probabilities(self, image_emb, vocabulary: str) -> np.ndarray:
         """Softmax over one vocabulary's labels for each image embedding: (N, L)."""
         torch = self.torch

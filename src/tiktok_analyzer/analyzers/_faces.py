@@ -1,5 +1,6 @@
 """What the two face analyzers (``eye_tracking``, ``age_estimation``) share: mediapipe's
-bundled graphs, normalised boxes, and an IoU tracker that turns per-frame faces into tracks.
+bundled graphs, normalised boxes (:data:`._tracking.Box`), and the face tracker that turns
+per-frame faces into tracks.
 
 mediapipe 0.10.x carries its face models inside the wheel (``mediapipe/modules/...``), so
 the face finding always runs on real weights, offline; the weights manifest lists those
@@ -11,30 +12,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Box", "FaceTrack", "IouTracker", "box_iou", "clip_box", "rgb_frame"]
+from tiktok_analyzer.analyzers._tracking import Box, Tracker, box_iou
+
+__all__ = ["Box", "FaceTracker", "clip_box", "rgb_frame"]
 
 # mediapipe logs through absl/glog to stderr at start; keep Triton's log readable.
 os.environ.setdefault("GLOG_minloglevel", "2")
-
-#: A box [x0, y0, x1, y1], normalised to the frame (0..1).
-Box = tuple[float, float, float, float]
 
 
 def clip_box(box: Sequence[float]) -> Box:
     x0, y0, x1, y1 = (float(min(1.0, max(0.0, v))) for v in box)
     return (x0, y0, max(x0, x1), max(y0, y1))
-
-
-def box_iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def rgb_frame(frame: np.ndarray) -> np.ndarray:
@@ -44,76 +35,22 @@ def rgb_frame(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frame, dtype=np.uint8)
 
 
-@dataclass
-class FaceTrack:
-    """One face followed over frames: ``items[i]`` is what the caller attached to the
-    detection in frame ``frames[i]`` (landmarks, a score)."""
+class FaceTracker(Tracker):
+    """Faces, frame after frame (they move little between samples at a few frames per
+    second): a face continues the track it overlaps most, at least ``min_iou``, or whose
+    box centre lies within one box width of its own (a fast move, or a low sample rate).
+    Track ids count from 0."""
 
-    track_id: int
-    frames: list[int] = field(default_factory=list)
-    times: list[float] = field(default_factory=list)
-    boxes: list[Box] = field(default_factory=list)
-    items: list[object] = field(default_factory=list)
-
-    @property
-    def first_s(self) -> float:
-        return self.times[0]
-
-    @property
-    def last_s(self) -> float:
-        return self.times[-1]
-
-    def median_box(self) -> Box:
-        return tuple(float(v) for v in np.median(np.asarray(self.boxes), axis=0))  # type: ignore[return-value]
-
-
-class IouTracker:
-    """Greedy IoU tracking, frame after frame (faces move little between samples at a few
-    frames per second). A detection joins the live track it overlaps most, at least
-    ``min_iou``, or its box centre lies within one box width of (a fast move, or a low
-    sample rate); a track not seen for more than ``max_gap_s`` ends, so a face that comes
-    back later is a new track."""
+    first_id = 0
 
     def __init__(self, min_iou: float = 0.3, max_gap_s: float = 1.0) -> None:
+        super().__init__(max_gap_s)
         self.min_iou = min_iou
-        self.max_gap_s = max_gap_s
-        self.tracks: list[FaceTrack] = []
-        self._live: list[FaceTrack] = []
 
-    def update(
-        self, frame: int, time_s: float, boxes: Sequence[Box], items: Sequence[object]
-    ) -> list[int]:
-        """Add one frame's detections; returns each detection's track id, in order."""
-        self._live = [t for t in self._live if time_s - t.last_s <= self.max_gap_s]
-        pairs = []
-        for ti, track in enumerate(self._live):
-            for di, box in enumerate(boxes):
-                score = self._affinity(track.boxes[-1], box)
-                if score > 0:
-                    pairs.append((score, ti, di))
-        pairs.sort(reverse=True)
-        owner: dict[int, FaceTrack] = {}
-        used: set[int] = set()
-        for _, ti, di in pairs:
-            if ti in used or di in owner:
-                continue
-            used.add(ti)
-            owner[di] = self._live[ti]
-        ids = []
-        for di, (box, item) in enumerate(zip(boxes, items, strict=True)):
-            track = owner.get(di)
-            if track is None:
-                track = FaceTrack(track_id=len(self.tracks))
-                self.tracks.append(track)
-                self._live.append(track)
-            track.frames.append(frame)
-            track.times.append(float(time_s))
-            track.boxes.append(box)
-            track.items.append(item)
-            ids.append(track.track_id)
-        return ids
+    def affinity(self, tracks, time_s, boxes, items) -> np.ndarray:
+        return np.array([[self._pair(t.boxes[-1], box) for t in tracks] for box in boxes])
 
-    def _affinity(self, a: Box, b: Box) -> float:
+    def _pair(self, a: Box, b: Box) -> float:
         iou = box_iou(a, b)
         if iou >= self.min_iou:
             return 1.0 + iou

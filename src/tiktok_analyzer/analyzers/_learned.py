@@ -1,5 +1,5 @@
 """What the learned analyzers share: weights resolved once at start, the torch device, seeded
-synthetic models, and frames cut into batches.
+synthetic models, and one batch path across clips.
 
 A :class:`LearnedAnalyzer` resolves its weights (:mod:`.weights`) in its constructor, which
 runs in Triton's ``initialize``, and hands them to :meth:`LearnedAnalyzer.load`. When real
@@ -7,45 +7,54 @@ weights are missing, or the runtime that loads them is not installed, it still l
 answers every clip ``unavailable`` with the command that fixes it: the server and the other
 analyzers never notice. It never falls back to synthetic weights on its own.
 
-The device comes from the Triton instance: the adapter sets :data:`DEVICE_ENV` to
-``cuda:<id>`` for a KIND_GPU instance and ``cpu`` for a KIND_CPU one (the launcher picks the
-models' ``configs/gpu.pbtxt`` on a host with a GPU). Outside Triton (unit tests, benches),
-torch's own view decides.
+The device is a constructor argument: the adapter passes ``cuda:<id>`` for a KIND_GPU
+instance and ``cpu`` for a KIND_CPU one (the launcher picks the models' ``configs/gpu.pbtxt``
+on a host with a GPU). Left out (unit tests, benches), torch's own view decides.
+
+Triton's dynamic batcher hands several clips at once. :meth:`LearnedAnalyzer.analyze_batch`
+checks each clip, asks :meth:`~LearnedAnalyzer.prepare` for its model inputs, runs the inputs
+of all clips through :meth:`~LearnedAnalyzer.infer` in shared batches, and gives each clip
+its own outputs back in :meth:`~LearnedAnalyzer.finish`. A clip that fails, or whose model
+batch fails, fails alone (or with the clips of that batch): never its neighbours.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
 from tiktok_analyzer.analyzers import weights as weights_layer
-from tiktok_analyzer.analyzers.base import Analyzer, AnalyzerResult, Clip, Unavailable
+from tiktok_analyzer.analyzers.base import (
+    Analyzer,
+    AnalyzerResult,
+    Clip,
+    NotApplicable,
+    Unavailable,
+    parse_params,
+)
 
 __all__ = [
-    "DEVICE_ENV",
     "LearnedAnalyzer",
+    "Prepared",
     "check_frames",
     "chunks",
+    "default_device",
     "seeded",
-    "torch_device",
 ]
 
 log = logging.getLogger(__name__)
 
-#: ``cpu`` or ``cuda:<id>``: the device of this Triton instance (set by the adapter).
-DEVICE_ENV = "TIKTOK_ANALYZER_DEVICE"
+#: Outcomes that describe the clip, not a fault of the analyzer: no stack trace in the log.
+_CLIP_OUTCOMES = (NotApplicable, Unavailable, ValueError)
 
 
-def torch_device() -> str:
-    """The torch device this process should run its model on."""
-    env = os.environ.get(DEVICE_ENV, "").strip()
-    if env:
-        return env
+def default_device() -> str:
+    """The torch device when nobody chose one: the GPU when torch sees one."""
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -84,33 +93,51 @@ def chunks(n: int, size: int) -> Iterator[slice]:
         yield slice(start, min(n, start + size))
 
 
+@dataclass
+class Prepared:
+    """One clip between :meth:`LearnedAnalyzer.prepare` and :meth:`LearnedAnalyzer.finish`:
+    the model inputs it contributes to the shared batches (frames, crops, audio windows), and
+    whatever else ``finish`` needs (tracks, DSP measures)."""
+
+    inputs: Sequence[Any] = field(default_factory=list)
+    state: Any = None
+
+
 class LearnedAnalyzer(Analyzer):
     """An analyzer whose model comes from the weights layer.
 
     Subclasses implement :meth:`load` (build the model from :class:`weights.Weights`: real
-    files in ``weights.path`` or a synthetic architecture in ``weights.config``) and
-    :meth:`analyze` (or :meth:`analyze_batch` to batch frames across clips). They may
-    override :meth:`model_choice` when the analyzer has several models in the manifest.
-    ``self.device`` is the torch device; ``self.weights`` ends up ``real``,
-    ``synthetic-tiny`` or ``synthetic-full`` (the report's ``model.weights``), or ``none``
-    while unavailable.
+    files in ``weights.path`` or a synthetic architecture in ``weights.config``) and the
+    batch path: :meth:`prepare` (one clip -> its model inputs), :meth:`infer` (one model
+    call over a batch of inputs, from any clips) and :meth:`finish` (one clip's outputs ->
+    its result). :meth:`batch_group` keeps inputs that cannot share a model call apart,
+    :meth:`batch_order` sorts them so that alike inputs share one. An analyzer whose model
+    runs per clip and gains nothing from batching (one frame at a time through MediaPipe,
+    say) implements :meth:`analyze` instead.
+
+    ``self.device`` is the torch device (the ``device`` argument, else torch's own view);
+    ``self.weights`` ends up ``real``, ``synthetic-tiny`` or ``synthetic-full`` (the
+    report's ``model.weights``), or ``none`` while unavailable. Subclasses may override
+    :meth:`model_choice` when the analyzer has several models in the manifest.
     """
 
     gpu: ClassVar[bool] = True
     weights_model: ClassVar[str | None] = None
 
-    def __init__(self, params: Any | None = None) -> None:
+    def __init__(self, params: Any | None = None, device: str | None = None) -> None:
         super().__init__(params)
         self.weights = "none"
-        self.device = "cpu"
         self._unavailable: str | None = None
+        try:
+            self.device = device or default_device()
+        except ImportError:
+            self.device = "cpu"  # no torch: load() says what to install
         choice = self.model_choice()
         if choice:
             self.model_name = choice
         try:
             resolved = weights_layer.resolve(self.name, model=choice)
             self.model_name = resolved.model.name
-            self.device = torch_device()
             self.load(resolved)
             self.weights = resolved.kind
         except (Unavailable, KeyError) as exc:
@@ -123,6 +150,10 @@ class LearnedAnalyzer(Analyzer):
         if self._unavailable:
             # Loaded and answering, but each clip says what is missing and how to fix it.
             log.warning("%s: %s", self.name, self._unavailable)
+
+    @classmethod
+    def from_strings(cls, raw: Mapping[str, str], device: str | None = None) -> Analyzer:
+        return cls(parse_params(cls.Params, raw), device=device)
 
     def model_choice(self) -> str | None:
         """The manifest model to load (None: the analyzer's only one)."""
@@ -137,14 +168,37 @@ class LearnedAnalyzer(Analyzer):
         """Build the model from real files or a synthetic config; raise Unavailable when
         something it needs is missing."""
 
+    # --- the batch path ---------------------------------------------------------------------
+
+    def prepare(self, clip: Clip) -> Prepared:
+        """One checked clip -> its model inputs and what :meth:`finish` needs besides the
+        outputs. Raise for a clip that cannot be analyzed (ValueError: bad input)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither analyze nor prepare")
+
+    def infer(self, inputs: list[Any]) -> Sequence[Any]:
+        """One model call: one output per input, in order. ``inputs`` come from any clips,
+        share one :meth:`batch_group` and number at most :attr:`batch_size`."""
+        raise NotImplementedError(f"{type(self).__name__} implements no infer")
+
+    def finish(self, clip: Clip, prepared: Prepared, outputs: list[Any]) -> AnalyzerResult:
+        """One clip's result from its :meth:`prepare` and the outputs of its inputs."""
+        raise NotImplementedError(f"{type(self).__name__} implements no finish")
+
+    def batch_group(self, item: Any) -> Hashable:
+        """Inputs of different groups never share a model call (another tensor shape)."""
+        return None
+
+    def batch_order(self, item: Any) -> Any:
+        """Sort key within a group, so that alike inputs (lengths) share a call."""
+        return 0
+
+    @property
+    def batch_size(self) -> int:
+        """Most inputs in one :meth:`infer` call; 0 hands them all at once."""
+        return int(getattr(self.params, "batch_size", 0) or 0)
+
     def analyze(self, clip: Clip) -> AnalyzerResult:
-        """One clip through :meth:`analyze_batch`, for analyzers that batch several clips'
-        frames or windows together and so implement that instead (a subclass overrides one
-        of the two)."""
-        if type(self).analyze_batch is LearnedAnalyzer.analyze_batch:
-            raise NotImplementedError(
-                f"{type(self).__name__} implements neither analyze nor analyze_batch"
-            )
+        """One clip through :meth:`analyze_batch`."""
         (outcome,) = self.analyze_batch([clip])
         if isinstance(outcome, Exception):
             raise outcome
@@ -153,4 +207,63 @@ class LearnedAnalyzer(Analyzer):
     def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
         if self._unavailable is not None:
             return [Unavailable(self._unavailable) for _ in clips]
-        return super().analyze_batch(clips)
+        if type(self).analyze is not LearnedAnalyzer.analyze:
+            return super().analyze_batch(clips)  # a per-clip analyzer: one at a time
+        out: list[AnalyzerResult | Exception | None] = [None] * len(clips)
+        prepared: dict[int, Prepared] = {}
+        for i, clip in enumerate(clips):
+            try:
+                self.check(clip)
+                prepared[i] = self.prepare(clip)
+            except Exception as exc:  # noqa: BLE001 - returned per clip by design
+                out[i] = self._kept(exc)
+        outputs, failed = self._infer_all(prepared)
+        for i, prep in prepared.items():
+            if i in failed:
+                out[i] = failed[i]
+                continue
+            try:
+                out[i] = self.finish(clips[i], prep, outputs[i])
+            except Exception as exc:  # noqa: BLE001 - returned per clip by design
+                out[i] = self._kept(exc)
+        return out  # type: ignore[return-value]
+
+    def _infer_all(
+        self, prepared: dict[int, Prepared]
+    ) -> tuple[dict[int, list[Any]], dict[int, Exception]]:
+        """Every clip's inputs through :meth:`infer` in shared batches; each clip's outputs
+        in its own list. A failing batch fails the clips it held (their later batches are
+        skipped), not the others."""
+        outputs = {i: [None] * len(prep.inputs) for i, prep in prepared.items()}
+        groups: dict[Hashable, list[tuple[int, int, Any]]] = {}
+        for i, prep in prepared.items():
+            for k, item in enumerate(prep.inputs):
+                groups.setdefault(self.batch_group(item), []).append((i, k, item))
+        failed: dict[int, Exception] = {}
+        for items in groups.values():
+            items.sort(key=lambda it: self.batch_order(it[2]))  # stable: clip order otherwise
+            for part in chunks(len(items), self.batch_size or len(items)):
+                batch = [it for it in items[part] if it[0] not in failed]
+                if not batch:
+                    continue
+                try:
+                    found = self.infer([item for _, _, item in batch])
+                    if len(found) != len(batch):
+                        raise RuntimeError(
+                            f"{self.name}: the model gave {len(found)} outputs for "
+                            f"{len(batch)} inputs"
+                        )
+                except Exception as exc:  # noqa: BLE001 - charged to the clips of this batch
+                    log.exception("%s: a batch of %d inputs failed", self.name, len(batch))
+                    for i, _, _ in batch:
+                        failed.setdefault(i, exc)
+                    continue
+                for (i, k, _), output in zip(batch, found, strict=True):
+                    outputs[i][k] = output
+        return outputs, failed
+
+    def _kept(self, exc: Exception) -> Exception:
+        """An exception returned for its clip; the log keeps the trace of real faults."""
+        if not isinstance(exc, _CLIP_OUTCOMES):
+            log.exception("%s failed", self.name, exc_info=exc)
+        return exc

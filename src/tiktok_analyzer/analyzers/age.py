@@ -13,7 +13,7 @@ Two models:
   manifest's config, with the real labels.
 
 Per clip: detect faces in every analysed frame, follow them by IoU
-(:class:`._faces.IouTracker`), take up to ``crops_per_track`` crops per face spread over its
+(:class:`._faces.FaceTracker`), take up to ``crops_per_track`` crops per face spread over its
 time on screen (the most confident detection of each stretch), square with a
 ``crop_margin`` around the box (FairFace's crops show the whole head), and classify the
 crops of all clips of a batch together, ``batch_size`` at a time. A face's probabilities are
@@ -29,21 +29,18 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from tiktok_analyzer.analyzers import weights as weights_layer
-from tiktok_analyzer.analyzers._faces import Box, FaceTrack, IouTracker, clip_box, rgb_frame
-from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, chunks, seeded
+from tiktok_analyzer.analyzers._faces import Box, FaceTracker, clip_box, rgb_frame
+from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, Prepared, chunks, seeded
+from tiktok_analyzer.analyzers._tracking import Track
 from tiktok_analyzer.analyzers.base import (
-    AnalyzerResult,
     Clip,
     FrameSpec,
-    NotApplicable,
-    Unavailable,
 )
 from tiktok_analyzer.analyzers.results.age import (  # noqa: F401 - re-exported
     OPEN_AGE_MAX,
@@ -103,8 +100,8 @@ class _Detection:
 class _Pending:
     """One clip between face finding and classification."""
 
-    tracks: list[FaceTrack]
-    crop_slices: list[slice]  # each track's rows in the batch's crop array
+    tracks: list[Track]
+    crop_slices: list[slice]  # each track's rows among the clip's crops
     faces_max: int
 
 
@@ -177,31 +174,16 @@ class AgeEstimation(LearnedAnalyzer):
 
     # -- per clip ------------------------------------------------------------------------
 
-    def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
-        if self._unavailable is not None:
-            return [Unavailable(self._unavailable) for _ in clips]
-        outcomes: list[AnalyzerResult | Exception | None] = [None] * len(clips)
-        pending: dict[int, _Pending] = {}
+    def prepare(self, clip: Clip) -> Prepared:
         crops: list[np.ndarray] = []
-        for i, clip in enumerate(clips):
-            try:
-                self.check(clip)
-                pending[i] = self._find_faces(clip, crops)
-            except Exception as exc:  # noqa: BLE001 - returned per clip by design
-                if not isinstance(exc, (NotApplicable, Unavailable)):
-                    log.exception("%s failed", self.name)
-                outcomes[i] = exc
-        try:
-            probs = self._classify(crops)
-        except Exception as exc:  # noqa: BLE001 - the clips that had crops fail together
-            log.exception("%s: classifier failed", self.name)
-            for i, job in pending.items():
-                outcomes[i] = exc if job.crop_slices else None
-            probs = None
-        for i, job in pending.items():
-            if outcomes[i] is None:
-                outcomes[i] = self._result(job, probs)
-        return outcomes  # type: ignore[return-value]
+        return Prepared(inputs=crops, state=self._find_faces(clip, crops))
+
+    def infer(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return self._classify(inputs)
+
+    def finish(self, clip: Clip, prepared: Prepared, outputs: list[np.ndarray]) -> Result:
+        probs = np.stack(outputs) if outputs else np.zeros((0, len(self._labels)), np.float32)
+        return self._result(prepared.state, probs)
 
     def _find_faces(self, clip: Clip, crops: list[np.ndarray]) -> _Pending:
         """Detect and track the clip's faces; append their crops to ``crops``."""
@@ -209,7 +191,7 @@ class AgeEstimation(LearnedAnalyzer):
         frames = clip.frames
         times = np.asarray(clip.timestamps_s, dtype=np.float64)
         n, height = len(frames), frames.shape[1]
-        tracker = IouTracker(min_iou=p.track_iou, max_gap_s=p.max_gap_s)
+        tracker = FaceTracker(min_iou=p.track_iou, max_gap_s=p.max_gap_s)
         faces_max = 0
         for k in range(n):
             found = self._detect(rgb_frame(frames[k]), k, height)
@@ -237,7 +219,7 @@ class AgeEstimation(LearnedAnalyzer):
         out.sort(key=lambda d: -d.score)
         return out[: p.max_faces]
 
-    def _pick(self, track: FaceTrack) -> list[_Detection]:
+    def _pick(self, track: Track) -> list[_Detection]:
         """Up to ``crops_per_track`` detections spread over the track: the track is cut into
         that many stretches and each gives its most confident, largest detection."""
         dets: list[_Detection] = track.items  # type: ignore[assignment]
@@ -283,11 +265,11 @@ class AgeEstimation(LearnedAnalyzer):
                 out[part] = torch.softmax(logits, dim=-1).cpu().numpy()
         return out
 
-    def _result(self, job: _Pending, probs: np.ndarray | None) -> Result:
+    def _result(self, job: _Pending, probs: np.ndarray) -> Result:
         p = self.params
         faces = []
         for track, rows in zip(job.tracks, job.crop_slices, strict=True):
-            if probs is None or rows.stop <= rows.start:
+            if rows.stop <= rows.start:
                 continue
             mean = probs[rows].mean(axis=0)
             mean = mean / max(float(mean.sum()), 1e-12)

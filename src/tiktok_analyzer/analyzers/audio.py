@@ -29,6 +29,7 @@ import librosa
 import numpy as np
 import scipy.signal
 
+from tiktok_analyzer.analyzers._sound import modulation_depth, pulse_clarity
 from tiktok_analyzer.analyzers.base import AUDIO_RATE, Analyzer, Clip, ClipMeta
 from tiktok_analyzer.analyzers.results.audio import (  # noqa: F401 - re-exported
     DBFS_FLOOR,
@@ -212,7 +213,7 @@ def classify_windows(
                 label = "silence"
             # Under 4 frames (64 ms) there is no envelope to read.
             if hi - lo >= 4 and voiced >= params.min_voiced:
-                syllabic = _modulation_depth(np.sqrt(h), fps, 2.5, 8.0)
+                syllabic = modulation_depth(np.sqrt(h), fps, 2.5, 8.0)
                 zcr_spread = float(spectra.zcr[lo:hi].std())
                 if syllabic >= params.min_syllabic and zcr_spread >= params.min_zcr_spread:
                     label = "speech"
@@ -233,19 +234,6 @@ def _sounding_spans(
     if duration_s > t:
         spans.append((t, duration_s))
     return spans
-
-
-def _modulation_depth(envelope: np.ndarray, fps: float, lo_hz: float, hi_hz: float) -> float:
-    """Standard deviation of the envelope's lo..hi Hz band relative to its mean (0: steady)."""
-    mean = envelope.mean()
-    if mean <= 0:
-        return 0.0
-    x = (envelope - mean) / mean
-    spectrum = np.fft.rfft(x * np.hanning(len(x)))
-    freqs = np.fft.rfftfreq(len(x), 1.0 / fps)
-    spectrum[(freqs < lo_hz) | (freqs > hi_hz)] = 0.0
-    # The Hann taper takes the band's energy down by mean(w^2) = 3/8; put it back.
-    return float(np.fft.irfft(spectrum, len(x)).std() / np.sqrt(3.0 / 8.0))
 
 
 class AudioAnalysis(Analyzer):
@@ -408,7 +396,7 @@ class AudioAnalysis(Analyzer):
         if tempo <= 0 or len(frames) < 2:
             return 0.0, [], 0.0
         period = 60.0 / tempo * fps  # frames
-        clarity = _pulse_clarity(env, period)
+        clarity = pulse_clarity(env, period)
         if clarity < p.min_pulse_clarity:
             return 0.0, [], clarity
         frames = _clean_beats(env, frames, period)
@@ -417,17 +405,6 @@ class AudioAnalysis(Analyzer):
         if len(times) < 2:
             return 0.0, [], clarity
         return _fit_tempo(times, 60.0 / tempo), times.tolist(), clarity
-
-
-def _pulse_clarity(env: np.ndarray, period: float) -> float:
-    """Normalised autocorrelation of the onset envelope at the beat period (best of the lags
-    a frame either side of it): ~1 for a steady beat, near 0 for onsets that do not repeat."""
-    x = env - env.mean()
-    energy = float(np.dot(x, x))
-    lag = int(round(period))
-    if energy <= 0 or lag + 1 >= len(x):
-        return 0.0
-    return max(float(np.dot(x[:-k], x[k:])) / energy for k in range(max(1, lag - 1), lag + 2))
 
 
 def _clean_beats(env: np.ndarray, frames: np.ndarray, period: float) -> np.ndarray:

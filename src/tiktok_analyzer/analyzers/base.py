@@ -197,7 +197,10 @@ class Analyzer(ABC):
         self.params = params if params is not None else self.Params()
 
     @classmethod
-    def from_strings(cls, raw: Mapping[str, str]) -> Analyzer:
+    def from_strings(cls, raw: Mapping[str, str], device: str | None = None) -> Analyzer:
+        """The analyzer with its parameters from config.pbtxt. ``device`` is the Triton
+        instance's torch device (``cpu``, ``cuda:<id>``): only analyzers with a model take
+        it (``_learned.py``); the others run on the CPU wherever they are."""
         return cls(parse_params(cls.Params, raw))
 
     def check(self, clip: Clip) -> None:

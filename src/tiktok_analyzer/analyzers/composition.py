@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -47,13 +46,10 @@ from tiktok_analyzer.analyzers._clip import (
     clip_duration,
     validate_frames,
 )
-from tiktok_analyzer.analyzers._learned import LearnedAnalyzer
+from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, Prepared
 from tiktok_analyzer.analyzers.base import (
-    AnalyzerResult,
     Clip,
     FrameSpec,
-    NotApplicable,
-    Unavailable,
 )
 from tiktok_analyzer.analyzers.results.composition import (  # noqa: F401 - re-exported
     CompositionAnalysisResult,
@@ -297,51 +293,26 @@ class CompositionAnalysis(LearnedAnalyzer):
 
     Result = CompositionAnalysisResult
 
-    def __init__(self, params: Params | None = None) -> None:
+    def __init__(self, params: Params | None = None, device: str | None = None) -> None:
         params = params if params is not None else self.Params()
         if params.fit not in FITS:
             raise ValueError(f"fit must be one of {', '.join(FITS)}, got {params.fit!r}")
-        super().__init__(params)
+        super().__init__(params, device)
 
     def load(self, weights: weights_layer.Weights) -> None:
         self.clip = ClipZeroShot(weights, self.device, _VOCABULARIES)
 
     # --- batch ----------------------------------------------------------------------------
 
-    def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
-        """All clips' frames go through CLIP together, in ``batch_size`` chunks; each
-        clip's own failure stays its own."""
-        if self._unavailable is not None:
-            return [Unavailable(self._unavailable) for _ in clips]
-        outcomes: list[Any] = [None] * len(clips)
-        ready: list[int] = []
-        for i, clip in enumerate(clips):
-            try:
-                self.check(clip)
-                validate_frames(clip, self.name)
-                ready.append(i)
-            except Exception as exc:  # noqa: BLE001 - returned per clip
-                outcomes[i] = exc
-        if ready:
-            images = [frame for i in ready for frame in clips[i].frames]
-            try:
-                emb = self.clip.embed(images, self.params.fit, self.params.batch_size)
-            except Exception as exc:  # noqa: BLE001 - the model failed for the whole batch
-                log.exception("%s: CLIP failed", self.name)
-                for i in ready:
-                    outcomes[i] = exc
-                return outcomes
-            start = 0
-            for i in ready:
-                n = len(clips[i].frames)
-                try:
-                    outcomes[i] = self._finish(clips[i], emb[start : start + n])
-                except Exception as exc:  # noqa: BLE001 - returned per clip
-                    if not isinstance(exc, (NotApplicable, Unavailable)):
-                        log.exception("%s failed", self.name)
-                    outcomes[i] = exc
-                start += n
-        return outcomes
+    def prepare(self, clip: Clip) -> Prepared:
+        validate_frames(clip, self.name)
+        return Prepared(inputs=list(clip.frames))  # type: ignore[arg-type]
+
+    def infer(self, inputs: list[np.ndarray]):
+        return self.clip.embed(inputs, self.params.fit, self.params.batch_size)
+
+    def finish(self, clip: Clip, prepared: Prepared, outputs: list) -> Result:
+        return self._finish(clip, self.clip.stack(outputs))
 
     # --- one clip -------------------------------------------------------------------------
 

@@ -43,10 +43,9 @@ from typing import Any, Literal
 import numpy as np
 
 from tiktok_analyzer.analyzers import weights as weights_layer
-from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, chunks, seeded
+from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, Prepared, seeded
 from tiktok_analyzer.analyzers.base import (
     AUDIO_RATE,
-    AnalyzerResult,
     Clip,
     NotApplicable,
     Unavailable,
@@ -214,43 +213,22 @@ class SpeechEmotion(LearnedAnalyzer):
 
     # -- per clip --------------------------------------------------------------------------
 
-    def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
-        """Windows of every clip share the model's batches; a clip that cannot be read,
-        or whose batch fails, fails alone or with that batch's clips only."""
-        if self._unavailable is not None:
-            return [Unavailable(self._unavailable) for _ in clips]
-        out: list[AnalyzerResult | Exception | None] = [None] * len(clips)
-        plans: dict[int, _Plan] = {}
-        for i, clip in enumerate(clips):
-            try:
-                self.check(clip)
-                plans[i] = self._plan(clip)
-            except Exception as exc:  # noqa: BLE001 - returned per clip by design
-                if not isinstance(exc, (NotApplicable, Unavailable, ValueError)):
-                    log.exception("%s failed", self.name)
-                out[i] = exc
-        items = [
-            (i, k, round(a * AUDIO_RATE), round(b * AUDIO_RATE))
-            for i, plan in plans.items()
-            for k, (a, b) in enumerate(plan.windows)
+    def prepare(self, clip: Clip) -> Prepared:
+        plan = self._plan(clip)
+        pieces = [
+            plan.audio[round(a * AUDIO_RATE) : round(b * AUDIO_RATE)] for a, b in plan.windows
         ]
-        items.sort(key=lambda it: it[3] - it[2])
-        probs: dict[tuple[int, int], np.ndarray] = {}
-        for part in chunks(len(items), self.params.batch_size):
-            batch = items[part]
-            try:
-                rows = self._classify([plans[i].audio[a:b] for i, _, a, b in batch])
-            except Exception as exc:  # noqa: BLE001 - only this batch's clips fail
-                log.exception("%s: a batch of %d windows failed", self.name, len(batch))
-                for i, *_ in batch:
-                    out[i] = out[i] or exc
-                continue
-            for (i, k, _, _), row in zip(batch, rows, strict=True):
-                probs[(i, k)] = row
-        for i, plan in plans.items():
-            if out[i] is None:
-                out[i] = self._result(plan, [probs[(i, k)] for k in range(len(plan.windows))])
-        return out  # type: ignore[return-value]
+        return Prepared(inputs=pieces, state=plan)
+
+    def batch_order(self, item: np.ndarray) -> int:
+        # Windows of like length share a batch: less padding, which the model would hear.
+        return len(item)
+
+    def infer(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return self._classify(inputs)
+
+    def finish(self, clip: Clip, prepared: Prepared, outputs: list[np.ndarray]) -> Result:
+        return self._result(prepared.state, outputs)
 
     def _plan(self, clip: Clip) -> _Plan:
         audio = np.asarray(clip.audio, dtype=np.float32)

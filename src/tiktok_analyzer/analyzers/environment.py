@@ -71,19 +71,29 @@ import scipy.signal
 
 from tiktok_analyzer.analyzers import weights as weights_layer
 from tiktok_analyzer.analyzers._audioset import (
-    MIN_SAMPLES,
     WINDOW_S,
     AudioSetTagger,
     spread_windows,
 )
-from tiktok_analyzer.analyzers._learned import LearnedAnalyzer
-from tiktok_analyzer.analyzers.audio import _modulation_depth, _pulse_clarity
+from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, Prepared
+from tiktok_analyzer.analyzers._sound import (
+    DBFS_FLOOR,
+    FPS,
+    HOP,
+    NFFT,
+    dbfs,
+    dsp_params,
+    modulation_depth,
+    mono_samples,
+    onset_envelope,
+    pulse_clarity,
+    spectral_flatness,
+    track_pulse,
+    warm_up_sound,
+)
 from tiktok_analyzer.analyzers.base import (
     AUDIO_RATE,
-    AnalyzerResult,
     Clip,
-    NotApplicable,
-    Unavailable,
 )
 from tiktok_analyzer.analyzers.results.environment import (  # noqa: F401 - re-exported
     AudioEnvironmentResult,
@@ -196,11 +206,7 @@ SCENES: dict[str, tuple[str, ...]] = {
 _MODEL_MUSIC = ("Music",)
 _MODEL_SPEECH = ("Speech", "Narration, monologue", "Conversation")
 
-_HOP = 160  # 10 ms at 16 kHz
-_NFFT = 512
-_FPS = AUDIO_RATE / _HOP
 _N_MELS = 64
-_DBFS_FLOOR = -100.0
 # The floor estimate (a minimum over 0.5 s, then a low percentile across frequency) reads
 # under the true level of a noise; measured 6.9 dB under on white noise, added back.
 _FLOOR_BIAS_DB = 6.9
@@ -267,21 +273,32 @@ class DspParams:
     decay_percentile: float = 20.0
 
 
-def measure(y: np.ndarray, p: DspParams, pulse: bool = True) -> Measures:
-    """Run the DSP frame classifier, the SNR and the decay-time estimate on 16 kHz audio.
-    ``pulse`` False skips the beat tracker (music then comes from tonal beds alone)."""
-    y = np.ascontiguousarray(y, dtype=np.float32)
-    duration = len(y) / AUDIO_RATE
-    padded = np.pad(y, (0, max(0, _NFFT - len(y))))
-    power = np.abs(librosa.stft(padded, n_fft=_NFFT, hop_length=_HOP)) ** 2  # (257, T)
+@dataclass
+class _Spectra:
+    """The frame-level views of one clip that the window cues read (10 ms frames)."""
+
+    power: np.ndarray  # (257, T) STFT power
+    level: np.ndarray  # (T,) RMS level, dBFS
+    zcr: np.ndarray  # (T,) zero-crossing rate
+    voice_h: np.ndarray  # (T,) harmonic mel power in the voice band (250 Hz - 4 kHz)
+    voice_p: np.ndarray  # (T,) percussive mel power in the voice band
+    smooth: np.ndarray  # (bins, T) 80 Hz - 5 kHz power smoothed over 90 ms
+    bed: np.ndarray  # (bins, T) the sustained bed: per-bin minimum of smooth over 0.5 s
+    pulse: np.ndarray  # (T,) bool: a tracked beat of a steady pulse
+    to_ms: float  # STFT power sum -> mean square of the signal
+
+
+def _spectra(y: np.ndarray, p: DspParams, pulse: bool) -> _Spectra:
+    padded = np.pad(y, (0, max(0, NFFT - len(y))))
+    power = np.abs(librosa.stft(padded, n_fft=NFFT, hop_length=HOP)) ** 2  # (257, T)
     n_frames = power.shape[1]
-    freqs = librosa.fft_frequencies(sr=AUDIO_RATE, n_fft=_NFFT)
+    freqs = librosa.fft_frequencies(sr=AUDIO_RATE, n_fft=NFFT)
     mel = librosa.feature.melspectrogram(S=power, sr=AUDIO_RATE, n_mels=_N_MELS)
     mel_hz = librosa.mel_frequencies(_N_MELS + 2, fmax=AUDIO_RATE / 2)[1:-1]
-    rms = librosa.feature.rms(y=padded, frame_length=2 * _HOP, hop_length=_HOP)[0][:n_frames]
+    rms = librosa.feature.rms(y=padded, frame_length=2 * HOP, hop_length=HOP)[0][:n_frames]
     with np.errstate(divide="ignore"):
-        level = np.maximum(20.0 * np.log10(rms), _DBFS_FLOOR)
-    zcr = librosa.feature.zero_crossing_rate(padded, frame_length=2 * _HOP, hop_length=_HOP)[0][
+        level = np.maximum(20.0 * np.log10(rms), DBFS_FLOOR)
+    zcr = librosa.feature.zero_crossing_rate(padded, frame_length=2 * HOP, hop_length=HOP)[0][
         :n_frames
     ]
     # STFT power -> mean square of the signal (the same frames): dBFS of spectral sums.
@@ -289,96 +306,115 @@ def measure(y: np.ndarray, p: DspParams, pulse: bool = True) -> Measures:
 
     harmonic, percussive = librosa.decompose.hpss(mel, kernel_size=(17, 9))
     band = (mel_hz >= 250.0) & (mel_hz <= 4000.0)
-    voice_h, voice_p = harmonic[band].sum(axis=0), percussive[band].sum(axis=0)
 
     # The sustained bed: smoothed over 90 ms (partials a few bins apart beat), then the
     # per-bin minimum over 0.5 s.
     keep = (freqs >= 80.0) & (freqs <= 5000.0)
     smooth = scipy.ndimage.uniform_filter1d(power[keep], 9, axis=1)
-    bed = scipy.ndimage.minimum_filter1d(smooth, round(0.5 * _FPS), axis=1, mode="nearest")
+    bed = scipy.ndimage.minimum_filter1d(smooth, round(0.5 * FPS), axis=1, mode="nearest")
+    return _Spectra(
+        power=power,
+        level=level,
+        zcr=zcr,
+        voice_h=harmonic[band].sum(axis=0),
+        voice_p=percussive[band].sum(axis=0),
+        smooth=smooth,
+        bed=bed,
+        pulse=_pulse_frames(mel, p.min_pulse_clarity) if pulse else np.zeros(n_frames, bool),
+        to_ms=to_ms,
+    )
 
-    pulse_frames = _pulse_frames(mel, p.min_pulse_clarity) if pulse else np.zeros(n_frames, bool)
 
-    starts = _window_starts(duration, p.window_s, p.hop_s)
-    w = len(starts)
-    sounding = np.zeros(w, bool)
-    speech = np.zeros(w, bool)
-    music = np.zeros(w, bool)
-    flat_bed = np.zeros(w, bool)
-    detail = {k: np.zeros(w) for k in ("voiced", "syllabic", "zcr_spread", "bed_share", "flatness")}
-    win_power = np.zeros(w)
-    win_floor = np.zeros(w)
+@dataclass
+class _Windows:
+    """The window classifier's verdicts and the measures the SNR needs, per window."""
+
+    sounding: np.ndarray
+    speech: np.ndarray
+    music: np.ndarray
+    flat_bed: np.ndarray
+    power: np.ndarray  # mean STFT power
+    floor: np.ndarray  # broadband floor of the bed
+    detail: dict[str, np.ndarray]
+
+
+def _classify_windows(s: _Spectra, starts: np.ndarray, p: DspParams) -> _Windows:
+    w, n_frames = len(starts), s.power.shape[1]
+    out = _Windows(
+        *(np.zeros(w, bool) for _ in range(4)),
+        power=np.zeros(w),
+        floor=np.zeros(w),
+        detail={
+            k: np.zeros(w) for k in ("voiced", "syllabic", "zcr_spread", "bed_share", "flatness")
+        },
+    )
     for i, start in enumerate(starts):
-        lo = int(start * _FPS)
-        hi = min(n_frames, max(lo + 1, int(np.ceil((start + p.window_s) * _FPS))))
-        if level[lo:hi].max(initial=_DBFS_FLOOR) < p.silence_dbfs:
+        lo = int(start * FPS)
+        hi = min(n_frames, max(lo + 1, int(np.ceil((start + p.window_s) * FPS))))
+        if s.level[lo:hi].max(initial=DBFS_FLOOR) < p.silence_dbfs:
             continue
-        sounding[i] = True
-        total = float(smooth[:, lo:hi].sum())
-        win_power[i] = float(power[:, lo:hi].sum(axis=0).mean())
-        bed_spec = bed[:, lo:hi].mean(axis=1)
+        out.sounding[i] = True
+        total = float(s.smooth[:, lo:hi].sum())
+        out.power[i] = float(s.power[:, lo:hi].sum(axis=0).mean())
+        bed_spec = s.bed[:, lo:hi].mean(axis=1)
         # Broadband floor: tonal lines (partials of notes, hum) removed by a low percentile
         # across ~1 kHz of bins.
-        win_floor[i] = float(
+        out.floor[i] = float(
             scipy.ndimage.percentile_filter(bed_spec, 20, size=31, mode="nearest").sum()
         )
         bed_share = float(bed_spec.sum() * (hi - lo)) / max(total, 1e-30)
-        flatness = _flatness(bed_spec)
-        h, q = voice_h[lo:hi], voice_p[lo:hi]
+        flatness = spectral_flatness(bed_spec)
+        h, q = s.voice_h[lo:hi], s.voice_p[lo:hi]
         voiced = float(h.sum() / max(h.sum() + q.sum(), 1e-30))
-        syllabic = _modulation_depth(np.sqrt(h), _FPS, 2.5, 8.0) if hi - lo >= 8 else 0.0
-        zcr_spread = float(zcr[lo:hi].std())
+        syllabic = modulation_depth(np.sqrt(h), FPS, 2.5, 8.0) if hi - lo >= 8 else 0.0
+        zcr_spread = float(s.zcr[lo:hi].std())
         for key, value in zip(
-            detail, (voiced, syllabic, zcr_spread, bed_share, flatness), strict=True
+            out.detail, (voiced, syllabic, zcr_spread, bed_share, flatness), strict=True
         ):
-            detail[key][i] = value
-        speech[i] = (
+            out.detail[key][i] = value
+        out.speech[i] = (
             voiced >= p.min_voiced and syllabic >= p.min_syllabic and zcr_spread >= p.min_zcr_spread
         )
         has_bed = bed_share >= p.min_bed_share
-        music[i] = (has_bed and flatness <= p.max_tonal_flatness) or pulse_frames[lo:hi].any()
-        flat_bed[i] = has_bed and flatness > p.max_tonal_flatness
+        out.music[i] = (has_bed and flatness <= p.max_tonal_flatness) or s.pulse[lo:hi].any()
+        out.flat_bed[i] = has_bed and flatness > p.max_tonal_flatness
+    return out
 
-    noise = sounding & (flat_bed | ~(speech | music))
-    fg = sounding & (speech | music)
+
+def measure(y: np.ndarray, p: DspParams, pulse: bool = True) -> Measures:
+    """Run the DSP frame classifier, the SNR and the decay-time estimate on 16 kHz audio.
+    ``pulse`` False skips the beat tracker (music then comes from tonal beds alone)."""
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    duration = len(y) / AUDIO_RATE
+    s = _spectra(y, p, pulse)
+    starts = _window_starts(duration, p.window_s, p.hop_s)
+    win = _classify_windows(s, starts, p)
+    sounding = win.sounding
+    noise = sounding & (win.flat_bed | ~(win.speech | win.music))
+    fg = sounding & (win.speech | win.music)
     fg = fg if fg.any() else sounding
-    signal = float(win_power[fg].mean()) if fg.any() else 0.0
+    signal = float(win.power[fg].mean()) if fg.any() else 0.0
     # The quieter windows' floor: pauses between phrases show the background best.
-    floor = float(np.percentile(win_floor[sounding], 10)) if sounding.any() else 0.0
-    rt60, decays = _decay_time(level, p.decay_percentile)
+    floor = float(np.percentile(win.floor[sounding], 10)) if sounding.any() else 0.0
+    rt60, decays = _decay_time(s.level, p.decay_percentile)
     return Measures(
         starts_s=starts,
         window_s=p.window_s,
         hop_s=p.hop_s,
         sounding=sounding,
-        speech=speech & sounding,
-        music=music & sounding,
+        speech=win.speech & sounding,
+        music=win.music & sounding,
         noise=noise,
-        flat_bed=flat_bed & sounding,
-        signal_dbfs=_dbfs(signal * to_ms),
-        noise_floor_dbfs=_dbfs(floor * to_ms * 10 ** (_FLOOR_BIAS_DB / 10))
+        flat_bed=win.flat_bed & sounding,
+        signal_dbfs=dbfs(signal * s.to_ms),
+        noise_floor_dbfs=dbfs(floor * s.to_ms * 10 ** (_FLOOR_BIAS_DB / 10))
         if floor > 0
-        else _DBFS_FLOOR,
+        else DBFS_FLOOR,
         rt60_s=rt60,
         decays=decays,
         duration_s=duration,
-        detail=detail,
+        detail=win.detail,
     )
-
-
-def warm_up_sound() -> np.ndarray:
-    """3 s of a beat over a tone with a click: enough to run every path of the DSP."""
-    t = np.arange(3 * AUDIO_RATE) / AUDIO_RATE
-    y = 0.05 * np.sin(2 * np.pi * 220 * t) + 0.4 * np.sin(2 * np.pi * 60 * t) * (t % 0.5 < 0.08)
-    y[round(1.25 * AUDIO_RATE) : round(1.26 * AUDIO_RATE)] += 0.9
-    return y.astype(np.float32)
-
-
-def _dbfs(mean_square: float) -> float:
-    # +3 dB: a full-scale sine's mean square is 1/2 (dBFS as the RMS of a sine is read).
-    if mean_square <= 0:
-        return _DBFS_FLOOR
-    return float(max(10.0 * np.log10(mean_square) + 3.0103, _DBFS_FLOOR))
 
 
 def _window_starts(duration: float, window_s: float, hop_s: float) -> np.ndarray:
@@ -386,45 +422,6 @@ def _window_starts(duration: float, window_s: float, hop_s: float) -> np.ndarray
         return np.array([0.0])
     n = int(np.ceil((duration - window_s) / hop_s)) + 1
     return np.minimum(np.arange(n) * hop_s, duration - window_s)
-
-
-def _flatness(spectrum: np.ndarray) -> float:
-    """Wiener entropy of a power spectrum: 1 for white noise, near 0 for a few lines."""
-    s = np.maximum(spectrum, 1e-20)
-    return float(np.exp(np.mean(np.log(s))) / np.mean(s))
-
-
-def onset_envelope(mel: np.ndarray) -> np.ndarray:
-    """Spectral flux of the mel power (dB, floored 60 dB under the peak), one per frame."""
-    return librosa.onset.onset_strength(
-        S=librosa.power_to_db(mel, ref=np.max, top_db=60.0), sr=AUDIO_RATE, hop_length=_HOP
-    )
-
-
-def track_pulse(env: np.ndarray) -> tuple[float, np.ndarray, float]:
-    """Tempo (BPM), beat frames (10 ms frames) and pulse clarity of an onset envelope;
-    (0.0, no beats, 0.0) when there are too few onsets to track. The tracker runs on the
-    envelope pooled to 20 ms frames: its tempogram costs seconds per minute of sound at
-    10 ms, and a pulse needs no finer grid (beats come back within a frame pair)."""
-    none = (0.0, np.zeros(0, np.int64), 0.0)
-    if len(env) < round(2 * _FPS) or env.max() <= 0:
-        return none
-    onsets = librosa.onset.onset_detect(
-        onset_envelope=env, sr=AUDIO_RATE, hop_length=_HOP, normalize=False, delta=1.0
-    )
-    if len(onsets) < 4:
-        return none
-    pooled = env[: len(env) // 2 * 2].reshape(-1, 2).max(axis=1)
-    tempo, beats = librosa.beat.beat_track(
-        onset_envelope=pooled, sr=AUDIO_RATE, hop_length=2 * _HOP, trim=False
-    )
-    tempo = float(np.atleast_1d(tempo)[0])
-    if tempo <= 0 or len(beats) < 2:
-        return none
-    # Back to 10 ms frames: the stronger frame of each pair.
-    beats = np.asarray(beats, np.int64) * 2
-    beats += (env[np.minimum(beats + 1, len(env) - 1)] > env[beats]).astype(np.int64)
-    return tempo, beats, _pulse_clarity(env, 60.0 / tempo * _FPS)
 
 
 def _pulse_frames(mel: np.ndarray, min_clarity: float) -> np.ndarray:
@@ -439,11 +436,11 @@ def _pulse_frames(mel: np.ndarray, min_clarity: float) -> np.ndarray:
     # The tracker lays beats over the whole clip; a beat counts where the pulse is there:
     # the envelope repeats at the period within 2 s either side (speech after the music
     # stops has onsets, not a pulse).
-    period = 60.0 / tempo * _FPS
-    reach = round(2.0 * _FPS)
+    period = 60.0 / tempo * FPS
+    reach = round(2.0 * FPS)
     for b in beats:
         lo, hi = max(0, b - reach), min(len(env), b + reach)
-        if _pulse_clarity(env[lo:hi], period) >= min_clarity:
+        if pulse_clarity(env[lo:hi], period) >= min_clarity:
             out[min(b, n - 1)] = True
     return out
 
@@ -453,9 +450,9 @@ def _decay_time(level: np.ndarray, percentile: float) -> tuple[float | None, int
     if len(level) < 10:
         return None, 0
     env = scipy.ndimage.uniform_filter1d(level, 3, mode="nearest")
-    peaks, _ = scipy.signal.find_peaks(env, prominence=10.0, distance=round(0.05 * _FPS))
+    peaks, _ = scipy.signal.find_peaks(env, prominence=10.0, distance=round(0.05 * FPS))
     times: list[float] = []
-    limit = round(3.0 * _FPS)
+    limit = round(3.0 * FPS)
     for pk in peaks:
         top = env[pk]
         seg = env[pk : pk + limit]
@@ -472,9 +469,9 @@ def _decay_time(level: np.ndarray, percentile: float) -> tuple[float | None, int
             continue
         lo, hi = int(a[0]), int(b[0])
         if hi - lo < 2:
-            times.append((hi - lo + 1) / _FPS * 3.0)  # faster than the frames resolve
+            times.append((hi - lo + 1) / FPS * 3.0)  # faster than the frames resolve
             continue
-        t = np.arange(lo, hi + 1) / _FPS
+        t = np.arange(lo, hi + 1) / FPS
         slope = np.polyfit(t, seg[lo : hi + 1], 1)[0]
         if slope < 0:
             times.append(float(-60.0 / slope))
@@ -553,68 +550,25 @@ class AudioEnvironment(LearnedAnalyzer):
         measure(warm_up_sound(), self._dsp())
 
     def _dsp(self) -> DspParams:
-        p = self.params
-        return DspParams(
-            silence_dbfs=p.silence_dbfs,
-            min_voiced=p.min_voiced,
-            min_syllabic=p.min_syllabic,
-            min_zcr_spread=p.min_zcr_spread,
-            min_bed_share=p.min_bed_share,
-            max_tonal_flatness=p.max_tonal_flatness,
-            min_pulse_clarity=p.min_pulse_clarity,
-            room_rt60_s=p.room_rt60_s,
-            hall_rt60_s=p.hall_rt60_s,
-            decay_percentile=p.decay_percentile,
-        )
+        return dsp_params(DspParams, self.params)
 
-    def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
-        """DSP per clip, then every clip's model windows in shared batches."""
-        if self._unavailable is not None:
-            return [Unavailable(self._unavailable) for _ in clips]
-        out: list[AnalyzerResult | Exception | None] = [None] * len(clips)
-        prepared: list[tuple[int, np.ndarray, Measures, list[float]]] = []
-        for i, clip in enumerate(clips):
-            try:
-                self.check(clip)
-                y = np.ascontiguousarray(clip.audio, dtype=np.float32).reshape(-1)
-                if len(y) < MIN_SAMPLES:
-                    raise ValueError(
-                        f"audio too short: {len(y)} samples, needs at least {MIN_SAMPLES} "
-                        f"({MIN_SAMPLES / AUDIO_RATE * 1000:.0f} ms)"
-                    )
-                if not np.isfinite(y).all():
-                    raise ValueError("audio holds NaN or infinite samples")
-                m = measure(y, self._dsp())
-                starts = spread_windows(
-                    len(y) / AUDIO_RATE, WINDOW_S, self.params.window_hop_s, self.params.max_windows
-                )
-                prepared.append((i, y, m, starts))
-            except Exception as exc:  # noqa: BLE001 - returned per clip by design
-                if not isinstance(exc, (NotApplicable, Unavailable, ValueError)):
-                    log.exception("%s failed", self.name)
-                out[i] = exc
-        windows = [
-            y[round(s * AUDIO_RATE) : round(s * AUDIO_RATE) + self.tagger.window_samples]
-            for _, y, _, starts in prepared
-            for s in starts
-        ]
-        try:
-            probs = self.tagger.predict(windows)
-        except Exception as exc:  # noqa: BLE001 - the model failed for these clips
-            log.exception("%s: model failed", self.name)
-            for i, *_ in prepared:
-                out[i] = exc
-            return out  # type: ignore[return-value]
-        at = 0
-        for i, _, m, starts in prepared:
-            rows = probs[at : at + len(starts)]
-            at += len(starts)
-            try:
-                out[i] = self._result(m, starts, rows)
-            except Exception as exc:  # noqa: BLE001
-                log.exception("%s failed", self.name)
-                out[i] = exc
-        return out  # type: ignore[return-value]
+    def prepare(self, clip: Clip) -> Prepared:
+        """The DSP measures now; the model hears ``max_windows`` windows spread over the
+        clip, batched with the other clips' windows."""
+        y = mono_samples(clip)
+        m = measure(y, self._dsp())
+        p = self.params
+        starts = spread_windows(len(y) / AUDIO_RATE, WINDOW_S, p.window_hop_s, p.max_windows)
+        size = self.tagger.window_samples
+        windows = [y[round(s * AUDIO_RATE) : round(s * AUDIO_RATE) + size] for s in starts]
+        return Prepared(inputs=windows, state=(m, starts))
+
+    def infer(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return self.tagger.predict(inputs)
+
+    def finish(self, clip: Clip, prepared: Prepared, outputs: list[np.ndarray]) -> Result:
+        m, starts = prepared.state
+        return self._result(m, starts, np.stack(outputs))
 
     def _result(self, m: Measures, starts: list[float], rows: np.ndarray) -> Result:
         p = self.params

@@ -37,7 +37,7 @@ Per face and frame:
   than ``blink_max_s`` is eyes shut, not a blink. At 10 frames per second a blink (100 to
   400 ms) spans one to four frames; the shortest may fall between two frames.
 
-Faces are followed across frames by IoU (:class:`._faces.IouTracker`).
+Faces are followed across frames by IoU (:class:`._faces.FaceTracker`).
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from tiktok_analyzer.analyzers import weights as weights_layer
-from tiktok_analyzer.analyzers._faces import Box, FaceTrack, IouTracker, clip_box, rgb_frame
+from tiktok_analyzer.analyzers._faces import Box, FaceTracker, clip_box, rgb_frame
 from tiktok_analyzer.analyzers._learned import LearnedAnalyzer
+from tiktok_analyzer.analyzers._tracking import Track
 from tiktok_analyzer.analyzers.base import Clip, FrameSpec
 from tiktok_analyzer.analyzers.results.eyes import (  # noqa: F401 - re-exported
     Blink,
@@ -303,7 +304,7 @@ class EyeTracking(LearnedAnalyzer):
         frames = clip.frames
         times = np.asarray(clip.timestamps_s, dtype=np.float64)
         n, height, width = len(frames), frames.shape[1], frames.shape[2]
-        tracker = IouTracker(min_iou=p.track_iou, max_gap_s=p.max_gap_s)
+        tracker = FaceTracker(min_iou=p.track_iou, max_gap_s=p.max_gap_s)
         faces_per_frame = np.zeros(n, dtype=int)
         contact_frames = np.zeros(n, dtype=bool)
         gaze: list[GazeSample] = []
@@ -358,7 +359,7 @@ class EyeTracking(LearnedAnalyzer):
             faces=faces,
         )
 
-    def _blinks(self, track: FaceTrack) -> list[Blink]:
+    def _blinks(self, track: Track) -> list[Blink]:
         p = self.params
         ear = np.array([g.ear for g in track.items])  # type: ignore[attr-defined]
         found = find_blinks(
@@ -374,7 +375,7 @@ class EyeTracking(LearnedAnalyzer):
             for t, d in found
         ]
 
-    def _presence(self, track: FaceTrack, blink_count: int) -> FacePresence:
+    def _presence(self, track: Track, blink_count: int) -> FacePresence:
         p = self.params
         geos: list[FaceGeometry] = track.items  # type: ignore[assignment]
         contact = [np.hypot(g.yaw, g.pitch) <= p.contact_cone_deg for g in geos]

@@ -57,7 +57,6 @@ import shutil
 import string
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,13 +66,12 @@ import cv2
 import numpy as np
 
 from tiktok_analyzer.analyzers import weights as weights_layer
-from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, chunks, seeded
+from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, Prepared, seeded
 from tiktok_analyzer.analyzers.base import (
     AnalyzerResult,
     Clip,
     ClipMeta,
     FrameSpec,
-    NotApplicable,
     Unavailable,
 )
 from tiktok_analyzer.analyzers.results.llava import (  # noqa: F401 - re-exported
@@ -508,7 +506,6 @@ def save_synthetic(weights: weights_layer.Weights, device: str, dtype) -> Path:
 
 @dataclass
 class _Prepared:
-    index: int
     frames: np.ndarray
     ranges: list[tuple[float, float]]
     scenes_from: str
@@ -603,7 +600,7 @@ class VideoLlava(LearnedAnalyzer):
             frames=frames,
             timestamps_s=np.linspace(0.0, 30.0, count, endpoint=False),
         )
-        item = self._prepare(0, clip)
+        item = self._prepare(clip)
         for size in batch_buckets(self.params.batch_size):
             start = time.perf_counter()
             self._generate([item] * size)
@@ -669,7 +666,7 @@ class VideoLlava(LearnedAnalyzer):
 
     # -- per clip -------------------------------------------------------------------------
 
-    def _prepare(self, index: int, clip: Clip) -> _Prepared:
+    def _prepare(self, clip: Clip) -> _Prepared:
         p = self.params
         frames = np.asarray(clip.frames)
         if frames.ndim != 4 or frames.shape[-1] != 3:
@@ -690,34 +687,21 @@ class VideoLlava(LearnedAnalyzer):
         duration = max(float(clip.meta.duration_s or 0.0), ranges[-1][1])
         question = build_prompt(ranges, duration, p.hook_s)
         prompt = f"USER: {self._video_token}\n{question} ASSISTANT:"
-        return _Prepared(index, np.ascontiguousarray(frames), ranges, source, prompt)
+        return _Prepared(np.ascontiguousarray(frames), ranges, source, prompt)
 
-    def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
-        if self._unavailable is not None:
-            return [Unavailable(self._unavailable) for _ in clips]
-        out: list[AnalyzerResult | Exception | None] = [None] * len(clips)
+    def prepare(self, clip: Clip) -> Prepared:
+        # The clip is the model's input: it is batched whole, prompt and frames together.
+        return Prepared(inputs=[self._prepare(clip)])
+
+    def batch_group(self, item: _Prepared) -> int:
         # Clips of one generate call must have as many frames (pixel_values_videos stacks).
-        groups: dict[int, list[_Prepared]] = defaultdict(list)
-        for i, clip in enumerate(clips):
-            try:
-                self.check(clip)
-                prepared = self._prepare(i, clip)
-                groups[len(prepared.frames)].append(prepared)
-            except Exception as exc:  # noqa: BLE001 - returned per clip by design
-                if not isinstance(exc, (NotApplicable, Unavailable, ValueError)):
-                    log.exception("%s failed", self.name)
-                out[i] = exc
-        for items in groups.values():
-            for part in chunks(len(items), self.params.batch_size):
-                batch = items[part]
-                try:
-                    results = self._generate(batch)
-                except Exception as exc:  # noqa: BLE001 - the batch's clips fail together
-                    log.exception("%s: generation failed for %d clip(s)", self.name, len(batch))
-                    results = [exc] * len(batch)
-                for item, result in zip(batch, results, strict=True):
-                    out[item.index] = result
-        return out  # type: ignore[return-value]
+        return len(item.frames)
+
+    def infer(self, inputs: list[_Prepared]) -> list[AnalyzerResult]:
+        return self._generate(inputs)
+
+    def finish(self, clip: Clip, prepared: Prepared, outputs: list[AnalyzerResult]) -> Result:
+        return outputs[0]  # type: ignore[return-value]
 
     def _generate(self, batch: list[_Prepared]) -> list[AnalyzerResult]:
         import torch

@@ -9,7 +9,7 @@ Per clip:
 2. Detections: YOLOv8's head gives a box and 80 class scores per anchor; each anchor keeps
    its best class, the ``min_confidence`` floor and class-wise NMS (torchvision) follow, and
    at most ``max_detections_per_frame`` survive, so random weights cannot flood the result.
-3. Tracking (:class:`IouTracker`): a ByteTrack-style two-pass association. Confident
+3. Tracking (:class:`ObjectTracker`): a ByteTrack-style two-pass association. Confident
    detections (``track_confidence``) are matched first to the running tracks of the same
    label by IoU with each track's constant-velocity prediction (Hungarian assignment), then
    the weaker ones may extend the tracks still unmatched; only confident detections start
@@ -45,17 +45,17 @@ import os
 import pathlib
 import pickle
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from tiktok_analyzer.analyzers import weights as weights_layer
-from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, check_frames, chunks, seeded
-from tiktok_analyzer.analyzers.base import AnalyzerResult, Clip, FrameSpec, Unavailable
+from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, Prepared, check_frames, seeded
+from tiktok_analyzer.analyzers._tracking import Track, Tracker, iou_matrix
+from tiktok_analyzer.analyzers.base import Clip, FrameSpec, Unavailable
 from tiktok_analyzer.analyzers.results.objects import (  # noqa: F401 - re-exported
     BoxSample,
     DetectedObject,
@@ -67,13 +67,11 @@ __all__ = [
     "BoxSample",
     "DetectedObject",
     "Detections",
-    "IouTracker",
     "LabelSummary",
     "ObjectDetection",
-    "Track",
+    "ObjectTracker",
     "build_detection_model",
     "coco_names",
-    "iou_matrix",
     "load_checkpoint_state",
 ]
 
@@ -313,99 +311,38 @@ def postprocess(
 # Tracking
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of ``a`` (n, 4) with every box of ``b`` (m, 4), ``[x0, y0, x1, y1]``."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), np.float64)
-    a, b = np.asarray(a, np.float64)[:, None], np.asarray(b, np.float64)[None]
-    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    return inter / np.maximum(area_a + area_b - inter, 1e-12)
-
-
-@dataclass
-class Track:
-    """One followed object: its label and every sighting (frame index, time, box, score)."""
-
-    track_id: int
-    label: int
-    frames: list[int] = field(default_factory=list)
-    times: list[float] = field(default_factory=list)
-    boxes: list[np.ndarray] = field(default_factory=list)
-    scores: list[float] = field(default_factory=list)
-
-    def add(self, frame: int, time_s: float, box: np.ndarray, score: float) -> None:
-        self.frames.append(frame)
-        self.times.append(time_s)
-        self.boxes.append(np.asarray(box, np.float64))
-        self.scores.append(float(score))
-
-    def predict(self, time_s: float) -> np.ndarray:
-        """The box expected at ``time_s``: the last box moved on at the velocity between the
-        last two sightings (held when there is one sighting), clipped to the frame."""
-        last = self.boxes[-1]
-        if len(self.boxes) < 2 or self.times[-1] <= self.times[-2]:
-            return last
-        velocity = (last - self.boxes[-2]) / (self.times[-1] - self.times[-2])
-        return np.clip(last + velocity * (time_s - self.times[-1]), 0.0, 1.0)
-
-
-class IouTracker:
-    """Follows detections across frames: Hungarian assignment on IoU with each track's
-    predicted box, within one label, in two passes (ByteTrack's idea): confident detections
-    first, then the weak ones onto the tracks left; only a confident detection starts a
-    track. A track not seen for more than ``max_gap_s`` seconds ends."""
+class ObjectTracker(Tracker):
+    """Objects: IoU with each track's predicted box (constant velocity), within one label,
+    at least ``iou_threshold``; only a detection at least ``track_confidence`` sure starts
+    a track, weaker ones only continue tracks (ByteTrack's two passes). Each sighting's
+    item is its (class, score)."""
 
     def __init__(self, iou_threshold: float, track_confidence: float, max_gap_s: float) -> None:
+        super().__init__(max_gap_s)
         self.iou_threshold = iou_threshold
         self.track_confidence = track_confidence
-        self.max_gap_s = max_gap_s
-        self.tracks: list[Track] = []
-        self._active: list[Track] = []
 
-    def update(self, frame: int, time_s: float, dets: Detections) -> list[int]:
-        """Add one frame's detections (frames in time order); returns each detection's track
-        id, -1 for a weak detection that matched nothing (dropped)."""
-        self._active = [t for t in self._active if time_s - t.times[-1] <= self.max_gap_s + 1e-9]
-        ids = [-1] * len(dets)
-        strong = [i for i in range(len(dets)) if dets.scores[i] >= self.track_confidence]
-        weak = [i for i in range(len(dets)) if dets.scores[i] < self.track_confidence]
-        free = list(self._active)
-        for pool in (strong, weak):
-            matched = self._match(pool, free, time_s, dets)
-            for det, track in matched:
-                track.add(frame, time_s, dets.boxes[det], dets.scores[det])
-                ids[det] = track.track_id
-            taken = {id(t) for _, t in matched}
-            free = [t for t in free if id(t) not in taken]
-            if pool is strong:
-                used = {d for d, _ in matched}
-                for det in (d for d in strong if d not in used):
-                    track = Track(len(self.tracks) + 1, int(dets.classes[det]))
-                    track.add(frame, time_s, dets.boxes[det], dets.scores[det])
-                    self.tracks.append(track)
-                    self._active.append(track)
-                    ids[det] = track.track_id
-        return ids
+    def add_frame(self, frame: int, time_s: float, dets: Detections) -> list[int]:
+        """One frame's detections; each one's track id, -1 for a weak one left over."""
+        items = list(zip(dets.classes.tolist(), dets.scores.tolist(), strict=True))
+        strong = dets.scores >= self.track_confidence
+        return self.update(frame, time_s, list(dets.boxes), items, strong.tolist())
 
-    def _match(
-        self, pool: list[int], tracks: list[Track], time_s: float, dets: Detections
-    ) -> list[tuple[int, Track]]:
-        if not pool or not tracks:
-            return []
+    def affinity(self, tracks, time_s, boxes, items) -> np.ndarray:
         predicted = np.stack([t.predict(time_s) for t in tracks])
-        iou = iou_matrix(dets.boxes[pool], predicted)
-        same = dets.classes[pool][:, None] == np.array([t.label for t in tracks])[None]
-        iou = np.where(same, iou, 0.0)
-        rows, cols = linear_sum_assignment(-iou)
-        return [
-            (pool[r], tracks[c])
-            for r, c in zip(rows, cols, strict=True)
-            if iou[r, c] >= self.iou_threshold
-        ]
+        iou = iou_matrix(np.stack(boxes), predicted)
+        labels = np.array([label_of(t) for t in tracks])
+        same = np.array([c for c, _ in items])[:, None] == labels[None]
+        return np.where(same & (iou >= self.iou_threshold), iou, 0.0)
+
+
+def label_of(track: Track) -> int:
+    """An object track's class (all its sightings share it)."""
+    return int(track.items[0][0])
+
+
+def scores_of(track: Track) -> list[float]:
+    return [float(s) for _, s in track.items]
 
 
 # ---------------------------------------------------------------------------------------
@@ -492,59 +429,20 @@ class ObjectDetection(LearnedAnalyzer):
         super().check(clip)
         check_frames(clip, self.name, _MIN_SIDE_PX, "detect objects")
 
-    def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
-        if not self.available:
-            return super().analyze_batch(clips)
-        outcomes: list[AnalyzerResult | Exception | None] = [None] * len(clips)
-        for i, clip in enumerate(clips):
-            try:
-                self.check(clip)
-            except Exception as exc:  # noqa: BLE001 - returned per clip by design
-                outcomes[i] = exc
-        live = [i for i, o in enumerate(outcomes) if o is None]
-        detections, failed = self._detect_all([clips[i] for i in live])
-        for k, i in enumerate(live):
-            if k in failed:
-                outcomes[i] = failed[k]
-                continue
-            try:
-                outcomes[i] = self._result(clips[i], detections[k])
-            except Exception as exc:  # noqa: BLE001 - returned per clip by design
-                log.exception("%s failed", self.name)
-                outcomes[i] = exc
-        return outcomes  # type: ignore[return-value]
+    def prepare(self, clip: Clip) -> Prepared:
+        return Prepared(inputs=list(clip.frames))  # type: ignore[arg-type]
 
-    def _detect_all(
-        self, clips: Sequence[Clip]
-    ) -> tuple[list[list[Detections]], dict[int, Exception]]:
-        """Detections for every frame of every clip, frames of equal input shape batched
-        together across clips. A failing batch fails the clips it held, not the others."""
-        p = self.params
-        per_clip: list[list[Detections]] = [
-            [Detections.empty()] * len(c.frames)
-            for c in clips  # type: ignore[arg-type]
-        ]
-        groups: dict[tuple[int, int], list[tuple[int, int]]] = {}
-        for c, clip in enumerate(clips):
-            h, w = clip.frames.shape[1:3]  # type: ignore[union-attr]
-            H, W, _ = letterbox_shape(h, w, p.imgsz)
-            groups.setdefault((H, W), []).extend((c, f) for f in range(len(clip.frames)))  # type: ignore[arg-type]
-        failed: dict[int, Exception] = {}
-        for items in groups.values():
-            for part in chunks(len(items), p.batch_size):
-                batch = [it for it in items[part] if it[0] not in failed]
-                if not batch:
-                    continue
-                try:
-                    found = self._detect([clips[c].frames[f] for c, f in batch])  # type: ignore[index]
-                except Exception as exc:  # noqa: BLE001 - charged to the clips of this batch
-                    log.exception("%s: a batch failed", self.name)
-                    for c, _ in batch:
-                        failed.setdefault(c, exc)
-                    continue
-                for (c, f), dets in zip(batch, found, strict=True):
-                    per_clip[c][f] = dets
-        return per_clip, failed
+    def batch_group(self, item: np.ndarray) -> tuple[int, int]:
+        # Frames share a model call only when they letterbox to the same input shape.
+        h, w = item.shape[:2]
+        H, W, _ = letterbox_shape(h, w, self.params.imgsz)
+        return H, W
+
+    def infer(self, inputs: list[np.ndarray]) -> list[Detections]:
+        return self._detect(inputs)
+
+    def finish(self, clip: Clip, prepared: Prepared, outputs: list[Detections]) -> Result:
+        return self._result(clip, outputs)
 
     def _detect(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         """Detections of frames that share one letterboxed input shape."""
@@ -567,50 +465,59 @@ class ObjectDetection(LearnedAnalyzer):
         p = self.params
         times = np.asarray(clip.timestamps_s, np.float64)
         order = np.argsort(times, kind="stable")
-        tracker = IouTracker(p.iou_threshold, p.track_confidence, p.max_gap_s)
+        tracker = ObjectTracker(p.iou_threshold, p.track_confidence, p.max_gap_s)
         for f in order:
-            tracker.update(int(f), float(times[f]), detections[f])
+            tracker.add_frame(int(f), float(times[f]), detections[f])
         n = len(times)
         min_frames = min(p.min_track_frames, n)
         tracks = [t for t in tracker.tracks if len(t.frames) >= min_frames]
         # Longest seen (then most confident) first when some must be left out.
-        tracks.sort(key=lambda t: (-len(t.frames), -max(t.scores), t.track_id))
+        tracks.sort(key=lambda t: (-len(t.frames), -max(scores_of(t)), t.track_id))
         dropped = max(0, len(tracks) - p.max_objects)
         tracks = sorted(tracks[: p.max_objects], key=lambda t: (t.times[0], t.track_id))
-        objects = []
-        for new_id, t in enumerate(tracks, start=1):
-            boxes = np.stack(t.boxes)
-            area = float(np.mean((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))
-            objects.append(
-                DetectedObject(
-                    label=self._label(t.label),
-                    track_id=new_id,
-                    first_s=round(t.times[0], 3),
-                    last_s=round(t.times[-1], 3),
-                    screen_share=round(len(set(t.frames)) / n, 4),
-                    area_share=round(area, 4),
-                    max_confidence=round(max(t.scores), 4),
-                    mean_confidence=round(float(np.mean(t.scores)), 4),
-                    frames_seen=len(t.frames),
-                    boxes=[
-                        BoxSample(
-                            time_s=round(t.times[j], 3),
-                            bbox=[round(float(v), 4) for v in t.boxes[j]],
-                            confidence=round(t.scores[j], 4),
-                        )
-                        for j in _sample_indices(t.scores, p.max_boxes_per_track)
-                    ],
+        return self.Result(
+            objects=[self._object(t, new_id, n) for new_id, t in enumerate(tracks, start=1)],
+            labels=self._labels(tracks, n),
+            frames_analyzed=n,
+            detections=int(sum(len(d) for d in detections)),
+            objects_dropped=dropped,
+        )
+
+    def _object(self, t: Track, track_id: int, n: int) -> DetectedObject:
+        """One track as reported; ``n`` sampled frames in the clip."""
+        scores = scores_of(t)
+        boxes = np.stack(t.boxes)
+        area = float(np.mean((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))
+        return DetectedObject(
+            label=self._label(label_of(t)),
+            track_id=track_id,
+            first_s=round(t.times[0], 3),
+            last_s=round(t.times[-1], 3),
+            screen_share=round(len(set(t.frames)) / n, 4),
+            area_share=round(area, 4),
+            max_confidence=round(max(scores), 4),
+            mean_confidence=round(float(np.mean(scores)), 4),
+            frames_seen=len(t.frames),
+            boxes=[
+                BoxSample(
+                    time_s=round(t.times[j], 3),
+                    bbox=[round(float(v), 4) for v in t.boxes[j]],
+                    confidence=round(scores[j], 4),
                 )
-            )
+                for j in _sample_indices(scores, self.params.max_boxes_per_track)
+            ],
+        )
+
+    def _labels(self, tracks: list[Track], n: int) -> list[LabelSummary]:
         labels: dict[str, dict[str, Any]] = {}
         for t in tracks:
             entry = labels.setdefault(
-                self._label(t.label), {"tracks": 0, "frames": set(), "max_confidence": 0.0}
+                self._label(label_of(t)), {"tracks": 0, "frames": set(), "max_confidence": 0.0}
             )
             entry["tracks"] += 1
             entry["frames"].update(t.frames)
-            entry["max_confidence"] = max(entry["max_confidence"], max(t.scores))
-        summary = sorted(
+            entry["max_confidence"] = max(entry["max_confidence"], max(scores_of(t)))
+        return sorted(
             (
                 LabelSummary(
                     label=label,
@@ -621,13 +528,6 @@ class ObjectDetection(LearnedAnalyzer):
                 for label, e in labels.items()
             ),
             key=lambda s: (-s.screen_share, s.label),
-        )
-        return self.Result(
-            objects=objects,
-            labels=summary,
-            frames_analyzed=n,
-            detections=int(sum(len(d) for d in detections)),
-            objects_dropped=dropped,
         )
 
     def _label(self, index: int) -> str:

@@ -46,13 +46,10 @@ import numpy as np
 
 from tiktok_analyzer.analyzers import weights as weights_layer
 from tiktok_analyzer.analyzers._clip import ClipZeroShot, Vocabulary, clip_duration, validate_frames
-from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, torch_device
+from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, Prepared
 from tiktok_analyzer.analyzers.base import (
-    AnalyzerResult,
     Clip,
     FrameSpec,
-    NotApplicable,
-    Unavailable,
 )
 from tiktok_analyzer.analyzers.results.products import (  # noqa: F401 - re-exported
     BrandInText,
@@ -464,34 +461,35 @@ def join_products(
             merged[key].absorb(it)
         else:
             merged[key] = it
-    out = []
-    duration = max(duration_s, 1e-6)
-    for it in merged.values():
-        spans = _union((max(0.0, a), max(0.0, b)) for a, b in it.spans)
-        screen = sum(b - a for a, b in spans)
-        if it.vision and it.text:
-            conf, source = 1 - (1 - it.vision_conf) * (1 - it.text_conf), "both"
-        elif it.vision:
-            conf, source = it.vision_conf, "vision"
-        else:
-            conf, source = it.text_conf, "text"
-        out.append(
-            ProductItem(
-                label=it.label,
-                brand=it.brand,
-                first_s=round(spans[0][0], 3),
-                last_s=round(spans[-1][1], 3),
-                screen_time_s=round(screen, 3),
-                screen_share=round(min(1.0, screen / duration), 4),
-                confidence=round(conf, 4),
-                source=source,  # type: ignore[arg-type]
-                brand_confidence=round(it.brand_conf, 4) if it.brand_conf is not None else None,
-                track_ids=sorted(it.track_ids),
-                texts=it.texts,
-            )
-        )
+    out = [_product_item(it, max(duration_s, 1e-6)) for it in merged.values()]
     out.sort(key=lambda p: (p.first_s, -p.confidence))
     return out
+
+
+def _product_item(it: _Joined, duration: float) -> ProductItem:
+    """One joined product as reported: confidences of both sources combined as independent
+    evidence."""
+    spans = _union((max(0.0, a), max(0.0, b)) for a, b in it.spans)
+    screen = sum(b - a for a, b in spans)
+    if it.vision and it.text:
+        conf, source = 1 - (1 - it.vision_conf) * (1 - it.text_conf), "both"
+    elif it.vision:
+        conf, source = it.vision_conf, "vision"
+    else:
+        conf, source = it.text_conf, "text"
+    return ProductItem(
+        label=it.label,
+        brand=it.brand,
+        first_s=round(spans[0][0], 3),
+        last_s=round(spans[-1][1], 3),
+        screen_time_s=round(screen, 3),
+        screen_share=round(min(1.0, screen / duration), 4),
+        confidence=round(conf, 4),
+        source=source,  # type: ignore[arg-type]
+        brand_confidence=round(it.brand_conf, 4) if it.brand_conf is not None else None,
+        track_ids=sorted(it.track_ids),
+        texts=it.texts,
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -571,18 +569,18 @@ class ProductDetection(LearnedAnalyzer):
 
     Result = ProductDetectionResult
 
-    def __init__(self, params: Params | None = None) -> None:
+    def __init__(self, params: Params | None = None, device: str | None = None) -> None:
         params = params if params is not None else self.Params()
         if params.model != "auto" and params.model not in MODELS:
             raise ValueError(
                 f"model must be auto or one of {', '.join(MODELS)}, got {params.model!r}"
             )
-        super().__init__(params)
+        super().__init__(params, device)
 
     def model_choice(self) -> str | None:
         choice = self.params.model
         if choice == "auto":
-            choice = "vit-l-14" if torch_device().startswith("cuda") else "vit-b-32"
+            choice = "vit-l-14" if self.device.startswith("cuda") else "vit-b-32"
         return MODELS[choice]
 
     def load(self, weights: weights_layer.Weights) -> None:
@@ -592,38 +590,17 @@ class ProductDetection(LearnedAnalyzer):
 
     # --- batch ----------------------------------------------------------------------------
 
-    def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
-        """Every clip's crops go through CLIP together; each clip's failure stays its own."""
-        if self._unavailable is not None:
-            return [Unavailable(self._unavailable) for _ in clips]
-        outcomes: list[Any] = [None] * len(clips)
-        plans: dict[int, tuple[str, list[_Crop], list[_Track]]] = {}
-        for i, clip in enumerate(clips):
-            try:
-                self.check(clip)
-                validate_frames(clip, self.name)
-                plans[i] = self._plan(clip)
-            except Exception as exc:  # noqa: BLE001 - returned per clip
-                outcomes[i] = exc
-        images = [c.image for plan in plans.values() for c in plan[1]]
-        try:
-            emb = self.clip.embed(images, "pad", self.params.batch_size)
-        except Exception as exc:  # noqa: BLE001 - the model failed for the whole batch
-            log.exception("%s: CLIP failed", self.name)
-            for i in plans:
-                outcomes[i] = exc
-            return outcomes
-        start = 0
-        for i, (mode, crops, tracks) in plans.items():
-            part = emb[start : start + len(crops)]
-            start += len(crops)
-            try:
-                outcomes[i] = self._finish(clips[i], mode, crops, tracks, part)
-            except Exception as exc:  # noqa: BLE001 - returned per clip
-                if not isinstance(exc, (NotApplicable, Unavailable)):
-                    log.exception("%s failed", self.name)
-                outcomes[i] = exc
-        return outcomes
+    def prepare(self, clip: Clip) -> Prepared:
+        validate_frames(clip, self.name)
+        mode, crops, tracks = self._plan(clip)
+        return Prepared(inputs=[c.image for c in crops], state=(mode, crops, tracks))
+
+    def infer(self, inputs: list[np.ndarray]):
+        return self.clip.embed(inputs, "pad", self.params.batch_size)
+
+    def finish(self, clip: Clip, prepared: Prepared, outputs: list) -> Result:
+        mode, crops, tracks = prepared.state
+        return self._finish(clip, mode, crops, tracks, self.clip.stack(outputs))
 
     # --- one clip -------------------------------------------------------------------------
 

@@ -46,8 +46,8 @@ import cv2
 import numpy as np
 
 from tiktok_analyzer.analyzers import weights as weights_layer
-from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, check_frames, chunks, seeded
-from tiktok_analyzer.analyzers.base import AnalyzerResult, Clip, FrameSpec
+from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, Prepared, check_frames, seeded
+from tiktok_analyzer.analyzers.base import Clip, FrameSpec
 from tiktok_analyzer.analyzers.results.segmentation import (  # noqa: F401 - re-exported
     BackgroundSegmentationResult,
     ClassShare,
@@ -254,50 +254,15 @@ class BackgroundSegmentation(LearnedAnalyzer):
         super().check(clip)
         check_frames(clip, self.name, _MIN_SIDE_PX, "segment")
 
-    def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
-        if not self.available:
-            return super().analyze_batch(clips)
-        outcomes: list[AnalyzerResult | Exception | None] = [None] * len(clips)
-        for i, clip in enumerate(clips):
-            try:
-                self.check(clip)
-            except Exception as exc:  # noqa: BLE001 - returned per clip by design
-                outcomes[i] = exc
-        live = [i for i, o in enumerate(outcomes) if o is None]
-        maps, failed = self._segment_all([clips[i] for i in live])
-        for k, i in enumerate(live):
-            if k in failed:
-                outcomes[i] = failed[k]
-                continue
-            try:
-                outcomes[i] = self._result(clips[i], maps[k])
-            except Exception as exc:  # noqa: BLE001 - returned per clip by design
-                log.exception("%s failed", self.name)
-                outcomes[i] = exc
-        return outcomes  # type: ignore[return-value]
+    def prepare(self, clip: Clip) -> Prepared:
+        # Every frame becomes an input_size square: all frames of all clips batch together.
+        return Prepared(inputs=list(clip.frames))  # type: ignore[arg-type]
 
-    def _segment_all(
-        self, clips: Sequence[Clip]
-    ) -> tuple[list[list[np.ndarray | None]], dict[int, Exception]]:
-        """The label map of every frame of every clip, frames of all clips batched together
-        (they all become input_size squares). A failing batch fails the clips it held."""
-        items = [(c, f) for c, clip in enumerate(clips) for f in range(len(clip.frames))]  # type: ignore[arg-type]
-        maps: list[list[np.ndarray | None]] = [[None] * len(c.frames) for c in clips]  # type: ignore[arg-type]
-        failed: dict[int, Exception] = {}
-        for part in chunks(len(items), self.params.batch_size):
-            batch = [it for it in items[part] if it[0] not in failed]
-            if not batch:
-                continue
-            try:
-                labels = self._segment([clips[c].frames[f] for c, f in batch])  # type: ignore[index]
-            except Exception as exc:  # noqa: BLE001 - charged to the clips of this batch
-                log.exception("%s: a batch failed", self.name)
-                for c, _ in batch:
-                    failed.setdefault(c, exc)
-                continue
-            for (c, f), label_map in zip(batch, labels, strict=True):
-                maps[c][f] = label_map
-        return maps, failed
+    def infer(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return self._segment(inputs)
+
+    def finish(self, clip: Clip, prepared: Prepared, outputs: list[np.ndarray]) -> Result:
+        return self._result(clip, outputs)
 
     def _segment(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         """Label maps (B, input_size / 4, input_size / 4) of class indices."""

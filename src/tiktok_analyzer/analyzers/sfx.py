@@ -57,7 +57,6 @@ within 10 ms of their onsets), over a 110 BPM beat, espeak-ng speech.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import librosa
@@ -65,22 +64,24 @@ import numpy as np
 import scipy.ndimage
 
 from tiktok_analyzer.analyzers import weights as weights_layer
-from tiktok_analyzer.analyzers._audioset import MIN_SAMPLES, AudioSetTagger
-from tiktok_analyzer.analyzers._learned import LearnedAnalyzer
-from tiktok_analyzer.analyzers.base import (
-    AUDIO_RATE,
-    AnalyzerResult,
-    Clip,
-    NotApplicable,
-    Unavailable,
-)
-from tiktok_analyzer.analyzers.environment import DspParams as EnvParams
-from tiktok_analyzer.analyzers.environment import (
-    measure,
+from tiktok_analyzer.analyzers._audioset import AudioSetTagger
+from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, Prepared
+from tiktok_analyzer.analyzers._sound import (
+    FPS,
+    HOP,
+    NFFT,
+    dsp_params,
+    mono_samples,
     onset_envelope,
     track_pulse,
     warm_up_sound,
 )
+from tiktok_analyzer.analyzers.base import (
+    AUDIO_RATE,
+    Clip,
+)
+from tiktok_analyzer.analyzers.environment import DspParams as EnvParams
+from tiktok_analyzer.analyzers.environment import measure
 from tiktok_analyzer.analyzers.results.cuts import CutAnalysisResult
 from tiktok_analyzer.analyzers.results.sfx import (  # noqa: F401 - re-exported
     Shape,
@@ -157,9 +158,6 @@ SFX_CLASSES: tuple[str, ...] = (
     "Sonar",
 )
 
-_HOP = 160  # 10 ms
-_NFFT = 512
-_FPS = AUDIO_RATE / _HOP
 # Levels are floored here (about a 16-bit recording's noise): what stands out above
 # digital silence stands out by this much at most.
 _LEVEL_FLOOR = -70.0
@@ -195,17 +193,57 @@ def find_events(y: np.ndarray, p: DspParams) -> tuple[list[DspEvent], dict[str, 
     """The clip's sound events by DSP, and how many candidates were dropped as the
     music's beats (``beat``) and as syllables of speech (``speech``)."""
     y = np.ascontiguousarray(y, dtype=np.float32)
-    padded = np.pad(y, (0, max(0, _NFFT - len(y))))
-    power = np.abs(librosa.stft(padded, n_fft=_NFFT, hop_length=_HOP)) ** 2
+    padded = np.pad(y, (0, max(0, NFFT - len(y))))
+    power = np.abs(librosa.stft(padded, n_fft=NFFT, hop_length=HOP)) ** 2
     n = power.shape[1]
-    rms = librosa.feature.rms(y=padded, frame_length=2 * _HOP, hop_length=_HOP)[0][:n]
+    rms = librosa.feature.rms(y=padded, frame_length=2 * HOP, hop_length=HOP)[0][:n]
     with np.errstate(divide="ignore"):
         # Floored: stand-out over digital silence would otherwise read 100 dB and more.
         level = np.maximum(20.0 * np.log10(rms), _LEVEL_FLOOR)
-    size = 2 * round(p.background_s * _FPS) + 1
+    size = 2 * round(p.background_s * FPS) + 1
     background = scipy.ndimage.median_filter(level, size=min(size, 2 * n + 1), mode="nearest")
     excess = level - background
 
+    events = _candidates(level, excess, _onsets(level, excess, p), p)
+
+    on_beat = _on_beat(power, [e[0] for e in events], p)
+    removed = {"beat": 0, "speech": 0}
+    if on_beat.any():
+        # An effect that happens to hit on the beat is louder than the beats.
+        typical = float(np.median([level[e[2]] for e, b in zip(events, on_beat, strict=True) if b]))
+        keep = [
+            not b or level[e[2]] >= typical + p.beat_margin_db
+            for e, b in zip(events, on_beat, strict=True)
+        ]
+        removed["beat"] = int(len(keep) - sum(keep))
+        events = [e for e, k in zip(events, keep, strict=True) if k]
+    freqs = librosa.fft_frequencies(sr=AUDIO_RATE, n_fft=NFFT)
+    shapes = [
+        _shape(power[:, s:end], freqs, (peak - s) / FPS, (end - s) / FPS)
+        for s, end, peak, _ in events
+    ]
+    if events:
+        keep = _not_speech(y, level, events, p)
+        removed["speech"] = int(len(keep) - sum(keep))
+        events = [e for e, k in zip(events, keep, strict=True) if k]
+        shapes = [x for x, k in zip(shapes, keep, strict=True) if k]
+    out = [
+        DspEvent(
+            start_s=s / FPS,
+            end_s=min(len(y) / AUDIO_RATE, end / FPS),
+            peak_s=peak / FPS,
+            stand_out_db=so,
+            shape=shape,
+        )
+        for (s, end, peak, so), shape in zip(events, shapes, strict=True)
+    ]
+    return out, removed
+
+
+def _onsets(level: np.ndarray, excess: np.ndarray, p: DspParams) -> list[int]:
+    """Frames where a candidate starts: each loud stretch's onset (walked back while the
+    level stands ``edge_db`` out), and new attacks inside it."""
+    n = len(level)
     loud = excess >= p.stand_out_db
     edges = np.diff(np.concatenate([[0], loud.astype(np.int8), [0]]))
     runs = list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
@@ -232,10 +270,19 @@ def find_events(y: np.ndarray, p: DspParams) -> tuple[list[DspEvent], dict[str, 
                 starts.append(t)
                 t += 5
             t += 1
-    starts = sorted(set(starts))
-    max_len = round(p.max_event_s * _FPS)
-    min_gap = max(1, round(p.min_gap_s * _FPS))
-    events: list[tuple[int, int, int, float]] = []  # start, end, peak, stand-out
+    return sorted(set(starts))
+
+
+def _candidates(
+    level: np.ndarray, excess: np.ndarray, starts: list[int], p: DspParams
+) -> list[tuple[int, int, int, float]]:
+    """(start, end, peak, stand-out) of each onset that makes an event: it ends where the
+    level falls back under ``edge_db`` after its peak, at the next onset or ``max_event_s``
+    on; too short or too faint ones are dropped."""
+    n = len(level)
+    max_len = round(p.max_event_s * FPS)
+    min_gap = max(1, round(p.min_gap_s * FPS))
+    events: list[tuple[int, int, int, float]] = []
     for k, s in enumerate(starts):
         if events and s - events[-1][0] < min_gap:
             continue
@@ -244,42 +291,10 @@ def find_events(y: np.ndarray, p: DspParams) -> tuple[list[DspEvent], dict[str, 
         peak = s + int(np.argmax(seg))
         after_peak = np.flatnonzero(excess[peak:limit] < p.edge_db)
         end = peak + int(after_peak[0]) if len(after_peak) else limit
-        if (end - s) / _FPS < p.min_event_s or excess[peak] < p.stand_out_db:
+        if (end - s) / FPS < p.min_event_s or excess[peak] < p.stand_out_db:
             continue
         events.append((s, end, peak, float(excess[peak])))
-
-    on_beat = _on_beat(power, [e[0] for e in events], p)
-    removed = {"beat": 0, "speech": 0}
-    if on_beat.any():
-        # An effect that happens to hit on the beat is louder than the beats.
-        typical = float(np.median([level[e[2]] for e, b in zip(events, on_beat, strict=True) if b]))
-        keep = [
-            not b or level[e[2]] >= typical + p.beat_margin_db
-            for e, b in zip(events, on_beat, strict=True)
-        ]
-        removed["beat"] = int(len(keep) - sum(keep))
-        events = [e for e, k in zip(events, keep, strict=True) if k]
-    freqs = librosa.fft_frequencies(sr=AUDIO_RATE, n_fft=_NFFT)
-    shapes = [
-        _shape(power[:, s:end], freqs, (peak - s) / _FPS, (end - s) / _FPS)
-        for s, end, peak, _ in events
-    ]
-    if events:
-        keep = _not_speech(y, level, events, p)
-        removed["speech"] = int(len(keep) - sum(keep))
-        events = [e for e, k in zip(events, keep, strict=True) if k]
-        shapes = [x for x, k in zip(shapes, keep, strict=True) if k]
-    out = [
-        DspEvent(
-            start_s=s / _FPS,
-            end_s=min(len(y) / AUDIO_RATE, end / _FPS),
-            peak_s=peak / _FPS,
-            stand_out_db=so,
-            shape=shape,
-        )
-        for (s, end, peak, so), shape in zip(events, shapes, strict=True)
-    ]
-    return out, removed
+    return events
 
 
 def _not_speech(
@@ -292,10 +307,10 @@ def _not_speech(
     sound the cues take for a word is no syllable among others), and their peak is not
     ``speech_margin_db`` louder than that speech (the 95th percentile of its level)."""
     m = measure(y, EnvParams(), pulse=False)
-    starts = m.starts_s * _FPS
-    stops = starts + m.window_s * _FPS
-    reach = round(p.background_s * _FPS)
-    guard = round(0.05 * _FPS)
+    starts = m.starts_s * FPS
+    stops = starts + m.window_s * FPS
+    reach = round(p.background_s * FPS)
+    guard = round(0.05 * FPS)
     keep = []
     for s, end, peak, _ in events:
         apart = ((stops <= s - guard) | (starts >= end + guard)) & (stops > s - reach)
@@ -307,7 +322,7 @@ def _not_speech(
         frames[max(0, s - guard) : end + guard] = False
         # Speech goes on around it: most of the sounding windows there are speech (other
         # effects nearby can fool the cues in a window or two, not in most).
-        if frames.sum() < round(_SPEECH_AROUND_S * _FPS) or spoken.sum() < 0.6 * apart.sum():
+        if frames.sum() < round(_SPEECH_AROUND_S * FPS) or spoken.sum() < 0.6 * apart.sum():
             keep.append(True)
             continue
         keep.append(bool(level[peak] >= np.percentile(level[frames], 95) + p.speech_margin_db))
@@ -318,7 +333,7 @@ def _on_beat(power: np.ndarray, starts: list[int], p: DspParams) -> np.ndarray:
     """Which onsets (frames) fall on the tracked beats of a steady pulse."""
     out = np.zeros(len(starts), bool)
     n = power.shape[1]
-    if not starts or n < round(2 * _FPS):
+    if not starts or n < round(2 * FPS):
         return out
     mel = librosa.feature.melspectrogram(S=power, sr=AUDIO_RATE, n_mels=64)
     tempo, beats, clarity = track_pulse(onset_envelope(mel))
@@ -328,7 +343,7 @@ def _on_beat(power: np.ndarray, starts: list[int], p: DspParams) -> np.ndarray:
     # tracker's own tempo is a whole lag in frames, and drifts off over a long clip),
     # extended over the whole clip.
     beats = np.asarray(beats, dtype=np.float64)
-    period = 60.0 / tempo * _FPS
+    period = 60.0 / tempo * FPS
     numbers = np.concatenate([[0.0], np.cumsum(np.maximum(1, np.round(np.diff(beats) / period)))])
     period, phase = np.polyfit(numbers, beats, 1)
     x = np.asarray(starts, dtype=np.float64)
@@ -337,7 +352,7 @@ def _on_beat(power: np.ndarray, starts: list[int], p: DspParams) -> np.ndarray:
     # late on a synthetic kick): the candidates near the grid say by how much.
     near = dist[np.abs(dist) < period / 4]
     offset = float(np.median(near)) if len(near) >= 3 else 0.0
-    return np.abs(dist - offset) <= p.beat_tolerance_s * _FPS
+    return np.abs(dist - offset) <= p.beat_tolerance_s * FPS
 
 
 def _shape(power: np.ndarray, freqs: np.ndarray, rise_s: float, length_s: float) -> Shape:
@@ -405,70 +420,32 @@ class SoundEffects(LearnedAnalyzer):
         find_events(warm_up_sound(), self._dsp())
 
     def _dsp(self) -> DspParams:
-        p = self.params
-        return DspParams(
-            background_s=p.background_s,
-            stand_out_db=p.stand_out_db,
-            edge_db=p.edge_db,
-            split_rise_db=p.split_rise_db,
-            max_event_s=p.max_event_s,
-            min_pulse_clarity=p.min_pulse_clarity,
-            beat_tolerance_s=p.beat_tolerance_s,
-            beat_margin_db=p.beat_margin_db,
-            speech_margin_db=p.speech_margin_db,
-        )
+        return dsp_params(DspParams, self.params)
 
-    def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
-        """DSP per clip, then every clip's event windows through the model in shared
-        batches."""
-        if self._unavailable is not None:
-            return [Unavailable(self._unavailable) for _ in clips]
+    def prepare(self, clip: Clip) -> Prepared:
+        """Events found by the DSP now; the model hears each event's window, batched with
+        the other clips' windows."""
         p = self.params
-        out: list[AnalyzerResult | Exception | None] = [None] * len(clips)
-        prepared: list[tuple[int, Clip, float, list[DspEvent], dict[str, int]]] = []
-        windows: list[np.ndarray] = []
-        for i, clip in enumerate(clips):
-            try:
-                self.check(clip)
-                y = np.ascontiguousarray(clip.audio, dtype=np.float32).reshape(-1)
-                if len(y) < MIN_SAMPLES:
-                    raise ValueError(
-                        f"audio too short: {len(y)} samples, needs at least {MIN_SAMPLES} "
-                        f"({MIN_SAMPLES / AUDIO_RATE * 1000:.0f} ms)"
-                    )
-                if not np.isfinite(y).all():
-                    raise ValueError("audio holds NaN or infinite samples")
-                events, removed = find_events(y, self._dsp())
-                if len(events) > p.max_events:
-                    salient = sorted(events, key=lambda e: -e.stand_out_db)[: p.max_events]
-                    events = sorted(salient, key=lambda e: e.start_s)
-                for e in events:
-                    a = max(0, round((e.start_s - p.pre_roll_s) * AUDIO_RATE))
-                    length = max(p.window_s, e.end_s - e.start_s + p.pre_roll_s)
-                    b = min(len(y), a + min(round(length * AUDIO_RATE), self.tagger.window_samples))
-                    windows.append(y[a:b])
-                prepared.append((i, clip, len(y) / AUDIO_RATE, events, removed))
-            except Exception as exc:  # noqa: BLE001 - returned per clip by design
-                if not isinstance(exc, (NotApplicable, Unavailable, ValueError)):
-                    log.exception("%s failed", self.name)
-                out[i] = exc
-        try:
-            probs = self.tagger.predict(windows)[:, self.sfx_idx]
-        except Exception as exc:  # noqa: BLE001 - the model failed for these clips
-            log.exception("%s: model failed", self.name)
-            for i, *_ in prepared:
-                out[i] = exc
-            return out  # type: ignore[return-value]
-        at = 0
-        for i, clip, duration, events, removed in prepared:
-            rows = probs[at : at + len(events)]
-            at += len(events)
-            try:
-                out[i] = self._result(clip, duration, events, rows, removed)
-            except Exception as exc:  # noqa: BLE001
-                log.exception("%s failed", self.name)
-                out[i] = exc
-        return out  # type: ignore[return-value]
+        y = mono_samples(clip)
+        events, removed = find_events(y, self._dsp())
+        if len(events) > p.max_events:
+            salient = sorted(events, key=lambda e: -e.stand_out_db)[: p.max_events]
+            events = sorted(salient, key=lambda e: e.start_s)
+        windows = []
+        for e in events:
+            a = max(0, round((e.start_s - p.pre_roll_s) * AUDIO_RATE))
+            length = max(p.window_s, e.end_s - e.start_s + p.pre_roll_s)
+            b = min(len(y), a + min(round(length * AUDIO_RATE), self.tagger.window_samples))
+            windows.append(y[a:b])
+        return Prepared(inputs=windows, state=(len(y) / AUDIO_RATE, events, removed))
+
+    def infer(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return self.tagger.predict(inputs)[:, self.sfx_idx]
+
+    def finish(self, clip: Clip, prepared: Prepared, outputs: list[np.ndarray]) -> Result:
+        duration, events, removed = prepared.state
+        rows = np.stack(outputs) if outputs else np.zeros((0, len(self.sfx_idx)), np.float32)
+        return self._result(clip, duration, events, rows, removed)
 
     def _result(
         self,

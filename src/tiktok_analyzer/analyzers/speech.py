@@ -61,8 +61,8 @@ import scipy.ndimage
 import scipy.signal
 
 from tiktok_analyzer.analyzers import weights as weights_layer
-from tiktok_analyzer.analyzers._learned import torch_device
-from tiktok_analyzer.analyzers.base import AUDIO_RATE, Analyzer, Clip, Unavailable
+from tiktok_analyzer.analyzers._learned import LearnedAnalyzer
+from tiktok_analyzer.analyzers.base import AUDIO_RATE, Clip, Unavailable
 from tiktok_analyzer.analyzers.results.speech import (  # noqa: F401 - re-exported
     SpeechSegment,
     SpeechTranscriptionResult,
@@ -141,11 +141,11 @@ class _FasterWhisper:
         params: SpeechTranscription.Params,
         decode: dict[str, Any],
         synthetic: bool = False,
+        device: str = "cpu",
     ) -> None:
         from faster_whisper import WhisperModel
 
         self.params, self.decode, self.synthetic = params, decode, synthetic
-        device = torch_device() if _cuda_available() else "cpu"
         kind, _, index = device.partition(":")
         on_gpu = kind == "cuda"
         compute = params.compute_type
@@ -361,6 +361,7 @@ class _OpenAIWhisper:
         weights: weights_layer.Weights,
         params: SpeechTranscription.Params,
         decode: dict[str, Any],
+        device: str,
     ) -> None:
         try:
             import torch
@@ -374,7 +375,7 @@ class _OpenAIWhisper:
         self.torch, self.whisper, self.params = torch, whisper, params
         self.synthetic = weights.kind != "real"
         self.decode = decode
-        self.device = torch_device()
+        self.device = device
         if weights.kind == "real":
             assert weights.path is not None
             (file,) = weights.model.files
@@ -522,15 +523,6 @@ def _ctranslate2_cuda_usable() -> bool:
     except OSError:
         return False
     return True
-
-
-def _cuda_available() -> bool:
-    """True when this process should run on a GPU: the Triton instance's device (a KIND_CPU
-    instance on a GPU host stays on the CPU), else torch's own view."""
-    try:
-        return torch_device().startswith("cuda")
-    except ImportError:
-        return False
 
 
 # ---------------------------------------------------------------------------------------
@@ -778,7 +770,7 @@ def _snap_to_voice(segments: list[_Segment], probability: np.ndarray, threshold:
 # The analyzer
 
 
-class SpeechTranscription(Analyzer):
+class SpeechTranscription(LearnedAnalyzer):
     """What is said, when, in which language; sung segments flagged."""
 
     name = "speech_transcription"
@@ -791,10 +783,9 @@ class SpeechTranscription(Analyzer):
         "one large-v3 batches every voiced window of the clips it is handed in one call; a "
         "second instance would hold a second copy and take turns on the GPU"
     )
-    # The report's model field is per instance (engine, model and weights kind actually
-    # loaded); these class values are what a CPU host loads by default.
-    model_name: str = "faster-whisper-base"
-    weights: str = "real"
+    # The report's model field is per instance: the engine, model and weights kind actually
+    # loaded.
+    model_name = "faster-whisper-base"
 
     @dataclass
     class Params:
@@ -834,13 +825,20 @@ class SpeechTranscription(Analyzer):
 
     Result = SpeechTranscriptionResult
 
-    def __init__(self, params: Params | None = None) -> None:
-        super().__init__(params)
+    def __init__(self, params: Params | None = None, device: str | None = None) -> None:
+        params = params if params is not None else self.Params()
+        if params.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {params.engine!r}")
+        self._engine: _Engine | None = None
+        super().__init__(params, device)
+
+    def model_choice(self) -> str:
+        """The engine, then its manifest model: faster-whisper large-v3 on a GPU (engine and
+        model auto), base on a CPU; openai-whisper on a GPU whose host lacks the cuBLAS 12
+        that CTranslate2's CUDA build loads (engine auto)."""
         p = self.params
-        if p.engine not in ENGINES:
-            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {p.engine!r}")
+        on_gpu = self.device.startswith("cuda")
         self.engine_name = p.engine
-        on_gpu = _cuda_available()
         if self.engine_name == "auto":
             # CTranslate2's CUDA build loads cuBLAS 12 at run time; a host with only CUDA 13
             # (torch cu130 images) cannot run it on the GPU, so Whisper runs in PyTorch there.
@@ -849,44 +847,35 @@ class SpeechTranscription(Analyzer):
             )
             if on_gpu and self.engine_name == "openai-whisper":
                 log.warning("speech_transcription: no cuBLAS 12 for CTranslate2; openai-whisper")
+        if self.engine_name == "openai-whisper":
+            return f"openai-whisper-{p.openai_model}"
         faster = p.faster_model
         if faster == "auto":
             faster = "large-v3" if on_gpu else "base"
-        model = (
-            f"openai-whisper-{p.openai_model}"
-            if self.engine_name == "openai-whisper"
-            else f"faster-whisper-{faster}"
-        )
-        self.model_name = model
-        self.weights = "none"
-        self._engine: _Engine | None = None
-        self._unavailable: str | None = None
+        return f"faster-whisper-{faster}"
+
+    def load(self, weights: weights_layer.Weights) -> None:
         from faster_whisper.vad import get_vad_model
 
+        p, resolved = self.params, weights
         # Load the VAD's ONNX session now (Triton's initialize), not on the first clip.
         get_vad_model()
-        try:
-            resolved = weights_layer.resolve(self.name, model=model)
-            decode: dict[str, Any] = {}
+        decode: dict[str, Any] = {}
+        if resolved.kind != "real":
+            # Random weights never stop talking and fail every quality check: their
+            # tokens come from the budget (_clip_budgets), and no temperature fallback
+            # (six more decodes a real model would not make).
+            decode = {"temperature": 0.0}
+        if self.engine_name == "openai-whisper":
+            self._engine = _OpenAIWhisper(resolved, p, decode, self.device)
+        else:
+            folder = resolved.path
             if resolved.kind != "real":
-                # Random weights never stop talking and fail every quality check: their
-                # tokens come from the budget (_clip_budgets), and no temperature fallback
-                # (six more decodes a real model would not make).
-                decode = {"temperature": 0.0}
-            if self.engine_name == "openai-whisper":
-                self._engine = _OpenAIWhisper(resolved, p, decode)
-            else:
-                folder = resolved.path
-                if resolved.kind != "real":
-                    folder = build_synthetic_ctranslate2(resolved)
-                self._engine = _FasterWhisper(folder, p, decode, resolved.kind != "real")
-            self.weights = resolved.kind
-        except (Unavailable, KeyError) as exc:
-            # Loaded and answering, but each clip says what is missing and how to fix it.
-            self._unavailable = str(exc).strip("'\"")
-            log.warning("%s: %s", self.name, self._unavailable)
+                folder = build_synthetic_ctranslate2(resolved)
+            self._engine = _FasterWhisper(folder, p, decode, resolved.kind != "real", self.device)
 
     def analyze(self, clip: Clip) -> Result:
+        # One clip at a time through the engine (its batched mode batches the clip's windows).
         if self._engine is None:
             raise Unavailable(self._unavailable or f"{self.model_name} is not loaded")
         p = self.params

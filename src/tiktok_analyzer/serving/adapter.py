@@ -45,7 +45,6 @@ if int(np.__version__.split(".")[0]) >= 2:  # docs/DESIGN.md, The two traps (2):
 
 from tiktok_analyzer import wire  # noqa: E402
 from tiktok_analyzer.analyzers import load_class  # noqa: E402
-from tiktok_analyzer.analyzers._learned import DEVICE_ENV  # noqa: E402
 from tiktok_analyzer.analyzers.base import (  # noqa: E402
     Clip,
     NotApplicable,
@@ -156,12 +155,12 @@ def make_model(analyzer_name: str):
             )
             # The learned analyzers put their model on this instance's device (_learned.py).
             if args.get("model_instance_kind") in ("GPU", "KIND_GPU"):
-                os.environ[DEVICE_ENV] = f"cuda:{args.get('model_instance_device_id', 0)}"
+                device = f"cuda:{args.get('model_instance_device_id', 0)}"
             else:
-                os.environ[DEVICE_ENV] = "cpu"
+                device = "cpu"
             cls = load_class(analyzer_name)
             # Heavy work happens once, here: weights, JIT warm-up, lookup tables.
-            self.analyzer = cls.from_strings(raw)
+            self.analyzer = cls.from_strings(raw, device=device)
             self.logger.log_info(
                 f"{analyzer_name}: ready on {args.get('model_instance_kind', 'CPU')} "
                 f"(instance {args.get('model_instance_name')})"
