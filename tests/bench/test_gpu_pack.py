@@ -46,7 +46,8 @@ tritonclient tritonclient-2.51.0.dist-info tritonclientutils tritongrpcclient tr
 tritonshmutils typing_inspection typing_inspection-0.4.5.dist-info ultralytics
 ultralytics-8.4.190.dist-info ultralytics_thop-2.2.3.dist-info wcwidth wcwidth-0.9.5.dist-info
 whisper _soundfile_data __pycache__ tiktoken tiktoken_ext tiktoken-0.14.0.dist-info
-more_itertools more_itertools-11.2.1.dist-info
+more_itertools more_itertools-11.2.1.dist-info numba numba-0.61.2.dist-info llvmlite
+llvmlite-0.44.0.dist-info
 """.split()
 SITE_FILES = """
 LICENSE.txt _cffi_backend.cpython-312-x86_64-linux-gnu.so _soundfile.py soundfile.py
