@@ -14,6 +14,7 @@ from tritonclient.utils import InferenceServerException
 
 from tiktok_analyzer.groundtruth import CATALOG, load_frames, render, truth
 
+from ..unit.upstream import cuts as upstream_cuts
 from .raw import infer, infer_many, meta_for
 
 pytestmark = pytest.mark.live
@@ -70,7 +71,9 @@ def test_environment_hears_music_as_music(triton, sounds):
 
 def test_effects_found_and_placed_against_the_cuts(triton, sounds):
     audio, info = sounds["sound_events"]
-    upstream = {"cut_analysis": {"cuts": info["cuts"]}}
+    # cut_analysis's result as it would come: sound_effects reads it typed.
+    times = [c["time_s"] for c in info["cuts"]]
+    upstream = {"cut_analysis": upstream_cuts(times, info["duration_s"])}
     result = _ok(infer(triton, "sound_effects", audio=audio, upstream=upstream))
     _check("sound_effects", result)
     onsets = [e["start_s"] for e in result["events"]]
