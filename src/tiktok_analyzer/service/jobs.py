@@ -277,7 +277,9 @@ class JobManager:
         self._slots = asyncio.Semaphore(settings.max_concurrent)
         #: Probes are work too: their own slots, counted in running/queued, refused
         #: beyond the queue limit like analyses (a flood of slow probes gets 429).
-        self._probe_slots = asyncio.Semaphore(settings.max_concurrent)
+        #: At least one: a replica that runs no analyses (max_concurrent 0, it only
+        #: queues Submit jobs for others to claim) must still probe what it admits.
+        self._probe_slots = asyncio.Semaphore(max(1, settings.max_concurrent))
         self._probes_waiting = 0
         #: Submissions between admission and their job (probing, mostly): a drain lets
         #: them become jobs and finish, as it does the analyses already running.
