@@ -48,6 +48,20 @@ def triton_processes() -> dict[str, str]:
     }
 
 
+def process_group(pgid: int) -> dict[int, str]:
+    """pid -> command line of every live (not zombie) process in process group ``pgid``."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmd = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            found[int(stat.parent.name)] = cmd
+    return found
+
+
 def _leftovers() -> list[str]:
     found = [f"process: {line}" for line in triton_processes().values()]
     # Our server regions carry the prefix "tta<pid>x"; our clip regions "tta_<pid>_".

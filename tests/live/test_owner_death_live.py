@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import process_group
+
 pytestmark = pytest.mark.live
 
 #: Starts a server, makes a shm region of its own as the orchestrator does, prints what a
@@ -34,36 +36,22 @@ _OWNER = textwrap.dedent(
 )
 
 
-def _group(pgid: int) -> dict[int, str]:
-    """pid -> command of every live (not zombie) process in process group ``pgid``."""
-    found = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmd = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            found[int(stat.parent.name)] = cmd
-    return found
-
-
 def test_killing_the_owner_ends_server_stubs_and_regions(tmp_path):
     owner = subprocess.Popen(
         [sys.executable, "-c", _OWNER], stdout=subprocess.PIPE, text=True, cwd=tmp_path
     )
     try:
         facts = json.loads(owner.stdout.readline())
-        group = _group(facts["pid"])
+        group = process_group(facts["pid"])
         assert any("bin/tritonserver" in c for c in group.values()), group
         assert any("triton_python_backend_stub" in c for c in group.values()), group
         assert list(Path("/dev/shm").glob(facts["prefix"] + "*")), "the server's regions exist"
         owner.send_signal(signal.SIGKILL)
         owner.wait(timeout=10)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and _group(facts["pid"]):
+        while time.monotonic() < deadline and process_group(facts["pid"]):
             time.sleep(0.1)
-        assert not _group(facts["pid"]), "server or stubs left running after the owner died"
+        assert not process_group(facts["pid"]), "server or stubs left running after the owner died"
         while time.monotonic() < deadline and Path(facts["workdir"]).exists():
             time.sleep(0.1)
         assert not list(Path("/dev/shm").glob(facts["prefix"] + "*")), "server regions left"

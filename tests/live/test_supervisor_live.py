@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
@@ -20,19 +19,9 @@ from tiktok_analyzer.orchestrator.pipeline import (
 from tiktok_analyzer.serving.launcher import EmbeddedTriton, default_model_repository
 from tiktok_analyzer.serving.supervisor import TritonSupervisor
 
+from ..conftest import process_group
+
 pytestmark = pytest.mark.live
-
-
-def _live_in_group(pgid: int) -> list[int]:
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            pids.append(int(stat.parent.name))
-    return pids
 
 
 def test_a_killed_server_is_replaced_and_analyses_complete_again(clip_factory):
@@ -64,7 +53,7 @@ def test_a_killed_server_is_replaced_and_analyses_complete_again(clip_factory):
                     continue
                 if report.analyzers["cut_analysis"].status == "ok":
                     assert server.process.pid != old
-                    assert not _live_in_group(old), "the dead server's stubs are still running"
+                    assert not process_group(old), "the dead server's stubs are still running"
                     return time.monotonic() - t0
                 await asyncio.sleep(0.5)
             raise AssertionError(f"no complete report within 30 s; restarts: {restarts}")
