@@ -349,7 +349,14 @@ class EmbeddedTriton:
                     f"tritonserver exited with code {self.process.returncode} during start-up; "
                     f"log tail:\n{self.log_tail()}"
                 )
-            if self._http_ok("/v2/health/live") and self._models_settled():
+            # Triton opens gRPC, then HTTP, then metrics: HTTP answering does not yet mean
+            # a scrape (or a client's first metrics read) would find the metrics port open.
+            if (
+                self._http_ok("/v2/health/live")
+                and self._models_settled()
+                and self._metrics_ok()
+                and self._port_open(self.grpc_port)
+            ):
                 return
             time.sleep(0.2)
         raise TritonStartError(
@@ -379,6 +386,20 @@ class EmbeddedTriton:
             with urllib.request.urlopen(f"{self.http_url}{path}", timeout=1) as resp:
                 return resp.status == 200
         except (urllib.error.URLError, OSError):
+            return False
+
+    def _metrics_ok(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.metrics_url, timeout=1) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _port_open(self, port: int) -> bool:
+        try:
+            with socket.create_connection((self.host, port), timeout=1):
+                return True
+        except OSError:
             return False
 
     def log_tail(self, lines: int = 30) -> str:
