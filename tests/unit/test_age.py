@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from tiktok_analyzer.analyzers import weights
-from tiktok_analyzer.analyzers.age import OPEN_AGE_MAX, AgeEstimation, age_bins, age_span
+from tiktok_analyzer.analyzers.age import (
+    OPEN_AGE_MAX,
+    AgeEstimation,
+    age_bins,
+    age_order,
+    age_span,
+)
 from tiktok_analyzer.analyzers.base import Clip, ClipMeta
 from tiktok_analyzer.groundtruth import CATALOG, render
 from tiktok_analyzer.groundtruth.clips import ASTRONAUT_HEAD, Photo, load_frames
@@ -156,6 +162,13 @@ def test_age_labels_parse(label, span):
 def test_a_label_without_years_is_refused():
     with pytest.raises(ValueError, match="not a range"):
         age_bins({0: "adult"})
+
+
+def test_age_order_puts_any_label_order_into_ascending_bins():
+    assert age_order(dict(enumerate(LABELS))) == list(range(9))  # FairFace's own order
+    as_text = sorted(LABELS)  # "0-2", "10-19", "20-29", "3-9", ...: what a text sort gives
+    order = age_order(dict(enumerate(as_text)))
+    assert [as_text[i] for i in order] == LABELS
 
 
 @pytest.mark.parametrize(

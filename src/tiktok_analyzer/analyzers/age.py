@@ -48,7 +48,7 @@ from tiktok_analyzer.analyzers.results.age import (  # noqa: F401 - re-exported
     AgeFace,
 )
 
-__all__ = ["AgeEstimation", "AgeFace", "age_bins", "age_span"]
+__all__ = ["AgeEstimation", "AgeFace", "age_bins", "age_order", "age_span"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,14 @@ def age_bins(id2label: dict[int, str]) -> list[tuple[int, int]]:
         else:
             raise ValueError(f"age label {label!r} is not a range of years")
     return out
+
+
+def age_order(id2label: dict[int, str]) -> list[int]:
+    """Class indices sorted by their bins' ages: ``age_span`` grows a range over
+    neighbouring bins, so they must be in age order whatever order a checkpoint's
+    ``id2label`` has (FairFace's own order is ascending; one sorted as text is not)."""
+    bins = age_bins(id2label)
+    return sorted(range(len(bins)), key=lambda i: bins[i])
 
 
 def age_span(probs: np.ndarray, mass: float) -> tuple[int, int, float]:
@@ -163,7 +171,10 @@ class AgeEstimation(LearnedAnalyzer):
             seeded(0)
             model = ViTForImageClassification(ViTConfig(**(weights.config or {})))
         self._size = int(model.config.image_size)
-        self._labels = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
+        labels = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
+        # The model's outputs in age order (see age_order); labels and bins follow it.
+        self._order = age_order(dict(enumerate(labels)))
+        self._labels = [labels[i] for i in self._order]
         self._bins = age_bins(dict(enumerate(self._labels)))
         self._mids = np.array([(a + b) / 2 for a, b in self._bins])
         self._mean = np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
@@ -262,7 +273,7 @@ class AgeEstimation(LearnedAnalyzer):
                 x = (x - self._mean) / self._std
                 pixels = torch.from_numpy(x).to(self.device, dtype=self._dtype)
                 logits = self._model(pixel_values=pixels).logits.float()
-                out[part] = torch.softmax(logits, dim=-1).cpu().numpy()
+                out[part] = torch.softmax(logits, dim=-1).cpu().numpy()[:, self._order]
         return out
 
     def _result(self, job: _Pending, probs: np.ndarray) -> Result:
