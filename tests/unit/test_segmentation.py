@@ -275,6 +275,11 @@ def test_the_full_config_is_segformer_b2():
     config = dict(ENTRY.synthetic["full"])
     labels = ade20k_names(config.pop("labels"))
     assert len(labels) == 150 and labels[12] == "person" and labels[2] == "sky"
+    # Spot checks of the entry-by-entry comparison with CSAILVision's objectInfo150.txt
+    # (the manifest's labels_source): its ends, and the two rows where ultralytics' name
+    # is not the row's first synonym.
+    assert labels[0] == "wall" and labels[149] == "flag"
+    assert labels[89] == "television receiver" and labels[105] == "conveyor belt"
     with torch.device("meta"):
         model = SegformerForSemanticSegmentation(SegformerConfig(**config, num_labels=150))
     # 27.5 M published for B2 (ADE20K head included)

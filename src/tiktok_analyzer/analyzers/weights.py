@@ -83,6 +83,9 @@ KINDS: tuple[str, ...] = ("real", "synthetic-tiny", "synthetic-full")
 # Written beside the files once every checksum matched: later loads compare sizes only
 # instead of hashing gigabytes at every start.
 _VERIFIED = ".verified.json"
+#: Synthetic config keys that name or count a model's classes: such a model must say where
+#: its labels come from (``labels_source``).
+_LABEL_KEYS = frozenset({"id2label", "labels", "nc", "character_set"})
 _CHUNK = 1 << 20
 _TIMEOUT_S = 30.0
 
@@ -113,6 +116,9 @@ class ModelEntry:
     #: present wherever the analyzer can run at all, so there is no synthetic variant and
     #: every mode loads them (the report says ``real``).
     bundled: bool = False
+    #: Where the model's class labels and their order come from (a public source: a file
+    #: at a commit, a package file): required for a model with a class head.
+    labels_source: str | None = None
 
     @property
     def pinned(self) -> bool:
@@ -206,6 +212,7 @@ def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, ModelEntry]:
             package_files={k: tuple(v) for k, v in raw.get("package_files", {}).items()},
             synthetic={k: dict(v) for k, v in raw.get("synthetic", {}).items()},
             bundled=bool(raw.get("bundled", False)),
+            labels_source=raw.get("labels_source"),
         )
         problems = []
         if entry.key in entries:
@@ -222,6 +229,10 @@ def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, ModelEntry]:
             problems.append("bundled weights ship in packages and have no synthetic variant")
         if set(entry.synthetic) - {"tiny", "full"}:
             problems.append("synthetic sizes are tiny and full")
+        if not entry.labels_source and any(
+            _LABEL_KEYS & set(config) for config in entry.synthetic.values()
+        ):
+            problems.append("a model with class labels needs a labels_source")
         if problems:
             raise ValueError(f"{source.name}: {entry.key}: {'; '.join(problems)}")
         entries[entry.key] = entry
