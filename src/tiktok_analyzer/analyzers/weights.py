@@ -21,8 +21,8 @@ a default and per-analyzer kinds, comma-separated (``synthetic-tiny,text_overlay
 
 The Triton launcher hands its environment to the server, so every model stub sees the same
 mode and folder as the command that started it. Nothing here unpickles: files are checked
-against their SHA-256 and loaders use safetensors, CTranslate2's own format or
-``torch.load(weights_only=True)``.
+against their SHA-256 and loaders use safetensors, CTranslate2's own format, ONNX, dlib's
+own format or ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
