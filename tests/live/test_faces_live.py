@@ -154,6 +154,7 @@ def test_the_packaged_tier_in_the_stub_reads_her_age(packaged_server, face_frame
     result = env["result"]
     assert result["model"] == "dlib-age-predictor-v1" and len(result["bins"]) == 81
     (face,) = result["faces"]
-    # Eileen Collins, about 41 when photographed
-    assert 30 <= face["mean_age"] <= 55, face
+    # Eileen Collins, about 41 when photographed; dlib's predictor reads 31 on this clip
+    # (tests/unit/test_age_packaged.py)
+    assert 25 <= face["mean_age"] <= 55, face
     assert 0.5 <= face["confidence"] <= 1.0

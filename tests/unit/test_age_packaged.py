@@ -29,8 +29,13 @@ from tiktok_analyzer.groundtruth.clips import load_frames
 from .test_age import FPS, SIDE, clip_from
 from .test_eyes import ASTRONAUT_EYES
 
-#: A plausible apparent age for her portrait (about 41 when it was taken).
+#: A plausible apparent age for her portrait (about 41 when it was taken). dlib's predictor
+#: reads her young: 33 from the package itself on the photograph, 34.9 here on it at the
+#: analyzer's size.
 AGE_LO, AGE_HI = 30, 55
+#: The composited clip (her head cropped, scaled, encoded): it reads 31.0 there, so the
+#: bound below keeps a margin for encoder and scaling differences.
+CLIP_AGE_LO = 25
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +161,7 @@ def test_a_composited_clip_reports_the_packaged_tier(packaged, clip_factory):
     res = packaged.analyze(clip_from(frames, times))
     assert res.model == PACKAGED and packaged.weights == "real"
     (face,) = res.faces
-    assert AGE_LO <= face.mean_age <= AGE_HI, face
+    assert CLIP_AGE_LO <= face.mean_age <= AGE_HI, face
     assert face.crops == packaged.params.crops_per_track
     assert face.last_s >= truth["duration_s"] - 2 / FPS
 
