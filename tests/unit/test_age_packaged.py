@@ -206,3 +206,25 @@ def test_the_vit_by_name_without_its_weights_is_unavailable(monkeypatch, tmp_pat
 def test_an_unknown_model_is_refused():
     with pytest.raises(ValueError, match="model must be one of"):
         AgeEstimation(AgeEstimation.Params(model="vit"))
+
+
+def test_the_vit_stays_the_default_where_its_weights_are(monkeypatch, tmp_path):
+    """A ViT folder in the weights dir (here the tiny config saved with random values: the
+    manifest records no SHA-256 for the hub files, so any content passes its check) makes
+    ``auto`` load the ViT in the real mode, not the packaged tier."""
+    torch = pytest.importorskip("torch")
+    from transformers import ViTConfig, ViTForImageClassification
+
+    monkeypatch.setenv(weights.DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(weights.MODE_ENV, "real")
+    entry = weights.load_manifest()[f"age_estimation/{FAIRFACE}"]
+    torch.manual_seed(0)
+    ViTForImageClassification(ViTConfig(**entry.synthetic["tiny"])).save_pretrained(entry.folder())
+    (entry.folder() / "preprocessor_config.json").write_text(
+        '{"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}'
+    )
+    analyzer = AgeEstimation()
+    assert analyzer.available, analyzer._unavailable
+    assert analyzer.model_name == FAIRFACE and analyzer.weights == "real"
+    res = analyzer.analyze(still_clip(data.astronaut()))
+    assert res.model == FAIRFACE and len(res.bins) == 9 and len(res.faces) == 1
