@@ -206,7 +206,8 @@ def test_full_architecture_is_the_published_vit_base():
 def test_real_weights_missing_is_unavailable_with_the_pull_command(monkeypatch, tmp_path):
     monkeypatch.setenv(weights.DIR_ENV, str(tmp_path))
     monkeypatch.setenv(weights.MODE_ENV, "real")
-    analyzer = AgeEstimation()
+    # named: auto would run the packaged tier instead (tests/unit/test_age_packaged.py)
+    analyzer = AgeEstimation(AgeEstimation.Params(model="fairface-age-vit"))
     assert not analyzer.available and analyzer.weights == "none"
     (out,) = analyzer.analyze_batch([clip_from(np.zeros((1, 8, 8, 3), np.uint8), np.zeros(1))])
     assert type(out).__name__ == "Unavailable"

