@@ -35,12 +35,6 @@ class SceneBackground(BaseModel):
 
 class BackgroundSegmentationResult(AnalyzerResult):
     classes: list[ClassShare] = Field(description="over the clip, largest first")
-    classes_unavailable: str | None = Field(
-        None,
-        description="why classes (and each scene's) are empty: the offline tier (mediapipe "
-        "selfie segmentation) ran, which has no ADE20K classes; names the weights to fetch. "
-        "None when SegFormer ran",
-    )
     foreground_share: float = Field(description="share of the area that is people (person)")
     green_screen_likelihood: float = Field(
         description="the highest scene's green_screen_likelihood: chroma-key green cover "
@@ -52,3 +46,9 @@ class BackgroundSegmentationResult(AnalyzerResult):
     scenes: list[SceneBackground]
     scenes_from: str = Field(description="scene_segmentation, or whole_clip without it")
     frames_analyzed: int
+    classes_unavailable: str | None = Field(
+        None,
+        description="why classes (and each scene's) are empty: the offline tier (mediapipe "
+        "selfie segmentation) ran, which has no ADE20K classes; names the weights to fetch. "
+        "None when SegFormer ran",
+    )
