@@ -376,9 +376,9 @@ class DarknetYolo:
     OpenCV's ``yolo`` layers give, per anchor, the box centre and size normalised to the
     network input, the objectness and the 80 class scores already multiplied by it: the
     usual YOLOv3 decoding. Each anchor keeps its best class; the floor, class-wise NMS and
-    the cap follow as for YOLOv8. OpenCV's layer zeroes class scores under 0.2 (Darknet's
-    own display threshold; checked on opencv-doc's messi5.jpg: no score in (0, 0.2)), so
-    here ``min_confidence`` below 0.2 keeps nothing more."""
+    the cap follow as for YOLOv8. OpenCV's layer zeroes class scores under its threshold
+    (seen on opencv-doc's messi5.jpg: no score in (0, 0.2)), so here ``min_confidence``
+    below 0.2 keeps nothing more."""
 
     def __init__(self, folder: Path, names: Sequence[str]) -> None:
         cfg, weights = folder / "yolov3-tiny.cfg", folder / "yolov3-tiny.weights"
