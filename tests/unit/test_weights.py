@@ -310,7 +310,6 @@ def test_yolov3_tiny_ships_in_a_package_installed_without_its_dependencies(monke
         weights.resolve("object_detection", "real", model="yolov3-tiny")
 
 
-
 def test_bundled_weights_have_no_synthetic_variant(tmp_path):
     path = tmp_path / "m.toml"
     path.write_text(

