@@ -216,3 +216,76 @@ def test_made_by_model_names_nullable_fields_of_the_result(name):
     if fields:
         assert issubclass(cls, LearnedAnalyzer)
         assert cls.measure_only is not LearnedAnalyzer.measure_only, name
+
+
+def test_the_cli_summary_tells_partial_apart(capsys):
+    """The table's row for a partial answer: the measured headline, then what is missing
+    and the fix, under its own status; an unavailable one keeps its error."""
+    from tiktok_analyzer.cli import _print_summary
+    from tiktok_analyzer.orchestrator.report import Report
+    from tiktok_analyzer.orchestrator.summary import summary_rows
+
+    fix = "run `tiktok-analyzer weights pull audio_environment/ast-audioset`"
+    missing = [{"field": f, "reason": "real weights missing", "fix": fix} for f in ("scene",)]
+    result = {
+        "scene": None,
+        "audioset_top": None,
+        "music_share": 0.25,
+        "speech_share": 0.5,
+        "noise_share": 0.0,
+        "silence_share": 0.25,
+        "shares_source": "dsp",
+        "snr_db": 31.2,
+        "signal_dbfs": -20.0,
+        "noise_floor_dbfs": -51.2,
+        "reverberation": {"rt60_s": None, "label": "unknown", "decays": 0},
+        "windows": [],
+    }
+    model = {"name": "ast-audioset", "weights": "none"}
+    report = Report.model_validate(
+        {
+            "video": {
+                "path": "a.mp4",
+                "duration_s": 4.0,
+                "fps": 30.0,
+                "width": 360,
+                "height": 640,
+                "rotation": 0,
+                "has_audio": True,
+                "has_video": True,
+                "codec": "h264",
+            },
+            "processing": {
+                "started_at": "2026-12-06T00:00:00+00:00",
+                "wall_s": 1.0,
+                "realtime_factor": 0.25,
+                "triton_url": "x",
+                "versions": {},
+            },
+            "analyzers": {
+                "audio_environment": {
+                    "status": "partial",
+                    "error": "without its model ...",
+                    "elapsed_s": 0.1,
+                    "model": model,
+                    "result": result,
+                    "unavailable_fields": missing,
+                },
+                "video_llava": {
+                    "status": "unavailable",
+                    "error": "real weights missing; run `tiktok-analyzer weights pull video_llava`",
+                    "elapsed_s": 0.0,
+                    "model": model,
+                },
+            },
+        }
+    )
+    rows = dict((r[0], r[1:]) for r in summary_rows(report))
+    status, _, text = rows["audio_environment"]
+    assert status == "partial"
+    assert "music 25% / speech 50%" in text and "SNR 31.2 dB" in text
+    assert f"scene ({fix})" in text
+    assert rows["video_llava"][0] == "unavailable"
+    _print_summary(report, list(summary_rows(report)), False, None)
+    out = capsys.readouterr().out
+    assert "partial" in out and "SNR 31.2 dB" in out and "unavailable" in out
