@@ -289,3 +289,37 @@ def test_the_cli_summary_tells_partial_apart(capsys):
     _print_summary(report, list(summary_rows(report)), False, None)
     out = capsys.readouterr().out
     assert "partial" in out and "SNR 31.2 dB" in out and "unavailable" in out
+
+
+# ---------------------------------------------------------------------------------------
+# composition_analysis: the saliency subject and the thirds need no CLIP
+
+
+def test_composition_without_weights_measures_the_thirds(tmp_path):
+    from tiktok_analyzer.analyzers.composition import CompositionAnalysis
+
+    from .test_composition import three_shots
+
+    bare = _build(CompositionAnalysis, "real", tmp_path / "empty")
+    full = _build(CompositionAnalysis, "synthetic-tiny", tmp_path / "tiny")
+    assert not bare.available
+    clip, spans = three_shots()  # a subject on a thirds point, at the centre, in a corner
+    r, missing = _partial(bare.analyze(clip))
+    assert [(s.start_s, s.end_s) for s in r.shot_types] == spans
+    assert [s.placement for s in r.shot_types] == ["thirds", "center", "edge"]
+    scores = [s.thirds_score for s in r.shot_types]
+    assert scores[0] >= 0.9 and scores[1] <= 0.1 and scores[2] == 0.0
+    assert all(s.type is None and s.confidence is None and s.scores is None for s in r.shot_types)
+    assert r.labels is None and r.dominant_shot_type is None
+    assert set(missing) == set(r.made_by_model)
+    assert all(
+        "tiktok-analyzer weights pull composition_analysis" in f.fix for f in missing.values()
+    )
+    # With weights: the same measures, and the model's fields filled in.
+    whole = full.analyze(clip)
+    assert whole.labels and whole.dominant_shot_type in {"close_up", "medium", "wide"}
+    drop = {"type", "confidence", "scores"}
+    assert [s.model_dump(exclude=drop) for s in whole.shot_types] == [
+        s.model_dump(exclude=drop) for s in r.shot_types
+    ]
+    assert whole.thirds_score == r.thirds_score and whole.subject == r.subject

@@ -311,12 +311,11 @@ def _effects(lane: Lane, r: Mapping[str, Any]) -> None:
 def _framing(lane: Lane, r: Mapping[str, Any]) -> None:
     for st in _dicts(r, "shot_types"):
         s, e = _span(st)
-        kind = _text(st.get("type", "?"), 40)
-        lane.items.append(
-            Item(
-                "framing", s, e, kind.replace("_", " "), f"{kind}: {_fmt_span(s, e)}", variant=kind
-            )
-        )
+        # Without the model (partial) a shot has no type: its span and subject still show.
+        kind = _text(st.get("type") or "shot", 40)
+        placed = _text(st.get("placement"), 20)
+        detail = f"{kind}: {_fmt_span(s, e)}" + (f", subject {placed}" if placed else "")
+        lane.items.append(Item("framing", s, e, kind.replace("_", " "), detail, variant=kind))
     labels = [_text(x.get("label"), 40) for x in _dicts(r, "labels")[:3]]
     lane.summary = f"{len(lane.items)} spans" + (f"; {', '.join(labels)}" if labels else "")
 
