@@ -175,7 +175,12 @@ class LearnedAnalyzer(Analyzer):
             log.warning("%s: %s", self.name, self._unavailable)
             if self.made_by_model:
                 # What stands without the model is still measured: pay its start-up here.
-                self.warm_up_measures()
+                # A warm-up that breaks must not stop the model loading: each clip's
+                # measure_only then says what broke.
+                try:
+                    self.warm_up_measures()
+                except Exception:  # noqa: BLE001 - logged; the clips report it
+                    log.exception("%s: warming up the measures without the model", self.name)
 
     @classmethod
     def from_strings(cls, raw: Mapping[str, str], device: str | None = None) -> Analyzer:
