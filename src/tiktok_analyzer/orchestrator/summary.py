@@ -15,14 +15,17 @@ from tiktok_analyzer.analyzers.results.camera import CameraResult
 from tiktok_analyzer.analyzers.results.color import ColorResult
 from tiktok_analyzer.analyzers.results.cuts import CutAnalysisResult
 from tiktok_analyzer.analyzers.results.effects import VisualEffectsResult
+from tiktok_analyzer.analyzers.results.environment import AudioEnvironmentResult
 from tiktok_analyzer.analyzers.results.flow import FlowResult
 from tiktok_analyzer.analyzers.results.quality import QualityResult
 from tiktok_analyzer.analyzers.results.scenes import SceneSegmentationResult
+from tiktok_analyzer.analyzers.results.sfx import SoundEffectsResult
 from tiktok_analyzer.analyzers.results.speech import SpeechTranscriptionResult
 from tiktok_analyzer.analyzers.results.speech_rate import SpeechRateResult
 from tiktok_analyzer.orchestrator.report import Report
+from tiktok_analyzer.wire import AnalyzerEntry
 
-__all__ = ["headline", "summary_rows"]
+__all__ = ["headline", "partial_note", "summary_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,25 @@ def _audio(r: AudioAnalysisResult) -> str:
     )
 
 
+def _environment(r: AudioEnvironmentResult) -> str:
+    scene = f"{r.scene[0].label}; " if r.scene else ""
+    rt60 = r.reverberation.rt60_s
+    return (
+        f"{scene}music {r.music_share:.0%} / speech {r.speech_share:.0%} / "
+        f"noise {r.noise_share:.0%}, SNR {r.snr_db:.1f} dB, {r.reverberation.label}"
+        + (f" (RT60 {rt60:.2f} s)" if rt60 is not None else "")
+    )
+
+
+def _sounds(r: SoundEffectsResult) -> str:
+    if not r.events:
+        return "no sound events"
+    kinds = Counter(e.label or e.shape for e in r.events)
+    detail = ", ".join(f"{n} {k}" for k, n in kinds.most_common(3))
+    on_cut = f", {r.on_cut_share:.0%} on cuts" if r.cuts_known else ""
+    return f"{len(r.events)} events ({detail}){on_cut}"
+
+
 def _transcript(r: SpeechTranscriptionResult) -> str:
     if not r.words:
         return "no speech found"
@@ -113,6 +135,8 @@ _HEADLINES = {
     "camera_analysis": _camera,
     "visual_effects": _effects,
     "audio_analysis": _audio,
+    "audio_environment": _environment,
+    "sound_effects": _sounds,
     "speech_transcription": _transcript,
     "speech_rate": _rate,
     "temporal_flow": _flow,
@@ -136,10 +160,25 @@ def headline(name: str, result: dict[str, Any] | None) -> str:
     return ", ".join(scalars[:4])
 
 
+def partial_note(entry: AnalyzerEntry) -> str:
+    """What a ``partial`` entry lacks and what fixes it, in one line; empty otherwise."""
+    if not entry.unavailable_fields:
+        return ""
+    fields = ", ".join(f.field for f in entry.unavailable_fields)
+    fixes = "; ".join(dict.fromkeys(f.fix for f in entry.unavailable_fields))
+    return f"unavailable without the model: {fields} ({fixes})"
+
+
 def summary_rows(report: Report) -> list[tuple[str, str, str, str]]:
-    """(analyzer, status, seconds, headline or error) for each analyzer."""
+    """(analyzer, status, seconds, headline or error) for each analyzer; a ``partial``
+    one's headline of what was measured, then what is missing and its fix."""
     rows = []
     for name, entry in report.analyzers.items():
-        text = headline(name, entry.result) if entry.status == "ok" else (entry.error or "")
+        if entry.status == "ok":
+            text = headline(name, entry.result)
+        elif entry.status == "partial":
+            text = " | ".join(t for t in (headline(name, entry.result), partial_note(entry)) if t)
+        else:
+            text = entry.error or ""
         rows.append((name, entry.status, f"{entry.elapsed_s:.2f}", text))
     return rows
