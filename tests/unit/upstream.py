@@ -8,6 +8,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from tiktok_analyzer.analyzers.results.cuts import Cut, CutAnalysisResult, ShotSpan
+from tiktok_analyzer.analyzers.results.effects import Effect, VisualEffectsResult
+from tiktok_analyzer.analyzers.results.objects import (
+    BoxSample,
+    DetectedObject,
+    LabelSummary,
+    ObjectDetectionResult,
+)
+from tiktok_analyzer.analyzers.results.ocr import TextOverlayResult, TextTrack
 from tiktok_analyzer.analyzers.results.scenes import Scene, SceneSegmentationResult
 from tiktok_analyzer.analyzers.results.speech import (
     SpeechSegment,
@@ -97,3 +105,95 @@ def transcript(
         "engine": "test",
     }
     return SpeechTranscriptionResult(**{**fields, **extra}).model_dump(mode="json")
+
+
+def track(
+    label: str,
+    track_id: int,
+    first: float,
+    last: float,
+    boxes: Sequence[tuple[float, Sequence[float]]] = (),
+    *,
+    share: float = 0.1,
+    confidence: float = 0.8,
+) -> dict[str, Any]:
+    """One of object_detection's objects: ``boxes`` as (time_s, [x0, y0, x1, y1])."""
+    return DetectedObject(
+        label=label,
+        track_id=track_id,
+        first_s=first,
+        last_s=last,
+        screen_share=share,
+        area_share=0.1,
+        max_confidence=confidence,
+        mean_confidence=confidence,
+        frames_seen=max(len(boxes), 1),
+        boxes=[BoxSample(time_s=t, bbox=list(bb), confidence=confidence) for t, bb in boxes],
+    ).model_dump(mode="json")
+
+
+def objects(tracks: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """object_detection's result holding these ``track`` objects."""
+    labels = sorted({t["label"] for t in tracks})
+    return ObjectDetectionResult(
+        objects=[DetectedObject.model_validate(t) for t in tracks],
+        labels=[
+            LabelSummary(
+                label=label,
+                tracks=sum(t["label"] == label for t in tracks),
+                screen_share=max(t["screen_share"] for t in tracks if t["label"] == label),
+                max_confidence=max(t["max_confidence"] for t in tracks if t["label"] == label),
+            )
+            for label in labels
+        ],
+        frames_analyzed=10,
+        detections=sum(t["frames_seen"] for t in tracks),
+        objects_dropped=0,
+    ).model_dump(mode="json")
+
+
+def text(
+    words: str,
+    start: float,
+    end: float,
+    kind: str = "caption",
+    bbox: Sequence[float] = (0.1, 0.1, 0.9, 0.2),
+) -> dict[str, Any]:
+    """One of text_overlay's texts."""
+    return TextTrack(
+        text=words,
+        start_s=start,
+        end_s=end,
+        bbox=list(bbox),
+        kind=kind,
+        height=0.05,
+        lines=1,
+        confidence=0.9,
+        unsafe_overlap=0.0,
+        unsafe_zone=None,
+        frames=3,
+    ).model_dump(mode="json")
+
+
+def texts(tracks: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """text_overlay's result holding these ``text`` tracks."""
+    return TextOverlayResult(
+        texts=[TextTrack.model_validate(t) for t in tracks],
+        frames_sampled=10,
+        frames_detected=10,
+        frames_recognized=len(tracks),
+        lines_recognized=len(tracks),
+        first_text_s=min((t["start_s"] for t in tracks), default=None),
+        text_time_share=0.5 if tracks else 0.0,
+        unsafe_share=0.0,
+        unsafe_zones=[],
+    ).model_dump(mode="json")
+
+
+def effects(items: Sequence[tuple[str, float, float]]) -> dict[str, Any]:
+    """visual_effects' result: one effect per (kind, start_s, end_s)."""
+    found = [Effect(kind=k, start_s=a, end_s=b, confidence=0.9) for k, a, b in items]
+    counts: dict[str, int] = {}
+    for e in found:
+        counts[e.kind] = counts.get(e.kind, 0) + 1
+    return VisualEffectsResult(effects=found, counts=counts).model_dump(mode="json")
