@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from tritonclient.utils import InferenceServerException
 
+from ..unit import upstream as up
 from .raw import infer, infer_many, meta_for
 
 pytestmark = pytest.mark.live
@@ -19,38 +20,25 @@ NAMES = {
     "product_detection": "clip-vit-b-32-openai",
 }
 
+# Upstream results as they would come, built through their Result models: both analyzers
+# read them typed.
 UPSTREAM = {
-    "composition_analysis": {
-        "cut_analysis": {"shots": [{"start_s": 0.0, "end_s": 0.3}, {"start_s": 0.3, "end_s": 0.6}]}
-    },
+    "composition_analysis": {"cut_analysis": up.cuts([0.3], shots=[(0.0, 0.3), (0.3, 0.6)])},
     "product_detection": {
-        "object_detection": {
-            "objects": [
-                {
-                    "label": "bottle",
-                    "track_id": 1,
-                    "first_s": 0.1,
-                    "last_s": 0.5,
-                    "screen_share": 0.6,
-                    "max_confidence": 0.9,
-                    "boxes": [
-                        {"time_s": 0.1, "bbox": [0.2, 0.2, 0.6, 0.7], "confidence": 0.9},
-                        {"time_s": 0.4, "bbox": [0.25, 0.2, 0.65, 0.7], "confidence": 0.8},
-                    ],
-                }
+        "object_detection": up.objects(
+            [
+                up.track(
+                    "bottle",
+                    1,
+                    0.1,
+                    0.5,
+                    [(0.1, [0.2, 0.2, 0.6, 0.7]), (0.4, [0.25, 0.2, 0.65, 0.7])],
+                    share=0.6,
+                    confidence=0.9,
+                )
             ]
-        },
-        "text_overlay": {
-            "texts": [
-                {
-                    "text": "NIKE",
-                    "start_s": 0.2,
-                    "end_s": 0.5,
-                    "bbox": [0.1, 0.1, 0.5, 0.2],
-                    "kind": "title",
-                }
-            ]
-        },
+        ),
+        "text_overlay": up.texts([up.text("NIKE", 0.2, 0.5, "title", [0.1, 0.1, 0.5, 0.2])]),
     },
 }
 

@@ -12,6 +12,7 @@ from tritonclient.utils import InferenceServerException
 
 from tests.unit.speech_clips import clip_of
 
+from ..unit import upstream as up
 from .raw import infer, infer_many, meta_for
 
 pytestmark = pytest.mark.live
@@ -59,7 +60,9 @@ def test_speech_on_tiny_synthetic_weights(triton, speech):
 
 def test_upstream_spans_arrive_through_meta(triton, speech):
     audio, _ = speech
-    upstream = {"speech_transcription": {"voiced": [{"start_s": 1.0, "end_s": 4.0}]}}
+    # speech_transcription's result as it would come: speech_emotion reads it typed.
+    transcript = up.transcript([], [], voiced=[{"start_s": 1.0, "end_s": 4.0}])
+    upstream = {"speech_transcription": transcript}
     result = _ok(infer(triton, MODEL, audio=audio, upstream=upstream))
     assert result["source"] == "speech_transcription"
     assert [(s["start_s"], s["end_s"]) for s in result["segments"]] == [(1.0, 4.0)]

@@ -8,19 +8,14 @@ import numpy as np
 import pytest
 from tritonclient.utils import InferenceServerException
 
+from ..unit import upstream as up
 from .raw import infer, infer_many, meta_for
 
 pytestmark = pytest.mark.live
 
 MODEL = "video_llava"
-SCENES = {
-    "scene_segmentation": {
-        "scenes": [
-            {"start_s": 0.0, "end_s": 0.3, "shot_count": 1, "keyframe_s": 0.1},
-            {"start_s": 0.3, "end_s": 0.8, "shot_count": 2, "keyframe_s": 0.5},
-        ]
-    }
-}
+# scene_segmentation's result as it would come: video_llava reads it typed.
+SCENES = {"scene_segmentation": up.scenes([(0.0, 0.3), (0.3, 0.8)])}
 
 
 def _frames(n: int, h: int = 336, w: int = 189, seed: int = 0) -> np.ndarray:

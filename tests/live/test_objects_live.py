@@ -12,6 +12,7 @@ from tritonclient.utils import InferenceServerException
 from tiktok_analyzer.analyzers.objects import ObjectDetection
 from tiktok_analyzer.analyzers.segmentation import BackgroundSegmentation
 
+from ..unit import upstream as up
 from .raw import infer, infer_many
 
 pytestmark = pytest.mark.live
@@ -76,14 +77,8 @@ def test_object_detection_on_tiny_synthetic_weights(triton):
 def test_background_segmentation_on_tiny_synthetic_weights(triton):
     # Two scenes of two frames each (1 fps): a flat chroma-key green screen, then noise.
     frames = np.concatenate([frames_of(2, colour=CHROMA), frames_of(2)])
-    upstream = {
-        "scene_segmentation": {
-            "scenes": [
-                {"start_s": 0.0, "end_s": 2.0, "shot_count": 1},
-                {"start_s": 2.0, "end_s": 4.0, "shot_count": 1},
-            ]
-        }
-    }
+    # scene_segmentation's result as it would come: background_segmentation reads it typed.
+    upstream = {"scene_segmentation": up.scenes([(0.0, 2.0), (2.0, 4.0)])}
     env = infer(triton, SEGMENTATION, frames=frames, fps=1.0, upstream=upstream)
     result = _ok(env, SEGMENTATION)
     _check_background(result)

@@ -34,6 +34,8 @@ from tiktok_analyzer.render.keyframes import extract_keyframes, keyframe_times
 from tiktok_analyzer.render.png import HEIGHT, KEYFRAME_H, MARGIN, WIDTH
 from tiktok_analyzer.render.timeline import Item, pack_rows
 
+from ..unit import upstream as up
+
 CLI = str(Path(sys.executable).parent / "tiktok-analyzer")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HOSTILE = '<img src=x onerror="alert(1)">'
@@ -83,144 +85,71 @@ def _not_ok(status: str, error: str) -> dict:
 
 
 def full(report: dict) -> dict:
-    """Every lane's analyzer ok with a few items, some overlapping, some text hostile."""
+    """Every lane's analyzer ok with a few items, some overlapping, some text hostile; each
+    result built through its analyzer's Result model (the timeline reads them so)."""
     r = copy.deepcopy(report)
     a = r["analyzers"]
     a["text_overlay"] = _ok(
-        {
-            "texts": [
-                {
-                    "text": f"SALE {HOSTILE}",
-                    "start_s": 0.4,
-                    "end_s": 3.0,
-                    "bbox": [0.1, 0.1, 0.9, 0.2],
-                    "kind": "title",
-                },
-                {
-                    "text": "link in bio",
-                    "start_s": 2.0,
-                    "end_s": 6.0,
-                    "bbox": [0.1, 0.8, 0.9, 0.9],
-                    "kind": "caption",
-                },
-                {
-                    "text": "\u2728",
-                    "start_s": 9.0,
-                    "end_s": 10.5,
-                    "bbox": [0.4, 0.4, 0.6, 0.6],
-                    "kind": "decorative",
-                },
+        up.texts(
+            [
+                up.text(f"SALE {HOSTILE}", 0.4, 3.0, "title", [0.1, 0.1, 0.9, 0.2]),
+                up.text("link in bio", 2.0, 6.0, "caption", [0.1, 0.8, 0.9, 0.9]),
+                up.text("\u2728", 9.0, 10.5, "decorative", [0.4, 0.4, 0.6, 0.6]),
             ]
-        }
+        )
     )
     words = ["hey", "look", "at", "this", "<b>deal</b>", "it's", "half", "price", "today", "only"]
     a["speech_transcription"] = _ok(
-        {
-            "language": "en",
-            "text": " ".join(words),
-            "segments": [{"start_s": 0.3, "end_s": 4.3, "text": " ".join(words)}],
-            "words": [
-                {"word": w, "start_s": 0.3 + 0.4 * i, "end_s": 0.6 + 0.4 * i, "probability": 0.9}
-                for i, w in enumerate(words)
-            ],
-        }
+        up.transcript(
+            [(w, 0.3 + 0.4 * i, 0.6 + 0.4 * i) for i, w in enumerate(words)],
+            [{"start_s": 0.3, "end_s": 4.3, "text": " ".join(words)}],
+        )
     )
     a["sound_effects"] = _ok(
-        {
-            "events": [
-                {"label": "whoosh", "start_s": 2.4, "end_s": 2.8, "confidence": 0.8},
-                {"label": "applause", "start_s": 12.0, "end_s": 14.0, "confidence": 0.7},
-            ]
-        }
+        up.sound_events([("whoosh", 2.4, 2.8, 0.8), ("applause", 12.0, 14.0, 0.7)], 15.0)
     )
     a["object_detection"] = _ok(
-        {
-            "objects": [
-                {
-                    "label": "person",
-                    "track_id": 1,
-                    "first_s": 0.0,
-                    "last_s": 9.0,
-                    "screen_share": 0.3,
-                    "max_confidence": 0.95,
-                },
-                {
-                    "label": "bottle",
-                    "track_id": 2,
-                    "first_s": 1.0,
-                    "last_s": 4.0,
-                    "screen_share": 0.05,
-                    "max_confidence": 0.7,
-                },
-                {
-                    "label": "cup",
-                    "track_id": 3,
-                    "first_s": 3.0,
-                    "last_s": 12.0,
-                    "screen_share": 0.04,
-                    "max_confidence": 0.6,
-                },
-                {
-                    "label": "phone",
-                    "track_id": 4,
-                    "first_s": 11.0,
-                    "last_s": 15.0,
-                    "screen_share": 0.1,
-                    "max_confidence": 0.8,
-                },
+        up.objects(
+            [
+                up.track("person", 1, 0.0, 9.0, share=0.3, confidence=0.95),
+                up.track("bottle", 2, 1.0, 4.0, share=0.05, confidence=0.7),
+                up.track("cup", 3, 3.0, 12.0, share=0.04, confidence=0.6),
+                up.track("phone", 4, 11.0, 15.0, share=0.1, confidence=0.8),
             ]
-        }
+        )
     )
     a["eye_tracking"] = _ok(
-        {
-            "faces_max": 1,
-            "eye_contact_share": 0.5,
-            "blinks": 3,
-            "gaze": [
-                {"time_s": 0.5 + i, "yaw": 4.0 * i - 20, "pitch": 2.0, "eye_contact": i % 2 == 0}
-                for i in range(12)
-            ],
-        }
+        up.eyes(
+            [(0.5 + i, 4.0 * i - 20, 2.0, i % 2 == 0) for i in range(12)],
+            blinks=[1.2, 5.4, 9.9],
+        )
     )
     a["composition_analysis"] = _ok(
-        {
-            "shot_types": [
-                {"start_s": 0.0, "end_s": 6.5, "type": "close_up"},
-                {"start_s": 6.5, "end_s": 15.0, "type": "wide"},
-            ],
-            "labels": [{"label": "indoor", "score": 0.9}],
-        }
+        up.composition(
+            [(0.0, 6.5, "close_up"), (6.5, 15.0, "wide")], labels=[("indoor", 0.9, "scene")]
+        )
     )
     a["speech_emotion"] = _ok(
-        {
-            "segments": [
-                {"start_s": 0.3, "end_s": 2.0, "emotion": "happy", "confidence": 0.8},
-                {"start_s": 2.0, "end_s": 4.3, "emotion": "neutral", "confidence": 0.6},
-            ],
-            "dominant": "happy",
-        }
+        up.emotion([(0.3, 2.0, "happy", 0.8), (2.0, 4.3, "neutral", 0.6)], dominant="happy")
     )
     a["temporal_flow"] = _ok(
-        {
-            "hook": {
-                "first_cut_s": 2.5,
-                "first_face_s": 0.0,
-                "first_text_s": 0.4,
-                "first_word_s": 0.3,
-                "score": 0.81,
-            },
-            "pacing": [{"time_s": i + 0.5, "value": (i % 5) / 4} for i in range(15)],
-            "dead_zones": [],
-            "loopability": 0.4,
-        }
+        up.flow(
+            15.0,
+            [(i % 5) / 4 for i in range(15)],
+            score=0.81,
+            first_cut_s=2.5,
+            first_face_s=0.0,
+            first_text_s=0.4,
+            first_word_s=0.3,
+        )
     )
     a["video_llava"] = _ok(
-        {
-            "description": f"A colourful product video {HOSTILE} with fast cuts.",
-            "scenes": [{"start_s": 0.0, "end_s": 6.5, "description": "red and blue textures"}],
-            "hook": "bold colours from the first frame",
-            "call_to_action": "none",
-        }
+        up.llava(
+            f"A colourful product video {HOSTILE} with fast cuts.",
+            [(0.0, 6.5, "red and blue textures")],
+            hook="bold colours from the first frame",
+            call_to_action="none",
+        )
     )
     return r
 

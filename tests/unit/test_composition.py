@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import skimage.data
+from pydantic import ValidationError
 
 from tiktok_analyzer.analyzers._clip import ClipZeroShot, build_clip_model, fit_square
 from tiktok_analyzer.analyzers.base import Clip, ClipMeta, NotApplicable
@@ -21,6 +22,8 @@ from tiktok_analyzer.analyzers.composition import (
     thirds_score,
 )
 from tiktok_analyzer.analyzers.weights import MODE_ENV, load_manifest, resolve
+
+from . import upstream as up
 
 H, W = 640, 360  # a vertical short-form frame
 
@@ -113,14 +116,20 @@ def test_two_subjects_do_not_average_into_the_empty_middle():
 
 
 def test_shot_spans_prefer_cuts_then_scenes_then_the_whole_clip():
-    cuts = {"cut_analysis": {"shots": [{"start_s": 0, "end_s": 1}, {"start_s": 1, "end_s": 3}]}}
-    scenes = {"scene_segmentation": {"scenes": [{"start_s": 0, "end_s": 3, "shot_count": 2}]}}
-    assert shot_spans({**cuts, **scenes}, 3.0) == ([(0, 1), (1, 3)], "cut_analysis")
-    assert shot_spans(scenes, 3.0) == ([(0, 3)], "scene_segmentation")
-    assert shot_spans({}, 3.0) == ([(0.0, 3.0)], "whole_clip")
-    broken = {"cut_analysis": {"shots": [{"start_s": 2, "end_s": 1}]}, **scenes}
-    assert shot_spans(broken, 3.0)[1] == "scene_segmentation"
-    assert shot_spans({"cut_analysis": {"shots": "nonsense"}}, 3.0)[1] == "whole_clip"
+    def spans(upstream: dict):
+        return shot_spans(Clip(meta=ClipMeta(3.0, 2.0, 64, 64), upstream=upstream), 3.0)
+
+    cuts = {"cut_analysis": up.cuts([1.0], 3.0)}
+    scenes = {"scene_segmentation": up.scenes([(0, 3)])}
+    assert spans({**cuts, **scenes}) == ([(0, 1), (1, 3)], "cut_analysis")
+    assert spans(scenes) == ([(0, 3)], "scene_segmentation")
+    assert spans({}) == ([(0.0, 3.0)], "whole_clip")
+    broken = {"cut_analysis": up.cuts([], shots=[(2, 1)]), **scenes}
+    assert spans(broken)[1] == "scene_segmentation"
+    assert spans({"cut_analysis": up.cuts([], shots=[(2, 1)])})[1] == "whole_clip"
+    # a result its model refuses fails loudly rather than reading as no shots
+    with pytest.raises(ValidationError, match="shots"):
+        spans({"cut_analysis": {**cuts["cut_analysis"], "shots": "nonsense"}})
 
 
 def test_fit_square_crop_and_pad():
@@ -174,7 +183,7 @@ def three_shots() -> tuple[Clip, list[tuple[float, float]]]:
         [with_subject(background("blobs", seed=k), *pos) for pos in positions for k in range(3)]
     )
     spans = [(0.0, 1.5), (1.5, 3.0), (3.0, 4.5)]
-    upstream = {"cut_analysis": {"shots": [{"start_s": a, "end_s": b} for a, b in spans]}}
+    upstream = {"cut_analysis": up.cuts([a for a, _ in spans[1:]], shots=spans)}
     return make_clip(frames, upstream=upstream), spans
 
 
@@ -209,7 +218,7 @@ def test_whole_clip_and_short_shots(analyzer):
     assert result.shot_source == "whole_clip"
     assert [(s.start_s, s.end_s) for s in result.shot_types] == [(0.0, 2.0)]
     # A shot shorter than the sampling step takes the frame nearest its middle.
-    upstream = {"scene_segmentation": {"scenes": [{"start_s": 0.1, "end_s": 0.2}]}}
+    upstream = {"scene_segmentation": up.scenes([(0.1, 0.2)])}
     short = analyzer.analyze(make_clip(frames, upstream=upstream))
     assert short.shot_source == "scene_segmentation"
     assert short.shot_types[0].frames == 1

@@ -15,6 +15,7 @@ from tiktok_analyzer.analyzers.emotion import CIRCUMPLEX, SpeechEmotion, _Plan, 
 from tiktok_analyzer.analyzers.weights import DIR_ENV, MANIFEST_PATH, MODE_ENV
 from tiktok_analyzer.groundtruth import CATALOG, load_frames, render
 
+from . import upstream as up
 from .speech_clips import audio_only, clip_of
 
 LABELS = ["neu", "hap", "ang", "sad"]
@@ -42,8 +43,12 @@ def _no_speech_clip(tmp: str) -> Clip:
     return Clip(meta=ClipMeta(info["duration_s"], 0.0, 0, 0, has_video=False), audio=audio)
 
 
-def _with(clip: Clip, **upstream) -> Clip:
-    return Clip(meta=clip.meta, audio=clip.audio, upstream={"speech_transcription": upstream})
+def _with(clip: Clip, voiced: list[dict] | None = None, segments: list[dict] | None = None) -> Clip:
+    """The clip with a speech_transcription result of these voiced spans (the segments'
+    spans when None) and segments."""
+    extra = {} if voiced is None else {"voiced": voiced}
+    transcript = up.transcript([], segments or [], **extra)
+    return Clip(meta=clip.meta, audio=clip.audio, upstream={"speech_transcription": transcript})
 
 
 def _check_schema(result, analyzer) -> None:
@@ -126,7 +131,7 @@ def test_upstream_without_voice_means_no_speech(analyzer):
     assert result.segments == [] and result.source == "speech_transcription"
 
 
-def test_upstream_segments_serve_when_voiced_is_absent(analyzer):
+def test_upstream_voiced_spans_of_a_transcripts_segments(analyzer):
     clip, _ = clip_of("speech_160")
     segments = [{"start_s": 0.5, "end_s": 5.0, "text": "every morning"}]
     result = analyzer.analyze(_with(clip, segments=segments))

@@ -20,6 +20,7 @@ from tiktok_analyzer.analyzers.speech_rate import SpeechRate
 from tiktok_analyzer.groundtruth import CATALOG, AudioSpec, ClipSpec, Shot, load_frames, render
 from tiktok_analyzer.groundtruth.clips import BLUE, GREEN, GREY, PURPLE, RED, YELLOW, scale_spec
 
+from . import upstream as up
 from .speech_clips import transcriber
 
 W, H = 180, 320
@@ -173,30 +174,15 @@ def test_dead_zone_on_the_static_silent_shot_only(dead_zone_run):
     assert "build_up" not in [s.label for s in result.structure.segments]
 
 
-def _effect(kind: str, start: float, end: float) -> dict:
-    return {"kind": kind, "start_s": start, "end_s": end, "confidence": 0.9}
-
-
 # Extra upstream results over the static shot (4-8 s), and whether its dead zone survives.
 QUIET_CASES = {
     "words at 5.2 and 6.5 s": (
-        {
-            "speech_transcription": {
-                "segments": [],
-                "words": [
-                    {"word": "hi", "start_s": t, "end_s": t + 0.3, "probability": 0.9}
-                    for t in (5.2, 6.5)
-                ],
-            }
-        },
+        {"speech_transcription": up.transcript([("hi", t, t + 0.3) for t in (5.2, 6.5)], [])},
         False,
     ),
-    "a flash at 6 s": ({"visual_effects": {"effects": [_effect("flash", 6.0, 6.1)]}}, False),
-    "new text at 6 s": ({"text_overlay": {"texts": [{"text": "wow", "start_s": 6.0}]}}, False),
-    "a colour cast all along": (
-        {"visual_effects": {"effects": [_effect("color_cast", 0.0, 9.5)]}},
-        True,
-    ),
+    "a flash at 6 s": ({"visual_effects": up.effects([("flash", 6.0, 6.1)])}, False),
+    "new text at 6 s": ({"text_overlay": up.texts([up.text("wow", 6.0, 6.5)])}, False),
+    "a colour cast all along": ({"visual_effects": up.effects([("color_cast", 0.0, 9.5)])}, True),
 }
 
 
@@ -295,8 +281,8 @@ def test_missing_upstream_does_not_break(cuts_run, case):
 # -- hand-made upstream results ----------------------------------------------------------
 
 
-def _words(pairs: list[tuple[str, float]]) -> list[dict]:
-    return [{"word": w, "start_s": t, "end_s": t + 0.25, "probability": 0.9} for w, t in pairs]
+def _words(pairs: list[tuple[str, float]]) -> list[tuple[str, float, float]]:
+    return [(w, t, t + 0.25) for w, t in pairs]
 
 
 def _bare(duration: float) -> Clip:
@@ -307,14 +293,15 @@ def _bare(duration: float) -> Clip:
     ("text_start", "want"), [(1.3, 0.3), (0.9, -0.1), (1.0, 0.0)], ids=["late", "early", "on"]
 )
 def test_caption_lag_from_matching_words(text_start, want):
-    transcript = {"words": _words([("Hello", 1.0), ("world", 1.4), ("again", 4.0)]), "segments": []}
+    transcript = up.transcript(_words([("Hello", 1.0), ("world", 1.4), ("again", 4.0)]), [])
     texts = [
-        {"text": "HELLO WORLD", "start_s": text_start, "end_s": 3.0, "kind": "caption"},
-        {"text": "again!", "start_s": 4.0 + want, "end_s": 5.0, "kind": "caption"},
-        {"text": "SALE", "start_s": 2.0, "end_s": 3.0, "kind": "title"},  # never spoken
+        up.text("HELLO WORLD", text_start, 3.0, "caption"),
+        up.text("again!", 4.0 + want, 5.0, "caption"),
+        up.text("SALE", 2.0, 3.0, "title"),  # never spoken
     ]
-    up = {"speech_transcription": transcript, "text_overlay": {"texts": texts}}
-    result = _analyze(_bare(6.0), up)
+    result = _analyze(
+        _bare(6.0), {"speech_transcription": transcript, "text_overlay": up.texts(texts)}
+    )
     lag = result.caption_lag
     assert lag.lag_s == pytest.approx(want, abs=1e-6)
     assert (lag.matched, lag.texts) == (2, 3)
@@ -325,14 +312,16 @@ def test_caption_lag_from_matching_words(text_start, want):
 def test_structure_build_up_climax_and_call_to_action():
     # 15 s: slow start, cuts getting denser to a burst at 8-10 s, a spoken ask at 12 s.
     cut_times = [4.0, 6.0, 7.0, 7.6, 8.1, 8.4, 8.7, 9.0, 9.3, 9.6, 9.9]
-    cuts = {"cuts": [{"time_s": t, "start_s": t, "end_s": t} for t in cut_times]}
     segments = [
         {"start_s": 1.0, "end_s": 3.0, "text": "So here is my morning"},
         {"start_s": 12.0, "end_s": 14.0, "text": "Follow for part two!"},
     ]
     words = _words([("So", 1.0), ("here", 1.5), ("Follow", 12.0), ("for", 12.5)])
-    up = {"cut_analysis": cuts, "speech_transcription": {"segments": segments, "words": words}}
-    structure = _analyze(_bare(15.0), up).structure
+    upstream = {
+        "cut_analysis": up.cuts(cut_times, 15.0),
+        "speech_transcription": up.transcript(words, segments),
+    }
+    structure = _analyze(_bare(15.0), upstream).structure
     labels = [s.label for s in structure.segments]
     assert labels == ["hook", "build_up", "climax", "body", "call_to_action"], structure
     climax = structure.segments[2]
@@ -347,23 +336,20 @@ def test_structure_build_up_climax_and_call_to_action():
 
 
 def test_flat_clip_has_no_climax():
-    up = {"cut_analysis": {"cuts": [{"time_s": float(t)} for t in range(1, 10)]}}
-    structure = _analyze(_bare(10.0), up).structure
+    upstream = {"cut_analysis": up.cuts([float(t) for t in range(1, 10)], 10.0)}
+    structure = _analyze(_bare(10.0), upstream).structure
     assert structure.climax_s is None
     assert [s.label for s in structure.segments] == ["hook", "body"]
 
 
 def test_face_from_object_detection_and_hook_factors():
-    up = {
-        "object_detection": {
-            "objects": [
-                {"label": "cup", "first_s": 0.1, "last_s": 2.0},
-                {"label": "person", "first_s": 0.4, "last_s": 5.0},
-            ]
-        },
-        "cut_analysis": {"cuts": [{"time_s": 1.75}]},
+    upstream = {
+        "object_detection": up.objects(
+            [up.track("cup", 1, 0.1, 2.0), up.track("person", 2, 0.4, 5.0)]
+        ),
+        "cut_analysis": up.cuts([1.75], 6.0),
     }
-    hook = _analyze(_bare(6.0), up).hook
+    hook = _analyze(_bare(6.0), upstream).hook
     assert hook.first_face_s == 0.4 and hook.sources["first_face_s"] == "object_detection"
     values = {f.name: f.value for f in hook.factors}
     # Full credit up to 0.5 s, none at 3 s, linear between.
@@ -391,8 +377,7 @@ def test_first_word_skips_sung_lyrics():
         {"start_s": 2.4, "end_s": 3.0, "text": "Hey you", "sung": False},
     ]
     words = _words([("la", 0.2), ("la", 0.6), ("Hey", 2.4), ("you", 2.7)])
-    up = {"speech_transcription": {"segments": segments, "words": words}}
-    result = _analyze(_bare(4.0), up)
+    result = _analyze(_bare(4.0), {"speech_transcription": up.transcript(words, segments)})
     assert result.hook.first_word_s == 2.4
     # Singing is still voice: the pacing hears it.
     assert result.pacing[0].speech > 0 and result.pacing[0].words == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from tiktok_analyzer.analyzers import load_class
 from tiktok_analyzer.analyzers.base import Clip, ClipMeta, NotApplicable, Unavailable
@@ -19,6 +20,8 @@ from tiktok_analyzer.analyzers.llava import (
     scene_ranges,
 )
 from tiktok_analyzer.analyzers.weights import DIR_ENV, MODE_ENV, resolve
+
+from . import upstream as up
 
 # ---------------------------------------------------------------------------------------
 # The parser
@@ -159,22 +162,20 @@ def test_unnumbered_scene_lines_take_the_next_numbers():
 # Scenes and the prompt
 
 META = ClipMeta(duration_s=6.0, fps=30.0, width=597, height=336)
-UPSTREAM = {
-    "scene_segmentation": {
-        "scenes": [
-            {"start_s": 2.5, "end_s": 6.0, "shot_count": 2, "keyframe_s": 4.0},
-            {"start_s": 0.0, "end_s": 2.5, "shot_count": 1, "keyframe_s": 1.0},
-        ]
-    }
-}
+UPSTREAM = {"scene_segmentation": up.scenes([(2.5, 6.0), (0.0, 2.5)])}
 
 
 def test_scenes_follow_upstream_or_cover_the_whole_clip():
     clip = Clip(meta=META, upstream=UPSTREAM)
     assert scene_ranges(clip) == ([(0.0, 2.5), (2.5, 6.0)], "scene_segmentation")
     assert scene_ranges(Clip(meta=META)) == ([(0.0, 6.0)], "whole_clip")
-    broken = {"scene_segmentation": {"scenes": [{"start_s": "x"}, {"start_s": 3, "end_s": 1}]}}
+    # scenes no range can be made of (backwards, before the start) are left out
+    broken = {"scene_segmentation": up.scenes([(3.0, 1.0), (-1.0, 2.0)])}
     assert scene_ranges(Clip(meta=META, upstream=broken)) == ([(0.0, 6.0)], "whole_clip")
+    # a result its model refuses fails loudly rather than reading as no scenes
+    garbled = {"scene_segmentation": {"scenes": [{"start_s": "x"}]}}
+    with pytest.raises(ValidationError, match="scenes"):
+        scene_ranges(Clip(meta=META, upstream=garbled))
 
 
 def test_prompt_names_each_scene_range_and_label():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from tiktok_analyzer.analyzers._clip import build_clip_model
 from tiktok_analyzer.analyzers.base import Clip, ClipMeta, NotApplicable
@@ -21,20 +22,21 @@ from tiktok_analyzer.analyzers.products import (
     join_products,
     normalize_text,
 )
+from tiktok_analyzer.analyzers.results.ocr import TextTrack
 from tiktok_analyzer.analyzers.weights import MODE_ENV, load_manifest
+
+from . import upstream as ups
 
 # ---------------------------------------------------------------------------------------
 # Text
 
 
-def text(t: str, start: float, end: float) -> dict:
-    return {
-        "text": t,
-        "start_s": start,
-        "end_s": end,
-        "bbox": [0.1, 0.1, 0.9, 0.2],
-        "kind": "caption",
-    }
+text = ups.text
+
+
+def tracks(*items: dict) -> list[TextTrack]:
+    """text_overlay's texts as the analyzer reads them."""
+    return [TextTrack.model_validate(t) for t in items]
 
 
 @pytest.mark.parametrize(
@@ -59,22 +61,26 @@ def text(t: str, start: float, end: float) -> dict:
     ],
 )
 def test_brand_words_in_text(words, brands):
-    hits = brand_hits([text(words, 1.0, 2.0)])
+    hits = brand_hits(tracks(text(words, 1.0, 2.0)))
     assert sorted(h.brand for h in hits) == sorted(brands)
 
 
 def test_brand_hits_keep_time_and_confidence():
-    hits = brand_hits([text("Nike", 2.5, 4.0), text("apple pie recipe", 0.0, 1.0)])
+    hits = brand_hits(tracks(text("Nike", 2.5, 4.0), text("apple pie recipe", 0.0, 1.0)))
     nike, apple = sorted(hits, key=lambda h: h.brand, reverse=True)
     assert (nike.brand, nike.start_s, nike.end_s, nike.confidence) == ("nike", 2.5, 4.0, 0.9)
     # an everyday word: a weaker hit
     assert (apple.brand, apple.confidence) == ("apple", 0.5)
 
 
-def test_malformed_text_items_are_skipped():
-    items = [{"text": "Nike"}, {"start_s": 0, "end_s": 1}, "Nike", None, text("Nike", "x", 1)]
-    assert brand_hits(items) == []
-    assert brand_hits(None) == [] and brand_hits("Nike") == []
+def test_malformed_text_items_are_refused_or_skipped():
+    # a text its model refuses never reaches brand_hits: reading the upstream fails loudly
+    for item in [{"text": "Nike"}, {"start_s": 0, "end_s": 1}, "Nike", None]:
+        with pytest.raises(ValidationError):
+            TextTrack.model_validate(item)
+    # one whose times are not finite is skipped
+    assert brand_hits(tracks(text("Nike", float("nan"), 1))) == []
+    assert brand_hits(None) == [] and brand_hits([]) == []
     assert normalize_text("  L'Oréal  H&M!") == "loreal h & m"
 
 
@@ -87,7 +93,7 @@ def hit(brand: str, a: float, b: float, conf: float = 0.9, words: str = "") -> B
 
 
 def test_text_alone_is_a_brand_product_from_the_texts_time():
-    (p,) = join_products([], brand_hits([text("Nike", 2.0, 4.0)]), duration_s=10.0)
+    (p,) = join_products([], brand_hits(tracks(text("Nike", 2.0, 4.0))), duration_s=10.0)
     assert (p.brand, p.label, p.source) == ("nike", "sportswear", "text")
     assert (p.first_s, p.last_s, p.screen_time_s, p.screen_share) == (2.0, 4.0, 2.0, 0.2)
     assert p.confidence == 0.9 and p.texts == ["Nike"]
@@ -170,15 +176,7 @@ def track(
     boxes: list[tuple[float, list[float]]],
     share: float = 0.1,
 ):
-    return {
-        "label": "bottle",
-        "track_id": track_id,
-        "first_s": first,
-        "last_s": last,
-        "screen_share": share,
-        "max_confidence": 0.8,
-        "boxes": [{"time_s": t, "bbox": bb, "confidence": 0.8} for t, bb in boxes],
-    }
+    return ups.track("bottle", track_id, first, last, boxes, share=share)
 
 
 def pinned(monkeypatch, analyzer, product: str, score: float, brand: str, brand_score: float):
@@ -196,7 +194,7 @@ def pinned(monkeypatch, analyzer, product: str, score: float, brand: str, brand_
 
 
 def test_schema_on_synthetic_weights(analyzer):
-    up = {"text_overlay": {"texts": [text("Nike", 2.0, 4.0)]}}
+    up = {"text_overlay": ups.texts([text("Nike", 2.0, 4.0)])}
     result = analyzer.analyze(make_clip(coloured_frames(), up))
     assert analyzer.weights == "synthetic-tiny"
     assert analyzer.model_name == "clip-vit-b-32-openai"  # auto on a CPU
@@ -222,7 +220,7 @@ def test_crops_come_from_the_frame_nearest_each_box(analyzer, monkeypatch):
     monkeypatch.setattr(analyzer.clip, "embed", embed)
     pinned(monkeypatch, analyzer, "sneakers", 0.9, "no brand", 0.9)
     box = [0.25, 0.5, 0.75, 1.0]
-    up = {"object_detection": {"objects": [track(7, 1.0, 3.0, [(1.2, box), (2.9, box)])]}}
+    up = {"object_detection": ups.objects([track(7, 1.0, 3.0, [(1.2, box), (2.9, box)])])}
     result = analyzer.analyze(make_clip(coloured_frames(), up))
     assert result.mode == "objects" and result.crops_scored == 2
     # frames 1 and 3 (grey 20 and 60), the box widened by 10 % on each side
@@ -237,8 +235,8 @@ def test_vision_and_text_join_end_to_end(analyzer, monkeypatch):
     pinned(monkeypatch, analyzer, "sneakers", 0.8, "nike", 0.7)
     box = [0.1, 0.1, 0.6, 0.6]
     up = {
-        "object_detection": {"objects": [track(3, 1.0, 4.0, [(1.0, box), (3.0, box)])]},
-        "text_overlay": {"texts": [text("NIKE air", 3.5, 5.0)]},
+        "object_detection": ups.objects([track(3, 1.0, 4.0, [(1.0, box), (3.0, box)])]),
+        "text_overlay": ups.texts([text("NIKE air", 3.5, 5.0)]),
     }
     (p,) = analyzer.analyze(make_clip(coloured_frames(), up)).products
     assert (p.label, p.brand, p.source, p.first_s, p.last_s) == (
@@ -254,7 +252,7 @@ def test_vision_and_text_join_end_to_end(analyzer, monkeypatch):
 
 def test_a_score_below_the_threshold_is_not_a_product(analyzer, monkeypatch):
     box = [0.1, 0.1, 0.6, 0.6]
-    up = {"object_detection": {"objects": [track(3, 1.0, 4.0, [(1.0, box)])]}}
+    up = {"object_detection": ups.objects([track(3, 1.0, 4.0, [(1.0, box)])])}
     clip = make_clip(coloured_frames(), up)
     pinned(monkeypatch, analyzer, "lipstick", analyzer.params.min_score - 0.01, "no brand", 0.9)
     assert analyzer.analyze(clip).products == []
@@ -280,24 +278,28 @@ def test_frames_mode_spans_the_sampling_step(analyzer, monkeypatch):
 def test_a_track_seen_in_one_frame_keeps_its_screen_share(analyzer, monkeypatch):
     pinned(monkeypatch, analyzer, "sneakers", 0.9, "no brand", 0.9)
     box = [0.1, 0.1, 0.6, 0.6]
-    up = {"object_detection": {"objects": [track(3, 2.0, 2.0, [(2.0, box)], share=0.25)]}}
+    up = {"object_detection": ups.objects([track(3, 2.0, 2.0, [(2.0, box)], share=0.25)])}
     (p,) = analyzer.analyze(make_clip(coloured_frames(), up)).products
     assert (p.first_s, p.last_s, p.screen_time_s) == (2.0, 3.5, 1.5)  # 0.25 of 6 s
 
 
 def test_bad_boxes_fall_back_to_frames(analyzer):
     bad = [
-        {"label": "x", "track_id": 1, "boxes": [{"time_s": 0.0, "bbox": [0.5, 0.5, 0.4, 0.4]}]},
-        {"label": "x", "track_id": 2, "boxes": [{"time_s": 50.0, "bbox": [0, 0, 1, 1]}]},
-        {"label": "x", "track_id": 3},
-        "nonsense",
+        ups.track("x", 1, 0.0, 0.0, [(0.0, [0.5, 0.5, 0.4, 0.4])]),  # backwards
+        ups.track("x", 2, 50.0, 50.0, [(50.0, [0, 0, 1, 1])]),  # long after every frame
+        ups.track("x", 3, 0.0, 1.0, [(0.0, [0, 0, 1])]),  # not a box
+        ups.track("x", 4, 0.0, 1.0),  # no boxes
     ]
-    result = analyzer.analyze(make_clip(coloured_frames(3), {"object_detection": {"objects": bad}}))
+    result = analyzer.analyze(make_clip(coloured_frames(3), {"object_detection": ups.objects(bad)}))
     assert result.mode == "frames"
+    # an object its model refuses fails the clip loudly
+    garbled = {"object_detection": {**ups.objects(bad), "objects": ["nonsense"]}}
+    with pytest.raises(ValidationError, match="objects"):
+        analyzer.analyze(make_clip(coloured_frames(3), garbled))
 
 
 def test_batch_keeps_each_clips_failure_its_own(analyzer):
-    good = make_clip(coloured_frames(3), {"text_overlay": {"texts": [text("Pepsi", 0, 1)]}})
+    good = make_clip(coloured_frames(3), {"text_overlay": ups.texts([text("Pepsi", 0, 1)])})
     empty = make_clip(np.zeros((0, 32, 32, 3), np.uint8))
     tiny = make_clip(np.full((2, 16, 16, 3), 200, np.uint8))
     out = analyzer.analyze_batch([good, empty, tiny])
@@ -312,7 +314,7 @@ def test_vocabularies():
     assert len({b.key for b in BRANDS}) == len(BRANDS) >= 50
     # every brand's own name is found by its own pattern
     for b in BRANDS:
-        assert [h.brand for h in brand_hits([text(b.name, 0, 1)])] == [b.key], b.name
+        assert [h.brand for h in brand_hits(tracks(text(b.name, 0, 1)))] == [b.key], b.name
 
 
 def test_full_config_is_vit_b_32():

@@ -22,6 +22,8 @@ from tiktok_analyzer.analyzers.weights import DIR_ENV, MODE_ENV, load_manifest
 from tiktok_analyzer.groundtruth import ClipSpec, Shot, load_frames, render
 from tiktok_analyzer.groundtruth.clips import BLUE, GREEN, RED, YELLOW
 
+from . import upstream as up
+
 ENTRY = load_manifest()["background_segmentation/segformer-b2-ade-512"]
 CHROMA = (0, 177, 64)  # chroma-key green, #00B140
 PARAMS = BackgroundSegmentation.Params()
@@ -98,14 +100,12 @@ def green_clip(tmp_path_factory):
     info = render(spec, path)
     spec_frames = BackgroundSegmentation.frames
     frames, stamps, _ = load_frames(path, short_side=180, fps=spec_frames.fps)
-    scenes = [
-        {"start_s": s["start_s"], "end_s": s["end_s"], "shot_count": 1} for s in info["shots"]
-    ]
+    scenes = up.scenes([(s["start_s"], s["end_s"]) for s in info["shots"]])
     clip = Clip(
         meta=ClipMeta(info["duration_s"], info["fps"], 180, 320),
         frames=frames,
         timestamps_s=stamps,
-        upstream={"scene_segmentation": {"scenes": scenes}},
+        upstream={"scene_segmentation": scenes},
     )
     return clip, info
 

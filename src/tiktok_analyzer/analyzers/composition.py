@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -61,6 +62,8 @@ from tiktok_analyzer.analyzers.results.composition import (  # noqa: F401 - re-e
     ShotComposition,
     ShotTypeName,
 )
+from tiktok_analyzer.analyzers.results.cuts import CutAnalysisResult, ShotSpan
+from tiktok_analyzer.analyzers.results.scenes import Scene, SceneSegmentationResult
 
 __all__ = [
     "SCENES",
@@ -347,7 +350,7 @@ class CompositionAnalysis(LearnedAnalyzer):
         ]
         times = np.asarray(clip.timestamps_s, dtype=np.float64)
         duration = clip_duration(clip, times)
-        spans, source = shot_spans(clip.upstream, duration)
+        spans, source = shot_spans(clip, duration)
         shots = [self._shot(a, b, frames, times) for a, b in spans]
 
         with_subject = [f.subject for f in frames if f.subject is not None]
@@ -424,16 +427,11 @@ class CompositionAnalysis(LearnedAnalyzer):
 # Helpers
 
 
-def _spans_of(items: Any) -> list[tuple[float, float]]:
-    """Valid, ordered [start_s, end_s) spans of an upstream list; [] when unusable."""
-    if not isinstance(items, list):
-        return []
+def _spans_of(items: Sequence[ShotSpan | Scene]) -> list[tuple[float, float]]:
+    """Valid, ordered [start_s, end_s) spans of an upstream list; [] when any is unusable."""
     spans = []
     for item in items:
-        try:
-            a, b = float(item["start_s"]), float(item["end_s"])
-        except (KeyError, TypeError, ValueError):
-            return []
+        a, b = item.start_s, item.end_s
         if not (math.isfinite(a) and math.isfinite(b)) or b <= a:
             return []
         spans.append((a, b))
@@ -441,14 +439,16 @@ def _spans_of(items: Any) -> list[tuple[float, float]]:
 
 
 def shot_spans(
-    upstream: dict[str, Any], duration: float
+    clip: Clip, duration: float
 ) -> tuple[list[tuple[float, float]], Literal["cut_analysis", "scene_segmentation", "whole_clip"]]:
     """The spans to type: cut_analysis shots, else scene_segmentation scenes, else the
     whole clip."""
-    shots = _spans_of((upstream.get("cut_analysis") or {}).get("shots"))
+    cuts = clip.upstream_result(CutAnalysisResult)
+    shots = _spans_of(cuts.shots) if cuts is not None else []
     if shots:
         return shots, "cut_analysis"
-    scenes = _spans_of((upstream.get("scene_segmentation") or {}).get("scenes"))
+    found = clip.upstream_result(SceneSegmentationResult)
+    scenes = _spans_of(found.scenes) if found is not None else []
     if scenes:
         return scenes, "scene_segmentation"
     return [(0.0, duration)], "whole_clip"

@@ -8,8 +8,8 @@ of the voice, not the words: the same sentence said angrily and calmly differ.
 
 Per clip:
 
-1. Voiced spans: the ``voiced`` spans of speech_transcription (Silero VAD) when it ran, or
-   its segments when it has no ``voiced``; otherwise Silero VAD here (it ships inside
+1. Voiced spans: the ``voiced`` spans of speech_transcription (Silero VAD) when it ran,
+   read through its Result model; otherwise Silero VAD here (it ships inside
    faster-whisper), with tighter padding than the transcriber's. A clip without speech
    gives a valid result with no segments and ``dominant: null``.
 2. Windows: each span is cut into equal windows of at most ``max_segment_s`` (the model
@@ -38,7 +38,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -55,6 +55,7 @@ from tiktok_analyzer.analyzers.results.emotion import (  # noqa: F401 - re-expor
     EmotionSegment,
     SpeechEmotionResult,
 )
+from tiktok_analyzer.analyzers.results.speech import SpeechTranscriptionResult
 
 __all__ = ["CIRCUMPLEX", "ArcPoint", "EmotionSegment", "SpeechEmotion", "windows"]
 
@@ -255,17 +256,11 @@ class SpeechEmotion(LearnedAnalyzer):
 
     @staticmethod
     def _upstream_spans(clip: Clip) -> list[tuple[float, float]] | None:
-        """speech_transcription's voiced spans (or its segments), None when it did not
-        run or says nothing about where the voice is."""
-        transcript: dict[str, Any] | None = clip.upstream.get("speech_transcription")
-        if not transcript:
+        """speech_transcription's voiced spans, None when it did not run."""
+        transcript = clip.upstream_result(SpeechTranscriptionResult)
+        if transcript is None:
             return None
-        rows = transcript.get("voiced")
-        if rows is None:
-            rows = transcript.get("segments")
-        if rows is None:
-            return None
-        return [(float(r["start_s"]), float(r["end_s"])) for r in rows]
+        return [(v.start_s, v.end_s) for v in transcript.voiced]
 
     def _vad(self, audio: np.ndarray) -> list[tuple[float, float]]:
         from faster_whisper.vad import VadOptions, get_speech_timestamps

@@ -123,6 +123,21 @@ class FaceGeometry:
         return self.head_pitch + self.eye_pitch
 
 
+def _head_pose(px: np.ndarray) -> tuple[float, float]:
+    """Head yaw and pitch in degrees from the landmarks in pixels: Kabsch on the canonical
+    points, in a right-handed frame (x right, y up, z towards the camera) like the
+    canonical model's."""
+    seen = px[list(_POSE_INDEX)] * np.array([1.0, -1.0, -1.0])
+    seen = seen - seen.mean(axis=0)
+    u, _, vt = np.linalg.svd(_CANONICAL_CENTRED.T @ seen)
+    d = np.sign(np.linalg.det(vt.T @ u.T)) or 1.0
+    rotation = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
+    forward = rotation @ np.array([0.0, 0.0, 1.0])
+    yaw = float(np.degrees(np.arctan2(forward[0], forward[2])))
+    pitch = float(np.degrees(np.arctan2(forward[1], np.hypot(forward[0], forward[2]))))
+    return yaw, pitch
+
+
 def face_geometry(
     landmarks: np.ndarray,
     width: int,
@@ -138,17 +153,7 @@ def face_geometry(
     if landmarks.shape != (_N_LANDMARKS, 3):
         raise ValueError(f"expected ({_N_LANDMARKS}, 3) landmarks, got {landmarks.shape}")
     px = landmarks * np.array([width, height, width], dtype=np.float64)
-
-    # Head pose: Kabsch on the canonical points, in a right-handed frame (x right, y up,
-    # z towards the camera) like the canonical model's.
-    seen = px[list(_POSE_INDEX)] * np.array([1.0, -1.0, -1.0])
-    seen = seen - seen.mean(axis=0)
-    u, _, vt = np.linalg.svd(_CANONICAL_CENTRED.T @ seen)
-    d = np.sign(np.linalg.det(vt.T @ u.T)) or 1.0
-    rotation = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
-    forward = rotation @ np.array([0.0, 0.0, 1.0])
-    head_yaw = float(np.degrees(np.arctan2(forward[0], forward[2])))
-    head_pitch = float(np.degrees(np.arctan2(forward[1], np.hypot(forward[0], forward[2]))))
+    head_yaw, head_pitch = _head_pose(px)
 
     xy = px[:, :2]
     # Per eye: the iris offset along and across the corner line, in half eye-widths, less

@@ -65,6 +65,11 @@ from tiktok_analyzer.analyzers._frames import (
     hsv_histograms,
 )
 from tiktok_analyzer.analyzers.base import Analyzer, AnalyzerResult, Clip, FrameSpec
+from tiktok_analyzer.analyzers.results.audio import AudioAnalysisResult
+from tiktok_analyzer.analyzers.results.camera import CameraResult
+from tiktok_analyzer.analyzers.results.cuts import CutAnalysisResult
+from tiktok_analyzer.analyzers.results.effects import VisualEffectsResult
+from tiktok_analyzer.analyzers.results.eyes import EyeTrackingResult
 from tiktok_analyzer.analyzers.results.flow import (  # noqa: F401 - re-exported
     CallToAction,
     CaptionLag,
@@ -78,6 +83,12 @@ from tiktok_analyzer.analyzers.results.flow import (  # noqa: F401 - re-exported
     Structure,
     StructureSegment,
 )
+from tiktok_analyzer.analyzers.results.llava import VideoLlavaResult
+from tiktok_analyzer.analyzers.results.objects import ObjectDetectionResult
+from tiktok_analyzer.analyzers.results.ocr import TextOverlayResult, TextTrack
+from tiktok_analyzer.analyzers.results.sfx import SoundEffectsResult
+from tiktok_analyzer.analyzers.results.speech import SpeechTranscriptionResult
+from tiktok_analyzer.analyzers.results.speech_rate import SpeechRateResult
 
 __all__ = [
     "CaptionLag",
@@ -115,6 +126,40 @@ _EVENT_EFFECTS = {
 
 
 @dataclass(frozen=True)
+class _Upstream:
+    """The other analyzers' results, read through their Result models; None: it did not
+    finish ok."""
+
+    cuts: CutAnalysisResult | None
+    camera: CameraResult | None
+    transcript: SpeechTranscriptionResult | None
+    rate: SpeechRateResult | None
+    audio: AudioAnalysisResult | None
+    overlay: TextOverlayResult | None
+    visual: VisualEffectsResult | None
+    sound: SoundEffectsResult | None
+    eyes: EyeTrackingResult | None
+    objects: ObjectDetectionResult | None
+    llava: VideoLlavaResult | None
+
+    @classmethod
+    def of(cls, clip: Clip) -> _Upstream:
+        return cls(
+            cuts=clip.upstream_result(CutAnalysisResult),
+            camera=clip.upstream_result(CameraResult),
+            transcript=clip.upstream_result(SpeechTranscriptionResult),
+            rate=clip.upstream_result(SpeechRateResult),
+            audio=clip.upstream_result(AudioAnalysisResult),
+            overlay=clip.upstream_result(TextOverlayResult),
+            visual=clip.upstream_result(VisualEffectsResult),
+            sound=clip.upstream_result(SoundEffectsResult),
+            eyes=clip.upstream_result(EyeTrackingResult),
+            objects=clip.upstream_result(ObjectDetectionResult),
+            llava=clip.upstream_result(VideoLlavaResult),
+        )
+
+
+@dataclass(frozen=True)
 class _Inputs:
     """The upstream facts, flattened, with what is unknown as None."""
 
@@ -125,7 +170,7 @@ class _Inputs:
     speech_spans: list[tuple[float, float]] | None  # words, or acoustic speech
     speech_source: str | None
     first_word: float | None  # the first word not sung (a song's lyrics are no hook talk)
-    texts: list[dict[str, Any]] | None
+    texts: list[TextTrack] | None
     loudness: list[tuple[float, float]] | None  # (centre, LUFS)
     integrated_lufs: float | None
     events: list[tuple[float, float]] | None  # visual and sound effect spans
@@ -171,8 +216,8 @@ class TemporalFlow(Analyzer):
         return None
 
     def analyze(self, clip: Clip) -> FlowResult:
-        up = clip.upstream
-        inputs = self._inputs(clip)
+        up = _Upstream.of(clip)
+        inputs = self._inputs(clip, up)
         duration = inputs.duration
         pacing = self._pacing(inputs)
         return FlowResult(
@@ -181,78 +226,41 @@ class TemporalFlow(Analyzer):
             pacing=pacing,
             structure=self._structure(inputs, pacing, up),
             **self._dead_zones(inputs),
-            **self._loop(clip, up),
-            caption_lag=self._caption_lag(inputs, up),
-            inputs_used=[n for n in self.depends_on if n in up],
-            inputs_missing=[n for n in self.depends_on if n not in up],
+            **self._loop(clip, up.audio),
+            caption_lag=self._caption_lag(inputs),
+            inputs_used=[n for n in self.depends_on if n in clip.upstream],
+            inputs_missing=[n for n in self.depends_on if n not in clip.upstream],
         )
 
     # -- inputs ----------------------------------------------------------------------------
 
-    def _inputs(self, clip: Clip) -> _Inputs:
-        up = clip.upstream
+    def _inputs(self, clip: Clip, up: _Upstream) -> _Inputs:
         duration = float(clip.meta.duration_s)
-        cuts = motion = words = spans = texts = loudness = events = change = None
-        speech_source = integrated = first_word = None
-        if (ca := up.get("cut_analysis")) is not None:
-            cuts = [
-                (
-                    float(c["time_s"]),
-                    float(c.get("start_s", c["time_s"])),
-                    float(c.get("end_s", c["time_s"])),
-                )
-                for c in ca.get("cuts", [])
-            ]
-        if (cam := up.get("camera_analysis")) is not None:
+        cuts = motion = words = texts = loudness = events = change = None
+        integrated = None
+        if up.cuts is not None:
+            cuts = [(c.time_s, c.start_s, c.end_s) for c in up.cuts.cuts]
+        if up.camera is not None:
             motion = [
-                (
-                    float(s["start_s"]),
-                    float(s["end_s"]),
-                    s["motion"] != "static",
-                    float(s.get("magnitude", 0.0)),
-                )
-                for s in cam.get("segments", [])
+                (s.start_s, s.end_s, s.motion != "static", s.magnitude) for s in up.camera.segments
             ]
-        if (tr := up.get("speech_transcription")) is not None:
-            words = [
-                (float(w["start_s"]), float(w["end_s"]), str(w["word"]))
-                for w in tr.get("words", [])
-            ]
-            spans, speech_source = [(a, b) for a, b, _ in words], "speech_transcription"
-            sung = [(s["start_s"], s["end_s"]) for s in tr.get("segments", []) if s.get("sung")]
-            first_word = min(
-                (a for a, b, _ in words if not any(s <= (a + b) / 2 <= e for s, e in sung)),
-                default=None,
-            )
-        elif (sr := up.get("speech_rate")) is not None:
-            # Without a transcript, speech_rate's acoustic segments say where speech is.
-            spans = [(float(s["start_s"]), float(s["end_s"])) for s in sr.get("segments", [])]
-            speech_source = "speech_rate"
-            first_word = min((a for a, _ in spans), default=None)
-        elif (aa := up.get("audio_analysis")) is not None and "windows" in aa:
-            spans = [
-                (float(w["start_s"]), float(w["end_s"]))
-                for w in aa["windows"]
-                if w.get("label") == "speech"
-            ]
-            speech_source = "audio_analysis"
-            first_word = min((a for a, _ in spans), default=None)
-        if (to := up.get("text_overlay")) is not None:
-            texts = list(to.get("texts", []))
-        if (aa := up.get("audio_analysis")) is not None:
-            loudness = [
-                (float(q["time_s"]), float(q["lufs"])) for q in aa.get("loudness_curve", [])
-            ]
-            integrated = float(aa.get("loudness_lufs", _LUFS_FLOOR))
-        if "visual_effects" in up or "sound_effects" in up:
+        if up.transcript is not None:
+            words = [(w.start_s, w.end_s, w.word) for w in up.transcript.words]
+        spans, speech_source, first_word = _speech(up)
+        if up.overlay is not None:
+            texts = list(up.overlay.texts)
+        if up.audio is not None:
+            loudness = [(q.time_s, q.lufs) for q in up.audio.loudness_curve]
+            integrated = up.audio.loudness_lufs
+        if up.visual is not None or up.sound is not None:
             # A look (colour cast, saturation) or a split screen lasts its shot, and a
             # freeze is stillness: none of them is something happening.
             found = [
-                e
-                for e in (up.get("visual_effects") or {}).get("effects", [])
-                if e.get("kind") in _EVENT_EFFECTS
-            ] + list((up.get("sound_effects") or {}).get("events", []))
-            events = [(float(e["start_s"]), float(e.get("end_s", e["start_s"]))) for e in found]
+                e for e in (up.visual.effects if up.visual else []) if e.kind in _EVENT_EFFECTS
+            ]
+            events = [(e.start_s, e.end_s) for e in found] + [
+                (e.start_s, e.end_s) for e in (up.sound.events if up.sound else [])
+            ]
         if clip.frames is not None and len(clip.frames) >= 2 and clip.timestamps_s is not None:
             change = self._picture_change(clip.frames, np.asarray(clip.timestamps_s, float))
         if duration <= 0:
@@ -286,26 +294,14 @@ class TemporalFlow(Analyzer):
 
     # -- hook ------------------------------------------------------------------------------
 
-    def _hook(self, x: _Inputs, up: dict[str, Any]) -> Hook:
+    def _hook(self, x: _Inputs, up: _Upstream) -> Hook:
         p = self.params
         hook_end = min(p.hook_s, x.duration) if x.duration > 0 else p.hook_s
         first_cut = min((c[0] for c in x.cuts), default=None) if x.cuts is not None else None
         first_word = x.first_word
         face, face_src = _first_face(up)
-        text = (
-            min((float(t["start_s"]) for t in x.texts), default=None)
-            if x.texts is not None
-            else None
-        )
-        ramp = level = None
-        if x.loudness:
-            pts = [(t, v) for t, v in x.loudness if t <= hook_end]
-            if len(pts) >= 2:
-                t, v = np.array(pts).T
-                ramp = float(np.polyfit(t, v, 1)[0])
-            first = _energy_mean([v for t, v in x.loudness if t < 1.0])
-            if first is not None and x.integrated_lufs is not None:
-                level = first - x.integrated_lufs if x.integrated_lufs > _LUFS_FLOOR else None
+        text = min((t.start_s for t in x.texts), default=None) if x.texts is not None else None
+        ramp, level = _opening_loudness(x, hook_end)
 
         def timing(t: float | None) -> float:
             if t is None:
@@ -345,17 +341,7 @@ class TemporalFlow(Analyzer):
                         f"{ramp:+.1f} dB/s over the hook",
                     )
                 )
-        total = sum(w for _, _, w, _ in raw)
-        factors = [
-            HookFactor(
-                name=n,
-                value=round(v, 3),
-                weight=round(w / total, 3),
-                points=round(v * w / total, 4),
-                detail=d,
-            )
-            for n, v, w, d in raw
-        ]
+        factors, score = _weighted(raw)
         return Hook(
             window_s=round(hook_end, 3),
             first_cut_s=_r(first_cut),
@@ -364,7 +350,7 @@ class TemporalFlow(Analyzer):
             first_word_s=_r(first_word),
             loudness_ramp_db_per_s=_r(ramp, 2),
             start_level_lu=_r(level, 2),
-            score=round(sum(v * w for _, v, w, _ in raw) / total, 3) if factors else None,
+            score=score,
             factors=factors,
             sources={
                 "first_cut_s": "cut_analysis" if x.cuts is not None else None,
@@ -433,7 +419,7 @@ class TemporalFlow(Analyzer):
 
     # -- structure -------------------------------------------------------------------------
 
-    def _structure(self, x: _Inputs, pacing: list[PacingSecond], up: dict[str, Any]) -> Structure:
+    def _structure(self, x: _Inputs, pacing: list[PacingSecond], up: _Upstream) -> Structure:
         p = self.params
         dur = x.duration
         hook_end = min(p.hook_s, dur)
@@ -521,7 +507,7 @@ class TemporalFlow(Analyzer):
         if x.texts is not None:
             signals.append("new_text")
             for t in x.texts:
-                mark(float(t["start_s"]))
+                mark(t.start_s)
         if x.events is not None:
             signals.append("effects")
             for a, b in x.events:
@@ -554,7 +540,7 @@ class TemporalFlow(Analyzer):
 
     # -- loop ------------------------------------------------------------------------------
 
-    def _loop(self, clip: Clip, up: dict[str, Any]) -> dict[str, Any]:
+    def _loop(self, clip: Clip, aa: AudioAnalysisResult | None) -> dict[str, Any]:
         p = self.params
         picture = hist_d = corr = None
         frames = clip.frames
@@ -568,18 +554,17 @@ class TemporalFlow(Analyzer):
             corr = aligned_correlation(gray[1], gray[0], window)[0]
             picture = 0.5 * (1.0 - hist_d) + 0.5 * float(np.clip(corr, 0.0, 1.0))
         audio = level_diff = phase = None
-        aa = up.get("audio_analysis")
-        if aa is not None and aa.get("loudness_curve"):
+        if aa is not None and aa.loudness_curve:
             dur = float(clip.meta.duration_s)
-            pts = [(float(q["time_s"]), float(q["lufs"])) for q in aa["loudness_curve"]]
+            pts = [(q.time_s, q.lufs) for q in aa.loudness_curve]
             head = _energy_mean([v for t, v in pts if t < 1.0])
             tail = _energy_mean([v for t, v in pts if t > dur - 1.0])
             parts = []
             if head is not None and tail is not None:
                 level_diff = abs(head - tail)
                 parts.append(float(np.clip(1.0 - level_diff / 12.0, 0.0, 1.0)))
-            beats = [float(b) for b in aa.get("beats_s", [])]
-            tempo = float(aa.get("tempo_bpm", 0.0))
+            beats = list(aa.beats_s)
+            tempo = aa.tempo_bpm
             if tempo > 0 and len(beats) >= 2:
                 period = 60.0 / tempo
                 gap = (dur - beats[-1] + beats[0]) / period
@@ -607,7 +592,7 @@ class TemporalFlow(Analyzer):
 
     # -- caption lag -----------------------------------------------------------------------
 
-    def _caption_lag(self, x: _Inputs, up: dict[str, Any]) -> CaptionLag:
+    def _caption_lag(self, x: _Inputs) -> CaptionLag:
         if x.texts is None:
             reason = "text_overlay result missing"
             return CaptionLag(lag_s=None, mean_abs_s=None, matched=0, texts=0, reason=reason)
@@ -622,8 +607,8 @@ class TemporalFlow(Analyzer):
         spoken = [(_norm(w), s) for s, _, w in x.words]
         lags = []
         for t in x.texts:
-            tokens = [_norm(w) for w in str(t.get("text", "")).split() if _norm(w)]
-            start = float(t["start_s"])
+            tokens = [_norm(w) for w in t.text.split() if _norm(w)]
+            start = t.start_s
             if not tokens:
                 continue
             near = [
@@ -653,56 +638,101 @@ class TemporalFlow(Analyzer):
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _first_face(up: dict[str, Any]) -> tuple[float | None, str | None]:
+def _speech(up: _Upstream) -> tuple[list[tuple[float, float]] | None, str | None, float | None]:
+    """Where speech is (spans), who says so, and the first word: the transcript's words
+    (the first one not sung: a song's lyrics are no hook talk), else speech_rate's acoustic
+    segments, else audio_analysis' speech windows."""
+    if (tr := up.transcript) is not None:
+        sung = [(s.start_s, s.end_s) for s in tr.segments if s.sung]
+        first_word = min(
+            (
+                w.start_s
+                for w in tr.words
+                if not any(a <= (w.start_s + w.end_s) / 2 <= b for a, b in sung)
+            ),
+            default=None,
+        )
+        return [(w.start_s, w.end_s) for w in tr.words], "speech_transcription", first_word
+    if up.rate is not None:
+        # Without a transcript, speech_rate's acoustic segments say where speech is.
+        spans = [(s.start_s, s.end_s) for s in up.rate.segments]
+        return spans, "speech_rate", min((a for a, _ in spans), default=None)
+    if up.audio is not None:
+        spans = [(w.start_s, w.end_s) for w in up.audio.windows if w.label == "speech"]
+        return spans, "audio_analysis", min((a for a, _ in spans), default=None)
+    return None, None, None
+
+
+def _first_face(up: _Upstream) -> tuple[float | None, str | None]:
     """The first time a face is seen, and the analyzer that says so (None: none ran).
     eye_tracking's face mesh is the witness when it ran; object_detection's person boxes
     only stand in without it."""
-    if (et := up.get("eye_tracking")) is not None:
-        first = et.get("first_face_s")
-        if first is None and et.get("faces_max", 0) > 0:
-            first = min((float(g["time_s"]) for g in et.get("gaze", [])), default=None)
-        return (None if first is None else float(first)), "eye_tracking"
-    if (od := up.get("object_detection")) is not None:
-        found = [
-            float(o["first_s"])
-            for o in od.get("objects", [])
-            if str(o.get("label", "")).lower() in _FACE_LABELS
-        ]
+    if (et := up.eyes) is not None:
+        first = et.first_face_s
+        if first is None and et.faces_max > 0:
+            first = min((g.time_s for g in et.gaze), default=None)
+        return first, "eye_tracking"
+    if (od := up.objects) is not None:
+        found = [o.first_s for o in od.objects if o.label.lower() in _FACE_LABELS]
         return (min(found) if found else None), "object_detection"
     return None, None
 
 
 def _call_to_action(
-    x: _Inputs, up: dict[str, Any], dur: float, region: float, hook_end: float
+    x: _Inputs, up: _Upstream, dur: float, region: float, hook_end: float
 ) -> CallToAction | None:
     """The earliest call to action in the clip's last ``region`` share, after the hook."""
     after = max(dur * (1.0 - region), hook_end)
     found: list[CallToAction] = []
-    tr = up.get("speech_transcription")
-    if tr is not None:
-        for seg in tr.get("segments", []):
-            if float(seg["start_s"]) >= after and _CTA_WORDS.search(seg.get("text", "")):
+    if up.transcript is not None:
+        for seg in up.transcript.segments:
+            if seg.start_s >= after and _CTA_WORDS.search(seg.text):
                 found.append(
-                    CallToAction(
-                        start_s=float(seg["start_s"]),
-                        source="speech_transcription",
-                        text=seg["text"],
-                    )
+                    CallToAction(start_s=seg.start_s, source="speech_transcription", text=seg.text)
                 )
     for t in x.texts or []:
-        if float(t["start_s"]) >= after and _CTA_WORDS.search(str(t.get("text", ""))):
-            found.append(
-                CallToAction(
-                    start_s=float(t["start_s"]), source="text_overlay", text=str(t["text"])
-                )
-            )
-    llava = (up.get("video_llava") or {}).get("call_to_action")
+        if t.start_s >= after and _CTA_WORDS.search(t.text):
+            found.append(CallToAction(start_s=t.start_s, source="text_overlay", text=t.text))
+    llava = up.llava.call_to_action if up.llava is not None else None
     if not found and llava:
         # A description with no time: the usual place, the last hook-length of the clip.
         found.append(
-            CallToAction(start_s=max(dur - 3.0, hook_end), source="video_llava", text=str(llava))
+            CallToAction(start_s=max(dur - 3.0, hook_end), source="video_llava", text=llava)
         )
     return min(found, key=lambda c: c.start_s) if found else None
+
+
+def _opening_loudness(x: _Inputs, hook_end: float) -> tuple[float | None, float | None]:
+    """The loudness ramp over the hook (least-squares slope, dB/s) and the start level
+    (the first second against the clip's integrated loudness, LU); None where unknown."""
+    ramp = level = None
+    if x.loudness:
+        pts = [(t, v) for t, v in x.loudness if t <= hook_end]
+        if len(pts) >= 2:
+            t, v = np.array(pts).T
+            ramp = float(np.polyfit(t, v, 1)[0])
+        first = _energy_mean([v for t, v in x.loudness if t < 1.0])
+        if first is not None and x.integrated_lufs is not None:
+            level = first - x.integrated_lufs if x.integrated_lufs > _LUFS_FLOOR else None
+    return ramp, level
+
+
+def _weighted(raw: list[tuple[str, float, float, str]]) -> tuple[list[HookFactor], float | None]:
+    """The hook's factors from (name, value, weight, detail), their weights renormalised
+    over those present, and the score (their points' sum; None without any factor)."""
+    total = sum(w for _, _, w, _ in raw)
+    factors = [
+        HookFactor(
+            name=n,
+            value=round(v, 3),
+            weight=round(w / total, 3),
+            points=round(v * w / total, 4),
+            detail=d,
+        )
+        for n, v, w, d in raw
+    ]
+    score = round(sum(v * w for _, v, w, _ in raw) / total, 3) if factors else None
+    return factors, score
 
 
 def _covered(spans: Iterable[tuple[float, float]], a: float, b: float) -> float:

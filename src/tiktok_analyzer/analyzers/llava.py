@@ -79,6 +79,7 @@ from tiktok_analyzer.analyzers.results.llava import (  # noqa: F401 - re-exporte
     Timings,
     VideoLlavaResult,
 )
+from tiktok_analyzer.analyzers.results.scenes import SceneSegmentationResult
 
 __all__ = [
     "PRECISIONS",
@@ -303,15 +304,12 @@ def parse_answer(text: str) -> ParsedAnswer:
 def scene_ranges(clip: Clip) -> tuple[list[tuple[float, float]], str]:
     """The scene ranges to describe: scene_segmentation's, exactly, or the whole clip.
     Returns (ranges, source) with source ``scene_segmentation`` or ``whole_clip``."""
-    upstream = clip.upstream.get("scene_segmentation") or {}
-    ranges = []
-    for scene in upstream.get("scenes") or []:
-        try:
-            a, b = float(scene["start_s"]), float(scene["end_s"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if math.isfinite(a) and math.isfinite(b) and b > a >= 0:
-            ranges.append((a, b))
+    upstream = clip.upstream_result(SceneSegmentationResult)
+    ranges = [
+        (s.start_s, s.end_s)
+        for s in (upstream.scenes if upstream is not None else [])
+        if math.isfinite(s.start_s) and math.isfinite(s.end_s) and s.end_s > s.start_s >= 0
+    ]
     if ranges:
         return sorted(ranges), "scene_segmentation"
     end = float(clip.meta.duration_s or 0.0)

@@ -40,7 +40,6 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -51,6 +50,8 @@ from tiktok_analyzer.analyzers.base import (
     Clip,
     FrameSpec,
 )
+from tiktok_analyzer.analyzers.results.objects import BoxSample, ObjectDetectionResult
+from tiktok_analyzer.analyzers.results.ocr import TextOverlayResult, TextTrack
 from tiktok_analyzer.analyzers.results.products import (  # noqa: F401 - re-exported
     BrandInText,
     ProductDetectionResult,
@@ -308,23 +309,17 @@ _PATTERNS = _brand_patterns(BRANDS)
 
 
 def brand_hits(
-    texts: Any,
+    texts: Sequence[TextTrack] | None,
     text_confidence: float = 0.9,
     common_word_confidence: float = 0.5,
     patterns: Sequence[tuple[Brand, re.Pattern[str]]] = _PATTERNS,
 ) -> list[BrandHit]:
-    """Every vocabulary brand named in text_overlay's ``texts`` ([{text, start_s, end_s,
-    ...}]); malformed items are skipped. A brand whose name is also an everyday word gets
+    """Every vocabulary brand named in text_overlay's ``texts``; texts whose times are not
+    finite are skipped. A brand whose name is also an everyday word gets
     ``common_word_confidence``."""
     hits: list[BrandHit] = []
-    if not isinstance(texts, list):
-        return hits
-    for item in texts:
-        try:
-            raw = str(item["text"])
-            a, b = float(item["start_s"]), float(item["end_s"])
-        except (KeyError, TypeError, ValueError):
-            continue
+    for item in texts or []:
+        raw, a, b = item.text, item.start_s, item.end_s
         if not (math.isfinite(a) and math.isfinite(b)):
             continue
         a, b = min(a, b), max(a, b)
@@ -510,16 +505,14 @@ class _Track:
     last_s: float
 
 
-def _valid_box(box: Any) -> tuple[float, tuple[float, float, float, float], float] | None:
-    try:
-        t = float(box["time_s"])
-        x0, y0, x1, y1 = (min(1.0, max(0.0, float(v))) for v in box["bbox"])
-        conf = float(box.get("confidence", 0.0))
-    except (KeyError, TypeError, ValueError):
+def _valid_box(box: BoxSample) -> tuple[float, tuple[float, float, float, float], float] | None:
+    """(time, box clamped to the frame, confidence); None for a box that is not one."""
+    if len(box.bbox) != 4:
         return None
-    if not math.isfinite(t) or x1 <= x0 or y1 <= y0:
+    x0, y0, x1, y1 = (min(1.0, max(0.0, v)) for v in box.bbox)
+    if not math.isfinite(box.time_s) or x1 <= x0 or y1 <= y0:
         return None
-    return t, (x0, y0, x1, y1), conf
+    return box.time_s, (x0, y0, x1, y1), box.confidence
 
 
 def _crop(frame: np.ndarray, bbox: tuple[float, float, float, float], margin: float):
@@ -609,16 +602,13 @@ class ProductDetection(LearnedAnalyzer):
         p = self.params
         frames, times = clip.frames, np.asarray(clip.timestamps_s, dtype=np.float64)
         duration = clip_duration(clip, times)
-        objects = (clip.upstream.get("object_detection") or {}).get("objects")
+        detected = clip.upstream_result(ObjectDetectionResult)
         crops: list[_Crop] = []
         tracks: list[_Track] = []
-        if isinstance(objects, list):
-            ranked = sorted(
-                (o for o in objects if isinstance(o, dict)),
-                key=lambda o: -_float(o.get("max_confidence"), 0.0),
-            )
+        if detected is not None:
+            ranked = sorted(detected.objects, key=lambda o: -_float(o.max_confidence, 0.0))
             for obj in ranked:
-                boxes = [b for b in map(_valid_box, obj.get("boxes") or []) if b is not None]
+                boxes = [b for b in map(_valid_box, obj.boxes) if b is not None]
                 boxes.sort(key=lambda b: -b[2])
                 chosen = []
                 for t, bbox, _ in boxes[: max(0, p.max_crops_per_track)]:
@@ -633,14 +623,14 @@ class ProductDetection(LearnedAnalyzer):
                 if not chosen:
                     continue
                 box_times = [c.time_s for c in chosen]
-                first = _float(obj.get("first_s"), min(box_times))
-                last = max(first, _float(obj.get("last_s"), max(box_times)))
+                first = _float(obj.first_s, min(box_times))
+                last = max(first, _float(obj.last_s, max(box_times)))
                 # first_s..last_s are sampled-frame times: a track seen in one frame would
                 # get no time at all. Its screen_share (of the clip's time) sets the least.
-                share = min(1.0, max(0.0, _float(obj.get("screen_share"), 0.0)))
+                share = min(1.0, max(0.0, _float(obj.screen_share, 0.0)))
                 tracks.append(
                     _Track(
-                        track_id=int(_float(obj.get("track_id"), len(tracks))),
+                        track_id=obj.track_id,
                         first_s=first,
                         last_s=min(duration, max(last, first + share * duration)),
                     )
@@ -692,8 +682,9 @@ class ProductDetection(LearnedAnalyzer):
                 )
         else:
             vision = self._frame_products(crops, product_p, brand_p, times, duration)
+        overlay = clip.upstream_result(TextOverlayResult)
         hits = brand_hits(
-            (clip.upstream.get("text_overlay") or {}).get("texts"),
+            overlay.texts if overlay is not None else None,
             p.text_confidence,
             p.common_word_text_confidence,
         )
@@ -773,9 +764,6 @@ class ProductDetection(LearnedAnalyzer):
 # Helpers
 
 
-def _float(value: Any, default: float) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return default
-    return out if math.isfinite(out) else default
+def _float(value: float, default: float) -> float:
+    """``value``, or ``default`` when it is not finite."""
+    return value if math.isfinite(value) else default

@@ -73,7 +73,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -81,6 +80,7 @@ import numpy as np
 from tiktok_analyzer.analyzers import weights as weights_layer
 from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, Prepared, check_frames, seeded
 from tiktok_analyzer.analyzers.base import Clip, FrameSpec
+from tiktok_analyzer.analyzers.results.scenes import SceneSegmentationResult
 from tiktok_analyzer.analyzers.results.segmentation import (  # noqa: F401 - re-exported
     BackgroundSegmentationResult,
     ClassShare,
@@ -468,15 +468,9 @@ class BackgroundSegmentation(LearnedAnalyzer):
 
 def _scenes(clip: Clip, times: np.ndarray) -> tuple[list[tuple[float, float]], str]:
     """Scene time ranges from scene_segmentation, or the whole clip without them."""
-    raw: Any = (clip.upstream.get("scene_segmentation") or {}).get("scenes") or []
-    spans = []
-    for scene in raw:
-        try:
-            start, end = float(scene["start_s"]), float(scene["end_s"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if end > start:
-            spans.append((start, end))
+    upstream = clip.upstream_result(SceneSegmentationResult)
+    scenes = upstream.scenes if upstream is not None else []
+    spans = [(s.start_s, s.end_s) for s in scenes if s.end_s > s.start_s]
     if spans:
         return sorted(spans), "scene_segmentation"
     end_of_clip = max(float(clip.meta.duration_s or 0.0), float(times.max()) if len(times) else 0.0)

@@ -571,6 +571,50 @@ def render_audio(spec: ClipSpec) -> tuple[np.ndarray, int]:
 # Truth
 
 
+def _shot_truth(
+    s: Shot, i: int, start: int, end: int, fps: float
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Shot ``i`` (frames ``start``..``end``) as the truth has it, and the effects in it."""
+    speed = s.resolved_speed
+    # A frozen shot shows one image however its camera was meant to move; a shot
+    # that freezes part-way reports the motion before the freeze.
+    dx, dy = (0, 0) if s.freeze else _PAN_DIRECTION.get(s.motion, (0, 0))
+    zoom = 1.0
+    if not s.freeze and s.motion in ("zoom_in", "zoom_out"):
+        zoom = speed if s.motion == "zoom_in" else 1 / speed
+    punch = None if s.punch_in_s is None else (start + round(s.punch_in_s * fps)) / fps
+    freeze_from = s.freeze_frame(fps)
+    frozen = None if freeze_from is None else (start + freeze_from) / fps
+    shot = {
+        "start_s": start / fps,
+        "end_s": end / fps,
+        "start_frame": start,
+        "end_frame": end,
+        "color": list(s.color),
+        "pattern": s.pattern,
+        "motion": s.motion,
+        "speed": speed,
+        "content_dx_px": dx * speed,
+        "content_dy_px": dy * speed,
+        "zoom_per_s": zoom,
+        "blur_sigma": s.blur_sigma,
+        "noise_sigma": s.noise_sigma,
+        "split_screen": s.split_screen,
+        "freeze": frozen is not None,
+        "freeze_start_s": frozen,
+        "punch_in_s": punch,
+        "transition_in": s.transition_in if i > 0 else "hard",
+    }
+    effects = []
+    if s.split_screen:
+        effects.append({"kind": "split_screen", "start_s": start / fps, "end_s": end / fps})
+    if frozen is not None:
+        effects.append({"kind": "freeze", "start_s": frozen, "end_s": end / fps})
+    if punch is not None:
+        effects.append({"kind": "punch_in", "start_s": punch, "end_s": end / fps})
+    return shot, effects
+
+
 def truth(spec: ClipSpec) -> dict[str, Any]:
     """What the clip contains, computed from the spec alone (times in seconds)."""
     fps = spec.fps
@@ -587,44 +631,9 @@ def truth(spec: ClipSpec) -> dict[str, Any]:
             start, end = int(tl.starts[i]), int(tl.starts[i + 1])
             if i > 0:
                 cuts.append({"time_s": start / fps, "frame": start, "kind": s.transition_in})
-            speed = s.resolved_speed
-            # A frozen shot shows one image however its camera was meant to move; a shot
-            # that freezes part-way reports the motion before the freeze.
-            dx, dy = (0, 0) if s.freeze else _PAN_DIRECTION.get(s.motion, (0, 0))
-            zoom = 1.0
-            if not s.freeze and s.motion in ("zoom_in", "zoom_out"):
-                zoom = speed if s.motion == "zoom_in" else 1 / speed
-            punch = None if s.punch_in_s is None else (start + round(s.punch_in_s * fps)) / fps
-            freeze_from = s.freeze_frame(fps)
-            frozen = None if freeze_from is None else (start + freeze_from) / fps
-            shots.append(
-                {
-                    "start_s": start / fps,
-                    "end_s": end / fps,
-                    "start_frame": start,
-                    "end_frame": end,
-                    "color": list(s.color),
-                    "pattern": s.pattern,
-                    "motion": s.motion,
-                    "speed": speed,
-                    "content_dx_px": dx * speed,
-                    "content_dy_px": dy * speed,
-                    "zoom_per_s": zoom,
-                    "blur_sigma": s.blur_sigma,
-                    "noise_sigma": s.noise_sigma,
-                    "split_screen": s.split_screen,
-                    "freeze": frozen is not None,
-                    "freeze_start_s": frozen,
-                    "punch_in_s": punch,
-                    "transition_in": s.transition_in if i > 0 else "hard",
-                }
-            )
-            if s.split_screen:
-                effects.append({"kind": "split_screen", "start_s": start / fps, "end_s": end / fps})
-            if frozen is not None:
-                effects.append({"kind": "freeze", "start_s": frozen, "end_s": end / fps})
-            if punch is not None:
-                effects.append({"kind": "punch_in", "start_s": punch, "end_s": end / fps})
+            shot, shot_effects = _shot_truth(s, i, start, end, fps)
+            shots.append(shot)
+            effects += shot_effects
         for fl in spec.flashes:
             f = round(fl.time_s * fps)
             flashes.append({"time_s": f / fps, "frame": f, "frames": fl.frames})

@@ -2,9 +2,10 @@
 clip's facts and headline numbers.
 
 The report is untrusted input (it may come from another machine or be edited by hand), so
-every field is read defensively: a lane whose result cannot be read shows that, instead of
-breaking the whole page. Both the HTML and the PNG renderer draw from this one model, so
-they never disagree about what a report says.
+each analyzer's result is read through its Result model (``analyzers.results``) and its
+numbers checked: a lane whose result does not fit shows that, instead of breaking the whole
+page. Both the HTML and the PNG renderer draw from this one model, so they never disagree
+about what a report says.
 """
 
 from __future__ import annotations
@@ -16,6 +17,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from tiktok_analyzer.analyzers.base import AnalyzerResult
+from tiktok_analyzer.analyzers.results import result_class
+from tiktok_analyzer.analyzers.results.audio import AudioAnalysisResult
+from tiktok_analyzer.analyzers.results.camera import CameraResult
+from tiktok_analyzer.analyzers.results.color import ColorResult
+from tiktok_analyzer.analyzers.results.composition import CompositionAnalysisResult
+from tiktok_analyzer.analyzers.results.cuts import CutAnalysisResult
+from tiktok_analyzer.analyzers.results.effects import VisualEffectsResult
+from tiktok_analyzer.analyzers.results.emotion import SpeechEmotionResult
+from tiktok_analyzer.analyzers.results.environment import AudioEnvironmentResult
+from tiktok_analyzer.analyzers.results.eyes import EyeTrackingResult
+from tiktok_analyzer.analyzers.results.flow import FlowResult, PacingSecond
+from tiktok_analyzer.analyzers.results.objects import ObjectDetectionResult
+from tiktok_analyzer.analyzers.results.ocr import TextOverlayResult
+from tiktok_analyzer.analyzers.results.quality import QualityResult
+from tiktok_analyzer.analyzers.results.scenes import SceneSegmentationResult
+from tiktok_analyzer.analyzers.results.sfx import SoundEffectsResult
+from tiktok_analyzer.analyzers.results.speech import SpeechTranscriptionResult
 from tiktok_analyzer.orchestrator.summary import headline
 
 __all__ = [
@@ -187,15 +208,9 @@ def _list(result: Mapping[str, Any], key: str) -> list[Any]:
     return value
 
 
-def _dicts(result: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
-    out = _list(result, key)
-    if not all(isinstance(x, Mapping) for x in out):
-        raise Unreadable(f"{key} holds something other than objects")
-    return out
-
-
-def _span(d: Mapping[str, Any], start: str = "start_s", end: str = "end_s") -> tuple[float, float]:
-    s, e = _num(d.get(start)), _num(d.get(end))
+def _span(d: Any, start: str = "start_s", end: str = "end_s") -> tuple[float, float]:
+    """A typed item's span, both ends finite; the end never before the start."""
+    s, e = _num(getattr(d, start)), _num(getattr(d, end))
     return s, max(s, e)
 
 
@@ -207,18 +222,19 @@ def _fmt_span(s: float, e: float) -> str:
     return f"{s:.2f}\u2013{e:.2f} s"
 
 
-def _conf(d: Mapping[str, Any], key: str = "confidence") -> str:
-    c = _opt_num(d.get(key))
+def _conf(c: float | None) -> str:
+    c = _opt_num(c)
     return f", confidence {c:.2f}" if c is not None else ""
 
 
 # --- lanes -------------------------------------------------------------------------------
 
-LaneBuilder = Callable[[Lane, Mapping[str, Any]], None]
+# Each builder gets its analyzer's result read through that analyzer's Result model.
+LaneBuilder = Callable[[Lane, Any], None]
 
 
-def _shots(lane: Lane, r: Mapping[str, Any]) -> None:
-    shots = [_span(s) for s in _dicts(r, "shots")]
+def _shots(lane: Lane, r: CutAnalysisResult) -> None:
+    shots = [_span(s) for s in r.shots]
     for i, (s, e) in enumerate(shots):
         lane.items.append(
             Item(
@@ -230,50 +246,46 @@ def _shots(lane: Lane, r: Mapping[str, Any]) -> None:
                 variant="odd" if i % 2 else "even",
             )
         )
-    cuts = _dicts(r, "cuts")
-    for c in cuts:
-        t = _num(c.get("time_s"))
-        kind = _text(c.get("kind", "cut"), 40)
-        frame = c.get("frame")
-        at = f" (frame {int(frame)})" if isinstance(frame, int) else ""
+    for c in r.cuts:
+        t = _num(c.time_s)
+        kind = _text(c.kind, 40)
+        at = f" (frame {c.frame})"
         lane.items.append(
-            Item("cut", t, None, "", f"{kind} cut at {_fmt_t(t)}{at}{_conf(c)}", variant=kind)
+            Item("cut", t, None, "", f"{kind} cut at {_fmt_t(t)}{at}{_conf(c.confidence)}", kind)
         )
-    for f in _dicts(r, "flashes"):
-        t = _num(f.get("time_s"))
+    for f in r.flashes:
+        t = _num(f.time_s)
         lane.items.append(Item("flash", t, None, "", f"flash at {_fmt_t(t)}", variant="flash"))
-    rate = _opt_num(r.get("cuts_per_minute"))
-    mean = _opt_num(r.get("mean_shot_s"))
+    rate = _opt_num(r.cuts_per_minute)
+    mean = _opt_num(r.mean_shot_s)
     lane.summary = (
-        f"{len(cuts)} cuts, {len(shots)} shots"
+        f"{len(r.cuts)} cuts, {len(shots)} shots"
         + (f", {rate:.1f}/min" if rate is not None else "")
         + (f", mean shot {mean:.2f} s" if mean is not None else "")
     )
 
 
-def _scenes(lane: Lane, r: Mapping[str, Any]) -> None:
-    for i, sc in enumerate(_dicts(r, "scenes")):
+def _scenes(lane: Lane, r: SceneSegmentationResult) -> None:
+    for i, sc in enumerate(r.scenes):
         s, e = _span(sc)
-        n = sc.get("shot_count")
-        shots = f", {int(_num(n))} shots" if n is not None else ""
         lane.items.append(
             Item(
                 "scene",
                 s,
                 e,
                 f"scene {i + 1}",
-                f"scene {i + 1}: {_fmt_span(s, e)}{shots}",
+                f"scene {i + 1}: {_fmt_span(s, e)}, {sc.shot_count} shots",
                 variant="odd" if i % 2 else "even",
             )
         )
     lane.summary = f"{len(lane.items)} scenes"
 
 
-def _camera(lane: Lane, r: Mapping[str, Any]) -> None:
-    for seg in _dicts(r, "segments"):
+def _camera(lane: Lane, r: CameraResult) -> None:
+    for seg in r.segments:
         s, e = _span(seg)
-        motion = _text(seg.get("motion", "?"), 40)
-        mag = _opt_num(seg.get("magnitude"))
+        motion = _text(seg.motion, 40)
+        mag = _opt_num(seg.magnitude)
         lane.items.append(
             Item(
                 "camera",
@@ -285,22 +297,26 @@ def _camera(lane: Lane, r: Mapping[str, Any]) -> None:
                 variant=motion,
             )
         )
-    dominant = r.get("dominant")
     lane.summary = f"{len(lane.items)} segments" + (
-        f", mostly {_text(dominant, 40)}" if dominant else ""
+        f", mostly {_text(r.dominant, 40)}" if r.dominant else ""
     )
 
 
-def _effects(lane: Lane, r: Mapping[str, Any]) -> None:
+def _effects(lane: Lane, r: VisualEffectsResult) -> None:
     lane.by_variant = True
-    for fx in _dicts(r, "effects"):
+    for fx in r.effects:
         s, e = _span(fx)
-        kind = _text(fx.get("kind", "effect"), 60)
-        what = kind.replace("_", " ") + (
-            f" ({_text(fx['detail'], 40)})" if fx.get("detail") else ""
-        )
+        kind = _text(fx.kind, 60)
+        what = kind.replace("_", " ") + (f" ({_text(fx.detail, 40)})" if fx.detail else "")
         lane.items.append(
-            Item("effect", s, e, what, f"{what}: {_fmt_span(s, e)}{_conf(fx)}", variant=kind)
+            Item(
+                "effect",
+                s,
+                e,
+                what,
+                f"{what}: {_fmt_span(s, e)}{_conf(fx.confidence)}",
+                variant=kind,
+            )
         )
     kinds = Counter(i.variant for i in lane.items)
     lane.summary = f"{len(lane.items)} effects" + (
@@ -308,45 +324,42 @@ def _effects(lane: Lane, r: Mapping[str, Any]) -> None:
     )
 
 
-def _framing(lane: Lane, r: Mapping[str, Any]) -> None:
-    for st in _dicts(r, "shot_types"):
+def _framing(lane: Lane, r: CompositionAnalysisResult) -> None:
+    for st in r.shot_types:
         s, e = _span(st)
         # Without the model (partial) a shot has no type: its span and subject still show.
-        kind = _text(st.get("type") or "shot", 40)
-        placed = _text(st.get("placement"), 20)
+        kind = _text(st.type or "shot", 40)
+        placed = _text(st.placement, 20)
         detail = f"{kind}: {_fmt_span(s, e)}" + (f", subject {placed}" if placed else "")
         lane.items.append(Item("framing", s, e, kind.replace("_", " "), detail, variant=kind))
-    labels = [_text(x.get("label"), 40) for x in _dicts(r, "labels")[:3]]
+    labels = [_text(x.label, 40) for x in (r.labels or [])[:3]]
     lane.summary = f"{len(lane.items)} spans" + (f"; {', '.join(labels)}" if labels else "")
 
 
-def _texts(lane: Lane, r: Mapping[str, Any]) -> None:
-    for t in _dicts(r, "texts"):
+def _texts(lane: Lane, r: TextOverlayResult) -> None:
+    for t in r.texts:
         s, e = _span(t)
-        text = _text(t.get("text"), 300)
-        kind = _text(t.get("kind", "text"), 40)
+        text = _text(t.text, 300)
+        kind = _text(t.kind, 40)
         lane.items.append(
             Item("text", s, e, text, f"{kind} \u201c{text}\u201d: {_fmt_span(s, e)}", variant=kind)
         )
     lane.summary = f"{len(lane.items)} texts"
 
 
-def _objects(lane: Lane, r: Mapping[str, Any]) -> None:
-    for o in _dicts(r, "objects"):
+def _objects(lane: Lane, r: ObjectDetectionResult) -> None:
+    for o in r.objects:
         s, e = _span(o, "first_s", "last_s")
-        label = _text(o.get("label", "object"), 60)
-        track = o.get("track_id")
-        share = _opt_num(o.get("screen_share"))
-        conf = _opt_num(o.get("max_confidence"))
+        label = _text(o.label, 60)
+        share = _opt_num(o.screen_share)
+        conf = _opt_num(o.max_confidence)
         lane.items.append(
             Item(
                 "object",
                 s,
                 e,
                 label,
-                f"{label}"
-                + (f" (track {_text(track, 20)})" if track is not None else "")
-                + f": {_fmt_span(s, e)}"
+                f"{label} (track {o.track_id}): {_fmt_span(s, e)}"
                 + (f", screen share {share:.0%}" if share is not None else "")
                 + (f", max confidence {conf:.2f}" if conf is not None else ""),
                 variant=label,
@@ -359,11 +372,10 @@ def _objects(lane: Lane, r: Mapping[str, Any]) -> None:
     )
 
 
-def _faces(lane: Lane, r: Mapping[str, Any]) -> None:
-    for g in _dicts(r, "gaze"):
-        t = _num(g.get("time_s"))
-        yaw, pitch = _opt_num(g.get("yaw")), _opt_num(g.get("pitch"))
-        contact = g.get("eye_contact")
+def _faces(lane: Lane, r: EyeTrackingResult) -> None:
+    for g in r.gaze:
+        t = _num(g.time_s)
+        yaw, pitch = _opt_num(g.yaw), _opt_num(g.pitch)
         angles = ", ".join(
             f"{k} {v:.1f}" for k, v in (("yaw", yaw), ("pitch", pitch)) if v is not None
         )
@@ -373,32 +385,27 @@ def _faces(lane: Lane, r: Mapping[str, Any]) -> None:
                 t,
                 None,
                 "",
-                f"gaze at {_fmt_t(t)}: {angles}" + (", eye contact" if contact is True else ""),
-                variant="contact" if contact is True else "",
+                f"gaze at {_fmt_t(t)}: {angles}" + (", eye contact" if g.eye_contact else ""),
+                variant="contact" if g.eye_contact else "",
             )
         )
-    blinks = r.get("blinks")
-    if isinstance(blinks, list):
-        for b in blinks:
-            t = _num(b.get("time_s")) if isinstance(b, Mapping) else _num(b)
-            lane.items.append(Item("blink", t, None, "", f"blink at {_fmt_t(t)}"))
-    faces_max = _opt_num(r.get("faces_max"))
-    share = _opt_num(r.get("eye_contact_share"))
-    n_blinks = len(blinks) if isinstance(blinks, list) else _opt_num(blinks)
+    for b in r.blinks:
+        t = _num(b.time_s)
+        lane.items.append(Item("blink", t, None, "", f"blink at {_fmt_t(t)}"))
+    share = _opt_num(r.eye_contact_share)
     parts = [
-        f"up to {int(faces_max)} faces" if faces_max is not None else "",
+        f"up to {r.faces_max} faces",
         f"eye contact {share:.0%}" if share is not None else "",
-        f"{int(n_blinks)} blinks" if n_blinks is not None else "",
+        f"{r.blink_count} blinks",
     ]
     lane.summary = ", ".join(p for p in parts if p)
 
 
-def _words(lane: Lane, r: Mapping[str, Any]) -> None:
-    words = _dicts(r, "words")
-    for w in words:
+def _words(lane: Lane, r: SpeechTranscriptionResult) -> None:
+    for w in r.words:
         s, e = _span(w)
-        word = _text(w.get("word"), 100).strip()
-        p = _opt_num(w.get("probability"))
+        word = _text(w.word, 100).strip()
+        p = _opt_num(w.probability)
         lane.items.append(
             Item(
                 "word",
@@ -409,35 +416,51 @@ def _words(lane: Lane, r: Mapping[str, Any]) -> None:
                 + (f", probability {p:.2f}" if p is not None else ""),
             )
         )
-    if not words:  # a model without word timings still gives segments
-        for seg in _dicts(r, "segments"):
+    if not r.words:  # a model without word timings still gives segments
+        for seg in r.segments:
             s, e = _span(seg)
-            text = _text(seg.get("text"), 300).strip()
+            text = _text(seg.text, 300).strip()
             lane.items.append(Item("segment", s, e, text, f"\u201c{text}\u201d {_fmt_span(s, e)}"))
-    lang = r.get("language")
-    lane.summary = f"{len(words)} words" + (f", language {_text(lang, 20)}" if lang else "")
+    lane.summary = f"{len(r.words)} words" + (
+        f", language {_text(r.language, 20)}" if r.language else ""
+    )
 
 
-def _emotion(lane: Lane, r: Mapping[str, Any]) -> None:
-    for seg in _dicts(r, "segments"):
+def _emotion(lane: Lane, r: SpeechEmotionResult) -> None:
+    for seg in r.segments:
         s, e = _span(seg)
-        emo = _text(seg.get("emotion", "?"), 40)
+        emo = _text(seg.emotion, 40)
         lane.items.append(
-            Item("emotion", s, e, emo, f"{emo}: {_fmt_span(s, e)}{_conf(seg)}", variant=emo)
+            Item(
+                "emotion",
+                s,
+                e,
+                emo,
+                f"{emo}: {_fmt_span(s, e)}{_conf(seg.confidence)}",
+                variant=emo,
+            )
         )
-    dominant = r.get("dominant")
-    lane.summary = f"mostly {_text(dominant, 40)}" if dominant else f"{len(lane.items)} segments"
+    lane.summary = (
+        f"mostly {_text(r.dominant, 40)}" if r.dominant else f"{len(lane.items)} segments"
+    )
 
 
-def _sounds(lane: Lane, r: Mapping[str, Any]) -> None:
-    for ev in _dicts(r, "events"):
+def _sounds(lane: Lane, r: SoundEffectsResult) -> None:
+    for ev in r.events:
         s, e = _span(ev)
         # Without the model (partial) an event has no label: its measured shape stands in.
-        label = _text(ev.get("label"), 60)
-        shown = label or _text(ev.get("shape") or "sound", 40)
+        label = _text(ev.label, 60)
+        shown = label or _text(ev.shape or "sound", 40)
         what = label or f"{shown} sound (unlabelled: no model)"
         lane.items.append(
-            Item("sound", s, e, shown, f"{what}: {_fmt_span(s, e)}{_conf(ev)}", variant=shown)
+            Item(
+                "sound",
+                s,
+                e,
+                shown,
+                f"{what}: {_fmt_span(s, e)}{_conf(ev.confidence)}",
+                variant=shown,
+            )
         )
     lane.by_variant = True
     lane.summary = f"{len(lane.items)} events"
@@ -446,10 +469,8 @@ def _sounds(lane: Lane, r: Mapping[str, Any]) -> None:
 LUFS_RANGE = (-60.0, 0.0)
 
 
-def _loudness(lane: Lane, r: Mapping[str, Any]) -> None:
-    points = []
-    for p in _dicts(r, "loudness_curve"):
-        points.append((_num(p.get("time_s")), _num(p.get("lufs"))))
+def _loudness(lane: Lane, r: AudioAnalysisResult) -> None:
+    points = [(_num(p.time_s), _num(p.lufs)) for p in r.loudness_curve]
     if points:
         lo, hi = LUFS_RANGE
         lane.curve = Curve(
@@ -460,55 +481,28 @@ def _loudness(lane: Lane, r: Mapping[str, Any]) -> None:
             "LUFS",
             f"short-term loudness, {lo:.0f}..{hi:.0f} LUFS",
         )
-    for s in _dicts(r, "silences"):
+    for s in r.silences:
         a, b = _span(s)
         lane.items.append(Item("silence", a, b, "silence", f"silence {_fmt_span(a, b)}"))
-    beats = _list(r, "beats_s")
-    for b in beats:
+    for b in r.beats_s:
         t = _num(b)
         lane.items.append(Item("beat", t, None, "", f"beat at {_fmt_t(t)}"))
-    tempo = _opt_num(r.get("tempo_bpm"))
-    lufs = _opt_num(r.get("loudness_lufs"))
+    tempo = _opt_num(r.tempo_bpm)
+    lufs = _opt_num(r.loudness_lufs)
     lane.summary = ", ".join(
         p
         for p in (
             f"{tempo:.1f} BPM" if tempo else "no beat",
             f"{lufs:.1f} LUFS" if lufs is not None else "",
-            f"{len(beats)} beats, {sum(1 for i in lane.items if i.kind == 'silence')} silences",
+            f"{len(r.beats_s)} beats, {sum(1 for i in lane.items if i.kind == 'silence')} silences",
         )
         if p
     )
 
 
-# temporal_flow.pacing has no fixed element shape in the contract: accept per-second
-# numbers or objects holding a time and one value.
-_TIME_KEYS = ("time_s", "start_s", "t")
-_VALUE_KEYS = ("cuts_per_s", "pace", "value", "score", "intensity", "energy")
-
-
-def _pacing_points(pacing: list[Any]) -> list[tuple[float, float]]:
-    points = []
-    for i, p in enumerate(pacing):
-        if isinstance(p, Mapping):
-            t = next((_num(p[k]) for k in _TIME_KEYS if k in p), i + 0.5)
-            if "end_s" in p and "start_s" in p:
-                t = (_num(p["start_s"]) + _num(p["end_s"])) / 2
-            key = next((k for k in _VALUE_KEYS if k in p), None)
-            if key is None:
-                key = next(
-                    (
-                        k
-                        for k, v in p.items()
-                        if k not in _TIME_KEYS and k != "end_s" and _opt_num(v) is not None
-                    ),
-                    None,
-                )
-            if key is None:
-                raise Unreadable("pacing entries hold no value")
-            points.append((t, _num(p[key])))
-        else:
-            points.append((i + 0.5, _num(p)))
-    return points
+def _pacing_points(pacing: list[PacingSecond]) -> list[tuple[float, float]]:
+    """temporal_flow's intensity at the middle of each second."""
+    return [((_num(p.start_s) + _num(p.end_s)) / 2, _num(p.intensity)) for p in pacing]
 
 
 def cut_rate_curve(cut_times: list[float], duration: float) -> list[tuple[float, float]]:
@@ -584,6 +578,24 @@ def partial_note(fields: tuple[Unavailable, ...]) -> str:
     return f"{', '.join(f.field for f in fields)} unavailable without the model: {fixes}"
 
 
+def _read(analyzers: Mapping[str, Any], name: str) -> tuple[str, str, AnalyzerResult | None]:
+    """(status, error, result) of one analyzer, its result read through its Result model;
+    a result the model refuses is status ``error`` with the reason."""
+    status, error, raw = _entry(analyzers, name)
+    if raw is None:
+        return status, error, None
+    try:
+        return status, error, result_class(name).model_validate(raw)
+    except ValidationError as exc:
+        return "error", f"unreadable result: {_text(_first_error(exc), 200)}", None
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return f"{where}: {first.get('msg', exc)}" if where else str(first.get("msg", exc))
+
+
 def _build_lane(
     analyzers: Mapping[str, Any],
     name: str,
@@ -592,7 +604,7 @@ def _build_lane(
     builder: LaneBuilder,
 ) -> Lane:
     lane = Lane(name, title, source)
-    lane.status, lane.note, result = _entry(analyzers, source)
+    lane.status, lane.note, result = _read(analyzers, source)
     if result is None:
         return lane
     if lane.status == "partial":
@@ -608,10 +620,10 @@ def _build_lane(
 
 def _pacing_lane(analyzers: Mapping[str, Any], shots: Lane, duration: float) -> Lane:
     lane = Lane("pacing", "Pacing", "temporal_flow")
-    status, error, result = _entry(analyzers, "temporal_flow")
-    if result is not None and result.get("pacing"):
+    status, error, result = _read(analyzers, "temporal_flow")
+    if isinstance(result, FlowResult) and result.pacing:
         try:
-            points = _pacing_points(_list(result, "pacing"))
+            points = _pacing_points(result.pacing)
             lane.curve = _curve_from(points, "", "pacing from temporal_flow")
             lane.summary = "from temporal_flow"
             return lane
@@ -641,17 +653,17 @@ def _hook_lane(analyzers: Mapping[str, Any], duration: float) -> Lane:
     lane.items.append(
         Item("hook-window", 0.0, end, f"first {end:g} s", f"hook window: the first {end:g} s")
     )
-    status, error, result = _entry(analyzers, "temporal_flow")
-    hook = result.get("hook") if result is not None else None
-    if isinstance(hook, Mapping):
+    status, error, result = _read(analyzers, "temporal_flow")
+    if isinstance(result, FlowResult):
+        hook = result.hook
         for key in ("first_cut_s", "first_face_s", "first_text_s", "first_word_s"):
-            t = _opt_num(hook.get(key))
+            t = _opt_num(getattr(hook, key))
             if t is not None:
                 what = key[len("first_") : -2]
                 lane.items.append(
                     Item("hook-event", t, None, what, f"first {what} at {_fmt_t(t)}", variant=what)
                 )
-        score = _opt_num(hook.get("score"))
+        score = _opt_num(hook.score)
         lane.summary = f"hook score {score:.2f}" if score is not None else ""
     elif status != "ok":
         lane.note = f"temporal_flow {status}" + (f": {error}" if error else "")
@@ -661,8 +673,9 @@ def _hook_lane(analyzers: Mapping[str, Any], duration: float) -> Lane:
 # --- facts and numbers ---------------------------------------------------------------------
 
 
-def _result(analyzers: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    return _entry(analyzers, name)[2] or {}
+def _result(analyzers: Mapping[str, Any], name: str) -> Any:
+    """Analyzer ``name``'s result as its Result model; None when it has none to read."""
+    return _read(analyzers, name)[2]
 
 
 def _fmt(value: Any, pattern: str) -> str:
@@ -671,36 +684,35 @@ def _fmt(value: Any, pattern: str) -> str:
 
 
 def _metrics(analyzers: Mapping[str, Any]) -> list[Metric]:
-    cuts = _result(analyzers, "cut_analysis")
-    audio = _result(analyzers, "audio_analysis")
-    quality = _result(analyzers, "content_quality")
-    camera = _result(analyzers, "camera_analysis")
-    environment = _result(analyzers, "audio_environment")
-    tempo = _opt_num(audio.get("tempo_bpm"))
+    cuts: CutAnalysisResult | None = _result(analyzers, "cut_analysis")
+    audio: AudioAnalysisResult | None = _result(analyzers, "audio_analysis")
+    quality: QualityResult | None = _result(analyzers, "content_quality")
+    camera: CameraResult | None = _result(analyzers, "camera_analysis")
+    environment: AudioEnvironmentResult | None = _result(analyzers, "audio_environment")
+    tempo = _opt_num(audio.tempo_bpm) if audio else None
     return [
-        Metric("cuts / min", _fmt(cuts.get("cuts_per_minute"), "{:.1f}"), "cut_analysis"),
-        Metric("mean shot", _fmt(cuts.get("mean_shot_s"), "{:.2f} s"), "cut_analysis"),
+        Metric("cuts / min", _fmt(cuts and cuts.cuts_per_minute, "{:.1f}"), "cut_analysis"),
+        Metric("mean shot", _fmt(cuts and cuts.mean_shot_s, "{:.2f} s"), "cut_analysis"),
         Metric("tempo", "no beat" if tempo == 0 else _fmt(tempo, "{:.0f} BPM"), "audio_analysis"),
-        Metric("loudness", _fmt(audio.get("loudness_lufs"), "{:.1f} LUFS"), "audio_analysis"),
-        Metric("quality", _fmt(quality.get("overall"), "{:.0f} / 100"), "content_quality"),
+        Metric("loudness", _fmt(audio and audio.loudness_lufs, "{:.1f} LUFS"), "audio_analysis"),
+        Metric("quality", _fmt(quality and quality.overall, "{:.0f} / 100"), "content_quality"),
         Metric(
-            "camera", _text(camera.get("dominant"), 20).replace("_", " ") or "-", "camera_analysis"
+            "camera",
+            _text(camera.dominant if camera else None, 20).replace("_", " ") or "-",
+            "camera_analysis",
         ),
-        Metric("SNR", _fmt(environment.get("snr_db"), "{:.0f} dB"), "audio_environment"),
+        Metric("SNR", _fmt(environment and environment.snr_db, "{:.0f} dB"), "audio_environment"),
     ]
 
 
 def _palette(analyzers: Mapping[str, Any]) -> list[tuple[str, float]]:
+    color: ColorResult | None = _result(analyzers, "color_analysis")
     out = []
-    raw = _result(analyzers, "color_analysis").get("palette")
-    for p in raw if isinstance(raw, list) else []:
-        if not isinstance(p, Mapping):
-            continue
-        rgb = p.get("rgb")
-        share = _opt_num(p.get("share")) or 0.0
+    for p in color.palette if color else []:
+        share = _opt_num(p.share) or 0.0
         # Rebuilt from rgb, never copied from `hex`: the colour lands in CSS and SVG.
-        if isinstance(rgb, list) and len(rgb) == 3 and all(_opt_num(c) is not None for c in rgb):
-            r, g, b = (min(255, max(0, int(c))) for c in rgb)
+        if len(p.rgb) == 3:
+            r, g, b = (min(255, max(0, int(c))) for c in p.rgb)
             out.append((f"#{r:02x}{g:02x}{b:02x}", share))
     return out[:8]
 
@@ -787,12 +799,13 @@ def build_timeline(report: Mapping[str, Any]) -> Timeline:
     shots = [(i.start_s, i.end_s or i.start_s) for i in shots_lane.items if i.kind == "shot"]
     fps = _opt_num(video.get("fps")) or 30.0
     flashes = []
-    for f in _result(analyzers, "cut_analysis").get("flashes") or []:
-        t = _opt_num(f.get("time_s")) if isinstance(f, Mapping) else None
+    cuts: CutAnalysisResult | None = _result(analyzers, "cut_analysis")
+    for f in cuts.flashes if cuts else []:
+        t = _opt_num(f.time_s)
         if t is not None:
-            end = _opt_num(f.get("end_s")) or t + (_opt_num(f.get("frames")) or 1) / fps
+            end = _opt_num(f.end_s) or t + (f.frames or 1) / fps
             flashes.append((t, end))
-    llava_status, llava_error, llava = _entry(analyzers, "video_llava")
+    llava_status, llava_error, llava = _read(analyzers, "video_llava")
     path = _text(video.get("path"), 1000)
     return Timeline(
         title=Path(path).name or "clip",
@@ -809,7 +822,7 @@ def build_timeline(report: Mapping[str, Any]) -> Timeline:
         shots=shots,
         flashes=flashes,
         statuses=_statuses(analyzers),
-        llava=dict(llava) if llava is not None else None,
+        llava=llava.model_dump(mode="json") if llava is not None else None,
         llava_note=""
         if llava is not None
         else f"video_llava {llava_status}" + (f": {llava_error}" if llava_error else ""),

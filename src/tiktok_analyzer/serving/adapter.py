@@ -147,6 +147,26 @@ def _unfit(exc: BaseException, elapsed_s: float) -> wire.AnalyzerEntry:
     )
 
 
+def _own_numba_cache(instance: str) -> None:
+    """Give this model instance its own numba cache: librosa compiles the same functions in
+    several stubs at start, and concurrent writers of one cache are not safe. With one
+    cache per model, the two GPU instances of audio_environment or sound_effects died in
+    initialize on the H100 (SIGSEGV in numba's gufunc call while librosa's beat tracker
+    compiled), in two runs of three."""
+    os.environ.setdefault(
+        "NUMBA_CACHE_DIR",
+        os.path.join(tempfile.gettempdir(), f"tiktok-analyzer-numba-{os.getuid()}", instance),
+    )
+
+
+def _device(args: dict) -> str:
+    """The device of this model instance: the learned analyzers put their model there
+    (_learned.py)."""
+    if args.get("model_instance_kind") in ("GPU", "KIND_GPU"):
+        return f"cuda:{args.get('model_instance_device_id', 0)}"
+    return "cpu"
+
+
 def make_model(analyzer_name: str):
     """Build the TritonPythonModel class for one analyzer."""
 
@@ -158,26 +178,10 @@ def make_model(analyzer_name: str):
             raw = wire.tunables(raw)
             # A native crash (a stub reported "not healthy") leaves its stack in Triton's log.
             faulthandler.enable()
-            # Each instance its own numba cache: librosa compiles the same functions in
-            # several stubs at start, and concurrent writers of one cache are not safe. With
-            # one cache per model, the two GPU instances of audio_environment or
-            # sound_effects died in initialize on the H100 (SIGSEGV in numba's gufunc call
-            # while librosa's beat tracker compiled), in two runs of three.
-            instance = str(args.get("model_instance_name") or analyzer_name)
-            os.environ.setdefault(
-                "NUMBA_CACHE_DIR",
-                os.path.join(
-                    tempfile.gettempdir(), f"tiktok-analyzer-numba-{os.getuid()}", instance
-                ),
-            )
-            # The learned analyzers put their model on this instance's device (_learned.py).
-            if args.get("model_instance_kind") in ("GPU", "KIND_GPU"):
-                device = f"cuda:{args.get('model_instance_device_id', 0)}"
-            else:
-                device = "cpu"
+            _own_numba_cache(str(args.get("model_instance_name") or analyzer_name))
             cls = load_class(analyzer_name)
             # Heavy work happens once, here: weights, JIT warm-up, lookup tables.
-            self.analyzer = cls.from_strings(raw, device=device)
+            self.analyzer = cls.from_strings(raw, device=_device(args))
             self.logger.log_info(
                 f"{analyzer_name}: ready on {args.get('model_instance_kind', 'CPU')} "
                 f"(instance {args.get('model_instance_name')})"
