@@ -10,14 +10,18 @@ from typing import Any
 from pydantic import ValidationError
 
 from tiktok_analyzer.analyzers.results import result_class
+from tiktok_analyzer.analyzers.results.age import AgeEstimationResult
 from tiktok_analyzer.analyzers.results.audio import AudioAnalysisResult
 from tiktok_analyzer.analyzers.results.camera import CameraResult
 from tiktok_analyzer.analyzers.results.color import ColorResult
 from tiktok_analyzer.analyzers.results.cuts import CutAnalysisResult
 from tiktok_analyzer.analyzers.results.effects import VisualEffectsResult
+from tiktok_analyzer.analyzers.results.eyes import EyeTrackingResult
 from tiktok_analyzer.analyzers.results.flow import FlowResult
+from tiktok_analyzer.analyzers.results.ocr import TextOverlayResult
 from tiktok_analyzer.analyzers.results.quality import QualityResult
 from tiktok_analyzer.analyzers.results.scenes import SceneSegmentationResult
+from tiktok_analyzer.analyzers.results.sfx import SoundEffectsResult
 from tiktok_analyzer.analyzers.results.speech import SpeechTranscriptionResult
 from tiktok_analyzer.analyzers.results.speech_rate import SpeechRateResult
 from tiktok_analyzer.orchestrator.report import Report
@@ -82,9 +86,7 @@ def _audio(r: AudioAnalysisResult) -> str:
 def _transcript(r: SpeechTranscriptionResult) -> str:
     if not r.words:
         return "no speech found"
-    text = " ".join(r.text.split())
-    text = text if len(text) <= 60 else text[:57] + "..."
-    return f'{r.language or "?"}, {len(r.words)} words: "{text}"'
+    return f'{r.language or "?"}, {len(r.words)} words: "{_short(r.text, 120)}"'
 
 
 def _rate(r: SpeechRateResult) -> str:
@@ -97,12 +99,68 @@ def _rate(r: SpeechRateResult) -> str:
 
 
 def _flow(r: FlowResult) -> str:
-    first_cut = r.hook.first_cut_s
-    cut = f"first cut {first_cut:.1f} s" if first_cut is not None else "no cut"
+    h = r.hook
+    firsts = [
+        f"{what} {t:.1f} s"
+        for what, t in (
+            ("cut", h.first_cut_s),
+            ("face", h.first_face_s),
+            ("text", h.first_text_s),
+            ("word", h.first_word_s),
+        )
+        if t is not None
+    ]
+    cta = r.structure.call_to_action
     return (
-        f"hook {r.hook.score:.2f} ({cut}), {len(r.dead_zones)} dead zones, "
-        f"loopability {r.loopability:.2f}"
+        f"hook {h.score:.2f} (first {', '.join(firsts) or 'nothing'}), "
+        + (f'call to action {cta.start_s:.1f} s "{_short(cta.text, 30)}", ' if cta else "")
+        + f"{len(r.dead_zones)} dead zones, loopability {r.loopability:.2f}"
     )
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _texts(r: TextOverlayResult) -> str:
+    if not r.texts:
+        return "no text found"
+    shown = "; ".join(
+        f'"{_short(t.text, 30)}" {t.start_s:.1f}-{t.end_s:.1f} s ({t.kind})' for t in r.texts[:3]
+    )
+    more = f" (+{len(r.texts) - 3})" if len(r.texts) > 3 else ""
+    return f"{len(r.texts)} text{'s' if len(r.texts) != 1 else ''}: {shown}{more}"
+
+
+def _eyes(r: EyeTrackingResult) -> str:
+    if not r.faces:
+        return "no face found"
+    spans = ", ".join(f"{f.first_s:.1f}-{f.last_s:.1f} s" for f in r.faces[:3])
+    return (
+        f"{len(r.faces)} face{'s' if len(r.faces) != 1 else ''} ({spans}), at most "
+        f"{r.faces_max} at once, eye contact {r.eye_contact_share_of_face_time:.0%} of face "
+        f"time, {r.blink_count} blinks"
+    )
+
+
+def _ages(r: AgeEstimationResult) -> str:
+    if not r.faces:
+        return "no face found"
+    return ", ".join(
+        f"face {f.first_s:.1f}-{f.last_s:.1f} s: {f.age_min}-{f.age_max} ({f.confidence:.0%})"
+        for f in r.faces[:3]
+    )
+
+
+def _effects_heard(r: SoundEffectsResult) -> str:
+    if not r.events:
+        return "no sound effect found"
+    shown = ", ".join(
+        f"{e.label}@{e.start_s:.2f}s{' on a cut' if e.on_cut else ''}" for e in r.events[:4]
+    )
+    more = f" (+{len(r.events) - 4})" if len(r.events) > 4 else ""
+    return f"{len(r.events)} event{'s' if len(r.events) != 1 else ''}: {shown}{more}"
 
 
 _HEADLINES = {
@@ -116,6 +174,10 @@ _HEADLINES = {
     "speech_transcription": _transcript,
     "speech_rate": _rate,
     "temporal_flow": _flow,
+    "text_overlay": _texts,
+    "eye_tracking": _eyes,
+    "age_estimation": _ages,
+    "sound_effects": _effects_heard,
 }
 
 
