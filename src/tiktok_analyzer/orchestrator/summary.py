@@ -79,7 +79,7 @@ def _audio(r: AudioAnalysisResult) -> str:
     return (
         f"{r.tempo_bpm:.1f} BPM, {r.loudness_lufs:.1f} LUFS, "
         f"music {r.music_share:.0%} / speech {r.speech_share:.0%}, "
-        f"{len(r.silences)} silences"
+        f"{_count(len(r.silences), 'silence')}"
     )
 
 
@@ -114,8 +114,12 @@ def _flow(r: FlowResult) -> str:
     return (
         f"hook {h.score:.2f} (first {', '.join(firsts) or 'nothing'}), "
         + (f'call to action {cta.start_s:.1f} s "{_short(cta.text, 30)}", ' if cta else "")
-        + f"{len(r.dead_zones)} dead zones, loopability {r.loopability:.2f}"
+        + f"{_count(len(r.dead_zones), 'dead zone')}, loopability {r.loopability:.2f}"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _short(text: str, limit: int) -> str:
@@ -130,7 +134,7 @@ def _texts(r: TextOverlayResult) -> str:
         f'"{_short(t.text, 30)}" {t.start_s:.1f}-{t.end_s:.1f} s ({t.kind})' for t in r.texts[:3]
     )
     more = f" (+{len(r.texts) - 3})" if len(r.texts) > 3 else ""
-    return f"{len(r.texts)} text{'s' if len(r.texts) != 1 else ''}: {shown}{more}"
+    return f"{_count(len(r.texts), 'text')}: {shown}{more}"
 
 
 def _eyes(r: EyeTrackingResult) -> str:
@@ -138,7 +142,7 @@ def _eyes(r: EyeTrackingResult) -> str:
         return "no face found"
     spans = ", ".join(f"{f.first_s:.1f}-{f.last_s:.1f} s" for f in r.faces[:3])
     return (
-        f"{len(r.faces)} face{'s' if len(r.faces) != 1 else ''} ({spans}), at most "
+        f"{_count(len(r.faces), 'face')} ({spans}), at most "
         f"{r.faces_max} at once, eye contact {r.eye_contact_share_of_face_time:.0%} of face "
         f"time, {r.blink_count} blinks"
     )
@@ -160,7 +164,7 @@ def _effects_heard(r: SoundEffectsResult) -> str:
         f"{e.label}@{e.start_s:.2f}s{' on a cut' if e.on_cut else ''}" for e in r.events[:4]
     )
     more = f" (+{len(r.events) - 4})" if len(r.events) > 4 else ""
-    return f"{len(r.events)} event{'s' if len(r.events) != 1 else ''}: {shown}{more}"
+    return f"{_count(len(r.events), 'event')}: {shown}{more}"
 
 
 _HEADLINES = {
