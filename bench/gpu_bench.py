@@ -387,12 +387,22 @@ def serve_phase(args, repo: Path, names: list[str], decls: dict, clock: Clock, o
             before = compute_us(server.metrics_url)
             level = asyncio.run(run_level(args.clip, options_for, n, c))
             after = compute_us(server.metrics_url)
+            compute = {k: (after.get(k, 0.0) - before.get(k, 0.0)) / 1e6 / max(n, 1) for k in names}
             if c == 1:
-                res["compute_s"] = {
-                    k: (after.get(k, 0.0) - before.get(k, 0.0)) / 1e6 / max(n, 1) for k in names
-                }
+                res["compute_s"] = compute
                 res["runs"] = level["clips"]
-            res["levels"].append(level_summary(level))
+            summary = level_summary(level)
+            # Where a loaded level's time goes: the slowest clip's chain of stages, and the
+            # analyzers with the most Triton compute a clip (queueing excluded).
+            slowest = max(level["clips"], key=lambda c_: c_["report"].processing.wall_s)
+            deps = {k: decls[k].depends_on for k in names}
+            summary["slowest_path"] = spanlib.describe(
+                spanlib.critical_path(slowest["spans"], deps),
+                slowest["report"].processing.wall_s,
+            )
+            summary["top_compute_s"] = dict(sorted(compute.items(), key=lambda kv: -kv[1])[:4])
+            print(f"  concurrency {c}: slowest clip {summary['slowest_path']}", flush=True)
+            res["levels"].append(summary)
             out.save("triton", res)
         if server.log_path is not None and out.dir is not None:
             shutil.copy(server.log_path, out.dir / f"triton-{args.llava_precision}.log")
@@ -698,6 +708,14 @@ def table(args, names, decls, serve: dict, base: dict | None, budgets, meta: dic
             for lv in serve["levels"]
         ),
     ]
+    for lv in serve["levels"]:
+        if lv["concurrency"] > 1 and lv.get("slowest_path"):
+            top = ", ".join(f"{k} {v:.2f} s" for k, v in lv.get("top_compute_s", {}).items())
+            lines += [
+                "",
+                f"Concurrency {lv['concurrency']}: slowest clip {lv['slowest_path']}; "
+                f"most Triton compute a clip: {top}.",
+            ]
     if serve["skipped"] or base is None:
         lines += [
             "",

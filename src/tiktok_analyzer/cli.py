@@ -413,7 +413,13 @@ def _print_summary(report, rows, to_stderr: bool, out: str | None) -> None:
         ("result", {"overflow": "fold"}),
     ):
         table.add_column(col, **kw)
-    colors = {"ok": "green", "failed": "red", "skipped": "yellow", "unavailable": "dim"}
+    colors = {
+        "ok": "green",
+        "partial": "cyan",
+        "failed": "red",
+        "skipped": "yellow",
+        "unavailable": "dim",
+    }
     # Analyzers waiting for real weights say the same thing each: one row for all of them.
     pending = [r for r in rows if r[1] == "unavailable" and "weights pull" in r[3]]
     for name, status, secs, text in rows:

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from tiktok_analyzer.analyzers.base import ClipMeta, FrameSpec
+from tiktok_analyzer.analyzers.base import ClipMeta, FrameSpec, UnavailableField
 
 __all__ = [
     "AUDIO",
@@ -46,6 +46,8 @@ __all__ = [
     "ModelInfo",
     "Status",
     "Tensor",
+    "UnavailableField",
+    "WITH_RESULT",
     "Weights",
     "describe_frames",
     "frames_from_params",
@@ -253,7 +255,11 @@ def parse_meta(raw: bytes | str) -> Meta:
 
 # --- RESULT: the envelope around one analyzer's result ------------------------------------
 
-Status = Literal["ok", "failed", "skipped", "unavailable"]
+#: ``partial``: it ran without its model; ``result`` holds what was measured and each field
+#: only the model makes is null and listed in ``unavailable_fields`` (docs/REPORT_CONTRACT.md).
+Status = Literal["ok", "partial", "failed", "skipped", "unavailable"]
+#: The statuses whose entry carries a ``result`` (what a dependant receives upstream).
+WITH_RESULT = ("ok", "partial")
 Weights = Literal["real", "synthetic-tiny", "synthetic-full", "none"]
 
 
@@ -269,6 +275,11 @@ class AnalyzerEntry(BaseModel):
     elapsed_s: float = Field(description="seconds inside the model, or until the failure")
     model: ModelInfo
     result: dict[str, Any] | None = None
+    unavailable_fields: list[UnavailableField] = Field(
+        default_factory=list,
+        description="status partial: the result's fields that only the model makes, null in "
+        "result, each with why and the fix; empty otherwise",
+    )
 
     def encode(self) -> str:
         # json.dumps, not model_dump_json: a NaN in a result travels as it did before.

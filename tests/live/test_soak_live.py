@@ -2,8 +2,9 @@
 must not grow (regions left registered stay mapped inside it: 12 MB each, seen as
 70 -> 276 MB in 5 minutes), and no region may stay registered afterwards.
 
-$SOAK_SECONDS sets the length: 300 s by default (what CI runs, seen passing with the RSS
-floor 221 -> 231 MB); the issue asks for 600 s, not yet seen passing."""
+$SOAK_SECONDS sets the length: 600 s by default, what CI runs. Seen passing on the 2-core
+machine under a load of 5 to 13 from other work: 1137 analyses, the RSS floor 230 MB after
+the warm-up, 239 MB by the second minute and 240 MB at the end (a plateau, not a slope)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from tiktok_analyzer.serving.launcher import EmbeddedTriton, default_model_repos
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
-SOAK_S = float(os.environ.get("SOAK_SECONDS", "300"))
+SOAK_S = float(os.environ.get("SOAK_SECONDS", "600"))
 CLIENTS = 8
 #: Growth of the RSS floor allowed between the start (after the warm-up) and the end.
 MAX_GROWTH_MB = 20.0

@@ -251,6 +251,88 @@ AUDIO_ANALYZERS = (
 )
 
 
+PULL = "run `tiktok-analyzer weights pull {}/ast-audioset`"
+
+
+def _partial(result: dict, name: str, fields: list[str]) -> dict:
+    """A sound analyzer's answer without its model's weights: measured, with null fields."""
+    missing = [
+        {
+            "field": f,
+            "reason": f"real weights of {name}/ast-audioset are not in /w {HOSTILE}",
+            "fix": PULL.format(name),
+        }
+        for f in fields
+    ]
+    return {
+        "status": "partial",
+        "error": f"without its model, {', '.join(fields)} unavailable: {PULL.format(name)}",
+        "elapsed_s": 0.4,
+        "model": {"name": "ast-audioset", "weights": "none"},
+        "result": result,
+        "unavailable_fields": missing,
+    }
+
+
+def partial(report: dict) -> dict:
+    """audio_environment and sound_effects without their weights: what they measured
+    (shares, SNR, reverberation; events and their shapes), the labels null."""
+    r = full(report)
+    a = r["analyzers"]
+    a["audio_environment"] = _partial(
+        {
+            "scene": None,
+            "audioset_top": None,
+            "music_share": 0.33,
+            "speech_share": 0.6,
+            "noise_share": 0.07,
+            "silence_share": 0.0,
+            "shares_source": "dsp",
+            "snr_db": 23.4,
+            "signal_dbfs": -21.0,
+            "noise_floor_dbfs": -44.4,
+            "reverberation": {"rt60_s": 0.21, "label": "dry", "decays": 4},
+            "windows": [],
+        },
+        "audio_environment",
+        ["scene", "audioset_top"],
+    )
+    a["sound_effects"] = _partial(
+        {
+            "events": [
+                {
+                    "label": None,
+                    "start_s": 1.0,
+                    "end_s": 1.1,
+                    "confidence": None,
+                    "shape": "impulsive",
+                    "stand_out_db": 20.0,
+                    "on_cut": False,
+                    "cut_offset_s": None,
+                },
+                {
+                    "label": None,
+                    "start_s": 3.0,
+                    "end_s": 3.6,
+                    "confidence": None,
+                    "shape": "tonal",
+                    "stand_out_db": 15.0,
+                    "on_cut": True,
+                    "cut_offset_s": 0.0,
+                },
+            ],
+            "on_cut_share": 0.5,
+            "cuts_known": True,
+            "beat_suppressed": 0,
+            "speech_suppressed": 0,
+            "events_per_minute": 8.0,
+        },
+        "sound_effects",
+        ["events[].label", "events[].confidence"],
+    )
+    return r
+
+
 def no_audio(report: dict) -> dict:
     r = full(report)
     r["video"]["has_audio"] = False
@@ -270,6 +352,7 @@ VARIANTS = {
     "real": lambda r: r,
     "full": full,
     "broken": broken,
+    "partial": partial,
     "no_audio": no_audio,
     "no_flow": no_flow,
 }
@@ -558,7 +641,7 @@ def pages(report, browser, tmp_path_factory):
 
 def _result(r: dict, name: str) -> dict | None:
     entry = r["analyzers"].get(name)
-    return entry["result"] if entry and entry["status"] == "ok" else None
+    return entry["result"] if entry and entry["status"] in ("ok", "partial") else None
 
 
 # (lane, analyzer, item kind, how many the report holds)
@@ -597,7 +680,7 @@ def test_lane_holds_the_reports_items(pages, variant, lane, analyzer, kind, coun
         assert el.attrs["data-status"] == "missing" and "missing" in el.text
         assert not items
         return
-    if entry["status"] != "ok":
+    if entry["status"] not in ("ok", "partial"):
         # The status and its reason instead of items.
         assert el.attrs["data-status"] == entry["status"]
         [status] = [n for n in el.iter() if "lane-status" in n.classes()]
@@ -609,7 +692,8 @@ def test_lane_holds_the_reports_items(pages, variant, lane, analyzer, kind, coun
     except (TypeError, KeyError):  # the variant made this result unreadable on purpose
         assert el.attrs["data-status"] == "error" and "unreadable" in el.text
         return
-    assert el.attrs["data-status"] == "ok"
+    # partial: what was measured is drawn as ever; the lane says what it lacks.
+    assert el.attrs["data-status"] == entry["status"]
     assert len(items) == expected
 
 
@@ -643,7 +727,17 @@ def test_every_analyzer_in_the_status_table(pages, variant):
         row = rows[name]
         assert row.attrs["data-status"] == entry["status"]
         assert f"status-{entry['status']}" in {c for n in row.iter() for c in n.classes()}
-        if entry["status"] != "ok":
+        if entry["status"] == "partial":
+            # What was measured, then each model-made field marked unavailable with the fix.
+            marked = {
+                n.attrs["data-field"]: n.text
+                for n in row.iter()
+                if "unavailable-field" in n.classes()
+            }
+            assert list(marked) == [f["field"] for f in entry["unavailable_fields"]]
+            for f in entry["unavailable_fields"]:
+                assert "unavailable" in marked[f["field"]] and f["fix"] in marked[f["field"]]
+        elif entry["status"] != "ok":
             assert entry["error"] in row.text
 
 
@@ -744,6 +838,40 @@ def test_no_audio_clip(pages):
     for lane in ("loudness", "words", "sounds", "emotion"):
         [el] = dom.find_all(data_lane=lane)
         assert el.attrs["data-status"] == "skipped" and "no audio" in el.text
+
+
+def test_partial_results_show_what_was_measured_and_what_is_missing(pages):
+    r, _, visit = pages["partial"]
+    dom = visit.dom
+    a = r["analyzers"]
+    # The sound lane draws the measured events, named by their shape, and says why they
+    # have no labels and what fixes that.
+    [lane] = dom.find_all(data_lane="sounds")
+    assert lane.attrs["data-status"] == "partial"
+    sounds = lane.find_all(data_kind="sound")
+    assert [n.text for n in sounds] == ["impulsive", "tonal"]
+    assert [float(n.attrs["data-start"]) for n in sounds] == [1.0, 3.0]
+    assert "unlabelled" in sounds[0].attrs["title"]
+    [note] = [n for n in lane.iter() if "lane-status" in n.classes()]
+    assert "events[].label" in note.text and PULL.format("sound_effects") in note.text
+    # audio_environment's measures in its row and in the headline numbers.
+    [row] = dom.find_all(data_analyzer="audio_environment")
+    [badge] = [n for n in row.iter() if "badge" in n.classes()]
+    assert badge.text == "partial" and "status-partial" in badge.classes()
+    assert "SNR 23.4 dB" in row.text and "speech 60%" in row.text and "dry" in row.text
+    assert a["audio_environment"]["result"]["scene"] is None
+    metrics = {}
+    for n in dom.iter():
+        if "metric" in n.classes():
+            parts = {c: k.text for k in n.iter() for c in k.classes() & {"l", "v"}}
+            metrics[parts["l"]] = parts["v"]
+    assert metrics["SNR"] == "23 dB"
+    # The count line tells partial answers apart from ok and unavailable ones.
+    [counts] = [n for n in dom.iter() if "counts" in n.classes()]
+    assert "2 partial" in counts.text
+    # Nothing says synthetic where no weights ran: the weights column says none.
+    cells = [n.text for n in row.iter() if n.tag == "td"]
+    assert "none" in cells and "synthetic-tiny" not in cells
 
 
 def test_pacing_falls_back_to_cut_rate(pages):

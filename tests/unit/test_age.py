@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from tiktok_analyzer.analyzers import weights
-from tiktok_analyzer.analyzers.age import OPEN_AGE_MAX, AgeEstimation, age_bins, age_span
+from tiktok_analyzer.analyzers.age import (
+    OPEN_AGE_MAX,
+    AgeEstimation,
+    age_bins,
+    age_order,
+    age_span,
+)
 from tiktok_analyzer.analyzers.base import Clip, ClipMeta
 from tiktok_analyzer.groundtruth import CATALOG, render
 from tiktok_analyzer.groundtruth.clips import ASTRONAUT_HEAD, Photo, load_frames
@@ -158,6 +164,13 @@ def test_a_label_without_years_is_refused():
         age_bins({0: "adult"})
 
 
+def test_age_order_puts_any_label_order_into_ascending_bins():
+    assert age_order(dict(enumerate(LABELS))) == list(range(9))  # FairFace's own order
+    as_text = sorted(LABELS)  # "0-2", "10-19", "20-29", "3-9", ...: what a text sort gives
+    order = age_order(dict(enumerate(as_text)))
+    assert [as_text[i] for i in order] == LABELS
+
+
 @pytest.mark.parametrize(
     ("probs", "mass", "expected"),
     [
@@ -193,7 +206,8 @@ def test_full_architecture_is_the_published_vit_base():
 def test_real_weights_missing_is_unavailable_with_the_pull_command(monkeypatch, tmp_path):
     monkeypatch.setenv(weights.DIR_ENV, str(tmp_path))
     monkeypatch.setenv(weights.MODE_ENV, "real")
-    analyzer = AgeEstimation()
+    # named: auto would run the packaged tier instead (tests/unit/test_age_packaged.py)
+    analyzer = AgeEstimation(AgeEstimation.Params(model="fairface-age-vit"))
     assert not analyzer.available and analyzer.weights == "none"
     (out,) = analyzer.analyze_batch([clip_from(np.zeros((1, 8, 8, 3), np.uint8), np.zeros(1))])
     assert type(out).__name__ == "Unavailable"

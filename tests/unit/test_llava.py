@@ -289,6 +289,21 @@ def test_fast_path_pads_batch_and_prompt_but_answers_each_clip(tiny, monkeypatch
     seen.clear()
     tiny._warm_up()
     assert [s[0][0] for s in seen] == batch_buckets(tiny.params.batch_size)
+    # The warm-up's prompt is as long as any clip's with up to warm_up_scenes scenes: such
+    # a clip meets the static cache and graphs the warm-up sized, not larger ones.
+    warm_len = seen[0][0][1]
+    n = tiny.params.warm_up_scenes
+    many = {
+        "scene_segmentation": {
+            "scenes": [
+                {"start_s": 1.25 * i, "end_s": 1.25 * (i + 1), "shot_count": 1, "keyframe_s": i}
+                for i in range(n)
+            ]
+        }
+    }
+    seen.clear()
+    tiny.analyze_batch([_clip(_frames(2, seed=9), many, duration=1.25 * n)])
+    assert seen[0][0][1] <= warm_len
 
 
 def test_many_frames_are_subsampled(tiny, monkeypatch):

@@ -14,16 +14,20 @@ import numpy as np
 import pytest
 import torch
 
+from tiktok_analyzer.analyzers import weights
 from tiktok_analyzer.analyzers.base import Clip, ClipMeta, NotApplicable
 from tiktok_analyzer.analyzers.objects import (
+    MODELS,
     Detections,
     ObjectDetection,
     ObjectTracker,
     build_detection_model,
     coco_names,
+    darknet_names,
     letterbox,
     letterbox_shape,
     load_checkpoint_state,
+    nms,
     postprocess,
 )
 from tiktok_analyzer.analyzers.weights import DIR_ENV, MODE_ENV, Weights, load_manifest
@@ -289,11 +293,67 @@ def test_tiny_synthetic_yolo_runs_and_its_garbage_stays_bounded(monkeypatch):
 def test_real_weights_missing_make_it_unavailable(monkeypatch, tmp_path):
     monkeypatch.setenv(DIR_ENV, str(tmp_path))
     monkeypatch.delenv(MODE_ENV, raising=False)
-    analyzer = ObjectDetection()
+    analyzer = ObjectDetection(ObjectDetection.Params(model="yolov8s"))
     assert analyzer.weights == "none"
     clip, _ = moving_squares(2)
     (out,) = analyzer.analyze_batch([clip])
     assert "weights pull object_detection/yolov8s" in str(out)
+
+
+def test_auto_takes_yolov8s_when_present_and_the_offline_tier_otherwise(monkeypatch, tmp_path):
+    monkeypatch.setenv(DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(MODE_ENV, "synthetic-tiny")  # YOLOv8s "present" as a synthetic model
+    assert weights.first_usable("object_detection", MODELS.values()) == "yolov8s"
+    monkeypatch.setenv(MODE_ENV, "real")
+    offline = load_manifest()["object_detection/yolov3-tiny"]
+    expected = "yolov3-tiny" if weights.usable(offline) else "yolov8s"
+    assert weights.first_usable("object_detection", MODELS.values()) == expected
+    # yolov3-tiny has real weights only: in a synthetic mode it says so, never random values
+    monkeypatch.setenv(MODE_ENV, "synthetic-tiny")
+    analyzer = ObjectDetection(ObjectDetection.Params(model="yolov3-tiny"))
+    assert analyzer.weights == "none" and "real weights only" in analyzer._unavailable
+
+
+def test_a_wrong_model_name_is_refused():
+    with pytest.raises(ValueError, match="model must be auto or one of yolov8s, yolov3-tiny"):
+        ObjectDetection(ObjectDetection.Params(model="yolov5"))
+
+
+def test_darknet_names_are_yolov8s_coco_names(tmp_path):
+    darknet = (
+        ["person", "bicycle", "car", "motorbike", "aeroplane"]
+        + ["x"] * 51
+        + ["chair", "sofa", "pottedplant", "bed", "diningtable", "toilet", "tvmonitor"]
+    )
+    (tmp_path / "coco.names").write_text("\n".join(darknet) + "\n")
+    names = darknet_names(tmp_path / "coco.names")
+    coco = coco_names()
+    for i in (0, 3, 4, 57, 58, 60, 62):
+        assert names[i] == coco[i]
+
+
+def test_nms_is_class_wise_and_keeps_the_best():
+    boxes = np.array([box(0.5, 0.5), box(0.51, 0.5), box(0.5, 0.5), box(0.2, 0.2)], np.float32)
+    scores = np.array([0.6, 0.9, 0.7, 0.5], np.float32)
+    classes = np.array([0, 0, 32, 0])
+    # 1 beats 0 (same class, IoU ~0.9); 2 is another class; 3 overlaps nothing.
+    assert nms(boxes, scores, classes, 0.45).tolist() == [1, 2, 3]
+
+
+def test_the_tracker_links_a_small_object_that_outruns_its_box():
+    """A pedestrian far off: a box 0.02 x 0.06 moving 0.03 a sample never overlaps its last
+    box. Without the centre link every sample starts a track; with it, one track."""
+    rows = [dets([(box(0.2 + 0.03 * k, 0.4, 0.02, 0.06), 0.8, 0)]) for k in range(8)]
+    for shift, expected in ((0.0, 8), (1.0, 1)):
+        tracker = ObjectTracker(0.2, 0.25, 1.5, max_shift=shift)
+        for k, row in enumerate(rows):
+            tracker.add_frame(k, k * 0.5, row)
+        assert len(tracker.tracks) == expected
+    # Two such pedestrians side by side, walking apart: two tracks, not swapped.
+    tracker = ObjectTracker(0.2, 0.25, 1.5, max_shift=1.0)
+    for k in range(6):
+        a, b = box(0.5 - 0.03 * k, 0.4, 0.02, 0.06), box(0.53 + 0.03 * k, 0.4, 0.02, 0.06)
+        assert tracker.add_frame(k, k * 0.5, dets([(a, 0.8, 0), (b, 0.8, 0)])) == [1, 2]
 
 
 def test_the_full_config_is_yolov8s(monkeypatch):

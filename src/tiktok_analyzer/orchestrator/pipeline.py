@@ -314,7 +314,8 @@ class _Run:
         upstream = {
             d: self.entries[d].result
             for d in decl.depends_on
-            if d in self.entries and self.entries[d].status == "ok"
+            # A partial result is typed like a full one (its model-made fields null).
+            if d in self.entries and self.entries[d].status in wire.WITH_RESULT
         }
         body = np.array([[wire.Meta(meta=self.meta, upstream=upstream).encode()]], np.object_)
         frames_key = wire.frames_key(decl.frames) if has_frames else None

@@ -28,7 +28,7 @@ __all__ = [
     "report_schema",
 ]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 #: In a source checkout: the client package's copy of the schema, for other services.
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "client" / "report.schema.json"
 
@@ -90,9 +90,23 @@ def report_schema() -> dict[str, Any]:
     per_analyzer = {}
     for name, model in results.items():
         ref = keys[(model, "validation")]["$ref"]
+        # Which fields a partial answer may lack: those its Result says only the model
+        # makes; an analyzer without them never answers partial.
+        made = list(model.made_by_model)
+        unavailable: dict[str, Any] = (
+            {
+                "description": "fields only the model makes, null in a partial result",
+                "items": {"properties": {"field": {"enum": made}}},
+            }
+            if made
+            else {"maxItems": 0}
+        )
         per_analyzer[name] = {
             "allOf": [{"$ref": entry_ref}],
-            "properties": {"result": {"anyOf": [{"$ref": ref}, {"type": "null"}]}},
+            "properties": {
+                "result": {"anyOf": [{"$ref": ref}, {"type": "null"}]},
+                "unavailable_fields": unavailable,
+            },
         }
     report["properties"]["analyzers"] = {
         "type": "object",

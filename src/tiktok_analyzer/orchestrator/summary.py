@@ -16,8 +16,10 @@ from tiktok_analyzer.analyzers.results.camera import CameraResult
 from tiktok_analyzer.analyzers.results.color import ColorResult
 from tiktok_analyzer.analyzers.results.cuts import CutAnalysisResult
 from tiktok_analyzer.analyzers.results.effects import VisualEffectsResult
+from tiktok_analyzer.analyzers.results.environment import AudioEnvironmentResult
 from tiktok_analyzer.analyzers.results.eyes import EyeTrackingResult
 from tiktok_analyzer.analyzers.results.flow import FlowResult
+from tiktok_analyzer.analyzers.results.objects import ObjectDetectionResult
 from tiktok_analyzer.analyzers.results.ocr import TextOverlayResult
 from tiktok_analyzer.analyzers.results.quality import QualityResult
 from tiktok_analyzer.analyzers.results.scenes import SceneSegmentationResult
@@ -25,8 +27,9 @@ from tiktok_analyzer.analyzers.results.sfx import SoundEffectsResult
 from tiktok_analyzer.analyzers.results.speech import SpeechTranscriptionResult
 from tiktok_analyzer.analyzers.results.speech_rate import SpeechRateResult
 from tiktok_analyzer.orchestrator.report import Report
+from tiktok_analyzer.wire import AnalyzerEntry
 
-__all__ = ["headline", "summary_rows"]
+__all__ = ["headline", "partial_note", "summary_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,29 @@ def _audio(r: AudioAnalysisResult) -> str:
         f"music {r.music_share:.0%} / speech {r.speech_share:.0%}, "
         f"{_count(len(r.silences), 'silence')}"
     )
+
+
+def _environment(r: AudioEnvironmentResult) -> str:
+    scene = f"{r.scene[0].label}; " if r.scene else ""
+    rt60 = r.reverberation.rt60_s
+    return (
+        f"{scene}music {r.music_share:.0%} / speech {r.speech_share:.0%} / "
+        f"noise {r.noise_share:.0%}, SNR {r.snr_db:.1f} dB, {r.reverberation.label}"
+        + (f" (RT60 {rt60:.2f} s)" if rt60 is not None else "")
+    )
+
+
+def _sounds(r: SoundEffectsResult) -> str:
+    # Each event's label (its DSP shape without the classifier), onset and whether it
+    # lands on a cut.
+    if not r.events:
+        return "no sound events"
+    shown = ", ".join(
+        f"{e.label or e.shape}@{e.start_s:.2f}s{' on a cut' if e.on_cut else ''}"
+        for e in r.events[:4]
+    )
+    more = f" (+{len(r.events) - 4})" if len(r.events) > 4 else ""
+    return f"{_count(len(r.events), 'event')}: {shown}{more}"
 
 
 def _transcript(r: SpeechTranscriptionResult) -> str:
@@ -148,6 +174,14 @@ def _eyes(r: EyeTrackingResult) -> str:
     )
 
 
+def _objects(r: ObjectDetectionResult) -> str:
+    if not r.objects:
+        return "no object found"
+    shown = ", ".join(f"{o.label} {o.first_s:.1f}-{o.last_s:.1f} s" for o in r.objects[:4])
+    more = f" (+{len(r.objects) - 4})" if len(r.objects) > 4 else ""
+    return f"{_count(len(r.objects), 'object')}: {shown}{more}"
+
+
 def _ages(r: AgeEstimationResult) -> str:
     if not r.faces:
         return "no face found"
@@ -155,16 +189,6 @@ def _ages(r: AgeEstimationResult) -> str:
         f"face {f.first_s:.1f}-{f.last_s:.1f} s: {f.age_min}-{f.age_max} ({f.confidence:.0%})"
         for f in r.faces[:3]
     )
-
-
-def _effects_heard(r: SoundEffectsResult) -> str:
-    if not r.events:
-        return "no sound effect found"
-    shown = ", ".join(
-        f"{e.label}@{e.start_s:.2f}s{' on a cut' if e.on_cut else ''}" for e in r.events[:4]
-    )
-    more = f" (+{len(r.events) - 4})" if len(r.events) > 4 else ""
-    return f"{_count(len(r.events), 'event')}: {shown}{more}"
 
 
 _HEADLINES = {
@@ -175,13 +199,15 @@ _HEADLINES = {
     "camera_analysis": _camera,
     "visual_effects": _effects,
     "audio_analysis": _audio,
+    "audio_environment": _environment,
+    "sound_effects": _sounds,
     "speech_transcription": _transcript,
     "speech_rate": _rate,
     "temporal_flow": _flow,
     "text_overlay": _texts,
     "eye_tracking": _eyes,
     "age_estimation": _ages,
-    "sound_effects": _effects_heard,
+    "object_detection": _objects,
 }
 
 
@@ -202,10 +228,25 @@ def headline(name: str, result: dict[str, Any] | None) -> str:
     return ", ".join(scalars[:4])
 
 
+def partial_note(entry: AnalyzerEntry) -> str:
+    """What a ``partial`` entry lacks and what fixes it, in one line; empty otherwise."""
+    if not entry.unavailable_fields:
+        return ""
+    fields = ", ".join(f.field for f in entry.unavailable_fields)
+    fixes = "; ".join(dict.fromkeys(f.fix for f in entry.unavailable_fields))
+    return f"unavailable without the model: {fields} ({fixes})"
+
+
 def summary_rows(report: Report) -> list[tuple[str, str, str, str]]:
-    """(analyzer, status, seconds, headline or error) for each analyzer."""
+    """(analyzer, status, seconds, headline or error) for each analyzer; a ``partial``
+    one's headline of what was measured, then what is missing and its fix."""
     rows = []
     for name, entry in report.analyzers.items():
-        text = headline(name, entry.result) if entry.status == "ok" else (entry.error or "")
+        if entry.status == "ok":
+            text = headline(name, entry.result)
+        elif entry.status == "partial":
+            text = " | ".join(t for t in (headline(name, entry.result), partial_note(entry)) if t)
+        else:
+            text = entry.error or ""
         rows.append((name, entry.status, f"{entry.elapsed_s:.2f}", text))
     return rows

@@ -16,7 +16,8 @@ PAGE_CSS = """
 :root {
   --head-w: 210px; --row-h: 20px;
   --ink: #1d2330; --muted: #667085; --line: #e3e6ec; --bg: #f6f7f9; --card: #fff;
-  --ok: #2e9d5b; --failed: #d64545; --skipped: #c98a00; --unavailable: #7d8593;
+  --ok: #2e9d5b; --partial: #2b8a9e; --failed: #d64545; --skipped: #c98a00;
+  --unavailable: #7d8593;
   --missing: #a0a6b2; --error: #b3409c;
 }
 * { box-sizing: border-box; }
@@ -106,7 +107,8 @@ section, header { max-width: 1500px; }
   overflow-wrap: anywhere; }
 .lane-empty { color: var(--muted); font-size: 12px; padding: 6px 0; }
 .lane-note { color: var(--muted); font-size: 11px; }
-.status-ok { color: var(--ok); } .status-failed { color: var(--failed); }
+.status-ok { color: var(--ok); } .status-partial { color: var(--partial); }
+.status-failed { color: var(--failed); }
 .status-skipped { color: var(--skipped); } .status-unavailable { color: var(--unavailable); }
 .status-missing { color: var(--missing); } .status-error { color: var(--error); }
 .lane[data-status="failed"] .track { background: repeating-linear-gradient(135deg,
@@ -135,11 +137,15 @@ table.analyzers { border-collapse: collapse; width: 100%; background: var(--card
 .badge { display: inline-block; padding: 0 8px; border-radius: 10px; font-size: 12px;
   font-weight: 600; color: #fff; }
 .badge.status-ok { background: var(--ok); } .badge.status-failed { background: var(--failed); }
+.badge.status-partial { background: var(--partial); }
 .badge.status-skipped { background: var(--skipped); }
 .badge.status-unavailable { background: var(--unavailable); }
 .badge.status-missing { background: var(--missing); } .badge.status-error { background: var(--error); }
 tr.row-failed td.what { color: var(--failed); font-weight: 600; }
 tr.row-skipped td.what { color: #8a6100; } tr.row-unavailable td.what { color: var(--muted); }
+.unavailable-fields { margin: 4px 0 0; padding-left: 18px; color: var(--muted); font-size: 12px; }
+.unavailable-field code { color: var(--unavailable); text-decoration: line-through; }
+.unavailable-field .fix { color: var(--ink); font-family: ui-monospace, monospace; }
 .counts span { margin-right: 12px; font-weight: 600; }
 #tip { position: fixed; z-index: 100; max-width: 420px; background: var(--ink); color: #fff;
   padding: 5px 8px; border-radius: 4px; font-size: 12px; pointer-events: none;

@@ -19,7 +19,15 @@ from typing import Any
 
 from tiktok_analyzer.render.assets import CSP, PAGE_CSS, PAGE_JS
 from tiktok_analyzer.render.keyframes import Keyframes, to_data_uri
-from tiktok_analyzer.render.timeline import STATUSES, Curve, Item, Lane, Timeline, pack_rows
+from tiktok_analyzer.render.timeline import (
+    DRAWN,
+    STATUSES,
+    Curve,
+    Item,
+    Lane,
+    Timeline,
+    pack_rows,
+)
 
 __all__ = ["build_html"]
 
@@ -119,7 +127,7 @@ def _lane(lane: Lane, duration: float) -> str:
     )
     body: list[str] = []
     height = ROW_H + 8
-    if lane.status != "ok" and not lane.items:
+    if lane.status not in DRAWN and not lane.items:
         text = lane.status + (f": {lane.note}" if lane.note else "")
         body.append(f'<div class="lane-status status-{lane.status}">{esc(text)}</div>')
     else:
@@ -269,13 +277,22 @@ def _analyzers(tl: Timeline) -> str:
     )
     rows = []
     for name, row in tl.statuses.items():
+        # partial: what was measured, then each field only the model makes, marked
+        # unavailable with why and the fix.
+        missing = "".join(
+            f'<li class="unavailable-field" data-field="{esc(f.field)}">'
+            f"<code>{esc(f.field)}</code> unavailable: {esc(f.reason)}; "
+            f'<span class="fix">{esc(f.fix)}</span></li>'
+            for f in row.unavailable
+        )
+        missing = f'<ul class="unavailable-fields">{missing}</ul>' if missing else ""
         rows.append(
             f'<tr class="row-{row.status}" data-analyzer="{esc(name)}" '
             f'data-status="{row.status}"><td class="nowrap">{esc(name)}</td>'
             f'<td><span class="badge status-{row.status}">{row.status}</span></td>'
             f'<td class="num">{esc(row.seconds)}</td><td class="nowrap">{esc(row.model)}</td>'
             f'<td class="nowrap">{esc(row.weights)}</td>'
-            f'<td class="what">{esc(row.text)}</td></tr>'
+            f'<td class="what">{esc(row.text)}{missing}</td></tr>'
         )
     return (
         '<section id="analyzers"><h2>Analyzers</h2>'

@@ -10,7 +10,15 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from tiktok_analyzer.render.keyframes import Keyframes
-from tiktok_analyzer.render.timeline import HOOK_WINDOW_S, STATUSES, Lane, Timeline, pack_rows
+from tiktok_analyzer.render.timeline import (
+    DRAWN,
+    HOOK_WINDOW_S,
+    STATUSES,
+    Lane,
+    Timeline,
+    pack_rows,
+    partial_note,
+)
 
 __all__ = ["HEIGHT", "KEYFRAME_H", "WIDTH", "draw_summary", "write_png"]
 
@@ -24,6 +32,7 @@ _FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 BG, CARD, INK, MUTED, LINE = "#f6f7f9", "#ffffff", "#1d2330", "#667085", "#e3e6ec"
 STATUS_COLORS = {
     "ok": "#2e9d5b",
+    "partial": "#2b8a9e",
     "failed": "#d64545",
     "skipped": "#c98a00",
     "unavailable": "#7d8593",
@@ -256,9 +265,10 @@ def _lane_marks(d: ImageDraw.ImageDraw, lane: Lane, sc: _Scale, y0: int, h: int)
 
 
 def _draw_lane(d: ImageDraw.ImageDraw, lane: Lane, sc: _Scale, y0: int, h: int) -> None:
-    colors = lane.variant_colors() if lane.by_variant and lane.status == "ok" else {}
+    drawn = lane.status in DRAWN
+    colors = lane.variant_colors() if lane.by_variant and drawn else {}
     _lane_label(d, lane, colors, y0, h)
-    if lane.status != "ok":
+    if not drawn:
         _lane_status(d, lane, y0, h)
         return
     # Drawn back to front: silences, the curve, spans, then instant marks on top.
@@ -375,7 +385,15 @@ def _statuses(d: ImageDraw.ImageDraw, tl: Timeline, y: int) -> None:
         x += tw + 24
     # Failures first: they are what a reader of a ticket needs to see; then what the
     # others found, while there is room.
-    order = {"failed": 0, "error": 1, "skipped": 2, "unavailable": 3, "missing": 4, "ok": 5}
+    order = {
+        "failed": 0,
+        "error": 1,
+        "skipped": 2,
+        "unavailable": 3,
+        "missing": 4,
+        "partial": 5,
+        "ok": 6,
+    }
     rows = sorted(tl.statuses.items(), key=lambda kv: order[kv[1].status])  # stable
     yy, small, bold = y + 74, font(12), font(12, True)
     room = int((y1 - 8 - yy) // 17)
@@ -386,7 +404,9 @@ def _statuses(d: ImageDraw.ImageDraw, tl: Timeline, y: int) -> None:
         head = f"{name} "
         d.text((x0 + 14, yy), head, fill=STATUS_COLORS[row.status], font=bold)
         hx = x0 + 14 + d.textlength(head, font=bold)
-        line = row.text if row.status == "ok" else f"{row.status}: {row.error}".rstrip(": ")
+        line = row.text if row.status in DRAWN else f"{row.status}: {row.error}".rstrip(": ")
+        if row.unavailable:
+            line = f"{line}; {partial_note(row.unavailable)}"
         d.text((hx, yy), _fit(d, line, small, x1 - hx - 10), fill=MUTED, font=small)
         yy += 17
 

@@ -19,6 +19,7 @@ from typing import Any
 from tiktok_analyzer.orchestrator.summary import headline
 
 __all__ = [
+    "DRAWN",
     "HOOK_WINDOW_S",
     "STATUSES",
     "Curve",
@@ -27,15 +28,20 @@ __all__ = [
     "Lane",
     "Metric",
     "Timeline",
+    "Unavailable",
     "build_timeline",
     "pack_rows",
+    "partial_note",
 ]
 
 #: The opening seconds that decide whether a viewer keeps watching.
 HOOK_WINDOW_S = 3.0
 #: Report statuses, plus ``missing`` (the analyzer is not in the report) and ``error``
 #: (it says ``ok`` but its result cannot be read).
-STATUSES = ("ok", "failed", "skipped", "unavailable", "missing", "error")
+STATUSES = ("ok", "partial", "failed", "skipped", "unavailable", "missing", "error")
+#: The statuses whose entry carries a result to draw (``partial``: what was measured
+#: without the model; the fields only the model makes are null).
+DRAWN = ("ok", "partial")
 # Cut-rate window for the pacing curve when temporal_flow gives none: long enough to hold
 # a couple of cuts at TikTok pace, short enough to show a burst.
 _PACING_WINDOW_S = 2.0
@@ -98,6 +104,15 @@ class Metric:
 
 
 @dataclass(frozen=True)
+class Unavailable:
+    """One field a ``partial`` result lacks: only the model makes it."""
+
+    field: str
+    reason: str
+    fix: str
+
+
+@dataclass(frozen=True)
 class AnalyzerRow:
     """One analyzer in the status table; all text, ready to show."""
 
@@ -105,8 +120,10 @@ class AnalyzerRow:
     seconds: str
     model: str
     weights: str
-    text: str  # the result's headline when ok, else the error
+    text: str  # the result's headline when ok or partial, else the error
     error: str
+    # partial: each field only the model makes, why it is missing and the fix.
+    unavailable: tuple[Unavailable, ...] = ()
 
 
 @dataclass
@@ -294,12 +311,11 @@ def _effects(lane: Lane, r: Mapping[str, Any]) -> None:
 def _framing(lane: Lane, r: Mapping[str, Any]) -> None:
     for st in _dicts(r, "shot_types"):
         s, e = _span(st)
-        kind = _text(st.get("type", "?"), 40)
-        lane.items.append(
-            Item(
-                "framing", s, e, kind.replace("_", " "), f"{kind}: {_fmt_span(s, e)}", variant=kind
-            )
-        )
+        # Without the model (partial) a shot has no type: its span and subject still show.
+        kind = _text(st.get("type") or "shot", 40)
+        placed = _text(st.get("placement"), 20)
+        detail = f"{kind}: {_fmt_span(s, e)}" + (f", subject {placed}" if placed else "")
+        lane.items.append(Item("framing", s, e, kind.replace("_", " "), detail, variant=kind))
     labels = [_text(x.get("label"), 40) for x in _dicts(r, "labels")[:3]]
     lane.summary = f"{len(lane.items)} spans" + (f"; {', '.join(labels)}" if labels else "")
 
@@ -416,9 +432,12 @@ def _emotion(lane: Lane, r: Mapping[str, Any]) -> None:
 def _sounds(lane: Lane, r: Mapping[str, Any]) -> None:
     for ev in _dicts(r, "events"):
         s, e = _span(ev)
-        label = _text(ev.get("label", "sound"), 60)
+        # Without the model (partial) an event has no label: its measured shape stands in.
+        label = _text(ev.get("label"), 60)
+        shown = label or _text(ev.get("shape") or "sound", 40)
+        what = label or f"{shown} sound (unlabelled: no model)"
         lane.items.append(
-            Item("sound", s, e, label, f"{label}: {_fmt_span(s, e)}{_conf(ev)}", variant=label)
+            Item("sound", s, e, shown, f"{what}: {_fmt_span(s, e)}{_conf(ev)}", variant=shown)
         )
     lane.by_variant = True
     lane.summary = f"{len(lane.items)} events"
@@ -534,15 +553,35 @@ def _entry(analyzers: Mapping[str, Any], name: str) -> tuple[str, str, Mapping[s
     if not isinstance(entry, Mapping):
         return "missing", "not in this report", None
     status = entry.get("status")
-    status = status if status in STATUSES[:4] else "error"
+    status = status if status in STATUSES[:5] else "error"
     error = _text(
         entry.get("error")
         or ("" if status != "error" else f"unknown status {_text(entry.get('status'), 40)!r}")
     )
     result = entry.get("result")
-    if status == "ok" and not isinstance(result, Mapping):
+    if status in DRAWN and not isinstance(result, Mapping):
         result = {}
-    return status, error, result if status == "ok" else None
+    return status, error, result if status in DRAWN else None
+
+
+def _unavailable(entry: Any) -> tuple[Unavailable, ...]:
+    """The fields a partial entry lists as unavailable, read defensively."""
+    raw = entry.get("unavailable_fields") if isinstance(entry, Mapping) else None
+    return tuple(
+        Unavailable(
+            _text(f.get("field"), 80), _text(f.get("reason"), 300), _text(f.get("fix"), 300)
+        )
+        for f in (raw if isinstance(raw, list) else [])
+        if isinstance(f, Mapping)
+    )
+
+
+def partial_note(fields: tuple[Unavailable, ...]) -> str:
+    """One line: which fields only the model makes, and the fix."""
+    if not fields:
+        return ""
+    fixes = "; ".join(dict.fromkeys(f.fix for f in fields))
+    return f"{', '.join(f.field for f in fields)} unavailable without the model: {fixes}"
 
 
 def _build_lane(
@@ -556,6 +595,8 @@ def _build_lane(
     lane.status, lane.note, result = _entry(analyzers, source)
     if result is None:
         return lane
+    if lane.status == "partial":
+        lane.note = partial_note(_unavailable(analyzers.get(source))) or lane.note
     try:
         builder(lane, result)
     except (Unreadable, KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -634,6 +675,7 @@ def _metrics(analyzers: Mapping[str, Any]) -> list[Metric]:
     audio = _result(analyzers, "audio_analysis")
     quality = _result(analyzers, "content_quality")
     camera = _result(analyzers, "camera_analysis")
+    environment = _result(analyzers, "audio_environment")
     tempo = _opt_num(audio.get("tempo_bpm"))
     return [
         Metric("cuts / min", _fmt(cuts.get("cuts_per_minute"), "{:.1f}"), "cut_analysis"),
@@ -644,6 +686,7 @@ def _metrics(analyzers: Mapping[str, Any]) -> list[Metric]:
         Metric(
             "camera", _text(camera.get("dominant"), 20).replace("_", " ") or "-", "camera_analysis"
         ),
+        Metric("SNR", _fmt(environment.get("snr_db"), "{:.0f} dB"), "audio_environment"),
     ]
 
 
@@ -706,7 +749,7 @@ def _statuses(analyzers: Mapping[str, Any]) -> dict[str, AnalyzerRow]:
         entry = entry if isinstance(entry, Mapping) else {}
         model = entry.get("model") if isinstance(entry.get("model"), Mapping) else {}
         secs = _fmt(entry.get("elapsed_s"), "{:.2f}")
-        if status == "ok":
+        if status in DRAWN:
             try:
                 text = headline(name, dict(result or {}))
             except Exception:  # noqa: BLE001 - a headline must never stop the page
@@ -720,6 +763,7 @@ def _statuses(analyzers: Mapping[str, Any]) -> dict[str, AnalyzerRow]:
             weights=_text(model.get("weights"), 40) or "-",
             text=_text(text, 600),
             error=error,
+            unavailable=_unavailable(entry) if status == "partial" else (),
         )
     return rows
 

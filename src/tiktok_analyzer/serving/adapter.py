@@ -5,7 +5,7 @@ touches ``triton_python_backend_utils`` lives here: it builds the analyzer once 
 ``initialize`` from the model's ``parameters``, turns each request's tensors into a
 :class:`Clip`, hands all requests of an ``execute`` call to ``analyze_batch`` at once, and
 answers every request with its own response: a JSON envelope
-``{"status", "error", "elapsed_s", "model", "result"}``, or a TritonError for a malformed
+``{"status", "error", "elapsed_s", "model", "result", "unavailable_fields"}``, or a TritonError for a malformed
 request. Tracebacks go to Triton's log, never to the caller.
 
 The tensors, the META JSON and the envelope are :mod:`tiktok_analyzer.wire`'s; which
@@ -48,6 +48,7 @@ from tiktok_analyzer.analyzers import load_class  # noqa: E402
 from tiktok_analyzer.analyzers.base import (  # noqa: E402
     Clip,
     NotApplicable,
+    Partial,
     Unavailable,
 )
 
@@ -55,11 +56,14 @@ _MAX_ERROR_CHARS = 300
 
 
 def _short(exc: BaseException) -> str:
-    text = (
+    return _one_line(
         f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, (NotApplicable, Unavailable))
         else str(exc)
     )
+
+
+def _one_line(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."
 
@@ -112,6 +116,19 @@ def _envelope(analyzer, outcome, elapsed_s: float) -> wire.AnalyzerEntry:
         status = "unavailable"
     elif isinstance(outcome, BaseException):
         status = "failed"
+    elif isinstance(outcome, Partial):
+        # Measured without the model: the result as far as it goes, the rest listed.
+        missing = outcome.unavailable
+        fields = ", ".join(m.field for m in missing)
+        fixes = " / ".join(dict.fromkeys(f"{m.reason}; {m.fix}" for m in missing))
+        return wire.AnalyzerEntry(
+            status="partial",
+            error=_one_line(f"without its model, {fields} unavailable: {fixes}"),
+            elapsed_s=elapsed_s,
+            model=model,
+            result=outcome.result.model_dump(mode="json"),
+            unavailable_fields=missing,
+        )
     else:
         return wire.AnalyzerEntry(
             status="ok", elapsed_s=elapsed_s, model=model, result=outcome.model_dump(mode="json")

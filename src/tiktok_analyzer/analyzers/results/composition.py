@@ -3,7 +3,7 @@ analyzer's libraries (the orchestrator reads them)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -25,9 +25,13 @@ class CompositionSubject(BaseModel):
 class ShotComposition(BaseModel):
     start_s: float
     end_s: float
-    type: ShotTypeName
-    confidence: float = Field(description="mean zero-shot probability of the type, 0..1")
-    scores: dict[str, float] = Field(description="mean probability of each shot type")
+    type: ShotTypeName | None = Field(description="zero-shot shot type; null without the model")
+    confidence: float | None = Field(
+        description="mean zero-shot probability of the type, 0..1; null without the model"
+    )
+    scores: dict[str, float] | None = Field(
+        description="mean probability of each shot type; null without the model"
+    )
     frames: int = Field(description="sampled frames inside the shot")
     subject: CompositionSubject | None = Field(description="median subject position over the shot")
     thirds_score: float | None = Field(
@@ -43,9 +47,19 @@ class CompositionLabel(BaseModel):
 
 
 class CompositionAnalysisResult(AnalyzerResult):
+    # Without CLIP's weights the saliency subject and thirds still stand (status partial).
+    made_by_model: ClassVar[tuple[str, ...]] = (
+        "shot_types[].type",
+        "shot_types[].confidence",
+        "shot_types[].scores",
+        "labels",
+        "dominant_shot_type",
+    )
+
     shot_types: list[ShotComposition]
-    labels: list[CompositionLabel] = Field(
-        description="top scenes and styles, each by mean zero-shot probability"
+    labels: list[CompositionLabel] | None = Field(
+        description="top scenes and styles, each by mean zero-shot probability; null without "
+        "the model (status partial)"
     )
     thirds_score: float | None = Field(
         description="mean rule-of-thirds score over every frame with a subject, 0..1; "
@@ -55,6 +69,6 @@ class CompositionAnalysisResult(AnalyzerResult):
     subject: CompositionSubject | None = Field(description="median subject position over the clip")
     shot_source: Literal["cut_analysis", "scene_segmentation", "whole_clip"]
     dominant_shot_type: ShotTypeName | None = Field(
-        description="the shot type covering the most time"
+        description="the shot type covering the most time; null without the model"
     )
     frames_analyzed: int

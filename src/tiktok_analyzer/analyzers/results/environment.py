@@ -3,7 +3,7 @@ analyzer's libraries (the orchestrator reads them)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -34,8 +34,12 @@ class ShareWindow(BaseModel):
 
 
 class AudioEnvironmentResult(AnalyzerResult):
-    scene: list[SceneScore] = Field(
-        description="scenes by score (AudioSet classifier; random with synthetic weights)"
+    # Without the classifier's weights the DSP measures still stand (status partial).
+    made_by_model: ClassVar[tuple[str, ...]] = ("scene", "audioset_top")
+
+    scene: list[SceneScore] | None = Field(
+        description="scenes by score (AudioSet classifier; random with synthetic weights); "
+        "null without the model (status partial)"
     )
     music_share: float = Field(description="share of the clip's time with music")
     speech_share: float = Field(description="share of the clip's time with speech")
@@ -55,7 +59,8 @@ class AudioEnvironmentResult(AnalyzerResult):
     signal_dbfs: float
     noise_floor_dbfs: float
     reverberation: Reverberation
-    audioset_top: list[SceneScore] = Field(
-        description="the five AudioSet classes with the highest clip-level probability"
+    audioset_top: list[SceneScore] | None = Field(
+        description="the five AudioSet classes with the highest clip-level probability; null "
+        "without the model (status partial)"
     )
     windows: list[ShareWindow] = Field(description="the DSP windows behind the shares")

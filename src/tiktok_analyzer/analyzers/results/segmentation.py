@@ -46,3 +46,9 @@ class BackgroundSegmentationResult(AnalyzerResult):
     scenes: list[SceneBackground]
     scenes_from: str = Field(description="scene_segmentation, or whole_clip without it")
     frames_analyzed: int
+    classes_unavailable: str | None = Field(
+        None,
+        description="why classes (and each scene's) are empty: the offline tier (mediapipe "
+        "selfie segmentation) ran, which has no ADE20K classes; names the weights to fetch. "
+        "None when SegFormer ran",
+    )

@@ -1,0 +1,325 @@
+"""Partial results: audio_environment and sound_effects without their model's weights (real
+mode, an empty weights folder) still report what they measure, on generated sound of known
+content, and mark what only the model makes unavailable with the fix; with weights
+(synthetic) they report everything, the measured part unchanged."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import BaseModel
+
+from tiktok_analyzer.analyzers import ANALYZER_NAMES, load_class
+from tiktok_analyzer.analyzers._learned import LearnedAnalyzer
+from tiktok_analyzer.analyzers.base import (
+    AUDIO_RATE,
+    AnalyzerResult,
+    Clip,
+    ClipMeta,
+    Partial,
+    UnavailableField,
+)
+from tiktok_analyzer.analyzers.environment import AudioEnvironment
+from tiktok_analyzer.analyzers.results.environment import AudioEnvironmentResult
+from tiktok_analyzer.analyzers.results.sfx import SoundEffectsResult
+from tiktok_analyzer.analyzers.sfx import SFX_CLASSES, SoundEffects
+from tiktok_analyzer.analyzers.weights import DIR_ENV, MODE_ENV
+from tiktok_analyzer.groundtruth import CATALOG, load_frames, render, truth
+
+from . import upstream as up
+
+SR = AUDIO_RATE
+FIX = "tiktok-analyzer weights pull"
+
+
+def _build(cls, mode: str, folder: Path):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(MODE_ENV, mode)
+        mp.setenv(DIR_ENV, str(folder))
+        return cls()
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    """Each analyzer twice: without weights (real mode, nothing in the folder) and on the
+    tiny synthetic ones."""
+    empty = tmp_path_factory.mktemp("no_weights")
+    tiny = tmp_path_factory.mktemp("tiny")
+    return {
+        cls: (_build(cls, "real", empty), _build(cls, "synthetic-tiny", tiny))
+        for cls in (AudioEnvironment, SoundEffects)
+    }
+
+
+@pytest.fixture(scope="module")
+def sounds(tmp_path_factory) -> dict[str, tuple[np.ndarray, dict]]:
+    root: Path = tmp_path_factory.mktemp("partial_gt")
+    out = {}
+    for name in ("speech_only", "speech_after_music", "sound_events"):
+        spec = CATALOG[name]
+        info = truth(spec)
+        path = root / f"{name}.m4a"
+        render(dataclasses.replace(spec, shots=(), duration_s=info["duration_s"]), path)
+        out[name] = (load_frames(path, short_side=0)[2], info)
+    return out
+
+
+def _clip(y: np.ndarray, cuts: list[float] | None = None) -> Clip:
+    y = np.asarray(y, dtype=np.float32)
+    upstream = {} if cuts is None else {"cut_analysis": up.cuts(cuts, len(y) / SR)}
+    return Clip(meta=ClipMeta(len(y) / SR, 0.0, 0, 0, has_video=False), audio=y, upstream=upstream)
+
+
+def _partial(outcome) -> tuple[AnalyzerResult, dict[str, UnavailableField]]:
+    assert isinstance(outcome, Partial), outcome
+    return outcome.result, {f.field: f for f in outcome.unavailable}
+
+
+def _with_noise(audio: np.ndarray, info: dict, snr_db: float) -> np.ndarray:
+    """White noise ``snr_db`` under the speech's power over its span."""
+    a, b = (round(info["speech"][k] * SR) for k in ("start_s", "end_s"))
+    speech_ms = float(np.mean(audio[a:b].astype(np.float64) ** 2))
+    rng = np.random.default_rng(7)
+    noise = rng.standard_normal(len(audio)) * np.sqrt(speech_ms * 10 ** (-snr_db / 10))
+    return (audio + noise).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------
+# audio_environment
+
+
+def test_environment_without_weights_measures_and_marks_the_scene(pair, sounds):
+    bare, full = pair[AudioEnvironment]
+    assert not bare.available and bare.weights == "none"
+    audio, info = sounds["speech_only"]
+    r, missing = _partial(bare.analyze(_clip(_with_noise(audio, info, 15.0))))
+    assert isinstance(r, AudioEnvironmentResult)
+    # Measured, against the truth: speech over noise 15 dB under it.
+    assert r.snr_db == pytest.approx(15.0, abs=4.0)
+    spoken = (info["speech"]["end_s"] - info["speech"]["start_s"]) / info["duration_s"]
+    assert r.speech_share >= 0.5 * spoken and r.music_share <= 0.05
+    assert r.reverberation.label in {"dry", "room", "hall", "unknown"}
+    assert r.shares_source == "dsp"
+    # Model-made: null, each listed with why and the command that fixes it.
+    assert r.scene is None and r.audioset_top is None
+    assert set(missing) == {"scene", "audioset_top"}
+    for f in missing.values():
+        assert "real weights of audio_environment" in f.reason
+        assert f"{FIX} audio_environment" in f.fix
+
+
+def test_environment_shares_by_time_without_weights(pair, sounds):
+    """Five seconds of beat and pad, then the voice: each share is its stretch."""
+    bare, _ = pair[AudioEnvironment]
+    audio, info = sounds["speech_after_music"]
+    r, _ = _partial(bare.analyze(_clip(audio)))
+    music = info["speech"]["start_s"] / info["duration_s"]
+    spoken = (info["speech"]["end_s"] - info["speech"]["start_s"]) / info["duration_s"]
+    assert r.music_share == pytest.approx(music, abs=0.1)
+    assert r.speech_share == pytest.approx(spoken, abs=0.15)
+
+
+def test_environment_with_weights_reports_everything_and_the_same_measures(pair, sounds):
+    bare, full = pair[AudioEnvironment]
+    audio, _ = sounds["speech_after_music"]
+    whole = full.analyze(_clip(audio))
+    assert isinstance(whole, AudioEnvironmentResult) and full.weights == "synthetic-tiny"
+    assert whole.scene and whole.audioset_top
+    measured, _ = _partial(bare.analyze(_clip(audio)))
+    # Synthetic weights never blend: the DSP's part is the same number for number.
+    keep = set(AudioEnvironmentResult.model_fields) - set(AudioEnvironmentResult.made_by_model)
+    assert measured.model_dump(include=keep) == whole.model_dump(include=keep)
+
+
+# ---------------------------------------------------------------------------------------
+# sound_effects
+
+
+def test_effects_without_weights_are_found_placed_and_unlabelled(pair, sounds):
+    bare, _ = pair[SoundEffects]
+    assert not bare.available and bare.weights == "none"
+    audio, info = sounds["sound_events"]
+    cuts = [c["time_s"] for c in info["cuts"]]
+    r, missing = _partial(bare.analyze(_clip(audio, cuts)))
+    assert isinstance(r, SoundEffectsResult)
+    expected = info["sound_events"]
+    assert len(r.events) == len(expected)
+    for e, found in zip(expected, r.events, strict=True):
+        assert abs(found.start_s - e["onset_s"]) <= 0.2, (e, found)
+        assert found.label is None and found.confidence is None
+        assert found.stand_out_db >= 10.0
+    # The ding at 3.0 s lands on the clip's cut: placement needs no model.
+    assert [e.on_cut for e in r.events] == [False, False, True, False, False]
+    assert set(missing) == {"events[].label", "events[].confidence"}
+    assert all(f"{FIX} sound_effects" in f.fix for f in missing.values())
+
+
+def test_effects_with_weights_label_the_same_events(pair, sounds):
+    bare, full = pair[SoundEffects]
+    audio, info = sounds["sound_events"]
+    cuts = [c["time_s"] for c in info["cuts"]]
+    whole = full.analyze(_clip(audio, cuts))
+    measured, _ = _partial(bare.analyze(_clip(audio, cuts)))
+    assert isinstance(whole, SoundEffectsResult)
+    assert all(e.label in SFX_CLASSES and 0.0 <= e.confidence <= 1.0 for e in whole.events)
+    drop = {"label", "confidence"}
+    assert [e.model_dump(exclude=drop) for e in whole.events] == [
+        e.model_dump(exclude=drop) for e in measured.events
+    ]
+
+
+# ---------------------------------------------------------------------------------------
+# The mechanism
+
+
+def test_a_listed_field_that_holds_a_value_is_refused():
+    field = UnavailableField(field="scene", reason="r", fix="f")
+
+    class R(AnalyzerResult):
+        scene: list[str] | None
+        events: list[dict]
+
+    Partial(R(scene=None, events=[{"label": None}]), [field])
+    with pytest.raises(ValueError, match="scene"):
+        Partial(R(scene=["street"], events=[]), [field])
+    each = UnavailableField(field="events[].label", reason="r", fix="f")
+    with pytest.raises(ValueError, match="events"):
+        Partial(R(scene=None, events=[{"label": None}, {"label": "ding"}]), [each])
+    with pytest.raises(ValueError, match="at least one"):
+        Partial(R(scene=None, events=[]), [])
+
+
+def _declared(model: type[BaseModel], path: str) -> bool:
+    """Whether ``path`` names a field of ``model`` that may be null."""
+    head, _, rest = path.partition(".")
+    name = head.removesuffix("[]")
+    info = model.model_fields.get(name)
+    if info is None:
+        return False
+    if not rest:
+        return not info.is_required() or type(None) in getattr(info.annotation, "__args__", ())
+    (item,) = [a for a in info.annotation.__args__ if a is not type(None)]
+    return _declared(item, rest)
+
+
+@pytest.mark.parametrize("name", ANALYZER_NAMES)
+def test_made_by_model_names_nullable_fields_of_the_result(name):
+    """What a partial answer may lack is declared on the Result, fields that may be null,
+    and only by an analyzer that can measure the rest without its model."""
+    cls = load_class(name)
+    fields = cls.Result.made_by_model
+    for path in fields:
+        assert _declared(cls.Result, path), f"{name}.Result has no nullable {path}"
+    if fields:
+        assert issubclass(cls, LearnedAnalyzer)
+        assert cls.measure_only is not LearnedAnalyzer.measure_only, name
+
+
+def test_the_cli_summary_tells_partial_apart(capsys):
+    """The table's row for a partial answer: the measured headline, then what is missing
+    and the fix, under its own status; an unavailable one keeps its error."""
+    from tiktok_analyzer.cli import _print_summary
+    from tiktok_analyzer.orchestrator.report import Report
+    from tiktok_analyzer.orchestrator.summary import summary_rows
+
+    fix = "run `tiktok-analyzer weights pull audio_environment/ast-audioset`"
+    missing = [{"field": f, "reason": "real weights missing", "fix": fix} for f in ("scene",)]
+    result = {
+        "scene": None,
+        "audioset_top": None,
+        "music_share": 0.25,
+        "speech_share": 0.5,
+        "noise_share": 0.0,
+        "silence_share": 0.25,
+        "shares_source": "dsp",
+        "snr_db": 31.2,
+        "signal_dbfs": -20.0,
+        "noise_floor_dbfs": -51.2,
+        "reverberation": {"rt60_s": None, "label": "unknown", "decays": 0},
+        "windows": [],
+    }
+    model = {"name": "ast-audioset", "weights": "none"}
+    report = Report.model_validate(
+        {
+            "video": {
+                "path": "a.mp4",
+                "duration_s": 4.0,
+                "fps": 30.0,
+                "width": 360,
+                "height": 640,
+                "rotation": 0,
+                "has_audio": True,
+                "has_video": True,
+                "codec": "h264",
+            },
+            "processing": {
+                "started_at": "2026-12-06T00:00:00+00:00",
+                "wall_s": 1.0,
+                "realtime_factor": 0.25,
+                "triton_url": "x",
+                "versions": {},
+            },
+            "analyzers": {
+                "audio_environment": {
+                    "status": "partial",
+                    "error": "without its model ...",
+                    "elapsed_s": 0.1,
+                    "model": model,
+                    "result": result,
+                    "unavailable_fields": missing,
+                },
+                "video_llava": {
+                    "status": "unavailable",
+                    "error": "real weights missing; run `tiktok-analyzer weights pull video_llava`",
+                    "elapsed_s": 0.0,
+                    "model": model,
+                },
+            },
+        }
+    )
+    rows = dict((r[0], r[1:]) for r in summary_rows(report))
+    status, _, text = rows["audio_environment"]
+    assert status == "partial"
+    assert "music 25% / speech 50%" in text and "SNR 31.2 dB" in text
+    assert f"scene ({fix})" in text
+    assert rows["video_llava"][0] == "unavailable"
+    _print_summary(report, list(summary_rows(report)), False, None)
+    out = capsys.readouterr().out
+    assert "partial" in out and "SNR 31.2 dB" in out and "unavailable" in out
+
+
+# ---------------------------------------------------------------------------------------
+# composition_analysis: the saliency subject and the thirds need no CLIP
+
+
+def test_composition_without_weights_measures_the_thirds(tmp_path):
+    from tiktok_analyzer.analyzers.composition import CompositionAnalysis
+
+    from .test_composition import three_shots
+
+    bare = _build(CompositionAnalysis, "real", tmp_path / "empty")
+    full = _build(CompositionAnalysis, "synthetic-tiny", tmp_path / "tiny")
+    assert not bare.available
+    clip, spans = three_shots()  # a subject on a thirds point, at the centre, in a corner
+    r, missing = _partial(bare.analyze(clip))
+    assert [(s.start_s, s.end_s) for s in r.shot_types] == spans
+    assert [s.placement for s in r.shot_types] == ["thirds", "center", "edge"]
+    scores = [s.thirds_score for s in r.shot_types]
+    assert scores[0] >= 0.9 and scores[1] <= 0.1 and scores[2] == 0.0
+    assert all(s.type is None and s.confidence is None and s.scores is None for s in r.shot_types)
+    assert r.labels is None and r.dominant_shot_type is None
+    assert set(missing) == set(r.made_by_model)
+    assert all(
+        "tiktok-analyzer weights pull composition_analysis" in f.fix for f in missing.values()
+    )
+    # With weights: the same measures, and the model's fields filled in.
+    whole = full.analyze(clip)
+    assert whole.labels and whole.dominant_shot_type in {"close_up", "medium", "wide"}
+    drop = {"type", "confidence", "scores"}
+    assert [s.model_dump(exclude=drop) for s in whole.shot_types] == [
+        s.model_dump(exclude=drop) for s in r.shot_types
+    ]
+    assert whole.thirds_score == r.thirds_score and whole.subject == r.subject
