@@ -165,3 +165,65 @@ def test_headlines_show_what_was_read_seen_and_heard():
         "events_per_minute": 4.0,
     }
     assert headline("sound_effects", sfx) == "1 event: Whoosh, swoosh, swish@13.00s on a cut"
+    # without the classifier (partial): the DSP shape stands for the label
+    unlabelled = {**event, "label": None, "confidence": None}
+    assert headline("sound_effects", {**sfx, "events": [unlabelled]}) == (
+        "1 event: swept@13.00s on a cut"
+    )
+
+
+def test_headlines_of_the_offline_tiers():
+    """Objects seen with their times; the people share per scene without ADE20K classes."""
+    box = {"time_s": 0.0, "bbox": [0.08, 0.21, 0.74, 0.65], "confidence": 0.43}
+    person = {
+        "label": "person",
+        "track_id": 1,
+        "first_s": 0.0,
+        "last_s": 2.0,
+        "screen_share": 0.13,
+        "area_share": 0.29,
+        "max_confidence": 0.45,
+        "mean_confidence": 0.43,
+        "frames_seen": 5,
+        "boxes": [box],
+    }
+    objects = {
+        "objects": [person],
+        "labels": [{"label": "person", "tracks": 1, "screen_share": 0.13, "max_confidence": 0.45}],
+        "frames_analyzed": 30,
+        "detections": 5,
+        "objects_dropped": 0,
+    }
+    assert headline("object_detection", objects) == "1 object: person 0.0-2.0 s"
+    assert headline("object_detection", {**objects, "objects": []}) == "no object found"
+
+    def scene(start: float, end: float, people: float) -> dict:
+        return {
+            "start_s": start,
+            "end_s": end,
+            "frames": 2,
+            "classes": [],
+            "foreground_share": people,
+            "green_screen_likelihood": 0.0,
+            "green_cover": 0.0,
+            "green_flatness": 0.0,
+        }
+
+    background = {
+        "classes": [],
+        "foreground_share": 0.035,
+        "green_screen_likelihood": 0.0,
+        "green_screen_share": 0.0,
+        "scenes": [scene(0.0, 2.5, 0.1767), scene(2.5, 4.5, 0.0)],
+        "scenes_from": "scene_segmentation",
+        "frames_analyzed": 15,
+        "classes_unavailable": "ADE20K class shares need SegFormer",
+    }
+    assert headline("background_segmentation", background) == (
+        "people 0.0-2.5 s 18% of the picture, green screen 0%"
+    )
+    wall = {"label": "wall", "share": 0.6}
+    assert headline(
+        "background_segmentation",
+        {**background, "classes": [wall], "scenes": [scene(0.0, 4.5, 0.0)]},
+    ) == ("wall 60%; no people, green screen 0%")

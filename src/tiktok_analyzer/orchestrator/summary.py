@@ -23,6 +23,7 @@ from tiktok_analyzer.analyzers.results.objects import ObjectDetectionResult
 from tiktok_analyzer.analyzers.results.ocr import TextOverlayResult
 from tiktok_analyzer.analyzers.results.quality import QualityResult
 from tiktok_analyzer.analyzers.results.scenes import SceneSegmentationResult
+from tiktok_analyzer.analyzers.results.segmentation import BackgroundSegmentationResult
 from tiktok_analyzer.analyzers.results.sfx import SoundEffectsResult
 from tiktok_analyzer.analyzers.results.speech import SpeechTranscriptionResult
 from tiktok_analyzer.analyzers.results.speech_rate import SpeechRateResult
@@ -182,6 +183,19 @@ def _objects(r: ObjectDetectionResult) -> str:
     return f"{_count(len(r.objects), 'object')}: {shown}{more}"
 
 
+def _background(r: BackgroundSegmentationResult) -> str:
+    people = [s for s in r.scenes if s.foreground_share >= 0.01]
+    where = ", ".join(
+        f"{s.start_s:.1f}-{s.end_s:.1f} s {s.foreground_share:.0%}" for s in people[:3]
+    )
+    top = ", ".join(f"{c.label} {c.share:.0%}" for c in r.classes[:3])
+    return (
+        (f"{top}; " if top else "")
+        + (f"people {where} of the picture" if people else "no people")
+        + f", green screen {r.green_screen_likelihood:.0%}"
+    )
+
+
 def _ages(r: AgeEstimationResult) -> str:
     if not r.faces:
         return "no face found"
@@ -208,6 +222,7 @@ _HEADLINES = {
     "eye_tracking": _eyes,
     "age_estimation": _ages,
     "object_detection": _objects,
+    "background_segmentation": _background,
 }
 
 
