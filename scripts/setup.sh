@@ -56,8 +56,12 @@ if [ ! -f "$stamp" ]; then
     touch "$stamp"
 fi
 
-# The demo's sample clip, generated with known truth beside it.
-if [ ! -f samples/sample.mp4 ]; then
+# The demo's sample clip, generated with known truth beside it; again whenever the
+# generator changed (the stamp holds a hash of the groundtruth package).
+gt_stamp=samples/.generated-$(cat src/tiktok_analyzer/groundtruth/*.py | sha256sum | cut -c1-16)
+if [ ! -f samples/sample.mp4 ] || [ ! -f "$gt_stamp" ]; then
     echo "setup: generating the sample clip"
     .venv/bin/python -m tiktok_analyzer.groundtruth samples --names sample
+    rm -f samples/.generated-*
+    touch "$gt_stamp"
 fi

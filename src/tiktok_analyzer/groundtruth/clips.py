@@ -555,8 +555,13 @@ def render_audio(spec: ClipSpec) -> tuple[np.ndarray, int]:
             # The music fades out over 50 ms ending where the voice starts.
             fade = np.clip((sp.start_s - t) / 0.05, 0.0, 1.0)
             out *= fade
-        mix_speech(out, sp, sr)
         end_s = sp.start_s + synthesize(sp, sr)[1]["duration_s"]
+        if sp.duck_db > 0:
+            # Full cut over the speech span, linear (in dB) ramps of 0.1 s outside it.
+            ramp = 0.1
+            depth = np.clip(np.minimum(t - sp.start_s, end_s - t) / ramp + 1.0, 0.0, 1.0)
+            out *= 10 ** (-sp.duck_db * depth / 20)
+        mix_speech(out, sp, sr)
         for start, end in a.silences:
             if start < end_s and end > sp.start_s:
                 raise ValueError(f"silence {start}-{end} s overlaps the speech")
@@ -821,9 +826,26 @@ PINK: RGB = (215, 100, 150)
 GREY: RGB = (128, 128, 128)
 
 
+#: The astronaut's head and shoulders in scikit-image's photograph (fractions of the photo).
+ASTRONAUT_HEAD = (0.22, 0.0, 0.72, 0.55)
+
+#: The demo clip's caption and spoken sentence (``sample``; scripts/demo.sh analyzes it).
+SAMPLE_CAPTION = "Follow for part 2"
+SAMPLE_SPEECH = "kitchen"
+
+
 def _sample(width: int, height: int) -> ClipSpec:
     # 15 s: cuts at 2.5 (hard), 4.5 (fade), 6.5 (hard), 9.0 (dissolve), 11.0 and 13.0 (hard);
-    # a flash at 7.7 s inside the static green shot; silence over 11.5-12.5 s.
+    # a flash at 7.7 s inside the static green shot; silence over 11.5-12.5 s. Over it, so
+    # that every analyzer with offline weights has something true to find:
+    # - a real face (scikit-image's astronaut photograph) over the whole first shot; it
+    #   comes and goes with the shot (a photo popping in mid-shot would read as a cut);
+    # - espeak-ng speech from 0.6 s (the "kitchen" sentence, 160 wpm, -20 dBFS RMS) over
+    #   the music, which is ducked 12 dB under the voice;
+    # - a caption in the lower third (white on a black box) from the cut at 11.0 s to the
+    #   end: a call to action;
+    # - a whoosh on the cut at 13.0 s. The beat (120 BPM from 0.25 s) falls between the
+    #   cuts, so the whoosh is not one of the music's own hits.
     return ClipSpec(
         width=width,
         height=height,
@@ -840,7 +862,17 @@ def _sample(width: int, height: int) -> ClipSpec:
             Shot(2.0, TEAL, motion="pan_left", speed=3.0),
         ],
         flashes=[Flash(7.7, frames=2)],
-        audio=AudioSpec(tempo_bpm=120.0, silences=[(11.5, 12.5)], first_beat_s=0.5),
+        photos=[Photo("astronaut", 0.0, 2.5, crop=ASTRONAUT_HEAD, y=0.42, height=0.45)],
+        overlays=[Overlay(SAMPLE_CAPTION, 11.0, 15.0, y=0.8, size_px=48)],
+        audio=AudioSpec(
+            tempo_bpm=120.0,
+            silences=[(11.5, 12.5)],
+            first_beat_s=0.25,
+            speech=SpeechSpec(
+                SPEECH_TEXTS[SAMPLE_SPEECH], wpm=160.0, start_s=0.6, music_stops=False, duck_db=12.0
+            ),
+            events=[SoundEvent("whoosh", 13.0)],
+        ),
         seed=7,
     )
 
@@ -881,10 +913,6 @@ def _speech(wpm: float, lead_music_s: float = 0.0, text: str = "morning") -> Cli
         audio=AudioSpec(tempo_bpm=120.0 if music else None, tone=music, speech=speech),
         seed=31,
     )
-
-
-#: The astronaut's head and shoulders in scikit-image's photograph (fractions of the photo).
-ASTRONAUT_HEAD = (0.22, 0.0, 0.72, 0.55)
 
 
 def _overlays() -> ClipSpec:

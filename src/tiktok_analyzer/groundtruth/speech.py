@@ -52,7 +52,8 @@ class SpeechSpec:
     """``text`` spoken at ``wpm`` words per minute (measured over the speech span), from
     ``start_s`` on, at ``level_dbfs`` RMS over the span. ``music_stops``: the clip's music
     (the AudioSpec's beat and pad) fades out as the speech starts (a clip that opens on
-    music); False keeps it playing under the voice."""
+    music); False keeps it playing under the voice, lowered by ``duck_db`` over the speech
+    span (ramps of 0.1 s either side, the usual ducking of a music bed under a voice)."""
 
     text: str
     wpm: float = 160.0
@@ -60,6 +61,7 @@ class SpeechSpec:
     voice: str = "en-us"
     level_dbfs: float = -20.0
     music_stops: bool = True
+    duck_db: float = 0.0
 
     def __post_init__(self) -> None:
         if not words_of(self.text):
@@ -68,6 +70,8 @@ class SpeechSpec:
             raise ValueError(f"wpm must be within 60..400, got {self.wpm}")
         if self.start_s < 0:
             raise ValueError("start_s must be >= 0")
+        if self.duck_db < 0 or (self.duck_db and self.music_stops):
+            raise ValueError("duck_db is a cut in dB (>= 0) of music that keeps playing")
 
     @property
     def expected_duration_s(self) -> float:
@@ -157,6 +161,7 @@ def speech_truth(spec: SpeechSpec, sample_rate: int) -> dict[str, Any]:
         "espeak_rate": info["espeak_rate"],
         "voice": spec.voice,
         "music_under_speech": not spec.music_stops,
+        "music_duck_db": None if spec.music_stops else spec.duck_db,
     }
 
 

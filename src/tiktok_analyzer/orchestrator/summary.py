@@ -10,15 +10,20 @@ from typing import Any
 from pydantic import ValidationError
 
 from tiktok_analyzer.analyzers.results import result_class
+from tiktok_analyzer.analyzers.results.age import AgeEstimationResult
 from tiktok_analyzer.analyzers.results.audio import AudioAnalysisResult
 from tiktok_analyzer.analyzers.results.camera import CameraResult
 from tiktok_analyzer.analyzers.results.color import ColorResult
 from tiktok_analyzer.analyzers.results.cuts import CutAnalysisResult
 from tiktok_analyzer.analyzers.results.effects import VisualEffectsResult
 from tiktok_analyzer.analyzers.results.environment import AudioEnvironmentResult
+from tiktok_analyzer.analyzers.results.eyes import EyeTrackingResult
 from tiktok_analyzer.analyzers.results.flow import FlowResult
+from tiktok_analyzer.analyzers.results.objects import ObjectDetectionResult
+from tiktok_analyzer.analyzers.results.ocr import TextOverlayResult
 from tiktok_analyzer.analyzers.results.quality import QualityResult
 from tiktok_analyzer.analyzers.results.scenes import SceneSegmentationResult
+from tiktok_analyzer.analyzers.results.segmentation import BackgroundSegmentationResult
 from tiktok_analyzer.analyzers.results.sfx import SoundEffectsResult
 from tiktok_analyzer.analyzers.results.speech import SpeechTranscriptionResult
 from tiktok_analyzer.analyzers.results.speech_rate import SpeechRateResult
@@ -78,7 +83,7 @@ def _audio(r: AudioAnalysisResult) -> str:
     return (
         f"{r.tempo_bpm:.1f} BPM, {r.loudness_lufs:.1f} LUFS, "
         f"music {r.music_share:.0%} / speech {r.speech_share:.0%}, "
-        f"{len(r.silences)} silences"
+        f"{_count(len(r.silences), 'silence')}"
     )
 
 
@@ -93,20 +98,22 @@ def _environment(r: AudioEnvironmentResult) -> str:
 
 
 def _sounds(r: SoundEffectsResult) -> str:
+    # Each event's label (its DSP shape without the classifier), onset and whether it
+    # lands on a cut.
     if not r.events:
         return "no sound events"
-    kinds = Counter(e.label or e.shape for e in r.events)
-    detail = ", ".join(f"{n} {k}" for k, n in kinds.most_common(3))
-    on_cut = f", {r.on_cut_share:.0%} on cuts" if r.cuts_known else ""
-    return f"{len(r.events)} events ({detail}){on_cut}"
+    shown = ", ".join(
+        f"{e.label or e.shape}@{e.start_s:.2f}s{' on a cut' if e.on_cut else ''}"
+        for e in r.events[:4]
+    )
+    more = f" (+{len(r.events) - 4})" if len(r.events) > 4 else ""
+    return f"{_count(len(r.events), 'event')}: {shown}{more}"
 
 
 def _transcript(r: SpeechTranscriptionResult) -> str:
     if not r.words:
         return "no speech found"
-    text = " ".join(r.text.split())
-    text = text if len(text) <= 60 else text[:57] + "..."
-    return f'{r.language or "?"}, {len(r.words)} words: "{text}"'
+    return f'{r.language or "?"}, {len(r.words)} words: "{_short(r.text, 120)}"'
 
 
 def _rate(r: SpeechRateResult) -> str:
@@ -119,11 +126,82 @@ def _rate(r: SpeechRateResult) -> str:
 
 
 def _flow(r: FlowResult) -> str:
-    first_cut = r.hook.first_cut_s
-    cut = f"first cut {first_cut:.1f} s" if first_cut is not None else "no cut"
+    h = r.hook
+    firsts = [
+        f"{what} {t:.1f} s"
+        for what, t in (
+            ("cut", h.first_cut_s),
+            ("face", h.first_face_s),
+            ("text", h.first_text_s),
+            ("word", h.first_word_s),
+        )
+        if t is not None
+    ]
+    cta = r.structure.call_to_action
     return (
-        f"hook {r.hook.score:.2f} ({cut}), {len(r.dead_zones)} dead zones, "
-        f"loopability {r.loopability:.2f}"
+        f"hook {h.score:.2f} (first {', '.join(firsts) or 'nothing'}), "
+        + (f'call to action {cta.start_s:.1f} s "{_short(cta.text, 30)}", ' if cta else "")
+        + f"{_count(len(r.dead_zones), 'dead zone')}, loopability {r.loopability:.2f}"
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _texts(r: TextOverlayResult) -> str:
+    if not r.texts:
+        return "no text found"
+    shown = "; ".join(
+        f'"{_short(t.text, 30)}" {t.start_s:.1f}-{t.end_s:.1f} s ({t.kind})' for t in r.texts[:3]
+    )
+    more = f" (+{len(r.texts) - 3})" if len(r.texts) > 3 else ""
+    return f"{_count(len(r.texts), 'text')}: {shown}{more}"
+
+
+def _eyes(r: EyeTrackingResult) -> str:
+    if not r.faces:
+        return "no face found"
+    spans = ", ".join(f"{f.first_s:.1f}-{f.last_s:.1f} s" for f in r.faces[:3])
+    return (
+        f"{_count(len(r.faces), 'face')} ({spans}), at most "
+        f"{r.faces_max} at once, eye contact {r.eye_contact_share_of_face_time:.0%} of face "
+        f"time, {r.blink_count} blinks"
+    )
+
+
+def _objects(r: ObjectDetectionResult) -> str:
+    if not r.objects:
+        return "no object found"
+    shown = ", ".join(f"{o.label} {o.first_s:.1f}-{o.last_s:.1f} s" for o in r.objects[:4])
+    more = f" (+{len(r.objects) - 4})" if len(r.objects) > 4 else ""
+    return f"{_count(len(r.objects), 'object')}: {shown}{more}"
+
+
+def _background(r: BackgroundSegmentationResult) -> str:
+    people = [s for s in r.scenes if s.foreground_share >= 0.01]
+    where = ", ".join(
+        f"{s.start_s:.1f}-{s.end_s:.1f} s {s.foreground_share:.0%}" for s in people[:3]
+    )
+    top = ", ".join(f"{c.label} {c.share:.0%}" for c in r.classes[:3])
+    return (
+        (f"{top}; " if top else "")
+        + (f"people {where} of the picture" if people else "no people")
+        + f", green screen {r.green_screen_likelihood:.0%}"
+    )
+
+
+def _ages(r: AgeEstimationResult) -> str:
+    if not r.faces:
+        return "no face found"
+    return ", ".join(
+        f"face {f.first_s:.1f}-{f.last_s:.1f} s: {f.age_min}-{f.age_max} ({f.confidence:.0%})"
+        for f in r.faces[:3]
     )
 
 
@@ -140,6 +218,11 @@ _HEADLINES = {
     "speech_transcription": _transcript,
     "speech_rate": _rate,
     "temporal_flow": _flow,
+    "text_overlay": _texts,
+    "eye_tracking": _eyes,
+    "age_estimation": _ages,
+    "object_detection": _objects,
+    "background_segmentation": _background,
 }
 
 
