@@ -172,6 +172,26 @@ def test_headlines_show_what_was_read_seen_and_heard():
     )
 
 
+def test_the_age_headline_gives_the_range_and_the_expected_age():
+    face = {
+        "track_id": 0,
+        "age_min": 26,
+        "age_max": 32,
+        "confidence": 0.8085,
+        "label": "26",
+        "mean_age": 30.2,
+        "first_s": 0.0,
+        "last_s": 2.233,
+        "frames": 9,
+        "crops": 4,
+        "bbox": [0.3, 0.3, 0.5, 0.5],
+        "probabilities": {},
+    }
+    ages = {"faces": [face], "faces_max": 1, "bins": [], "model": "dlib-age-predictor-v1"}
+    assert headline("age_estimation", ages) == "face 0.0-2.2 s: 26-32 (81%, mean 30)"
+    assert headline("age_estimation", {**ages, "faces": []}) == "no face found"
+
+
 def test_headlines_of_the_offline_tiers():
     """Objects seen with their times; the people share per scene without ADE20K classes."""
     box = {"time_s": 0.0, "bbox": [0.08, 0.21, 0.74, 0.65], "confidence": 0.43}
