@@ -14,6 +14,7 @@ from tiktok_analyzer.analyzers.age import (
     OPEN_AGE_MAX,
     AgeEstimation,
     age_bins,
+    age_interval,
     age_order,
     age_span,
 )
@@ -187,6 +188,47 @@ def test_age_order_puts_any_label_order_into_ascending_bins():
 def test_age_span(probs, mass, expected):
     lo, hi, got = age_span(np.array(probs), mass)
     assert (lo, hi) == expected[:2] and got == pytest.approx(expected[2])
+
+
+#: The demo clip's astronaut as dlib's predictor reads it (years 24 to 53, the rest ~0): a
+#: lone peak at 26 and the bulk above it; the expectation is 30.2.
+SPIKY = {24: 0.001, 25: 0.002, 26: 0.446, 28: 0.053, 29: 0.079, 30: 0.134, 31: 0.002,
+         32: 0.095, 33: 0.022, 35: 0.074, 36: 0.001, 38: 0.014, 43: 0.001, 48: 0.049,
+         50: 0.006, 52: 0.011, 53: 0.006}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("probs", "mass", "expected"),
+    [
+        ([0.0, 0.1, 0.8, 0.1], 0.5, (2, 2, 0.8)),
+        # the quantiles fall on bin edges: exactly the middle half
+        ([0.25] * 4, 0.5, (1, 2, 0.5)),
+        # a heavy first bin: from it to the bin of the 75 % quantile
+        ([0.6, 0.1, 0.1, 0.2], 0.5, (0, 2, 0.8)),
+        ([0.0, 0.0, 0.0, 1.0], 0.5, (3, 3, 1.0)),
+        ([0.1, 0.2, 0.4, 0.2, 0.1], 0.9, (0, 4, 1.0)),
+    ],
+)
+def test_age_interval(probs, mass, expected):
+    lo, hi, got = age_interval(np.array(probs), mass)
+    assert (lo, hi) == expected[:2] and got == pytest.approx(expected[2])
+
+
+def test_age_interval_holds_the_expectation_where_the_mode_is_a_lone_peak():
+    probs = np.zeros(81)
+    for year, p in SPIKY.items():
+        probs[year] = p
+    probs /= probs.sum()
+    mean = float(probs @ np.arange(81))
+    assert mean == pytest.approx(30.2, abs=0.2)
+    # grown from the most likely year, the range stays below the expectation (down to 0
+    # here, over years of zero probability; the model's tiny ones stopped it at 24)
+    _, hi, _ = age_span(probs, 0.5)
+    assert hi == 28 < mean
+    lo, hi, mass = age_interval(probs, 0.5)
+    assert (lo, hi) == (26, 32) and lo <= mean <= hi
+    assert mass == pytest.approx(probs[26:33].sum()) and mass >= 0.5
+    assert probs[:lo].sum() <= 0.25 and probs[hi + 1 :].sum() <= 0.25
 
 
 def test_full_architecture_is_the_published_vit_base():

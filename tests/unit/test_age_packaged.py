@@ -9,6 +9,7 @@ manifest's SHA-256s."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import cv2
@@ -24,17 +25,21 @@ from tiktok_analyzer.analyzers.age import (
     AgeEstimation,
     align_face,
 )
+from tiktok_analyzer.analyzers.base import Clip, ClipMeta
+from tiktok_analyzer.groundtruth import CATALOG, render
 from tiktok_analyzer.groundtruth.clips import load_frames
+from tiktok_analyzer.orchestrator.decode import decode
+from tiktok_analyzer.orchestrator.probe import probe
 
 from .test_age import FPS, SIDE, clip_from
 from .test_eyes import ASTRONAUT_EYES
 
 #: A plausible apparent age for her portrait (about 41 when it was taken). dlib's predictor
-#: reads her young: 33 from the package itself on the photograph, 34.9 here on it at the
+#: reads her young: 33 from the package itself on the photograph, 34.3 here on it at the
 #: analyzer's size.
 AGE_LO, AGE_HI = 30, 55
-#: The composited clip (her head cropped, scaled, encoded): it reads 31.0 there, so the
-#: bound below keeps a margin for encoder and scaling differences.
+#: The composited clips (her head cropped, scaled, encoded): the face clip reads 31.0, the
+#: demo clip 30.2, so the bound below keeps a margin for encoder and scaling differences.
 CLIP_AGE_LO = 25
 
 
@@ -184,6 +189,46 @@ def test_a_composited_clip_reports_the_packaged_tier(packaged, clip_factory):
     assert CLIP_AGE_LO <= face.mean_age <= AGE_HI, face
     assert face.crops == packaged.params.crops_per_track
     assert face.last_s >= truth["duration_s"] - 2 / FPS
+
+
+def test_the_demo_clip_reads_her_in_her_thirties_or_older(packaged, tmp_path):
+    """The demo clip (samples/sample.mp4, scripts/demo.sh) as the orchestrator hands it to
+    the analyzer: its first shot, the astronaut, rendered alone (decoded, its frames equal
+    those of the whole clip's first shot) and decoded by the orchestrator's decode() at the
+    analyzer's FrameSpec. The range must hold the package's own age (the expectation), and
+    overlap 30-55: grown from the most likely single year (26, a lone peak holding 0.45 with
+    27 at 0.000), it read 24-28 (50%) around an expectation of 30.2."""
+    spec = CATALOG["sample"]
+    first = dataclasses.replace(spec, shots=spec.shots[:1], audio=None, flashes=(), overlays=())
+    path = tmp_path / "sample_first_shot.mp4"
+    truth = render(first, path)
+    (photo,) = truth["photos"]
+    assert (truth["width"], truth["height"], photo["name"]) == (720, 1280, "astronaut")
+    info = probe(path)
+    frames = decode(path, info, [AgeEstimation.frames], audio=False).frame_sets[
+        AgeEstimation.frames
+    ]
+    h, w = frames.frames.shape[1:3]
+    assert min(h, w) == AgeEstimation.frames.short_side
+    clip = Clip(
+        meta=ClipMeta(duration_s=info.duration_s, fps=info.fps, width=w, height=h),
+        frames=frames.frames,
+        timestamps_s=frames.timestamps_s,
+        frame_indices=frames.frame_indices,
+    )
+    res = packaged.analyze(clip)
+    assert res.model == PACKAGED
+    (face,) = res.faces
+    assert face.age_min <= AGE_HI and face.age_max >= AGE_LO, face  # overlaps 30-55
+    assert face.age_min <= face.mean_age <= face.age_max, face
+    assert CLIP_AGE_LO <= face.mean_age <= AGE_HI, face
+    assert face.age_max - face.age_min <= 15, face  # a range, not the whole scale
+    probs = np.array([face.probabilities[str(k)] for k in range(81)])
+    assert face.confidence == pytest.approx(probs[face.age_min : face.age_max + 1].sum(), abs=0.01)
+    assert face.confidence >= packaged.params.range_mass
+    # the median is inside: no more than a quarter of the probability on either side
+    assert probs[: face.age_min].sum() <= 0.25 + 0.01 and probs[face.age_max + 1 :].sum() <= 0.26
+    assert face.first_s == 0.0 and face.last_s <= photo["end_s"]
 
 
 def test_the_vit_stays_the_default_in_the_synthetic_modes(monkeypatch, tmp_path):

@@ -31,13 +31,26 @@ Per clip: detect faces in every analysed frame, follow them by IoU
 time on screen (the most confident detection of each stretch): for the ViT square with a
 ``crop_margin`` around the box (FairFace's crops show the whole head), for the packaged tier
 the aligned chip; and classify the crops of all clips of a batch together, ``batch_size`` at
-a time. A face's probabilities are the mean over its crops; its range is the shortest run of
-neighbouring bins, grown from the most likely one towards the likelier side, that holds
-``range_mass`` of the probability; ``confidence`` is that run's probability. Known limits:
-apparent age, not real age; the ViT confuses neighbouring bins often (ranges of two bins are
-common); dlib's predictor reads the astronaut (41 when photographed) as 33 to 35, 31 on the
-composited clip; it moves several years with the face's scale on faces of ~30 px; faces
-smaller than ``min_face_px`` are skipped.
+a time. A face's probabilities are the mean over its crops, and ``mean_age`` their
+expectation (for the packaged tier the age the package itself reports). Its range holds at
+least ``range_mass`` of the probability, and ``confidence`` is that range's probability:
+
+* the ViT's nine bins: the shortest run of neighbouring bins, grown from the most likely one
+  towards the likelier side (:func:`age_span`);
+* the packaged tier's 81 single years: the central run from the (1 - mass) / 2 quantile to
+  the (1 + mass) / 2 quantile, which holds the median (:func:`age_interval`). Its
+  distribution is spiky, with years next to the peaks near zero, so the most likely year is
+  a poor centre. On the demo clip's astronaut (samples/sample.mp4, 480 px frames) year 26
+  alone holds 0.45, 27 holds 0.000, and the rest lies at 28 to 53 (30: 0.13, 32: 0.10, 35:
+  0.07, 48: 0.05); grown from 26, the range was 24-28 (50%), below the package's own age,
+  30.2; the central run is 26-32 (81%).
+
+Known limits: apparent age, not real age; the ViT confuses neighbouring bins often (ranges
+of two bins are common); dlib's predictor reads the astronaut (about 41 when photographed)
+young: 33 from the package itself on the photograph (32.9 here, the same chip), 29.5 to 34.3
+on the photograph scaled to 240-1024 px and 30.2 on the demo clip at its 480 px frames (33.0
+at 720 px, 37.6 at 360 px: it moves several years with the face's scale, and not one way);
+faces smaller than ``min_face_px`` are skipped.
 """
 
 from __future__ import annotations
@@ -69,6 +82,7 @@ __all__ = [
     "AgeEstimation",
     "AgeFace",
     "age_bins",
+    "age_interval",
     "age_order",
     "age_span",
     "align_face",
@@ -135,6 +149,22 @@ def age_span(probs: np.ndarray, mass: float) -> tuple[int, int, float]:
     return lo, hi, min(1.0, total)
 
 
+def age_interval(probs: np.ndarray, mass: float) -> tuple[int, int, float]:
+    """The central run of bins holding at least ``mass`` of the probability: from the bin
+    of the (1 - mass) / 2 quantile to that of the (1 + mass) / 2 quantile, so the median
+    is inside and neither tail beyond it holds more than (1 - mass) / 2 (first, last, mass).
+    For a distribution over single years, where the most likely year may be a lone peak
+    away from the bulk (see the packaged tier in the module's docstring)."""
+    p = np.asarray(probs, np.float64)
+    cdf = np.cumsum(p / max(float(p.sum()), 1e-12))
+    tail = (1.0 - mass) / 2
+    last = len(cdf) - 1
+    lo = min(last, int(np.searchsorted(cdf, tail + 1e-9, side="left")))
+    hi = max(lo, min(last, int(np.searchsorted(cdf, 1.0 - tail - 1e-9, side="left"))))
+    total = float(cdf[hi] - (cdf[lo - 1] if lo else 0.0))
+    return lo, hi, min(1.0, total)
+
+
 def align_face(
     predictor, frame: np.ndarray, box: tuple[int, int, int, int], size: int = CHIP_SIZE
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -175,6 +205,10 @@ class AgeEstimation(LearnedAnalyzer):
     """Apparent age range of each face, with a confidence."""
 
     name = "age_estimation"
+    # 480 px: the demo clip's face box is then ~148 px tall (the photograph's own, 104 px),
+    # over twice the packaged tier's 64 px chip, so no chip is upscaled. Larger frames do not
+    # read the astronaut older in a principled way: 720 px read 33.0 there, 540 px 30.3,
+    # 480 px 30.2, 360 px 37.6 (the photograph: 29.5 to 34.3 from 240 to 1024 px).
     frames = FrameSpec(short_side=480, fps=4.0)
     weights_model = FAIRFACE
     model_name = FAIRFACE
@@ -438,7 +472,8 @@ class AgeEstimation(LearnedAnalyzer):
                 continue
             mean = probs[rows].mean(axis=0)
             mean = mean / max(float(mean.sum()), 1e-12)
-            lo, hi, mass = age_span(mean, p.range_mass)
+            span = age_interval if self._packaged else age_span
+            lo, hi, mass = span(mean, p.range_mass)
             faces.append(
                 AgeFace(
                     track_id=track.track_id,
