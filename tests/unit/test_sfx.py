@@ -23,7 +23,7 @@ from tiktok_analyzer.groundtruth.layers import mix_events, sound_event_truth
 from . import upstream as up
 
 SR = AUDIO_RATE
-CLIPS = ["sound_events", "music_only", "speech_only", "tempo_120"]
+CLIPS = ["sound_events", "music_only", "speech_only", "speech_after_music", "tempo_120"]
 ONSET_TOLERANCE_S = 0.2
 #: The generator's kinds and the DSP shape each should read as.
 SHAPES = {"impulse": "impulsive", "whoosh": "swept", "ding": "tonal"}
@@ -142,11 +142,16 @@ def test_effects_over_a_beat_are_found_and_the_beats_are_not(rendered):
     assert removed["beat"] >= 10
 
 
-def test_speech_is_no_sound_effect(rendered):
-    audio, _ = rendered["speech_only"]
+@pytest.mark.parametrize("name", ["speech_only", "speech_after_music"])
+def test_speech_is_no_sound_effect(rendered, name):
+    audio, info = rendered[name]
     found, removed = find_events(audio, DspParams())
-    # Syllables stand out of the pauses; the speech cues take them back.
-    assert len(found) <= 2 and removed["speech"] >= 5
+    # Syllables stand out of the pauses; the speech cues take them back, the first and
+    # last words too (speech on one side of them: in speech_after_music a syllable at
+    # 6.28 s, music before it, came out as a tonal event while both sides were pooled).
+    assert [(f.start_s, f.shape) for f in found] == [] and removed["speech"] >= 5
+    sp = info["speech"]
+    assert sp["end_s"] - sp["start_s"] > 5.0
 
 
 # ---------------------------------------------------------------------------------------
