@@ -205,8 +205,12 @@ def test_unknown_parameter_fails_initialize():
 
 #: The generated clip each sound model hears without weights: five seconds of beat and pad
 #: then a voice (known music and speech shares), and effects over a pad with a cut at 3.0 s
-#: (known onsets).
-PARTIAL_CLIPS = {"audio_environment": "speech_after_music", "sound_effects": "sound_events"}
+#: (known onsets); speech_emotion hears the same voice after music (known speech span).
+PARTIAL_CLIPS = {
+    "audio_environment": "speech_after_music",
+    "sound_effects": "sound_events",
+    "speech_emotion": "speech_after_music",
+}
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +221,7 @@ def sounds(tmp_path_factory):
     from tiktok_analyzer.groundtruth import CATALOG, load_frames, render, truth
 
     out = {}
-    for name in PARTIAL_CLIPS.values():
+    for name in set(PARTIAL_CLIPS.values()):
         spec = CATALOG[name]
         info = truth(spec)
         path = tmp_path_factory.mktemp("adapter_sound") / f"{name}.m4a"
@@ -226,7 +230,7 @@ def sounds(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("name", ["audio_environment", "sound_effects"])
+@pytest.mark.parametrize("name", list(PARTIAL_CLIPS))
 def test_without_weights_the_measured_part_is_answered_partial(name, sounds, tmp_path, monkeypatch):
     """Real weights missing: the model loads, answers `partial` with what its DSP measured
     on the generated clip, the model-made fields null and listed with the fix; the entry
@@ -268,6 +272,13 @@ def test_without_weights_the_measured_part_is_answered_partial(name, sounds, tmp
         assert result.speech_share == pytest.approx(spoken, abs=0.15)
         # Clean generated sound: the foreground stands far above its floor.
         assert result.snr_db >= 20.0
+    elif name == "speech_emotion":
+        # Silero VAD's windows over the voice, not the music before it; unlabelled.
+        speech = info["speech"]
+        assert abs(result.segments[0].start_s - speech["start_s"]) <= 0.3
+        assert abs(result.segments[-1].end_s - speech["end_s"]) <= 0.3
+        assert all(s.emotion is None and s.scores is None for s in result.segments)
+        assert result.dominant is None and result.labels is None
     else:
         onsets = [e.start_s for e in result.events]
         assert len(onsets) == len(info["sound_events"])

@@ -323,3 +323,91 @@ def test_composition_without_weights_measures_the_thirds(tmp_path):
         s.model_dump(exclude=drop) for s in r.shot_types
     ]
     assert whole.thirds_score == r.thirds_score and whole.subject == r.subject
+
+
+# ---------------------------------------------------------------------------------------
+# speech_emotion: the voiced windows need no wav2vec2
+
+
+@pytest.fixture(scope="module")
+def emotion_pair(tmp_path_factory):
+    from tiktok_analyzer.analyzers.emotion import SpeechEmotion
+
+    return (
+        _build(SpeechEmotion, "real", tmp_path_factory.mktemp("no_emotion_weights")),
+        _build(SpeechEmotion, "synthetic-tiny", tmp_path_factory.mktemp("tiny_emotion")),
+    )
+
+
+def test_emotion_without_weights_finds_the_speech_unlabelled(emotion_pair):
+    from tiktok_analyzer.analyzers.results.emotion import SpeechEmotionResult
+
+    from .speech_clips import clip_of
+
+    bare, _ = emotion_pair
+    assert not bare.available and bare.weights == "none"
+    clip, info = clip_of("speech_160")
+    r, missing = _partial(bare.analyze(clip))
+    assert isinstance(r, SpeechEmotionResult) and r.source == "vad"
+    # Measured, against the truth: the voiced windows cover the spoken span (Silero's
+    # edges within 0.3 s), 6 s at most each.
+    truth_ = info["speech"]
+    span = truth_["end_s"] - truth_["start_s"]
+    assert abs(r.segments[0].start_s - truth_["start_s"]) <= 0.3
+    assert abs(r.segments[-1].end_s - truth_["end_s"]) <= 0.3
+    assert len(r.segments) >= 2
+    assert all(s.end_s - s.start_s <= bare.params.max_segment_s + 1e-3 for s in r.segments)
+    assert 0.85 * span <= r.speech_s <= span + 0.6
+    assert [p.time_s for p in r.arc] == [
+        pytest.approx((s.start_s + s.end_s) / 2, abs=1e-3) for s in r.segments
+    ]
+    # Model-made: null, each listed with the fix.
+    for s in r.segments:
+        assert (s.emotion, s.confidence, s.scores, s.valence, s.arousal) == (None,) * 5
+    assert all((p.emotion, p.valence, p.arousal) == (None,) * 3 for p in r.arc)
+    assert r.dominant is None and r.distribution is None and r.labels is None
+    assert r.valence is None and r.arousal is None
+    assert set(missing) == set(SpeechEmotionResult.made_by_model)
+    for f in missing.values():
+        assert "real weights of speech_emotion" in f.reason
+        assert f"{FIX} speech_emotion" in f.fix
+
+
+def test_emotion_without_weights_keeps_the_transcribers_spans(emotion_pair):
+    from .speech_clips import clip_of
+
+    bare, _ = emotion_pair
+    clip, _ = clip_of("speech_160")
+    voiced = [{"start_s": 1.0, "end_s": 3.0}, {"start_s": 4.0, "end_s": 11.5}]
+    clip = Clip(
+        meta=clip.meta,
+        audio=clip.audio,
+        upstream={"speech_transcription": up.transcript([], [], voiced=voiced)},
+    )
+    r, _ = _partial(bare.analyze(clip))
+    assert r.source == "speech_transcription"
+    assert [(s.start_s, s.end_s) for s in r.segments] == [(1.0, 3.0), (4.0, 7.75), (7.75, 11.5)]
+    assert r.speech_s == pytest.approx(9.5)
+
+
+def test_emotion_without_weights_on_silence_has_no_windows(emotion_pair):
+    bare, _ = emotion_pair
+    r, _ = _partial(bare.analyze(_clip(np.zeros(3 * SR, np.float32))))
+    assert r.segments == [] and r.arc == [] and r.speech_s == 0.0
+
+
+def test_emotion_with_weights_labels_the_same_windows(emotion_pair):
+    from .speech_clips import clip_of
+
+    bare, full = emotion_pair
+    clip, _ = clip_of("speech_160")
+    whole = full.analyze(clip)
+    measured, _ = _partial(bare.analyze(clip))
+    assert full.weights == "synthetic-tiny" and whole.labels == ["neu", "hap", "ang", "sad"]
+    assert whole.dominant in whole.labels and all(s.emotion in whole.labels for s in whole.segments)
+    # The measured part is the same, number for number.
+    assert [(s.start_s, s.end_s) for s in whole.segments] == [
+        (s.start_s, s.end_s) for s in measured.segments
+    ]
+    assert [p.time_s for p in whole.arc] == [p.time_s for p in measured.arc]
+    assert (whole.speech_s, whole.source) == (measured.speech_s, measured.source)
