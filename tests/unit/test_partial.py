@@ -411,3 +411,106 @@ def test_emotion_with_weights_labels_the_same_windows(emotion_pair):
     ]
     assert [p.time_s for p in whole.arc] == [p.time_s for p in measured.arc]
     assert (whole.speech_s, whole.source) == (measured.speech_s, measured.source)
+
+
+# ---------------------------------------------------------------------------------------
+# product_detection: brands read on screen and the object tracks need no CLIP
+
+
+@pytest.fixture(scope="module")
+def branded(tmp_path_factory):
+    """The text_overlays clip with two brands among its captions (NIKE over the first
+    shot, Coca-Cola late), at 1 fps and 448 px as the analyzer samples it; text_overlay's
+    texts are the truth's captions, object_detection's tracks a person, a bottle while NIKE
+    shows and a phone while Coca-Cola does."""
+    from tiktok_analyzer.groundtruth.clips import Overlay
+
+    spec = dataclasses.replace(
+        CATALOG["text_overlays"],
+        overlays=[
+            Overlay("NIKE AIR", 0.5, 3.0, y=0.18, size_px=72),
+            Overlay("watch until the end", 2.0, 6.0, y=0.78, size_px=44),
+            Overlay("Coca-Cola zero", 5.0, 7.6, y=0.45, size_px=60, box=(200, 30, 30)),
+        ],
+        audio=None,
+    )
+    info = truth(spec)
+    path = tmp_path_factory.mktemp("branded") / "branded.mp4"
+    render(spec, path)
+    frames, times, _ = load_frames(path, short_side=448, fps=1.0)
+    box = [0.3, 0.4, 0.6, 0.8]
+    objects = up.objects(
+        [
+            up.track("person", 1, 0.0, 7.0, [(0.0, [0.1, 0.1, 0.9, 0.95])], share=1.0),
+            up.track("bottle", 2, 1.0, 2.0, [(1.0, box), (2.0, box)], share=0.25),
+            up.track("cell phone", 3, 6.0, 7.0, [(6.0, box), (7.0, box)], share=0.25),
+        ]
+    )
+    texts = up.texts([up.text(o["text"], o["start_s"], o["end_s"]) for o in info["overlays"]])
+    h, w = frames.shape[1:3]
+    clip = Clip(
+        meta=ClipMeta(info["duration_s"], 1.0, w, h),
+        frames=frames,
+        timestamps_s=times,
+        frame_indices=np.arange(len(frames)),
+        upstream={"object_detection": objects, "text_overlay": texts},
+    )
+    return clip, info
+
+
+@pytest.fixture(scope="module")
+def product_pair(tmp_path_factory):
+    from tiktok_analyzer.analyzers.products import ProductDetection
+
+    return (
+        _build(ProductDetection, "real", tmp_path_factory.mktemp("no_clip_weights")),
+        _build(ProductDetection, "synthetic-tiny", tmp_path_factory.mktemp("tiny_clip")),
+    )
+
+
+def test_products_without_weights_report_the_brands_on_screen_and_candidates(product_pair, branded):
+    from tiktok_analyzer.analyzers.results.products import ProductDetectionResult
+
+    bare, _ = product_pair
+    assert not bare.available and bare.weights == "none"
+    clip, info = branded
+    r, missing = _partial(bare.analyze(clip))
+    assert isinstance(r, ProductDetectionResult)
+    # Measured, against the truth: each brand caption, at the caption's time.
+    captions = {o["text"]: o for o in info["overlays"]}
+    got = [(b.brand, b.text, b.start_s, b.end_s, b.confidence) for b in r.brands_in_text]
+    assert got == [
+        (key, text, pytest.approx(captions[text]["start_s"], abs=1e-3),
+         pytest.approx(captions[text]["end_s"], abs=1e-3), 0.9)
+        for key, text in (("nike", "NIKE AIR"), ("coca_cola", "Coca-Cola zero"))
+    ]  # fmt: skip
+    # The tracks that may be products (not the person), with the brand on screen meanwhile.
+    assert [(c.track_id, c.label, c.brands) for c in r.candidates] == [
+        (2, "bottle", ["nike"]),
+        (3, "cell phone", ["coca_cola"]),
+    ]
+    assert [(c.first_s, c.last_s, c.screen_share) for c in r.candidates] == [
+        (1.0, 2.0, 0.25),
+        (6.0, 7.0, 0.25),
+    ]
+    assert r.mode == "objects"
+    # Model-made: null, listed with the fix.
+    assert r.products is None and r.crops_scored is None
+    assert set(missing) == {"products", "crops_scored"}
+    for f in missing.values():
+        assert "real weights of product_detection" in f.reason
+        assert f"{FIX} product_detection" in f.fix
+
+
+def test_products_with_weights_report_the_same_measures(product_pair, branded):
+    bare, full = product_pair
+    clip, _ = branded
+    whole = full.analyze(clip)
+    measured, _ = _partial(bare.analyze(clip))
+    assert full.weights == "synthetic-tiny"
+    # Both text brands stand as products whatever the random CLIP sees; crops: 2 + 2 boxes
+    # of the candidates and the person's one.
+    assert {"nike", "coca_cola"} <= {p.brand for p in whole.products}
+    assert whole.crops_scored == 5
+    keep = {"brands_in_text", "candidates", "mode"}
+    assert measured.model_dump(include=keep) == whole.model_dump(include=keep)
