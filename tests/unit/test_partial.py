@@ -514,3 +514,28 @@ def test_products_with_weights_report_the_same_measures(product_pair, branded):
     assert whole.crops_scored == 5
     keep = {"brands_in_text", "candidates", "mode"}
     assert measured.model_dump(include=keep) == whole.model_dump(include=keep)
+
+
+def test_headlines_say_what_a_partial_answer_measured(emotion_pair, product_pair, branded):
+    """The summary's line of a partial answer: the measured part, no model-made words."""
+    from tiktok_analyzer.orchestrator.summary import headline
+
+    from .speech_clips import clip_of
+
+    bare, full = product_pair
+    clip, _ = branded
+    measured, _ = _partial(bare.analyze(clip))
+    assert headline("product_detection", measured.model_dump(mode="json")) == (
+        "brands on screen: nike, coca_cola, 2 candidates (bottle, cell phone)"
+    )
+    whole = full.analyze(clip).model_dump(mode="json")
+    assert headline("product_detection", whole).startswith(f"{len(whole['products'])} products: ")
+    bare, full = emotion_pair
+    speech, _ = clip_of("speech_160")
+    r, _ = _partial(bare.analyze(speech))
+    line = headline("speech_emotion", r.model_dump(mode="json"))
+    assert line == f"{len(r.segments)} voiced windows, {r.speech_s:.1f} s of speech"
+    whole = full.analyze(speech)
+    assert headline("speech_emotion", whole.model_dump(mode="json")) == (
+        f"mostly {whole.dominant}, {line}"
+    )
