@@ -296,3 +296,41 @@ def test_without_weights_the_measured_part_is_answered_partial(name, sounds, tmp
     wrong = {**env, "unavailable_fields": [{**env["unavailable_fields"][0], "field": "bogus"}]}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(wrong, {"$defs": schema["$defs"], **entry})
+
+
+def test_product_detection_without_weights_answers_the_brands_on_screen(tmp_path, monkeypatch):
+    """No CLIP weights: through the adapter, product_detection answers `partial` with the
+    brand read in the upstream text and the candidate track, products null, and the entry
+    fits the report's schema."""
+    from tiktok_analyzer.orchestrator.report import report_schema
+
+    monkeypatch.setenv("TIKTOK_ANALYZER_WEIGHTS", "real")
+    monkeypatch.setenv("TIKTOK_ANALYZER_WEIGHTS_DIR", str(tmp_path))
+    box = [0.2, 0.2, 0.7, 0.7]
+    upstream = {
+        "text_overlay": up.texts([up.text("new NIKE drop", 0.2, 0.6)]),
+        "object_detection": up.objects(
+            [
+                up.track("person", 1, 0.0, 0.9, [(0.0, box)], share=1.0),
+                up.track("handbag", 2, 0.1, 0.5, [(0.1, box), (0.5, box)], share=0.5),
+            ]
+        ),
+    }
+    env = _envelope(
+        _model("product_detection").execute([_request("product_detection", 30, upstream)])[0]
+    )
+    assert env["status"] == "partial", env["error"]
+    assert env["model"]["weights"] == "none"
+    assert "weights pull product_detection" in env["error"]
+    assert [f["field"] for f in env["unavailable_fields"]] == ["products", "crops_scored"]
+    result = env["result"]
+    assert result["products"] is None and result["crops_scored"] is None
+    assert [(b["brand"], b["start_s"], b["end_s"]) for b in result["brands_in_text"]] == [
+        ("nike", 0.2, 0.6)
+    ]
+    assert [(c["track_id"], c["label"], c["brands"]) for c in result["candidates"]] == [
+        (2, "handbag", ["nike"])
+    ]
+    schema = report_schema()
+    entry = schema["properties"]["analyzers"]["properties"]["product_detection"]
+    jsonschema.validate(env, {"$defs": schema["$defs"], **entry})
