@@ -1,7 +1,8 @@
-"""Partial results: audio_environment and sound_effects without their model's weights (real
-mode, an empty weights folder) still report what they measure, on generated sound of known
-content, and mark what only the model makes unavailable with the fix; with weights
-(synthetic) they report everything, the measured part unchanged."""
+"""Partial results: audio_environment, sound_effects, composition_analysis, speech_emotion
+and product_detection without their model's weights (real mode, an empty weights folder)
+still report what they measure, on generated clips of known content, and mark what only
+the model makes unavailable with the fix; with weights (synthetic) they report everything,
+the measured part unchanged."""
 
 from __future__ import annotations
 
