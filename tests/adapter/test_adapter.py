@@ -205,8 +205,12 @@ def test_unknown_parameter_fails_initialize():
 
 #: The generated clip each sound model hears without weights: five seconds of beat and pad
 #: then a voice (known music and speech shares), and effects over a pad with a cut at 3.0 s
-#: (known onsets).
-PARTIAL_CLIPS = {"audio_environment": "speech_after_music", "sound_effects": "sound_events"}
+#: (known onsets); speech_emotion hears the same voice after music (known speech span).
+PARTIAL_CLIPS = {
+    "audio_environment": "speech_after_music",
+    "sound_effects": "sound_events",
+    "speech_emotion": "speech_after_music",
+}
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +221,7 @@ def sounds(tmp_path_factory):
     from tiktok_analyzer.groundtruth import CATALOG, load_frames, render, truth
 
     out = {}
-    for name in PARTIAL_CLIPS.values():
+    for name in set(PARTIAL_CLIPS.values()):
         spec = CATALOG[name]
         info = truth(spec)
         path = tmp_path_factory.mktemp("adapter_sound") / f"{name}.m4a"
@@ -226,7 +230,7 @@ def sounds(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("name", ["audio_environment", "sound_effects"])
+@pytest.mark.parametrize("name", list(PARTIAL_CLIPS))
 def test_without_weights_the_measured_part_is_answered_partial(name, sounds, tmp_path, monkeypatch):
     """Real weights missing: the model loads, answers `partial` with what its DSP measured
     on the generated clip, the model-made fields null and listed with the fix; the entry
@@ -268,6 +272,13 @@ def test_without_weights_the_measured_part_is_answered_partial(name, sounds, tmp
         assert result.speech_share == pytest.approx(spoken, abs=0.15)
         # Clean generated sound: the foreground stands far above its floor.
         assert result.snr_db >= 20.0
+    elif name == "speech_emotion":
+        # Silero VAD's windows over the voice, not the music before it; unlabelled.
+        speech = info["speech"]
+        assert abs(result.segments[0].start_s - speech["start_s"]) <= 0.3
+        assert abs(result.segments[-1].end_s - speech["end_s"]) <= 0.3
+        assert all(s.emotion is None and s.scores is None for s in result.segments)
+        assert result.dominant is None and result.labels is None
     else:
         onsets = [e.start_s for e in result.events]
         assert len(onsets) == len(info["sound_events"])
@@ -285,3 +296,41 @@ def test_without_weights_the_measured_part_is_answered_partial(name, sounds, tmp
     wrong = {**env, "unavailable_fields": [{**env["unavailable_fields"][0], "field": "bogus"}]}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(wrong, {"$defs": schema["$defs"], **entry})
+
+
+def test_product_detection_without_weights_answers_the_brands_on_screen(tmp_path, monkeypatch):
+    """No CLIP weights: through the adapter, product_detection answers `partial` with the
+    brand read in the upstream text and the candidate track, products null, and the entry
+    fits the report's schema."""
+    from tiktok_analyzer.orchestrator.report import report_schema
+
+    monkeypatch.setenv("TIKTOK_ANALYZER_WEIGHTS", "real")
+    monkeypatch.setenv("TIKTOK_ANALYZER_WEIGHTS_DIR", str(tmp_path))
+    box = [0.2, 0.2, 0.7, 0.7]
+    upstream = {
+        "text_overlay": up.texts([up.text("new NIKE drop", 0.2, 0.6)]),
+        "object_detection": up.objects(
+            [
+                up.track("person", 1, 0.0, 0.9, [(0.0, box)], share=1.0),
+                up.track("handbag", 2, 0.1, 0.5, [(0.1, box), (0.5, box)], share=0.5),
+            ]
+        ),
+    }
+    env = _envelope(
+        _model("product_detection").execute([_request("product_detection", 30, upstream)])[0]
+    )
+    assert env["status"] == "partial", env["error"]
+    assert env["model"]["weights"] == "none"
+    assert "weights pull product_detection" in env["error"]
+    assert [f["field"] for f in env["unavailable_fields"]] == ["products", "crops_scored"]
+    result = env["result"]
+    assert result["products"] is None and result["crops_scored"] is None
+    assert [(b["brand"], b["start_s"], b["end_s"]) for b in result["brands_in_text"]] == [
+        ("nike", 0.2, 0.6)
+    ]
+    assert [(c["track_id"], c["label"], c["brands"]) for c in result["candidates"]] == [
+        (2, "handbag", ["nike"])
+    ]
+    schema = report_schema()
+    entry = schema["properties"]["analyzers"]["properties"]["product_detection"]
+    jsonschema.validate(env, {"$defs": schema["$defs"], **entry})

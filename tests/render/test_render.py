@@ -204,8 +204,9 @@ def _partial(result: dict, name: str, fields: list[str]) -> dict:
 
 
 def partial(report: dict) -> dict:
-    """audio_environment and sound_effects without their weights: what they measured
-    (shares, SNR, reverberation; events and their shapes), the labels null."""
+    """audio_environment, sound_effects and speech_emotion without their weights: what
+    they measured (shares, SNR, reverberation; events and their shapes; voiced windows),
+    the labels null."""
     r = full(report)
     a = r["analyzers"]
     a["audio_environment"] = _partial(
@@ -258,6 +259,27 @@ def partial(report: dict) -> dict:
         },
         "sound_effects",
         ["events[].label", "events[].confidence"],
+    )
+    # speech_emotion without wav2vec2: the voiced windows, no emotion.
+    windows = [(0.3, 2.0), (2.0, 4.3)]
+    none = dict.fromkeys(("emotion", "confidence", "scores", "valence", "arousal"))
+    a["speech_emotion"] = _partial(
+        {
+            "segments": [{"start_s": s, "end_s": e, **none} for s, e in windows],
+            "dominant": None,
+            "distribution": None,
+            "valence": None,
+            "arousal": None,
+            "arc": [
+                {"time_s": (s + e) / 2, "valence": None, "arousal": None, "emotion": None}
+                for s, e in windows
+            ],
+            "speech_s": 4.0,
+            "source": "vad",
+            "labels": None,
+        },
+        "speech_emotion",
+        ["segments[].emotion", "dominant", "labels"],
     )
     return r
 
@@ -797,7 +819,15 @@ def test_partial_results_show_what_was_measured_and_what_is_missing(pages):
     assert metrics["SNR"] == "23 dB"
     # The count line tells partial answers apart from ok and unavailable ones.
     [counts] = [n for n in dom.iter() if "counts" in n.classes()]
-    assert "2 partial" in counts.text
+    assert "3 partial" in counts.text
+    # The emotion lane draws the voiced windows, and says they carry no emotion.
+    [lane] = dom.find_all(data_lane="emotion")
+    assert lane.attrs["data-status"] == "partial"
+    voiced = lane.find_all(data_kind="emotion")
+    assert [float(n.attrs["data-start"]) for n in voiced] == [0.3, 2.0]
+    assert all("no emotion" in n.attrs["title"] for n in voiced)
+    [note] = [n for n in lane.iter() if "lane-status" in n.classes()]
+    assert "segments[].emotion" in note.text and PULL.format("speech_emotion") in note.text
     # Nothing says synthetic where no weights ran: the weights column says none.
     cells = [n.text for n in row.iter() if n.tag == "td"]
     assert "none" in cells and "synthetic-tiny" not in cells

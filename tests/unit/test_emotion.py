@@ -10,7 +10,7 @@ import tomllib
 import numpy as np
 import pytest
 
-from tiktok_analyzer.analyzers.base import Clip, ClipMeta, NotApplicable, Unavailable
+from tiktok_analyzer.analyzers.base import Clip, ClipMeta, NotApplicable, Partial
 from tiktok_analyzer.analyzers.emotion import CIRCUMPLEX, SpeechEmotion, _Plan, windows
 from tiktok_analyzer.analyzers.weights import DIR_ENV, MANIFEST_PATH, MODE_ENV
 from tiktok_analyzer.groundtruth import CATALOG, load_frames, render
@@ -236,15 +236,25 @@ def test_batch_keeps_bad_clips_to_themselves(analyzer):
             assert a.scores[lab] == pytest.approx(b.scores[lab], abs=2e-3)
 
 
-def test_real_weights_missing_is_unavailable_with_the_fix(monkeypatch, tmp_path):
+def test_real_weights_missing_is_partial_with_the_fix(monkeypatch, tmp_path):
+    # The windows stand without the model (tests/unit/test_partial.py checks them against
+    # the truth); every model-made field carries the fix.
     monkeypatch.setenv(MODE_ENV, "real")
     monkeypatch.setenv(DIR_ENV, str(tmp_path))
     analyzer = SpeechEmotion()
     assert not analyzer.available and analyzer.weights == "none"
     clip = Clip(meta=ClipMeta(1.0, 0.0, 0, 0), audio=np.zeros(16_000, np.float32))
     (outcome,) = analyzer.analyze_batch([clip])
-    assert isinstance(outcome, Unavailable)
-    assert "tiktok-analyzer weights pull speech_emotion" in str(outcome)
+    assert isinstance(outcome, Partial)
+    assert outcome.result.segments == [] and outcome.result.dominant is None
+    assert outcome.unavailable and all(
+        "tiktok-analyzer weights pull speech_emotion" in f.fix for f in outcome.unavailable
+    )
+    # Too short to hold speech stays skipped, model or not.
+    (short,) = analyzer.analyze_batch(
+        [Clip(meta=ClipMeta(0.01, 0.0, 0, 0), audio=np.zeros(160, np.float32))]
+    )
+    assert isinstance(short, NotApplicable)
 
 
 def _manifest_model() -> dict:

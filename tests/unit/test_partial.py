@@ -1,7 +1,8 @@
-"""Partial results: audio_environment and sound_effects without their model's weights (real
-mode, an empty weights folder) still report what they measure, on generated sound of known
-content, and mark what only the model makes unavailable with the fix; with weights
-(synthetic) they report everything, the measured part unchanged."""
+"""Partial results: audio_environment, sound_effects, composition_analysis, speech_emotion
+and product_detection without their model's weights (real mode, an empty weights folder)
+still report what they measure, on generated clips of known content, and mark what only
+the model makes unavailable with the fix; with weights (synthetic) they report everything,
+the measured part unchanged."""
 
 from __future__ import annotations
 
@@ -323,3 +324,219 @@ def test_composition_without_weights_measures_the_thirds(tmp_path):
         s.model_dump(exclude=drop) for s in r.shot_types
     ]
     assert whole.thirds_score == r.thirds_score and whole.subject == r.subject
+
+
+# ---------------------------------------------------------------------------------------
+# speech_emotion: the voiced windows need no wav2vec2
+
+
+@pytest.fixture(scope="module")
+def emotion_pair(tmp_path_factory):
+    from tiktok_analyzer.analyzers.emotion import SpeechEmotion
+
+    return (
+        _build(SpeechEmotion, "real", tmp_path_factory.mktemp("no_emotion_weights")),
+        _build(SpeechEmotion, "synthetic-tiny", tmp_path_factory.mktemp("tiny_emotion")),
+    )
+
+
+def test_emotion_without_weights_finds_the_speech_unlabelled(emotion_pair):
+    from tiktok_analyzer.analyzers.results.emotion import SpeechEmotionResult
+
+    from .speech_clips import clip_of
+
+    bare, _ = emotion_pair
+    assert not bare.available and bare.weights == "none"
+    clip, info = clip_of("speech_160")
+    r, missing = _partial(bare.analyze(clip))
+    assert isinstance(r, SpeechEmotionResult) and r.source == "vad"
+    # Measured, against the truth: the voiced windows cover the spoken span (Silero's
+    # edges within 0.3 s), 6 s at most each.
+    truth_ = info["speech"]
+    span = truth_["end_s"] - truth_["start_s"]
+    assert abs(r.segments[0].start_s - truth_["start_s"]) <= 0.3
+    assert abs(r.segments[-1].end_s - truth_["end_s"]) <= 0.3
+    assert len(r.segments) >= 2
+    assert all(s.end_s - s.start_s <= bare.params.max_segment_s + 1e-3 for s in r.segments)
+    assert 0.85 * span <= r.speech_s <= span + 0.6
+    assert [p.time_s for p in r.arc] == [
+        pytest.approx((s.start_s + s.end_s) / 2, abs=1e-3) for s in r.segments
+    ]
+    # Model-made: null, each listed with the fix.
+    for s in r.segments:
+        assert (s.emotion, s.confidence, s.scores, s.valence, s.arousal) == (None,) * 5
+    assert all((p.emotion, p.valence, p.arousal) == (None,) * 3 for p in r.arc)
+    assert r.dominant is None and r.distribution is None and r.labels is None
+    assert r.valence is None and r.arousal is None
+    assert set(missing) == set(SpeechEmotionResult.made_by_model)
+    for f in missing.values():
+        assert "real weights of speech_emotion" in f.reason
+        assert f"{FIX} speech_emotion" in f.fix
+
+
+def test_emotion_without_weights_keeps_the_transcribers_spans(emotion_pair):
+    from .speech_clips import clip_of
+
+    bare, _ = emotion_pair
+    clip, _ = clip_of("speech_160")
+    voiced = [{"start_s": 1.0, "end_s": 3.0}, {"start_s": 4.0, "end_s": 11.5}]
+    clip = Clip(
+        meta=clip.meta,
+        audio=clip.audio,
+        upstream={"speech_transcription": up.transcript([], [], voiced=voiced)},
+    )
+    r, _ = _partial(bare.analyze(clip))
+    assert r.source == "speech_transcription"
+    assert [(s.start_s, s.end_s) for s in r.segments] == [(1.0, 3.0), (4.0, 7.75), (7.75, 11.5)]
+    assert r.speech_s == pytest.approx(9.5)
+
+
+def test_emotion_without_weights_on_silence_has_no_windows(emotion_pair):
+    bare, _ = emotion_pair
+    r, _ = _partial(bare.analyze(_clip(np.zeros(3 * SR, np.float32))))
+    assert r.segments == [] and r.arc == [] and r.speech_s == 0.0
+
+
+def test_emotion_with_weights_labels_the_same_windows(emotion_pair):
+    from .speech_clips import clip_of
+
+    bare, full = emotion_pair
+    clip, _ = clip_of("speech_160")
+    whole = full.analyze(clip)
+    measured, _ = _partial(bare.analyze(clip))
+    assert full.weights == "synthetic-tiny" and whole.labels == ["neu", "hap", "ang", "sad"]
+    assert whole.dominant in whole.labels and all(s.emotion in whole.labels for s in whole.segments)
+    # The measured part is the same, number for number.
+    assert [(s.start_s, s.end_s) for s in whole.segments] == [
+        (s.start_s, s.end_s) for s in measured.segments
+    ]
+    assert [p.time_s for p in whole.arc] == [p.time_s for p in measured.arc]
+    assert (whole.speech_s, whole.source) == (measured.speech_s, measured.source)
+
+
+# ---------------------------------------------------------------------------------------
+# product_detection: brands read on screen and the object tracks need no CLIP
+
+
+@pytest.fixture(scope="module")
+def branded(tmp_path_factory):
+    """The text_overlays clip with two brands among its captions (NIKE over the first
+    shot, Coca-Cola late), at 1 fps and 448 px as the analyzer samples it; text_overlay's
+    texts are the truth's captions, object_detection's tracks a person, a bottle while NIKE
+    shows and a phone while Coca-Cola does."""
+    from tiktok_analyzer.groundtruth.clips import Overlay
+
+    spec = dataclasses.replace(
+        CATALOG["text_overlays"],
+        overlays=[
+            Overlay("NIKE AIR", 0.5, 3.0, y=0.18, size_px=72),
+            Overlay("watch until the end", 2.0, 6.0, y=0.78, size_px=44),
+            Overlay("Coca-Cola zero", 5.0, 7.6, y=0.45, size_px=60, box=(200, 30, 30)),
+        ],
+        audio=None,
+    )
+    info = truth(spec)
+    path = tmp_path_factory.mktemp("branded") / "branded.mp4"
+    render(spec, path)
+    frames, times, _ = load_frames(path, short_side=448, fps=1.0)
+    box = [0.3, 0.4, 0.6, 0.8]
+    objects = up.objects(
+        [
+            up.track("person", 1, 0.0, 7.0, [(0.0, [0.1, 0.1, 0.9, 0.95])], share=1.0),
+            up.track("bottle", 2, 1.0, 2.0, [(1.0, box), (2.0, box)], share=0.25),
+            up.track("cell phone", 3, 6.0, 7.0, [(6.0, box), (7.0, box)], share=0.25),
+        ]
+    )
+    texts = up.texts([up.text(o["text"], o["start_s"], o["end_s"]) for o in info["overlays"]])
+    h, w = frames.shape[1:3]
+    clip = Clip(
+        meta=ClipMeta(info["duration_s"], 1.0, w, h),
+        frames=frames,
+        timestamps_s=times,
+        frame_indices=np.arange(len(frames)),
+        upstream={"object_detection": objects, "text_overlay": texts},
+    )
+    return clip, info
+
+
+@pytest.fixture(scope="module")
+def product_pair(tmp_path_factory):
+    from tiktok_analyzer.analyzers.products import ProductDetection
+
+    return (
+        _build(ProductDetection, "real", tmp_path_factory.mktemp("no_clip_weights")),
+        _build(ProductDetection, "synthetic-tiny", tmp_path_factory.mktemp("tiny_clip")),
+    )
+
+
+def test_products_without_weights_report_the_brands_on_screen_and_candidates(product_pair, branded):
+    from tiktok_analyzer.analyzers.results.products import ProductDetectionResult
+
+    bare, _ = product_pair
+    assert not bare.available and bare.weights == "none"
+    clip, info = branded
+    r, missing = _partial(bare.analyze(clip))
+    assert isinstance(r, ProductDetectionResult)
+    # Measured, against the truth: each brand caption, at the caption's time.
+    captions = {o["text"]: o for o in info["overlays"]}
+    got = [(b.brand, b.text, b.start_s, b.end_s, b.confidence) for b in r.brands_in_text]
+    assert got == [
+        (key, text, pytest.approx(captions[text]["start_s"], abs=1e-3),
+         pytest.approx(captions[text]["end_s"], abs=1e-3), 0.9)
+        for key, text in (("nike", "NIKE AIR"), ("coca_cola", "Coca-Cola zero"))
+    ]  # fmt: skip
+    # The tracks that may be products (not the person), with the brand on screen meanwhile.
+    assert [(c.track_id, c.label, c.brands) for c in r.candidates] == [
+        (2, "bottle", ["nike"]),
+        (3, "cell phone", ["coca_cola"]),
+    ]
+    assert [(c.first_s, c.last_s, c.screen_share) for c in r.candidates] == [
+        (1.0, 2.0, 0.25),
+        (6.0, 7.0, 0.25),
+    ]
+    assert r.mode == "objects"
+    # Model-made: null, listed with the fix.
+    assert r.products is None and r.crops_scored is None
+    assert set(missing) == {"products", "crops_scored"}
+    for f in missing.values():
+        assert "real weights of product_detection" in f.reason
+        assert f"{FIX} product_detection" in f.fix
+
+
+def test_products_with_weights_report_the_same_measures(product_pair, branded):
+    bare, full = product_pair
+    clip, _ = branded
+    whole = full.analyze(clip)
+    measured, _ = _partial(bare.analyze(clip))
+    assert full.weights == "synthetic-tiny"
+    # Both text brands stand as products whatever the random CLIP sees; crops: 2 + 2 boxes
+    # of the candidates and the person's one.
+    assert {"nike", "coca_cola"} <= {p.brand for p in whole.products}
+    assert whole.crops_scored == 5
+    keep = {"brands_in_text", "candidates", "mode"}
+    assert measured.model_dump(include=keep) == whole.model_dump(include=keep)
+
+
+def test_headlines_say_what_a_partial_answer_measured(emotion_pair, product_pair, branded):
+    """The summary's line of a partial answer: the measured part, no model-made words."""
+    from tiktok_analyzer.orchestrator.summary import headline
+
+    from .speech_clips import clip_of
+
+    bare, full = product_pair
+    clip, _ = branded
+    measured, _ = _partial(bare.analyze(clip))
+    assert headline("product_detection", measured.model_dump(mode="json")) == (
+        "brands on screen: nike, coca_cola, 2 candidates (bottle, cell phone)"
+    )
+    whole = full.analyze(clip).model_dump(mode="json")
+    assert headline("product_detection", whole).startswith(f"{len(whole['products'])} products: ")
+    bare, full = emotion_pair
+    speech, _ = clip_of("speech_160")
+    r, _ = _partial(bare.analyze(speech))
+    line = headline("speech_emotion", r.model_dump(mode="json"))
+    assert line == f"{len(r.segments)} voiced windows, {r.speech_s:.1f} s of speech"
+    whole = full.analyze(speech)
+    assert headline("speech_emotion", whole.model_dump(mode="json")) == (
+        f"mostly {whole.dominant}, {line}"
+    )

@@ -27,6 +27,11 @@ Per clip:
    (:data:`CIRCUMPLEX`): conventional coordinates, rounded, not measured; they make the
    arc readable and comparable across label sets, nothing more.
 
+Without the model's weights (partial): steps 1 and 2 stand, so the windows are reported
+with their times and ``speech_s``, each window's emotion, scores, valence and arousal, the
+arc's values, ``dominant``, ``distribution`` and ``labels`` null (``Result.made_by_model``)
+with the command that fetches the weights.
+
 Known limits: IEMOCAP is acted English dialogue recorded in a studio; music under the
 voice, other languages, singing and synthetic voices lie outside it, and the model is
 overconfident there. Four classes only: no fear, surprise or disgust.
@@ -212,7 +217,16 @@ class SpeechEmotion(LearnedAnalyzer):
         # Silero's ONNX session now (Triton's initialize), not on the first clip.
         get_vad_model()
 
+    def warm_up_measures(self) -> None:
+        from faster_whisper.vad import get_vad_model
+
+        get_vad_model()
+
     # -- per clip --------------------------------------------------------------------------
+
+    def measure_only(self, clip: Clip) -> Result:
+        """No wav2vec2: the voiced windows and their times, unlabelled."""
+        return self._result(self._plan(clip), None)
 
     def prepare(self, clip: Clip) -> Prepared:
         plan = self._plan(clip)
@@ -263,7 +277,14 @@ class SpeechEmotion(LearnedAnalyzer):
         return [(v.start_s, v.end_s) for v in transcript.voiced]
 
     def _vad(self, audio: np.ndarray) -> list[tuple[float, float]]:
-        from faster_whisper.vad import VadOptions, get_speech_timestamps
+        try:
+            from faster_whisper.vad import VadOptions, get_speech_timestamps
+        except ImportError as exc:  # only without the model: load() imports it first
+            raise Unavailable(
+                f"the voice activity detector needs the Python module {exc.name or exc}, "
+                "which is not installed",
+                "run the setup command in README.md",
+            ) from exc
 
         p = self.params
         options = VadOptions(
@@ -291,7 +312,35 @@ class SpeechEmotion(LearnedAnalyzer):
             logits = self.model(values, attention_mask=mask).logits
         return torch.softmax(logits.float(), dim=-1).cpu().numpy().astype(np.float64)
 
-    def _result(self, plan: _Plan, probs: list[np.ndarray]) -> Result:
+    def _result(self, plan: _Plan, probs: list[np.ndarray] | None) -> Result:
+        """The result from the windows and each window's label probabilities (None without
+        the model: the windows and their times, every model-made field null)."""
+        if probs is None:
+            return self.Result(
+                segments=[
+                    EmotionSegment(
+                        start_s=round(a, 3),
+                        end_s=round(b, 3),
+                        emotion=None,
+                        confidence=None,
+                        scores=None,
+                        valence=None,
+                        arousal=None,
+                    )
+                    for a, b in plan.windows
+                ],
+                dominant=None,
+                distribution=None,
+                valence=None,
+                arousal=None,
+                arc=[
+                    ArcPoint(time_s=round((a + b) / 2, 3), valence=None, arousal=None, emotion=None)
+                    for a, b in plan.windows
+                ],
+                speech_s=round(sum(b - a for a, b in plan.windows), 3),
+                source=plan.source,
+                labels=None,
+            )
         segments, arc = [], []
         for (a, b), p in zip(plan.windows, probs, strict=True):
             p = p / p.sum()

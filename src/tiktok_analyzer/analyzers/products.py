@@ -27,6 +27,13 @@ packaging, details its 14 px patches resolve and B/32's 32 px patches blur, at a
 absorbs (a clip's crops are capped at ``max_crops``); B/32 (~20x fewer FLOPs per crop) keeps
 real weights usable on a CPU host.
 
+Without CLIP's weights (partial): the brands read on screen (``brands_in_text``), the
+``mode`` and the ``candidates`` stand; ``products`` and ``crops_scored`` are null
+(``Result.made_by_model``), with the command that fetches the weights. Candidates are
+object_detection's tracks whose COCO class can be a product (:data:`NOT_CANDIDATES` are
+not), each with the brands read on screen while it is (within ``join_window_s``): the
+detector's class, not CLIP's verdict, reported the same with and without the model.
+
 Known limits: zero-shot CLIP knows big consumer brands by their logos but confuses look-alike
 packaging; the vocabulary is fixed (extend :data:`CATEGORIES` / :data:`BRANDS`); the text
 join trusts OCR spelling (no fuzzy matching), so a misread brand is missed.
@@ -54,6 +61,7 @@ from tiktok_analyzer.analyzers.results.objects import BoxSample, ObjectDetection
 from tiktok_analyzer.analyzers.results.ocr import TextOverlayResult, TextTrack
 from tiktok_analyzer.analyzers.results.products import (  # noqa: F401 - re-exported
     BrandInText,
+    ProductCandidate,
     ProductDetectionResult,
     ProductItem,
 )
@@ -61,6 +69,7 @@ from tiktok_analyzer.analyzers.results.products import (  # noqa: F401 - re-expo
 __all__ = [
     "BRANDS",
     "CATEGORIES",
+    "NOT_CANDIDATES",
     "Brand",
     "BrandInText",
     "BrandHit",
@@ -153,6 +162,30 @@ NOT_PRODUCTS: tuple[str, ...] = (
     "text",
 )
 _NONE_PREFIX = "not a product: "
+
+#: COCO classes of object_detection that are never a product candidate: people, animals,
+#: street furniture.
+NOT_CANDIDATES: frozenset[str] = frozenset(
+    {
+        "person",
+        "bird",
+        "cat",
+        "dog",
+        "horse",
+        "sheep",
+        "cow",
+        "elephant",
+        "bear",
+        "zebra",
+        "giraffe",
+        "traffic light",
+        "fire hydrant",
+        "stop sign",
+        "parking meter",
+        "bench",
+        "potted plant",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -581,6 +614,15 @@ class ProductDetection(LearnedAnalyzer):
             weights, self.device, {"product": PRODUCT_VOCABULARY, "brand": BRAND_VOCABULARY}
         )
 
+    # --- without the model ----------------------------------------------------------------
+
+    def measure_only(self, clip: Clip) -> Result:
+        """No CLIP: the brands read on screen and the product candidates among the object
+        tracks; which are products is the model's."""
+        validate_frames(clip, self.name)
+        mode, _, _ = self._plan(clip)
+        return self._result(clip, mode, None, None)
+
     # --- batch ----------------------------------------------------------------------------
 
     def prepare(self, clip: Clip) -> Prepared:
@@ -655,7 +697,6 @@ class ProductDetection(LearnedAnalyzer):
     def _finish(
         self, clip: Clip, mode: str, crops: list[_Crop], tracks: list[_Track], emb
     ) -> Result:
-        p = self.params
         times = np.asarray(clip.timestamps_s, dtype=np.float64)
         duration = clip_duration(clip, times)
         product_p = self.clip.probabilities(emb, "product")
@@ -682,14 +723,28 @@ class ProductDetection(LearnedAnalyzer):
                 )
         else:
             vision = self._frame_products(crops, product_p, brand_p, times, duration)
+        return self._result(clip, mode, vision, len(crops))
+
+    def _result(
+        self, clip: Clip, mode: str, vision: list[VisionProduct] | None, crops: int | None
+    ) -> Result:
+        """The result from CLIP's products (None without the model: products and
+        crops_scored null) and what needs no model: brands read on screen, candidates."""
+        p = self.params
+        times = np.asarray(clip.timestamps_s, dtype=np.float64)
+        duration = clip_duration(clip, times)
         overlay = clip.upstream_result(TextOverlayResult)
         hits = brand_hits(
             overlay.texts if overlay is not None else None,
             p.text_confidence,
             p.common_word_text_confidence,
         )
+        products = None
+        if vision is not None:
+            products = join_products(vision, hits, duration, p.join_window_s)
         return self.Result(
-            products=join_products(vision, hits, duration, p.join_window_s),
+            products=products,
+            candidates=self._candidates(clip, hits, duration),
             brands_in_text=[
                 BrandInText(
                     brand=h.brand,
@@ -701,8 +756,41 @@ class ProductDetection(LearnedAnalyzer):
                 for h in hits
             ],
             mode=mode,  # type: ignore[arg-type]
-            crops_scored=len(crops),
+            crops_scored=crops,
         )
+
+    def _candidates(
+        self, clip: Clip, hits: list[BrandHit], duration: float
+    ) -> list[ProductCandidate]:
+        """object_detection's tracks that may be products, first seen first, each with the
+        brands read on screen while it is."""
+        detected = clip.upstream_result(ObjectDetectionResult)
+        if detected is None:
+            return []
+        out = []
+        for obj in detected.objects:
+            if obj.label in NOT_CANDIDATES:
+                continue
+            first = _float(obj.first_s, 0.0)
+            last = max(first, _float(obj.last_s, first))
+            brands = [
+                h.brand
+                for h in hits
+                if _overlap([(first, last)], [(h.start_s, h.end_s)], self.params.join_window_s)
+            ]
+            out.append(
+                ProductCandidate(
+                    track_id=obj.track_id,
+                    label=obj.label,
+                    first_s=round(first, 3),
+                    last_s=round(last, 3),
+                    screen_share=round(min(1.0, max(0.0, _float(obj.screen_share, 0.0))), 4),
+                    confidence=round(_float(obj.max_confidence, 0.0), 4),
+                    brands=list(dict.fromkeys(brands)),
+                )
+            )
+        out.sort(key=lambda c: (c.first_s, c.track_id))
+        return out
 
     def _decide(
         self, product: np.ndarray, brand: np.ndarray

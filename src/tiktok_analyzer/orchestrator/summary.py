@@ -16,11 +16,13 @@ from tiktok_analyzer.analyzers.results.camera import CameraResult
 from tiktok_analyzer.analyzers.results.color import ColorResult
 from tiktok_analyzer.analyzers.results.cuts import CutAnalysisResult
 from tiktok_analyzer.analyzers.results.effects import VisualEffectsResult
+from tiktok_analyzer.analyzers.results.emotion import SpeechEmotionResult
 from tiktok_analyzer.analyzers.results.environment import AudioEnvironmentResult
 from tiktok_analyzer.analyzers.results.eyes import EyeTrackingResult
 from tiktok_analyzer.analyzers.results.flow import FlowResult
 from tiktok_analyzer.analyzers.results.objects import ObjectDetectionResult
 from tiktok_analyzer.analyzers.results.ocr import TextOverlayResult
+from tiktok_analyzer.analyzers.results.products import ProductDetectionResult
 from tiktok_analyzer.analyzers.results.quality import QualityResult
 from tiktok_analyzer.analyzers.results.scenes import SceneSegmentationResult
 from tiktok_analyzer.analyzers.results.segmentation import BackgroundSegmentationResult
@@ -183,6 +185,32 @@ def _objects(r: ObjectDetectionResult) -> str:
     return f"{_count(len(r.objects), 'object')}: {shown}{more}"
 
 
+def _emotion(r: SpeechEmotionResult) -> str:
+    # The windows are measured; the emotion only with the model (partial: none).
+    if not r.segments:
+        return "no speech found"
+    windows = f"{_count(len(r.segments), 'voiced window')}, {r.speech_s:.1f} s of speech"
+    return f"mostly {r.dominant}, {windows}" if r.dominant else windows
+
+
+def _products(r: ProductDetectionResult) -> str:
+    # Products with the model; without it (partial) what stands: brands read on screen
+    # and the tracks that may be products.
+    brands = list(dict.fromkeys(b.brand for b in r.brands_in_text))
+    if r.products is not None:
+        shown = ", ".join(
+            f"{p.brand + ' ' if p.brand else ''}{p.label} {p.first_s:.1f}-{p.last_s:.1f} s"
+            for p in r.products[:3]
+        )
+        more = f" (+{len(r.products) - 3})" if len(r.products) > 3 else ""
+        return f"{_count(len(r.products), 'product')}: {shown}{more}" if shown else "no product"
+    parts = [f"brands on screen: {', '.join(brands)}" if brands else "no brand on screen"]
+    if r.candidates:
+        labels = ", ".join(dict.fromkeys(c.label for c in r.candidates))
+        parts.append(f"{_count(len(r.candidates), 'candidate')} ({labels})")
+    return ", ".join(parts)
+
+
 def _background(r: BackgroundSegmentationResult) -> str:
     people = [s for s in r.scenes if s.foreground_share >= 0.01]
     where = ", ".join(
@@ -226,6 +254,8 @@ _HEADLINES = {
     "age_estimation": _ages,
     "object_detection": _objects,
     "background_segmentation": _background,
+    "speech_emotion": _emotion,
+    "product_detection": _products,
 }
 
 

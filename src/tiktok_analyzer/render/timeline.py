@@ -429,15 +429,18 @@ def _words(lane: Lane, r: SpeechTranscriptionResult) -> None:
 def _emotion(lane: Lane, r: SpeechEmotionResult) -> None:
     for seg in r.segments:
         s, e = _span(seg)
+        # Without the model (partial) a window has no emotion: its voiced span still shows.
         emo = _text(seg.emotion, 40)
+        shown = emo or "voice"
+        what = emo or "voiced window (no emotion: no model)"
         lane.items.append(
             Item(
                 "emotion",
                 s,
                 e,
-                emo,
-                f"{emo}: {_fmt_span(s, e)}{_conf(seg.confidence)}",
-                variant=emo,
+                shown,
+                f"{what}: {_fmt_span(s, e)}{_conf(seg.confidence)}",
+                variant=shown,
             )
         )
     lane.summary = (

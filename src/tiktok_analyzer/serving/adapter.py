@@ -121,9 +121,16 @@ def _envelope(analyzer, outcome, elapsed_s: float) -> wire.AnalyzerEntry:
         missing = outcome.unavailable
         fields = ", ".join(m.field for m in missing)
         fixes = " / ".join(dict.fromkeys(f"{m.reason}; {m.fix}" for m in missing))
+        error = f"without its model, {fields} unavailable: {fixes}"
+        if len(" ".join(error.split())) > _MAX_ERROR_CHARS:
+            # Many fields (speech_emotion's): count them, so that the fix still fits.
+            error = (
+                f"without its model, {len(missing)} fields unavailable (unavailable_fields "
+                f"names them): {fixes}"
+            )
         return wire.AnalyzerEntry(
             status="partial",
-            error=_one_line(f"without its model, {fields} unavailable: {fixes}"),
+            error=_one_line(error),
             elapsed_s=elapsed_s,
             model=model,
             result=outcome.result.model_dump(mode="json"),

@@ -3,7 +3,7 @@ analyzer's libraries (the orchestrator reads them)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -37,8 +37,28 @@ class ProductItem(BaseModel):
     texts: list[str] = Field(description="on-screen texts that named the brand")
 
 
+class ProductCandidate(BaseModel):
+    track_id: int = Field(description="object_detection's track")
+    label: str = Field(description="the detector's COCO class (bottle, cell phone, handbag, ...)")
+    first_s: float
+    last_s: float
+    screen_share: float = Field(description="the track's share of the clip's time, 0..1")
+    confidence: float = Field(description="the detector's highest confidence on the track")
+    brands: list[str] = Field(
+        description="brand keys read on screen (brands_in_text) while the track is on screen, "
+        "within join_window_s"
+    )
+
+
 class ProductDetectionResult(AnalyzerResult):
-    products: list[ProductItem]
+    # Without CLIP's weights the brands read on screen and the object tracks that may be
+    # products still stand; which are products, and of what, is CLIP's (status partial).
+    made_by_model: ClassVar[tuple[str, ...]] = ("products", "crops_scored")
+
+    products: list[ProductItem] | None = Field(
+        description="products seen (CLIP zero-shot) or named on screen, joined; null without "
+        "the model (status partial: brands_in_text and candidates still stand)"
+    )
     brands_in_text: list[BrandInText] = Field(
         description="every brand hit in on-screen text (text_overlay)"
     )
@@ -46,4 +66,10 @@ class ProductDetectionResult(AnalyzerResult):
         description="objects: crops of object_detection's boxes; frames: whole frames "
         "and their centres (no boxes upstream)"
     )
-    crops_scored: int
+    crops_scored: int | None = Field(description="crops CLIP scored; null without the model")
+    candidates: list[ProductCandidate] = Field(
+        default_factory=list,
+        description="object_detection's tracks whose class can be a product (not people, "
+        "animals or street furniture), with the brands on screen meanwhile: measured "
+        "without the model, which then decides what each is",
+    )
