@@ -24,6 +24,7 @@ from tiktok_analyzer.analyzers.ocr import (
     character_error_rate,
     kind_of,
     may_hold_text,
+    text_region,
     text_similarity,
     unsafe_overlap,
 )
@@ -396,3 +397,37 @@ def test_the_text_gate_passes_every_text_frame_and_skips_calm_ones(tmp_path):
             skipped += not gate
     assert skipped >= 3  # texture and flat frames without text cost no CRAFT
     assert may_hold_text(frames[0], P.gate_contrast, 0.0)  # share 0: the gate is off
+
+
+def test_text_region_holds_every_overlay_and_crops_keep_the_same_readings(
+    real, catalog, clip_factory
+):
+    """CRAFT on a CPU sees only the gate's text box, widened by crop_margin: every overlay's
+    box lies inside it, and the crop reads what the whole frame reads, at the same places."""
+    result, truth = catalog
+    path, _ = clip_factory("text_overlays")
+    frames, ts, _ = load_frames(path, 480, fps=TextOverlay.frames.fps)
+    h, w = frames.shape[1:3]
+    sx, sy = w / truth["width"], h / truth["height"]
+    smaller = 0
+    for frame, t in zip(frames, ts, strict=True):
+        region = text_region(frame, P.gate_contrast, P.gate_share, P.crop_margin)
+        for ov in truth["overlays"]:
+            if ov["start_s"] + 0.05 <= t < ov["end_s"] - 0.05:
+                x0, y0, x1, y1 = ov["bbox"]
+                assert region is not None, t
+                assert region[0] <= x0 * sx and region[1] <= y0 * sy, (t, region, ov["text"])
+                assert region[2] >= x1 * sx and region[3] >= y1 * sy, (t, region, ov["text"])
+        if region is not None:
+            smaller += (region[2] - region[0]) * (region[3] - region[1]) < 0.6 * w * h
+    assert smaller >= 5  # the crop saves CRAFT work on this clip
+    whole = TextOverlay.Params(crop_margin=-1)
+    saved, real.params = real.params, whole
+    try:
+        full = real.analyze(_clip(path, 480, truth["duration_s"]))
+    finally:
+        real.params = saved
+    assert [t.text for t in result.texts] == [t.text for t in full.texts]
+    for a, b in zip(result.texts, full.texts, strict=True):
+        assert max(abs(x - y) for x, y in zip(a.bbox, b.bbox, strict=True)) <= 0.01
+        assert abs(a.start_s - b.start_s) <= 1e-6 and abs(a.end_s - b.end_s) <= 1e-6
