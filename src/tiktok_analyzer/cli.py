@@ -582,6 +582,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     group = _gpu_group(
         args, list(read_declarations(config.model_repository)), config.model_repository
     )
+    if group is not None:
+        print("\n".join(group.plan_lines), flush=True)
     try:
         return serve(config, start_triton=not urls, group=group)
     except StoreError as exc:

@@ -57,7 +57,9 @@ def test_one_server_per_card_each_on_its_own_card_and_ports(built, n: int) -> No
 def test_split_plan_loads_each_cards_models_only(built) -> None:
     gpus = [Card(2, 40960), Card(5, 40960)]
     placement = plan(MODELS, gpus, model_needs(MODELS, REPO))
-    _, lines = built(placement)
+    group, lines = built(placement)
+    assert group.plan_lines[0] == "2 GPU(s), split by measured memory:"
+    assert group.plan_lines[1].startswith("  GPU 2: ") and "video_llava" in group.plan_lines[1]
     loaded = [set(flags(argv, "load-model")) for argv, _ in lines]
     assert [env["CUDA_VISIBLE_DEVICES"] for _, env in lines] == ["2", "5"]
     assert "video_llava" in loaded[0] and "video_llava" not in loaded[1]

@@ -30,6 +30,10 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tiktok_analyzer.serving.placement import Placement
 
 __all__ = [
     "EmbeddedTriton",
@@ -477,10 +481,12 @@ class TritonGroup:
     """
 
     servers: list[EmbeddedTriton]
+    #: The plan it came from, as lines for an operator (Placement.describe).
+    plan_lines: list[str] = field(default_factory=list)
 
     @classmethod
     def from_placement(
-        cls, placement, model_repository: Path | None = None, **kwargs
+        cls, placement: Placement, model_repository: Path | None = None, **kwargs
     ) -> TritonGroup:
         repo = model_repository or default_model_repository()
         return cls(
@@ -493,7 +499,8 @@ class TritonGroup:
                     **kwargs,
                 )
                 for card, models in placement.servers()
-            ]
+            ],
+            placement.describe(),
         )
 
     @classmethod
@@ -513,8 +520,7 @@ class TritonGroup:
         repo = model_repository or default_model_repository()
         cards = pl.cards_for(gpus, gpu_memory_mib)
         plan = pl.plan(models, cards, pl.model_needs(models, repo))
-        for line in plan.describe():
-            log.info("%s", line)
+        log.info("%s", "\n".join(plan.describe()))
         return cls.from_placement(plan, repo, **kwargs)
 
     @property
