@@ -243,3 +243,23 @@ def test_one_servers_death_costs_only_its_models(split, clip):
     assert report.analyzers["cut_analysis"].status == "ok"
     assert report.analyzers["audio_analysis"].status == "failed"
     assert "audio_analysis" in (report.analyzers["audio_analysis"].error or "")
+
+
+def test_analyze_with_gpus_starts_one_server_per_card(clip, tmp_path):
+    """`analyze --gpus 0,1` end to end on this CPU host: the sizes are given, so no
+    nvidia-smi is asked; cut_analysis needs no GPU memory, so both servers load it, and the
+    report names both."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "r.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tiktok_analyzer.cli", "analyze", clip, "--analyzers",
+         "cut_analysis", "--gpus", "0,1", "--gpu-memory-mib", "1024", "--out", str(out), "-q"],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    urls = report["processing"]["triton_url"].split(",")
+    assert len(urls) == 2 and len(set(urls)) == 2
+    assert report["analyzers"]["cut_analysis"]["status"] == "ok"
