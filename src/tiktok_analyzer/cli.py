@@ -77,6 +77,40 @@ def _add_analyze(sub) -> None:
     a.add_argument("--html", help="also draw the report as a self-contained HTML timeline")
     a.add_argument("--png", help="also draw a one-page PNG summary")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary table")
+    _add_gpus(a)
+
+
+def _add_gpus(parser) -> None:
+    parser.add_argument(
+        "--gpus",
+        help="start one embedded Triton per GPU: all, or indices like 0,1; each loads the "
+        "models its card's measured memory allows (docs/DESIGN.md, Several GPUs). Default: "
+        "one server, as before",
+    )
+    parser.add_argument(
+        "--gpu-memory-mib",
+        type=int,
+        help="with --gpus: plan for cards of this many MiB instead of nvidia-smi's figure",
+    )
+
+
+def _gpu_group(args: argparse.Namespace, models: list[str], repo: Path):
+    """The servers --gpus asks for; None without it."""
+    from tiktok_analyzer.serving.launcher import TritonGroup
+    from tiktok_analyzer.serving.placement import PlacementError
+
+    if getattr(args, "gpu_memory_mib", None) is not None and not args.gpus:
+        raise UsageError("--gpu-memory-mib goes with --gpus")
+    if not args.gpus:
+        return None
+    if getattr(args, "triton_url", None):
+        raise UsageError("--gpus starts its own servers; it excludes --triton-url")
+    try:
+        return TritonGroup.for_gpus(
+            models, args.gpus, gpu_memory_mib=args.gpu_memory_mib, model_repository=repo
+        )
+    except (PlacementError, ValueError) as exc:
+        raise UsageError(f"--gpus: {exc}") from None
 
 
 def _add_render(sub) -> None:
@@ -166,6 +200,7 @@ def _add_serve(sub) -> None:
         "from $PGPASSWORD): every replica pointing to it shares one queue and answers for "
         "every job (default $TIKTOK_ANALYZER_JOB_STORE)",
     )
+    _add_gpus(v)
 
 
 def _add_weights(sub) -> None:
@@ -250,11 +285,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     decls = read_declarations(repo)
     names = _analyzer_names(args.analyzers, decls)
     limits = Limits(max_duration_s=args.max_duration)
+    from tiktok_analyzer.orchestrator.models import with_dependencies
+
+    needed = with_dependencies(names, decls)
+    # A plan that cannot fit is a usage error, found before anything runs.
+    group = _gpu_group(args, needed, repo)
     # Refuse bad input before paying for a server start.
     from tiktok_analyzer.orchestrator.probe import probe
 
     probe(args.video, limits)
-
     display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty())
     server = None
     server_start_s = None
@@ -262,15 +301,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         if args.triton_url:
             url = ",".join(_triton_urls(args.triton_url))
         else:
-            from tiktok_analyzer.orchestrator.models import with_dependencies
-
-            needed = with_dependencies(names, decls)
-            display.status(f"starting Triton ({len(needed)} models)")
             t0 = time.perf_counter()
-            server = EmbeddedTriton(models=needed, model_repository=repo)
+            if group is not None:
+                display.status(
+                    f"starting {len(group.servers)} Triton server(s), one per GPU "
+                    f"({len(needed)} models)"
+                )
+                server = group
+            else:
+                display.status(f"starting Triton ({len(needed)} models)")
+                server = EmbeddedTriton(models=needed, model_repository=repo)
             server.start()
             server_start_s = time.perf_counter() - t0
-            url = server.grpc_url
+            url = server.url if group is not None else server.grpc_url
         # Shared memory goes to the servers on this host only; the pool decides per server.
         options = AnalysisOptions(
             triton_url=url,
@@ -305,6 +348,8 @@ def _analyze_remote(args: argparse.Namespace) -> int:
 
     if args.triton_url:
         raise UsageError("--server and --triton-url exclude each other")
+    if args.gpus:
+        raise UsageError("--server and --gpus exclude each other: the service has its servers")
     names = [n.strip() for n in args.analyzers.split(",") if n.strip()] if args.analyzers else []
     ca = os.environ.get("TIKTOK_ANALYZER_TLS_CA")
     display = ProgressDisplay(enabled=not args.quiet and sys.stderr.isatty())
@@ -534,8 +579,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         state_dir=args.state_dir or str(default_state_dir()),
         job_store=args.job_store or None,
     )
+    group = _gpu_group(
+        args, list(read_declarations(config.model_repository)), config.model_repository
+    )
+    if group is not None:
+        print("\n".join(group.plan_lines), flush=True)
     try:
-        return serve(config, start_triton=not urls)
+        return serve(config, start_triton=not urls, group=group)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
 

@@ -610,7 +610,11 @@ def test_services_and_budgets_select_a_deployment(k8s_objects):
 def test_triton_deployment(k8s_objects):
     pod = _find(k8s_objects, "Deployment", "triton")["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["resources"]["limits"]["nvidia.com/gpu"] >= 1
+    # One Triton per GPU (docs/DESIGN.md, Several GPUs): each pod is one card's server, so
+    # it asks for exactly one and its command names none; more cards are more replicas.
+    resources = container["resources"]
+    assert resources["requests"]["nvidia.com/gpu"] == resources["limits"]["nvidia.com/gpu"] == 1
+    assert not any("gpus" in a for a in container.get("args", []) + container.get("command", []))
     volumes = {v["name"]: v for v in pod["volumes"]}
     (shm,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/dev/shm"]
     assert volumes[shm["name"]]["emptyDir"]["medium"] == "Memory"

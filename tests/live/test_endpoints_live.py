@@ -179,3 +179,87 @@ def test_a_server_stopping_mid_batch_costs_nothing(pair, clip):
         }
     assert [after for _, after in results][4:] == [True, True]
     assert all(sent.values()), sent  # both servers took requests
+
+
+@pytest.fixture(scope="module")
+def split():
+    """Two servers as ``--gpus`` starts them (TritonGroup, CUDA_VISIBLE_DEVICES per server,
+    --model-config-name=gpu, which falls back to config.pbtxt for these CPU models), from a
+    plan that cannot put both models on one card: audio_analysis on one (equal needs: by
+    name), cut_analysis on the other. The needs are made up to force the split; the plan
+    and launch are the real ones."""
+    from tiktok_analyzer.serving.launcher import TritonGroup
+    from tiktok_analyzer.serving.placement import Card, plan
+
+    placement = plan(MODELS, [Card(0, 1000), Card(1, 1000)], dict.fromkeys(MODELS, 900))
+    assert [set(m) for m in placement.models] == [{"audio_analysis"}, {"cut_analysis"}]
+    group = TritonGroup.from_placement(placement)
+    try:
+        group.start()
+        yield group
+    finally:
+        group.stop()
+
+
+def test_the_pool_sends_each_model_to_the_one_server_of_a_split_plan(split, clip):
+    audio, cut = split.servers
+
+    def ready(server) -> set[str]:
+        return {m for m, (state, _) in server.model_states().items() if state == "READY"}
+
+    assert ready(audio) == {"audio_analysis"} and ready(cut) == {"cut_analysis"}
+
+    async def main():
+        pool = EndpointPool(split.url)
+        try:
+            reports = await asyncio.gather(
+                *(analyze_clip_async(clip, options(pool)) for _ in range(3))
+            )
+            return reports, [dict(ep.sent) for ep in pool.endpoints]
+        finally:
+            await pool.close()
+
+    reports, sent = asyncio.run(main())
+    for report in reports:
+        assert {n: e.status for n, e in report.analyzers.items()} == dict.fromkeys(MODELS, "ok")
+    assert sent == [{"audio_analysis": 3}, {"cut_analysis": 3}]
+    assert successes(audio, "audio_analysis") == 3
+    assert successes(cut, "cut_analysis") == 3
+
+
+def test_one_servers_death_costs_only_its_models(split, clip):
+    """The card's server that serves audio_analysis is gone: cut_analysis still answers from
+    the other, audio_analysis fails with the reason (no other server loads it)."""
+    split.servers[0].stop()
+
+    async def main():
+        pool = EndpointPool(split.url)
+        try:
+            return await analyze_clip_async(clip, options(pool))
+        finally:
+            await pool.close()
+
+    report = asyncio.run(main())
+    assert report.analyzers["cut_analysis"].status == "ok"
+    assert report.analyzers["audio_analysis"].status == "failed"
+    assert "audio_analysis" in (report.analyzers["audio_analysis"].error or "")
+
+
+def test_analyze_with_gpus_starts_one_server_per_card(clip, tmp_path):
+    """`analyze --gpus 0,1` end to end on this CPU host: the sizes are given, so no
+    nvidia-smi is asked; cut_analysis needs no GPU memory, so both servers load it, and the
+    report names both."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "r.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tiktok_analyzer.cli", "analyze", clip, "--analyzers",
+         "cut_analysis", "--gpus", "0,1", "--gpu-memory-mib", "1024", "--out", str(out), "-q"],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    urls = report["processing"]["triton_url"].split(",")
+    assert len(urls) == 2 and len(set(urls)) == 2
+    assert report["analyzers"]["cut_analysis"]["status"] == "ok"

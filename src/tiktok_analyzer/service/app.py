@@ -28,7 +28,12 @@ from tiktok_analyzer.service.jobs import JobManager, JobSettings
 from tiktok_analyzer.service.jobstore import open_store
 from tiktok_analyzer.service.metrics import Metrics
 from tiktok_analyzer.service.paths import PathPolicy
-from tiktok_analyzer.serving.launcher import EmbeddedTriton, default_model_repository, free_port
+from tiktok_analyzer.serving.launcher import (
+    EmbeddedTriton,
+    TritonGroup,
+    default_model_repository,
+    free_port,
+)
 from tiktok_analyzer.serving.supervisor import TritonSupervisor
 
 __all__ = ["Service", "ServiceConfig", "serve"]
@@ -205,20 +210,30 @@ class Service:
             await self.stop()
 
 
-def serve(config: ServiceConfig, *, start_triton: bool) -> int:
+def serve(config: ServiceConfig, *, start_triton: bool, group: TritonGroup | None = None) -> int:
     """Run until SIGTERM or SIGINT; exit 0 after a clean drain. With ``start_triton`` the
-    embedded Triton (every model) starts first on a free port and stops last."""
-    return asyncio.run(_serve(config, start_triton))
+    embedded Triton (every model) starts first on a free port and stops last; with
+    ``group`` (``--gpus``), its servers instead, one per GPU, each under its own
+    supervisor."""
+    return asyncio.run(_serve(config, start_triton, group))
 
 
-async def _serve(config: ServiceConfig, start_triton: bool) -> int:
+async def _serve(
+    config: ServiceConfig, start_triton: bool, group: TritonGroup | None = None
+) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     triton = None
-    supervisor: TritonSupervisor | None = None
-    if start_triton:
+    supervisors: list[TritonSupervisor] = []
+    supervising: list[asyncio.Task] = []
+    if start_triton and group is not None:
+        # Ports now, so the pool knows every server's address before any has started.
+        group.assign_ports()
+        triton = group
+        config.triton_url = group.url
+    elif start_triton:
         triton = EmbeddedTriton(
             models=list(read_declarations(config.model_repository)),
             model_repository=config.model_repository,
@@ -238,21 +253,26 @@ async def _serve(config: ServiceConfig, start_triton: bool) -> int:
             # The APIs answer (not ready) while Triton starts; a signal meanwhile waits
             # for the start to end, then shuts everything down.
             await asyncio.to_thread(triton.start)
-            print(f"Triton ready at {triton.grpc_url}", flush=True)
-            # A server that dies is cleaned up and started again on the same ports.
-            supervisor = TritonSupervisor(
-                triton,
-                on_restart=lambda ok: service.metrics.triton_restarts.labels(
-                    "ok" if ok else "failed"
-                ).inc(),
-            )
-            supervising = asyncio.create_task(supervisor.run())
+            servers = triton.servers if isinstance(triton, TritonGroup) else [triton]
+            print(f"Triton ready at {','.join(s.grpc_url for s in servers)}", flush=True)
+            # A server that dies is cleaned up and started again on the same ports; one
+            # supervisor per server, so one card's server restarting leaves the others be.
+            for server in servers:
+                supervisor = TritonSupervisor(
+                    server,
+                    on_restart=lambda ok: service.metrics.triton_restarts.labels(
+                        "ok" if ok else "failed"
+                    ).inc(),
+                )
+                supervisors.append(supervisor)
+                supervising.append(asyncio.create_task(supervisor.run()))
         await stop.wait()
         print("shutting down: draining analyses", flush=True)
     finally:
-        if supervisor is not None:
+        for supervisor in supervisors:
             supervisor.stop()
-            await supervising
+        if supervising:
+            await asyncio.gather(*supervising)
         await service.stop()
         if triton is not None:
             await asyncio.to_thread(triton.stop)

@@ -31,6 +31,15 @@ HERE = Path(__file__).resolve().parent / "model_repository"
 CPU_INSTANCES = 1
 MAX_BATCH = 8
 GPU_COMMENT = "# Conservative until measured on the GPU (docs/DESIGN.md)"
+#: Why the KIND_GPU group names no ``gpus: [...]``: several GPUs run one server each.
+GPU_PLACEMENT_COMMENT = (
+    "# Several GPUs: one Triton per GPU, each started with CUDA_VISIBLE_DEVICES set to its "
+    "card, behind the orchestrator's endpoint pool (--gpus; serving/placement.py), not one "
+    "Triton whose instance groups name the cards (gpus: [...]): a server that dies takes only "
+    "its card's models down, no tensor crosses cards, and which models share a card is "
+    "planned at launch from their measured memory (serving/gpu_memory.toml). So this group "
+    "names no card and its count is per card."
+)
 QUEUE = {
     "max_queue_size": 32,
     # A queued request older than this is rejected rather than left to rot.
@@ -104,7 +113,7 @@ def render_config(name: str, kind: str = "KIND_CPU") -> str:
         "output [",
         _input(wire.RESULT, False),
         "]",
-        *([f"{GPU_COMMENT}: {cls.gpu_note}."] if gpu else []),
+        *([f"{GPU_COMMENT}: {cls.gpu_note}.", GPU_PLACEMENT_COMMENT] if gpu else []),
         f"instance_group [ {{ kind: {kind} count: "
         f"{cls.gpu_instances if gpu else CPU_INSTANCES} }} ]",
     ]

@@ -30,9 +30,14 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tiktok_analyzer.serving.placement import Placement
 
 __all__ = [
     "EmbeddedTriton",
+    "TritonGroup",
     "host_has_gpu",
     "TritonStartError",
     "default_model_repository",
@@ -147,6 +152,10 @@ class EmbeddedTriton:
     gpu: bool | None = None
     #: Extra environment for the server and its stubs (for example the weights mode).
     env: dict[str, str] = field(default_factory=dict)
+    #: ``CUDA_VISIBLE_DEVICES`` for the server and its stubs: one server per GPU
+    #: (:class:`TritonGroup`) sees only its own card, which KIND_GPU instances then use.
+    #: None: inherited, as before.
+    cuda_devices: str | None = None
 
     process: subprocess.Popen | None = field(default=None, init=False)
     #: The watchdog that ends the server if this process dies (serving/watchdog.py), and the
@@ -180,6 +189,35 @@ class EmbeddedTriton:
 
     def start(self) -> None:
         wheel = find_wheel_server()
+        cmd, env = self.command_line(wheel)
+        log.info(
+            "starting tritonserver (gRPC %s%s, models: %s)",
+            self.grpc_url,
+            f", CUDA_VISIBLE_DEVICES={self.cuda_devices}" if self.cuda_devices is not None else "",
+            ", ".join(self.models),
+        )
+        assert self.log_path is not None
+        with open(self.log_path, "wb") as logf:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _REAPING_EXEC, *cmd],
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+            )
+        self._start_watchdog()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def command_line(self, wheel: WheelServer | None = None) -> tuple[list[str], dict[str, str]]:
+        """The server's argv and environment, without starting it: prepares the work
+        folder (backend links), picks the free ports still unset and this start's shm
+        prefix. :meth:`start` runs exactly this."""
+        wheel = wheel or find_wheel_server()
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="tiktok-triton-"))
             self._own_workdir = True
@@ -231,28 +269,10 @@ class EmbeddedTriton:
             "--exit-timeout-secs=10",
         ]
         if self.gpu is None:
-            self.gpu = host_has_gpu()
+            self.gpu = self.cuda_devices is not None or host_has_gpu()
         if self.gpu:
             cmd.append("--model-config-name=gpu")
-        env = self._environment(wheel)
-        log.info(
-            "starting tritonserver (gRPC %s, models: %s)", self.grpc_url, ", ".join(self.models)
-        )
-        with open(self.log_path, "wb") as logf:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", _REAPING_EXEC, *cmd],
-                stdout=logf,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-                stdin=subprocess.DEVNULL,
-            )
-        self._start_watchdog()
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
+        return cmd, self._environment(wheel)
 
     def _start_watchdog(self) -> None:
         """A process of its own session that ends the server's process group (stubs
@@ -320,6 +340,8 @@ class EmbeddedTriton:
         # numpy 1.x beside a numpy 2.x interpreter) names that folder itself.
         env.setdefault(SITE_PACKAGES_ENV, sysconfig.get_paths()["purelib"])
         env.pop("PYTHONHOME", None)
+        if self.cuda_devices is not None:
+            env["CUDA_VISIBLE_DEVICES"] = self.cuda_devices
         env.update(self.env)
         return env
 
@@ -445,3 +467,93 @@ class EmbeddedTriton:
             )
             with urllib.request.urlopen(req, timeout=self.ready_timeout_s):
                 pass
+
+
+@dataclass
+class TritonGroup:
+    """One embedded tritonserver per GPU of a placement (serving/placement.py), each
+    seeing only its card (``CUDA_VISIBLE_DEVICES``) and loading that card's models, on
+    ports of its own; the orchestrator's endpoint pool takes :attr:`url` (all their gRPC
+    addresses) and sends each model's requests to the servers that load it.
+
+    >>> group = TritonGroup.for_gpus(["cut_analysis"], "all")
+    >>> group.start(); group.url  # '127.0.0.1:P1,127.0.0.1:P2'
+    """
+
+    servers: list[EmbeddedTriton]
+    #: The plan it came from, as lines for an operator (Placement.describe).
+    plan_lines: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_placement(
+        cls, placement: Placement, model_repository: Path | None = None, **kwargs
+    ) -> TritonGroup:
+        repo = model_repository or default_model_repository()
+        return cls(
+            [
+                EmbeddedTriton(
+                    models=list(models),
+                    model_repository=repo,
+                    gpu=True,
+                    cuda_devices=str(card.index),
+                    **kwargs,
+                )
+                for card, models in placement.servers()
+            ],
+            placement.describe(),
+        )
+
+    @classmethod
+    def for_gpus(
+        cls,
+        models: Sequence[str],
+        gpus: str,
+        *,
+        gpu_memory_mib: int | None = None,
+        model_repository: Path | None = None,
+        **kwargs,
+    ) -> TritonGroup:
+        """Plan ``models`` over the cards ``gpus`` names (``all`` or ``0,1,...``); raises
+        :class:`~tiktok_analyzer.serving.placement.PlacementError` when no plan fits."""
+        from tiktok_analyzer.serving import placement as pl
+
+        repo = model_repository or default_model_repository()
+        cards = pl.cards_for(gpus, gpu_memory_mib)
+        plan = pl.plan(models, cards, pl.model_needs(models, repo))
+        log.info("%s", "\n".join(plan.describe()))
+        return cls.from_placement(plan, repo, **kwargs)
+
+    @property
+    def url(self) -> str:
+        return ",".join(s.grpc_url for s in self.servers)
+
+    def assign_ports(self) -> None:
+        """Free ports for every server now, so :attr:`url` is known before they start."""
+        for server in self.servers:
+            for attr in ("grpc_port", "http_port", "metrics_port"):
+                if not getattr(server, attr):
+                    setattr(server, attr, free_port(server.host))
+
+    def start(self) -> None:
+        """Start every server at once (each load takes minutes on a GPU); if one fails to
+        start, stop them all and raise its error."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.assign_ports()
+        with ThreadPoolExecutor(max_workers=max(1, len(self.servers))) as pool:
+            futures = [pool.submit(s.start) for s in self.servers]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            self.stop()
+            raise errors[0]
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def __enter__(self) -> TritonGroup:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
