@@ -819,7 +819,8 @@ def test_partial_results_show_what_was_measured_and_what_is_missing(pages):
     assert metrics["SNR"] == "23 dB"
     # The count line tells partial answers apart from ok and unavailable ones.
     [counts] = [n for n in dom.iter() if "counts" in n.classes()]
-    assert "3 partial" in counts.text
+    partial_count = sum(e["status"] == "partial" for e in a.values())
+    assert partial_count >= 3 and f"{partial_count} partial" in counts.text
     # The emotion lane draws the voiced windows, and says they carry no emotion.
     [lane] = dom.find_all(data_lane="emotion")
     assert lane.attrs["data-status"] == "partial"
