@@ -216,17 +216,11 @@ PARTIAL_CLIPS = {
 @pytest.fixture(scope="module")
 def sounds(tmp_path_factory):
     """Each clip's sound decoded as the orchestrator would, and its truth."""
-    import dataclasses
-
-    from tiktok_analyzer.groundtruth import CATALOG, load_frames, render, truth
+    from tiktok_analyzer.groundtruth import render_sound
 
     out = {}
     for name in set(PARTIAL_CLIPS.values()):
-        spec = CATALOG[name]
-        info = truth(spec)
-        path = tmp_path_factory.mktemp("adapter_sound") / f"{name}.m4a"
-        render(dataclasses.replace(spec, shots=(), duration_s=info["duration_s"]), path)
-        out[name] = (load_frames(path, short_side=0)[2], info)
+        out[name] = render_sound(name, tmp_path_factory.mktemp("adapter_sound") / f"{name}.m4a")
     return out
 
 

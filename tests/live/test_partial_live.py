@@ -6,14 +6,13 @@ HTML page say `partial`."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
 
 import pytest
 
-from tiktok_analyzer.groundtruth import CATALOG, load_frames, render, truth
+from tiktok_analyzer.groundtruth import render_sound
 from tiktok_analyzer.serving.launcher import EmbeddedTriton
 
 from .conftest import validate
@@ -35,11 +34,7 @@ def bare(tmp_path_factory):
 
 def test_environment_measures_the_shares_without_weights(bare, tmp_path):
     """Five seconds of beat and pad, then a voice: the shares are those stretches."""
-    spec = CATALOG["speech_after_music"]
-    info = truth(spec)
-    path = tmp_path / "speech_after_music.m4a"
-    render(dataclasses.replace(spec, shots=(), duration_s=info["duration_s"]), path)
-    audio = load_frames(path, short_side=0)[2]
+    audio, info = render_sound("speech_after_music", tmp_path / "speech_after_music.m4a")
     env = infer(bare, "audio_environment", audio=audio)
     assert env["status"] == "partial", env["error"]
     assert env["model"]["weights"] == "none"

@@ -5,14 +5,13 @@ takes a model down."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import numpy as np
 import pytest
 from tritonclient.utils import InferenceServerException
 
-from tiktok_analyzer.groundtruth import CATALOG, load_frames, render, truth
+from tiktok_analyzer.groundtruth import render_sound
 
 from ..unit.upstream import cuts as upstream_cuts
 from .raw import infer, infer_many, meta_for
@@ -30,11 +29,7 @@ def sounds(tmp_path_factory) -> dict[str, tuple[np.ndarray, dict]]:
     root = tmp_path_factory.mktemp("sound_live")
     out = {}
     for name in ("sound_events", "music_only"):
-        spec = CATALOG[name]
-        info = truth(spec)
-        path = root / f"{name}.m4a"
-        render(dataclasses.replace(spec, shots=(), duration_s=info["duration_s"]), path)
-        out[name] = (load_frames(path, short_side=0)[2], info)
+        out[name] = render_sound(name, root / f"{name}.m4a")
     return out
 
 

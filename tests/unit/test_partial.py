@@ -28,7 +28,7 @@ from tiktok_analyzer.analyzers.results.environment import AudioEnvironmentResult
 from tiktok_analyzer.analyzers.results.sfx import SoundEffectsResult
 from tiktok_analyzer.analyzers.sfx import SFX_CLASSES, SoundEffects
 from tiktok_analyzer.analyzers.weights import DIR_ENV, MODE_ENV
-from tiktok_analyzer.groundtruth import CATALOG, load_frames, render, truth
+from tiktok_analyzer.groundtruth import CATALOG, load_frames, render, render_sound, truth
 
 from . import upstream as up
 
@@ -60,11 +60,7 @@ def sounds(tmp_path_factory) -> dict[str, tuple[np.ndarray, dict]]:
     root: Path = tmp_path_factory.mktemp("partial_gt")
     out = {}
     for name in ("speech_only", "speech_after_music", "sound_events"):
-        spec = CATALOG[name]
-        info = truth(spec)
-        path = root / f"{name}.m4a"
-        render(dataclasses.replace(spec, shots=(), duration_s=info["duration_s"]), path)
-        out[name] = (load_frames(path, short_side=0)[2], info)
+        out[name] = render_sound(name, root / f"{name}.m4a")
     return out
 
 

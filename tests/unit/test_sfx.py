@@ -6,7 +6,6 @@ weights."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from tiktok_analyzer.analyzers import _audioset
 from tiktok_analyzer.analyzers.base import AUDIO_RATE, Clip, ClipMeta, NotApplicable
 from tiktok_analyzer.analyzers.sfx import SFX_CLASSES, DspParams, SoundEffects, find_events
 from tiktok_analyzer.analyzers.weights import DIR_ENV, MODE_ENV
-from tiktok_analyzer.groundtruth import CATALOG, load_frames, render, truth
+from tiktok_analyzer.groundtruth import render_sound
 from tiktok_analyzer.groundtruth.clips import SoundEvent
 from tiktok_analyzer.groundtruth.layers import mix_events, sound_event_truth
 
@@ -44,13 +43,7 @@ def rendered(tmp_path_factory) -> dict[str, tuple[np.ndarray, dict]]:
     root: Path = tmp_path_factory.mktemp("sfx_gt")
     out = {}
     for name in CLIPS:
-        spec = CATALOG[name]
-        info = truth(spec)
-        render(
-            dataclasses.replace(spec, shots=(), duration_s=info["duration_s"]), root / f"{name}.m4a"
-        )
-        _, _, audio = load_frames(root / f"{name}.m4a", short_side=0)
-        out[name] = (audio, info)
+        out[name] = render_sound(name, root / f"{name}.m4a")
     return out
 
 

@@ -16,6 +16,7 @@ from tiktok_analyzer.groundtruth.clips import (
     load_frames,
     render,
     render_audio,
+    render_sound,
     scale_spec,
     truth,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "load_frames",
     "render",
     "render_audio",
+    "render_sound",
     "scale_spec",
     "truth",
 ]

@@ -1050,3 +1050,13 @@ CATALOG: dict[str, ClipSpec] = {
     ),
     "speech_only": _speech(160.0),
 }
+
+
+def render_sound(name: str, path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """Catalog clip ``name``'s sound alone (no picture: the shots play no part) rendered to
+    ``path`` and decoded as the orchestrator would, with the full clip's truth (its cuts
+    come from the shots)."""
+    spec = CATALOG[name]
+    info = truth(spec)
+    render(dataclasses.replace(spec, shots=(), duration_s=info["duration_s"]), path)
+    return load_frames(path, short_side=0)[2], info
