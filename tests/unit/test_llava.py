@@ -300,6 +300,31 @@ def test_fast_path_pads_batch_and_prompt_but_answers_each_clip(tiny, monkeypatch
     assert seen[0][0][1] <= warm_len
 
 
+def test_gpu_decoding_loop_answers_as_generate(tiny, monkeypatch):
+    """The GPU path with our decoding loop (built uncompiled here): the same answers as
+    transformers' generate with the static cache, and the timings say which ran."""
+    from tiktok_analyzer.analyzers._decoding import StaticGreedyDecoder
+
+    monkeypatch.setattr(tiny, "compiled", True)
+    monkeypatch.setattr(tiny.params, "max_new_tokens", 12)
+    monkeypatch.setattr(tiny.params, "max_frames", 2)
+    clips = [_clip(_frames(2, seed=k), UPSTREAM) for k in range(3)]
+    monkeypatch.setattr(tiny, "_decoder", None)
+    want = tiny.analyze_batch(clips)
+    monkeypatch.setattr(tiny, "_decoder", StaticGreedyDecoder(tiny.model, compile=False))
+    got = tiny.analyze_batch(clips)
+    assert [r.timings.decoder for r in want] == ["generate"] * 3
+    assert [r.timings.decoder for r in got] == ["loop"] * 3
+    assert [r.raw_text for r in got] == [r.raw_text for r in want]
+    assert all(r.new_tokens == 12 for r in got)
+
+
+def test_unknown_decoder_is_refused(monkeypatch):
+    monkeypatch.setenv(MODE_ENV, "synthetic-tiny")
+    with pytest.raises(ValueError, match="decoder must be one of loop, generate"):
+        VideoLlava(params=VideoLlava.Params(decoder="vllm"))
+
+
 def test_many_frames_are_subsampled(tiny, monkeypatch):
     monkeypatch.setattr(tiny.params, "max_frames", 3)
     result = tiny.analyze(_clip(_frames(7)))

@@ -66,6 +66,7 @@ import cv2
 import numpy as np
 
 from tiktok_analyzer.analyzers import weights as weights_layer
+from tiktok_analyzer.analyzers._decoding import StaticGreedyDecoder
 from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, Prepared, seeded
 from tiktok_analyzer.analyzers.base import (
     AnalyzerResult,
@@ -99,6 +100,7 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "bf16", "nf4", "fp32")
 FRAME_FITS = ("pad", "crop")
+DECODERS = ("loop", "generate")
 # CLIP's mean colour (OPENAI_CLIP_MEAN x 255): padding that normalises to zero.
 _CLIP_MEAN_RGB = (122, 116, 104)
 # Bumped when build_processor changes, so saved synthetic folders are rebuilt.
@@ -552,6 +554,10 @@ class VideoLlava(LearnedAnalyzer):
         # GPU only: static KV cache + compiled decoding step, warmed up while loading
         # (~2.5x faster generation; tens of seconds of compiling per batch size at start).
         compile: bool = True
+        # GPU only: "loop" decodes greedily in our own loop over the compiled step (no
+        # Python between CUDA graph replays; see _decoding), "generate" uses transformers'
+        # generate with its static cache. Both give the same tokens.
+        decoder: str = "loop"
         # Prompts are left-padded to a multiple of this many tokens, so prompts of other
         # scene counts reuse one compiled graph instead of compiling their own.
         pad_multiple: int = 256
@@ -569,6 +575,8 @@ class VideoLlava(LearnedAnalyzer):
             raise ValueError(
                 f"precision must be one of {', '.join(PRECISIONS)}, got {p.precision!r}"
             )
+        if p.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {p.decoder!r}")
         if p.frame_fit not in FRAME_FITS:
             raise ValueError(
                 f"frame_fit must be one of {', '.join(FRAME_FITS)}, got {p.frame_fit!r}"
@@ -592,6 +600,9 @@ class VideoLlava(LearnedAnalyzer):
         # transformers compiles the static cache's decoding step only on CUDA; a CPU keeps
         # the eager, dynamic cache (compiling there buys nothing and costs minutes).
         self.compiled = bool(p.compile) and str(self.model.device).startswith("cuda")
+        self._decoder = None
+        if self.compiled and p.decoder == "loop":
+            self._decoder = StaticGreedyDecoder(self.model, compile=True)
         if self.compiled:
             self._warm_up()
 
@@ -619,7 +630,16 @@ class VideoLlava(LearnedAnalyzer):
         )
         for size in batch_buckets(self.params.batch_size):
             start = time.perf_counter()
-            self._generate([item] * size)
+            try:
+                self._generate([item] * size)
+            except Exception:
+                if self._decoder is None:
+                    raise
+                # Never a dead model for a faster loop: transformers' generate is the
+                # proven path; the result's timings name the decoder that ran.
+                log.exception("%s: our decoding loop failed to compile; using generate", self.name)
+                self._decoder = None
+                self._generate([item] * size)
             log.info(
                 "%s: warm-up of batch %d (%d frames, %d new tokens) took %.1f s",
                 self.name,
@@ -758,22 +778,19 @@ class VideoLlava(LearnedAnalyzer):
             # Random weights never emit the end token: the whole budget, as a real answer
             # at its longest (a shorter forced answer would time less than a real one).
             kwargs["min_new_tokens"] = p.max_new_tokens
-        if compiled:
-            kwargs["cache_implementation"] = "static"
-        else:
-            kwargs["disable_compile"] = True
         start = time.perf_counter()
         with torch.inference_mode():
-            generated = self.model.generate(**inputs, **kwargs)
+            new = self._decode(inputs, kwargs, compiled)
         if str(device).startswith("cuda"):
             torch.cuda.synchronize(device)
         generate_s = time.perf_counter() - start
-        new = generated[:real, inputs["input_ids"].shape[1] :].cpu()
+        new = new[:real].cpu()
         timings = Timings(
             preprocess_s=round(preprocess_s, 4),
             generate_s=round(generate_s, 4),
             batch_clips=real,
             compiled=compiled,
+            decoder="loop" if getattr(self, "_decoder", None) is not None else "generate",
         )
         results = []
         for item, row in zip(batch[:real], new, strict=True):
@@ -781,6 +798,28 @@ class VideoLlava(LearnedAnalyzer):
             raw = tokenizer.decode(row[:count], skip_special_tokens=True).strip()
             results.append(self._result(item, raw, count, timings))
         return results
+
+    def _decode(self, inputs: dict[str, Any], kwargs: dict[str, Any], compiled: bool):
+        """The new tokens of every row (greedy): our loop where it was built, else
+        transformers' generate (static cache and compiled on a GPU, eager on a CPU)."""
+        decoder = getattr(self, "_decoder", None)
+        if decoder is not None:
+            eos = self.model.generation_config.eos_token_id
+            if eos is None:
+                eos = self.processor.tokenizer.eos_token_id
+            return decoder.generate(
+                inputs,
+                max_new_tokens=kwargs["max_new_tokens"],
+                eos_ids=list(eos) if isinstance(eos, list | tuple) else [eos],
+                pad_id=kwargs["pad_token_id"],
+                forced="min_new_tokens" in kwargs,
+            )
+        if compiled:
+            kwargs["cache_implementation"] = "static"
+        else:
+            kwargs["disable_compile"] = True
+        generated = self.model.generate(**inputs, **kwargs)
+        return generated[:, inputs["input_ids"].shape[1] :]
 
     def _result(self, item: _Prepared, raw: str, count: int, timings: Timings) -> Result:
         answer = parse_answer(raw)

@@ -21,6 +21,10 @@ class Timings(BaseModel):
     compiled: bool = Field(
         description="static KV cache with the compiled decoding step (GPU), else eager"
     )
+    decoder: str = Field(
+        default="generate",
+        description="loop: our greedy loop over the compiled step; generate: transformers'",
+    )
 
 
 class VideoLlavaResult(AnalyzerResult):
