@@ -87,11 +87,14 @@ def test_manifest_is_complete_and_pinned():
     assert all(re.fullmatch(r"[0-9a-f]{64}", d) for d in base.files.values())
 
 
-def test_only_llava_is_unpinned():
+def test_every_hub_revision_is_pinned():
     """Every hub revision is a full commit SHA from a public source (cited beside it in the
-    manifest), except LLaVA-NeXT-Video's, for which none was found."""
+    manifest); LLaVA-NeXT-Video's shards carry their LFS SHA-256 too."""
     unpinned = {e.key for e in weights.load_manifest().values() if e.hub and not e.pinned}
-    assert unpinned == {"video_llava/llava-next-video-7b-hf"}
+    assert unpinned == set()
+    llava = weights.load_manifest()["video_llava/llava-next-video-7b-hf"]
+    shards = {k: v for k, v in llava.files.items() if k.endswith(".safetensors")}
+    assert len(shards) == 3 and all(re.fullmatch(r"[0-9a-f]{64}", d) for d in shards.values())
 
 
 #: Every model with a class head and the public source of its labels' order.
