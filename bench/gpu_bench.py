@@ -52,8 +52,6 @@ import whisper_tokens  # noqa: E402
 
 LLAVA, SPEECH = "video_llava", "speech_transcription"
 WEIGHTS_ENV = "TIKTOK_ANALYZER_WEIGHTS"
-# Declarations for the orchestrator, not tunables: the adapter drops them too.
-_DECLARATIONS = ("analyzer", "depends_on")
 _PARAM = re.compile(r'parameters\s*\{\s*key:\s*"([^"]+)"\s*value\s*\{\s*string_value:\s*"([^"]*)"')
 
 
@@ -422,33 +420,11 @@ def baseline_setup(repo: Path, names: list[str], gpu: bool) -> dict[str, tuple[d
     out = {}
     for name in names:
         _, text = used_config(repo, name, gpu)
-        params = {
-            k: v
-            for k, v in params_of(text).items()
-            if k not in _DECLARATIONS and not k.startswith("input_")
-        }
+        from tiktok_analyzer import wire
+
+        params = wire.tunables(params_of(text))  # what the adapter builds the analyzer from
         out[name] = (params, "KIND_GPU" in text)
     return out
-
-
-class _Device:
-    """The device env the adapter sets per instance, around one analyzer's work here."""
-
-    def __init__(self, on_gpu: bool) -> None:
-        self.value = "cuda:0" if on_gpu else "cpu"
-
-    def __enter__(self) -> None:
-        from tiktok_analyzer.analyzers._learned import DEVICE_ENV
-
-        self.key = DEVICE_ENV
-        self.old = os.environ.get(DEVICE_ENV)
-        os.environ[DEVICE_ENV] = self.value
-
-    def __exit__(self, *exc: object) -> None:
-        if self.old is None:
-            os.environ.pop(self.key, None)
-        else:
-            os.environ[self.key] = self.old
 
 
 def _cuda():
@@ -501,15 +477,14 @@ def baseline_pass(clip: str, names, decls, analyzers, setup) -> dict:
     rows: dict[str, dict] = {}
     for name in names:
         c = _clip_for(name, decls[name], info, decoded, results)
-        with _Device(setup[name][1]):
-            if torch is not None:
-                torch.cuda.reset_peak_memory_stats()
-                resident = torch.cuda.memory_allocated()
-            t = time.perf_counter()
-            (outcome,) = analyzers[name].analyze_batch([c])
-            if torch is not None:
-                torch.cuda.synchronize()
-            took = time.perf_counter() - t
+        if torch is not None:
+            torch.cuda.reset_peak_memory_stats()
+            resident = torch.cuda.memory_allocated()
+        t = time.perf_counter()
+        (outcome,) = analyzers[name].analyze_batch([c])
+        if torch is not None:
+            torch.cuda.synchronize()
+        took = time.perf_counter() - t
         row = {"time_s": took, "status": "ok"}
         if isinstance(outcome, Exception):
             row.update(status=type(outcome).__name__, error=str(outcome)[:200])
@@ -535,10 +510,11 @@ def baseline_phase(args, repo: Path, names, decls, gpu: bool, out) -> dict:
     t0 = time.perf_counter()
     for name in names:
         params, on_gpu = setup[name]
-        with _Device(on_gpu):
-            t = time.perf_counter()
-            analyzers[name] = load_class(name).from_strings(params)
-            load_s[name] = time.perf_counter() - t
+        # The device the adapter hands a KIND_GPU instance (its first GPU here).
+        t = time.perf_counter()
+        device = "cuda:0" if on_gpu else "cpu"
+        analyzers[name] = load_class(name).from_strings(params, device=device)
+        load_s[name] = time.perf_counter() - t
         print(f"  baseline: {name} built in {load_s[name]:.1f} s", flush=True)
     res: dict = {"load_s": load_s, "build_s": time.perf_counter() - t0}
     torch = _cuda()
@@ -738,6 +714,12 @@ def parse_args(argv=None):
     parser.add_argument("--rounds", type=int, default=1, help="clips per level: level x this")
     parser.add_argument("--baseline-runs", type=int, default=1, help="timed passes, no Triton")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false")
+    parser.add_argument(
+        "--baseline-only",
+        action="store_true",
+        help="no server: only the baseline (a second call on the same warm machine, when one "
+        "10-minute call cannot hold both; gpu-<precision>-baseline.md)",
+    )
     parser.add_argument("--analyzers", help="comma-separated (default: all 21)")
     parser.add_argument("--gpu", type=lambda s: s == "1", default=None, help="1/0 (default: auto)")
     parser.add_argument("--deadline-s", type=float, default=520.0, help="skip what would pass it")
@@ -847,6 +829,8 @@ def main(argv=None) -> int:
     print(f"budgets: {budgets} ({source}); analyzers: {', '.join(names)}", flush=True)
     out = Output(args.out_dir, args.llava_precision)
     out.save("meta", meta)
+    if args.baseline_only:
+        return baseline_only(args, repo, names, decls, budgets, meta, out, clock)
     try:
         serve = serve_phase(args, repo, names, decls, clock, out)
     except TritonStartError as exc:
@@ -864,6 +848,50 @@ def main(argv=None) -> int:
         meta["baseline_skip"] = f"baseline: would pass the deadline at {clock.elapsed():.0f} s"
     shutil.rmtree(repo.parent, ignore_errors=True)
     finish(args, names, decls, serve, base, budgets, meta, out)
+    print(f"bench done in {clock.elapsed():.0f} s", flush=True)
+    return 0
+
+
+def baseline_only(args, repo: Path, names, decls, budgets, meta, out, clock) -> int:
+    """The baseline alone, in its own table: per analyzer the time in one process, no
+    Triton; the ratio is taken against a Triton table of the same machine."""
+    out.raw.clear()
+    out.precision = f"{args.llava_precision}-baseline"
+    out.save("meta", meta)
+    gpu = args.gpu if args.gpu is not None else _cuda() is not None
+    base = baseline_phase(args, repo, names, decls, gpu, out)
+    shutil.rmtree(repo.parent, ignore_errors=True)
+    passes = base["passes"]
+    lines = [
+        f"### {meta['date']}: baseline (no Triton), video_llava {args.llava_precision}, "
+        f"weights {args.weights}",
+        "",
+        f"Machine: {meta['machine']}.",
+        f"Clip: {Path(args.clip).name}, {meta['clip']}. Built every analyzer in "
+        f"{base['build_s']:.1f} s; warm-up pass {base['warm_s']:.1f} s.",
+        f"Budgets: video_llava {budgets.get(LLAVA, '-')} new tokens; speech_transcription "
+        f"{_speech_budget(budgets, meta)}.",
+        f"Command: `{meta['command']}`",
+        "",
+        "| analyzer | kind | status | time (s), median of passes | GPU MiB above resident |",
+        "|---|---|---|---:|---:|",
+    ]
+    for name in names:
+        rows = [p["analyzers"][name] for p in passes]
+        status = next((r["status"] for r in rows if r["status"] != "ok"), "ok")
+        lines.append(
+            f"| {name} | {base['kinds'][name]} | {status} | "
+            f"{_f(_median(r['time_s'] for r in rows))} | "
+            f"{_f(_median(r.get('peak_mib') for r in rows), 0)} |"
+        )
+    walls = [p["wall_s"] for p in passes]
+    lines += [
+        f"| probe+decode | | | {_f(_median(p['decode_s'] for p in passes))} | |",
+        f"| **wall** (one after another) | | | **{_f(_median(walls), 2)}**"
+        f" (passes: {', '.join(f'{w:.2f}' for w in walls)}) | |",
+    ]
+    out.write(f"gpu-{out.precision}.md", "\n".join(lines) + "\n")
+    print("\n".join(lines), flush=True)
     print(f"bench done in {clock.elapsed():.0f} s", flush=True)
     return 0
 
