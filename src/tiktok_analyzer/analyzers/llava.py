@@ -34,14 +34,17 @@ loaded back through the same ``from_pretrained`` + ``BitsAndBytesConfig`` path a
 weights.
 
 Speed on a GPU (``compile`` Param, on by default, CUDA only; a CPU always runs eager):
-generation uses transformers' static KV cache, whose decoding step transformers compiles
-with ``torch.compile`` (CUDA graphs). Compiling takes tens of seconds per input shape, so
-:meth:`VideoLlava.load` pays it once with warm-up generations at the real frame count and
-``max_new_tokens`` for every batch size a batch is padded to (:func:`batch_buckets`), and
-prompts are left-padded to a multiple of ``pad_multiple`` tokens: a clip's shapes then
-always match a compiled graph and the first clip pays nothing. Measured on an H100 with
-random 7 B weights in bf16 (docs/DESIGN.md): 128 new tokens 3.45 to 4.7 s eager, 1.39 s
-compiled; a batch of 8 clips compiled 0.42 s a clip.
+generation uses a static KV cache and a decoding step compiled with ``torch.compile``
+(CUDA graphs). By default (``decoder = "loop"``) our own greedy loop replays that step
+token after token with nothing else between two replays (:mod:`._decoding`: transformers'
+``generate`` runs its Python and reads a flag back from the GPU at every token; with it the
+H100 took 14 ms a token); ``decoder = "generate"`` uses transformers' ``generate`` with
+its own static cache, and takes over if the loop fails to compile. Both give the same
+tokens. Compiling takes tens of seconds per input shape, so :meth:`VideoLlava.load` pays it
+once with warm-up generations at the real frame count and ``max_new_tokens`` for every
+batch size a batch is padded to (:func:`batch_buckets`), and prompts are left-padded to a
+multiple of ``pad_multiple`` tokens: a clip's shapes then always match a compiled graph and
+the first clip pays nothing. Measured figures are in bench/results/gpu_h100.md.
 """
 
 from __future__ import annotations
