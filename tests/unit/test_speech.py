@@ -233,3 +233,213 @@ def test_openai_whisper_synthetic_emits_exactly_its_budget(monkeypatch, tmp_path
     monkeypatch.setenv(DIR_ENV, str(tmp_path))
     params = SpeechTranscription.Params(engine="openai-whisper", synthetic_tokens=30)
     _budget_check(SpeechTranscription(params), 30)
+
+
+# ---------------------------------------------------------------------------------------
+# openai-whisper batched: the GPU host's engine where CTranslate2 cannot load
+
+THREE_VOICED = [(0.3, 1.5), (2.0, 5.2), (5.8, 9.4)]  # 1.2 s, 3.2 s and 3.6 s: 8 s, 24 tokens
+
+
+def _sequential_synthetic_tokens(engine, audio, windows, budgets):
+    """Each window's tokens decoded one window at a time through openai-whisper's
+    transcribe, held to its budget (the engine's synthetic path before it batched)."""
+    import whisper
+
+    model = engine.model
+    tokenizer = whisper.tokenizer.get_tokenizer(
+        model.is_multilingual, num_languages=model.num_languages, language="en"
+    )
+    out = []
+    for (start, end), budget in zip(windows, budgets, strict=True):
+        found = whisper.transcribe(
+            model,
+            audio,
+            language="en",
+            clip_timestamps=[start, end],
+            beam_size=engine.params.beam_size,
+            fp16=False,
+            verbose=None,
+            temperature=0.0,
+            sample_len=budget,
+            suppress_tokens=[-1, *range(tokenizer.eot, model.dims.n_vocab)],
+            without_timestamps=True,
+            no_speech_threshold=None,
+        )["segments"]
+        out.append(sum(len(s["tokens"]) for s in found))
+    return out
+
+
+def _count_decodes(monkeypatch):
+    from tiktok_analyzer.analyzers import speech
+
+    calls = []
+    plain = speech._decode_windows
+
+    def counted(model, mels, options):
+        calls.append(len(mels))
+        return plain(model, mels, options)
+
+    monkeypatch.setattr(speech, "_decode_windows", counted)
+    return calls
+
+
+@pytest.mark.parametrize(("tokens", "batch", "calls"), [(30, 0, [3]), (0, 2, [2, 1])])
+def test_openai_whisper_synthetic_batches_every_window_to_its_budget(
+    monkeypatch, tmp_path, tokens, batch, calls
+):
+    """Synthetic weights decode batched (as real weights do on a GPU): the windows in one
+    decode, each window holding exactly its budget, the same as one window at a time."""
+    pytest.importorskip("torch")
+    pytest.importorskip("whisper")
+    from tiktok_analyzer.analyzers.speech import _clip_budgets
+
+    monkeypatch.setenv(MODE_ENV, "synthetic-tiny")
+    monkeypatch.setenv(DIR_ENV, str(tmp_path))
+    params = SpeechTranscription.Params(
+        engine="openai-whisper", synthetic_tokens=tokens, batch_windows=batch
+    )
+    engine = SpeechTranscription(params)._engine
+    assert engine.batch == (batch or 16)
+    decodes = _count_decodes(monkeypatch)
+    clip, _ = clip_of("speech_200")
+    segments = engine.transcribe(clip.audio, "en", THREE_VOICED)
+    assert decodes == calls
+    budgets = _clip_budgets(params, THREE_VOICED)
+    assert sum(budgets) == (tokens or 24)
+    assert _tokens_by_window(segments, THREE_VOICED) == budgets
+    assert _sequential_synthetic_tokens(engine, clip.audio, THREE_VOICED, budgets) == budgets
+    for seg in segments:
+        (a, b) = next(w for w in THREE_VOICED if w[0] - 0.05 <= seg.start <= w[1] + 0.05)
+        assert seg.text and seg.end <= b + 0.05
+        assert seg.words and all(a - 0.05 <= w.start <= w.end <= b + 0.05 for w in seg.words)
+
+
+def _random_whisper(std: float):
+    """A tiny openai-whisper of large-v3's vocabulary and mels, every matrix drawn with
+    ``std``: at 1.0 its tokens follow the audio (at 0.02 every window says the same)."""
+    import torch
+    from whisper.model import ModelDimensions, Whisper
+
+    config = {
+        "n_mels": 128,
+        "n_audio_ctx": 1500,
+        "n_audio_state": 64,
+        "n_audio_head": 2,
+        "n_audio_layer": 2,
+        "n_vocab": 51866,
+        "n_text_ctx": 448,
+        "n_text_state": 64,
+        "n_text_head": 2,
+        "n_text_layer": 2,
+    }
+    torch.manual_seed(1)
+    model = Whisper(ModelDimensions(**config)).eval()
+    with torch.no_grad():
+        model.decoder.positional_embedding.normal_(0.0, 0.02)
+        for p in model.parameters():
+            if p.ndim >= 2:
+                p.normal_(0.0, std)
+    return model, config
+
+
+def _window_mels(audio, cuts):
+    import torch
+    import whisper
+
+    mel = whisper.log_mel_spectrogram(audio, 128, padding=whisper.audio.N_SAMPLES)
+    return torch.stack(
+        [whisper.pad_or_trim(mel[:, a : a + n], whisper.audio.N_FRAMES) for a, n in cuts]
+    )
+
+
+@pytest.mark.parametrize("beam_size", [None, 5])
+def test_openai_whisper_batched_decode_equals_one_window_at_a_time(beam_size):
+    """The batched decode (its grouped cross-attention) gives each window what decoding it
+    alone gives: windows mixed up, or beams read against another window's audio, differ."""
+    pytest.importorskip("torch")
+    whisper = pytest.importorskip("whisper")
+    from tiktok_analyzer.analyzers.speech import _decode_windows, _group_cross_attention
+
+    model, _ = _random_whisper(1.0)
+    _group_cross_attention(model)
+    mels = _window_mels(clip_of("speech_200")[0].audio, [(30, 120), (200, 320), (0, 500)])
+    options = whisper.DecodingOptions(language="en", beam_size=beam_size, fp16=False, sample_len=24)
+    batched = _decode_windows(model, mels, options)
+    alone = [whisper.decode(model, mel, options) for mel in mels]
+    assert len({tuple(r.tokens) for r in alone}) == 3  # the windows say different things
+    assert [r.tokens for r in batched] == [r.tokens for r in alone]
+    for got, want in zip(batched, alone, strict=True):
+        assert got.avg_logprob == pytest.approx(want.avg_logprob, abs=1e-4)
+        assert got.no_speech_prob == pytest.approx(want.no_speech_prob, abs=1e-5)
+
+
+def test_openai_whisper_real_weights_batched_segments_in_their_windows(tmp_path, monkeypatch):
+    """Real weights (a tiny random checkpoint loaded as a real one), batched on a CPU by
+    batch_windows: segments come from timestamp tokens, each inside its own window, with
+    words, tokens and the decode's scores; batch_windows 0 on a CPU stays sequential."""
+    from types import SimpleNamespace
+
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("whisper")
+    from tiktok_analyzer.analyzers import speech
+
+    model, config = _random_whisper(1.0)
+    torch.save({"dims": config, "model_state_dict": model.state_dict()}, tmp_path / "random.pt")
+    weights = SimpleNamespace(
+        kind="real", path=tmp_path, model=SimpleNamespace(files={"random.pt": ""})
+    )
+
+    def engine(batch: int):
+        params = SpeechTranscription.Params(engine="openai-whisper", batch_windows=batch)
+        return speech._OpenAIWhisper(weights, params, {}, "cpu")
+
+    assert engine(0).batch == 0
+    batched = engine(2)
+    cut = []
+    plain = speech._timestamp_segments
+    monkeypatch.setattr(
+        speech, "_timestamp_segments", lambda tokens, *a: cut.append(tokens) or plain(tokens, *a)
+    )
+    decodes = _count_decodes(monkeypatch)
+    segments = batched.transcribe(clip_of("speech_200")[0].audio, "en", THREE_VOICED)
+    assert decodes == [2, 1]
+    # Timestamps on: every window's decode opens on one (within its first second).
+    begin = 50365  # large-v3's <|0.00|>
+    assert len(cut) == 3 and all(begin <= t[0] <= begin + 50 for t in cut)
+    said = [s for s in segments if s.text]
+    found = set()
+    for seg in said:
+        k = next(i for i, (a, b) in enumerate(THREE_VOICED) if a - 0.05 <= seg.start <= b)
+        a, b = THREE_VOICED[k]
+        found.add(k)
+        assert seg.start <= seg.end <= b + 0.05
+        assert seg.words and all(a - 0.05 <= w.start <= w.end <= b + 0.05 for w in seg.words)
+        assert seg.tokens > 0 and 0.0 <= seg.no_speech_prob <= 1.0 and np.isfinite(seg.avg_logprob)
+    assert found == {0, 1, 2}
+
+
+def test_timestamp_tokens_cut_into_segments_as_transcribe_cuts_them():
+    from tiktok_analyzer.analyzers.speech import _timestamp_segments
+
+    eot, ts = 100, 200  # text tokens below eot; <|0.00|> at 200, 0.02 s a step
+
+    def cut(tokens):
+        return [
+            (round(s, 3), round(e, 3), t)
+            for s, e, t in _timestamp_segments(tokens, eot, ts, 2.0, 5.0)
+        ]
+
+    # Two segments, the last closed by a single timestamp.
+    assert cut([210, 1, 2, 250, 250, 3, 280]) == [
+        (2.2, 3.0, [210, 1, 2, 250]),
+        (3.0, 3.6, [250, 3, 280]),
+    ]
+    # Text after the last pair (a decode cut at its token limit) runs to the window's end.
+    assert cut([210, 1, 250, 260, 4, 5]) == [(2.2, 3.0, [210, 1, 250]), (3.2, 7.0, [260, 4, 5])]
+    # A last pair with nothing after it: nothing more was said.
+    assert cut([210, 1, 250, 260]) == [(2.2, 3.0, [210, 1, 250])]
+    # No pair: one segment from the window's start, to its last timestamp or its end.
+    assert cut([210, 1, 2, 240]) == [(2.0, 2.8, [210, 1, 2, 240])]
+    assert cut([200, 1, 2]) == [(2.0, 7.0, [200, 1, 2])]
+    assert cut([1, 2, 3]) == [(2.0, 7.0, [1, 2, 3])]

@@ -10,9 +10,13 @@ Two engines give the same result (:data:`ENGINES`):
   float16, every voiced window of every clip handed over decoded in one batched call
   (faster-whisper's ``BatchedInferencePipeline``): the budget is 1 s for a 30 s clip of
   speech on an H100.
-* ``openai-whisper``: PyTorch, selectable on either device. Its checkpoints must be pulled
-  and its runtime (torch, openai-whisper) installed; without them the analyzer reports
-  ``unavailable``.
+* ``openai-whisper``: PyTorch, selectable on either device, and what ``auto`` takes on a
+  GPU whose host lacks the cuBLAS 12 that CTranslate2's CUDA build loads. Batched by the
+  same rule: on a GPU every voiced window of the clip goes through one encoder call and
+  one batched beam search, words aligned per window after; on a CPU with real weights,
+  openai-whisper's own ``transcribe``, one window after another. Its checkpoints must be
+  pulled and its runtime (torch, openai-whisper) installed; without them the analyzer
+  reports ``unavailable``.
 
 The device decides the model, stated in the report's model name, never a silent swap of
 missing weights (see :mod:`.weights`).
@@ -21,9 +25,10 @@ Synthetic (random) weights never emit end-of-text: each engine forces the tokens
 model would emit instead. ``synthetic_tokens`` text tokens for the clip (0: 3 a voiced
 second, a typical speaking rate) are spread over the voiced windows by duration
 (:func:`token_budgets`); end-of-text and timestamps are suppressed, so a window holds
-exactly its budget, and ends there. Nothing else is shortened. The synthetic CTranslate2
-models are written once into the weights dir (:func:`build_synthetic_ctranslate2`; 1.5 B
-parameters for large-v3's shapes) and reused.
+exactly its budget, and ends there. Both engines always decode synthetic weights batched,
+so a benchmark on them does the work real weights do on a GPU. Nothing else is shortened.
+The synthetic CTranslate2 models are written once into the weights dir
+(:func:`build_synthetic_ctranslate2`; 1.5 B parameters for large-v3's shapes) and reused.
 
 Per clip:
 
@@ -354,7 +359,19 @@ def _clip_budgets(
 
 class _OpenAIWhisper:
     """openai-whisper on PyTorch (GPU when there is one). Real checkpoints are loaded with
-    ``torch.load(weights_only=True)`` after their SHA-256 was checked by the weights layer."""
+    ``torch.load(weights_only=True)`` after their SHA-256 was checked by the weights layer.
+
+    Sequential (``batch_windows`` 0 on a CPU, real weights): openai-whisper's own
+    ``transcribe`` over the voiced stretches (``clip_timestamps``), with its temperature
+    fallback and each window prompted with the text before it.
+
+    Batched (``batch_windows`` > 0, or 0 on a GPU, and always on synthetic weights), as
+    :class:`_FasterWhisper`'s batched mode: each voiced window (:func:`_windows`) is cut
+    from the clip's log-mel and padded to 30 s, and ``batch_windows`` windows go through
+    one encoder call and one batched decode (:meth:`_decode`); segments come from the
+    timestamp tokens as transcribe cuts them (:func:`_timestamp_segments`), then words per
+    window. Each window is decoded once, at temperature 0, without the previous window's
+    text: a window waits for no other."""
 
     def __init__(
         self,
@@ -394,10 +411,16 @@ class _OpenAIWhisper:
                 # as is, it holds whatever the memory held, NaN at times.
                 model.decoder.positional_embedding.normal_(0.0, 0.02)
         self.model = model.to(self.device).eval()
+        _group_cross_attention(self.model)
         # Weights stay fp32: whisper's LayerNorm runs in fp32 and its Linear and Conv layers
         # cast their weights to the input's dtype, so fp16 inputs run in fp16 (as in
         # whisper.load_model + transcribe(fp16=True)).
         self.fp16 = self.device.startswith("cuda")
+        # The same rule as _FasterWhisper: synthetic weights always batched, so a benchmark
+        # on them does the work real weights do on a GPU.
+        self.batch = params.batch_windows or (_GPU_BATCH_WINDOWS if self.fp16 else 0)
+        if self.synthetic and not self.batch:
+            self.batch = _GPU_BATCH_WINDOWS
 
     def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
         whisper = self.whisper
@@ -414,63 +437,128 @@ class _OpenAIWhisper:
     def transcribe(
         self, audio: np.ndarray, language: str, voiced: Sequence[tuple[float, float]]
     ) -> list[_Segment]:
-        if self.synthetic:
-            return self._synthetic(audio, language, voiced)
+        if self.batch:
+            return self._batched(audio, language, voiced)
         clips = [t for span in voiced for t in span]
         return self._segments(
             self._run(audio, language, clips, word_timestamps=True, **self.decode)
         )
 
-    def _synthetic(
+    def _batched(
         self, audio: np.ndarray, language: str, voiced: Sequence[tuple[float, float]]
     ) -> list[_Segment]:
-        """One window at a time, each with its own budget: only text tokens may come
-        (end-of-text and timestamps suppressed), so a window holds exactly its budget and
-        ends there, where a real model would emit end-of-text. Words are aligned
-        afterwards, as transcribe does: inside it, a window whose last word ends early is
-        decoded again from there, which would spend the budget twice."""
+        """Every voiced window, ``batch_windows`` a call. Words are aligned per window
+        afterwards (add_word_timestamps, as transcribe does), each window's mel cut from
+        the clip's as transcribe cuts it; times come back in the clip's."""
         from whisper.audio import FRAMES_PER_SECOND, N_FRAMES, N_SAMPLES
         from whisper.timing import add_word_timestamps
+        from whisper.utils import get_end
 
-        whisper, model = self.whisper, self.model
+        whisper, model, torch = self.whisper, self.model, self.torch
         tokenizer = whisper.tokenizer.get_tokenizer(
             model.is_multilingual,
             num_languages=model.num_languages,
             language=language,
             task="transcribe",
         )
-        suppress = [-1, *range(tokenizer.eot, model.dims.n_vocab)]
-        mel = whisper.log_mel_spectrogram(audio, model.dims.n_mels, padding=N_SAMPLES)
+        mel = whisper.log_mel_spectrogram(
+            audio, model.dims.n_mels, padding=N_SAMPLES, device=self.device
+        )
+        content = mel.shape[-1] - N_FRAMES
         windows = _windows(voiced)
-        segments = []
-        for (start, end), budget in zip(windows, _clip_budgets(self.params, windows), strict=True):
-            found = self._run(
-                audio,
-                language,
-                [start, end],
-                word_timestamps=False,
-                temperature=0.0,
-                sample_len=budget,
-                suppress_tokens=suppress,
-                without_timestamps=True,
-                no_speech_threshold=None,
-            )
+        budgets = _clip_budgets(self.params, windows) if self.synthetic else [0] * len(windows)
+        cuts = []  # (first frame, frames) of each window
+        for start, end in windows:
             first = round(start * FRAMES_PER_SECOND)
-            frames = min(N_FRAMES, round(end * FRAMES_PER_SECOND) - first)
-            window_mel = whisper.pad_or_trim(mel[:, first : first + frames], N_FRAMES)
-            with self.torch.no_grad():
+            # At least 2 frames: the alignment needs one encoder step.
+            frames = max(2, min(N_FRAMES, round(end * FRAMES_PER_SECOND) - first, content - first))
+            cuts.append((first, frames))
+        dtype = torch.float16 if self.fp16 else torch.float32
+        segments: list[dict] = []
+        for i in range(0, len(cuts), self.batch):
+            part = cuts[i : i + self.batch]
+            mels = torch.stack(
+                [whisper.pad_or_trim(mel[:, a : a + n], N_FRAMES) for a, n in part]
+            ).to(dtype)
+            results = self._decode(mels, language, tokenizer, budgets[i : i + self.batch])
+            for (first, frames), window_mel, result in zip(part, mels, results, strict=True):
+                found = self._window_segments(result, tokenizer, first, frames)
                 add_word_timestamps(
                     segments=found,
                     model=model,
                     tokenizer=tokenizer,
-                    mel=window_mel.to(self.device).to(
-                        self.torch.float16 if self.fp16 else self.torch.float32
-                    ),
+                    mel=window_mel,
                     num_frames=frames,
-                    last_speech_timestamp=start,
+                    last_speech_timestamp=get_end(segments) or 0.0,
                 )
-            segments += found
+                for seg in found:
+                    # As transcribe: an instantaneous or empty segment says nothing.
+                    if seg["start"] == seg["end"] or not seg["text"].strip():
+                        seg.update(text="", tokens=[], words=[])
+                segments += found
         return self._segments(segments)
+
+    def _decode(self, mels, language: str, tokenizer, budgets: list[int]) -> list[_Decoded]:
+        """One encoder call and one batched decode (beam search, temperature 0) of windows'
+        mels. Synthetic weights: only text tokens may come (end-of-text and timestamps
+        suppressed); the batch steps as long as its largest budget, as a real batch steps
+        as long as its longest member, and each window keeps its own budget's tokens."""
+        from whisper.decoding import DecodingOptions
+
+        options = DecodingOptions(
+            task="transcribe",
+            language=language,
+            temperature=0.0,
+            beam_size=self.params.beam_size,
+            fp16=self.fp16,
+        )
+        if self.synthetic:
+            options = dataclasses.replace(
+                options,
+                sample_len=max(budgets),
+                suppress_tokens=[-1, *range(tokenizer.eot, self.model.dims.n_vocab)],
+                without_timestamps=True,
+            )
+        with self.torch.no_grad():
+            results = _decode_windows(self.model, mels, options)
+        if self.synthetic:
+            # avg_logprob stays the whole decode's: random weights' is meaningless anyway.
+            results = [
+                dataclasses.replace(r, tokens=r.tokens[:n])
+                for r, n in zip(results, budgets, strict=True)
+            ]
+        return results
+
+    def _window_segments(self, result: _Decoded, tokenizer, first: int, frames: int) -> list[dict]:
+        """One window's decode as transcribe's segment dicts, in clip time; none where
+        transcribe would skip the window as silence (real weights only)."""
+        from whisper.audio import FRAMES_PER_SECOND
+
+        threshold = self.params.no_speech_threshold
+        if (
+            not self.synthetic
+            and result.no_speech_prob > threshold
+            and result.avg_logprob < _LOGPROB_THRESHOLD
+        ):
+            return []
+        return [
+            {
+                "seek": first,
+                "start": start,
+                "end": end,
+                "text": tokenizer.decode([t for t in tokens if t < tokenizer.eot]),
+                "tokens": tokens,
+                "no_speech_prob": result.no_speech_prob,
+                "avg_logprob": result.avg_logprob,
+            }
+            for start, end, tokens in _timestamp_segments(
+                list(result.tokens),
+                tokenizer.eot,
+                tokenizer.timestamp_begin,
+                first / FRAMES_PER_SECOND,
+                frames / FRAMES_PER_SECOND,
+            )
+        ]
 
     def _run(self, audio: np.ndarray, language: str, clips: list[float], **decode: Any) -> list:
         decode.setdefault("no_speech_threshold", self.params.no_speech_threshold)
@@ -502,6 +590,100 @@ class _OpenAIWhisper:
             )
             for s in found
         ]
+
+
+@dataclass
+class _Decoded:
+    """One window's decode: its tokens (from the first after the prompt, up to end-of-text)."""
+
+    tokens: list[int]
+    avg_logprob: float
+    no_speech_prob: float
+
+
+def _decode_windows(model, mels, options) -> list[_Decoded]:
+    """openai-whisper's decode of several windows' mels (``DecodingTask.run``'s steps: one
+    encoder call, the decoding loop, the best beam of each window), keeping the encoded
+    audio a row a window. ``run`` expands the tokens by the beam size but not the audio
+    (openai/whisper PRs 2197, 2389, still open for 20250625), which one window survives by
+    broadcasting and more do not; :func:`_group_cross_attention` lets them."""
+    import torch
+    from whisper.decoding import DecodingTask
+
+    task = DecodingTask(model, options)
+    task.decoder.reset()
+    windows, beams, eot = len(mels), task.n_group, task.tokenizer.eot
+    features = task._get_audio_features(mels)
+    tokens = torch.tensor([task.initial_tokens], device=features.device).repeat(windows * beams, 1)
+    tokens, sum_logprobs, no_speech = task._main_loop(features, tokens)
+    tokens, sum_logprobs = task.decoder.finalize(
+        tokens.reshape(windows, beams, -1), sum_logprobs.reshape(windows, beams)
+    )
+    tokens = [[t[task.sample_begin : (t == eot).nonzero()[0, 0]] for t in s] for s in tokens]
+    best = task.sequence_ranker.rank(tokens, sum_logprobs)
+    return [
+        _Decoded(group[i].tolist(), scores[i] / (len(group[i]) + 1), float(p))
+        for group, scores, i, p in zip(tokens, sum_logprobs, best, no_speech[::beams], strict=True)
+    ]
+
+
+def _group_cross_attention(model) -> None:
+    """Decoder cross-attention over a row of encoded audio a window, with the window's beams
+    as one longer query: without it, more than one window fails on the batch sizes, and
+    repeating the audio a row a beam would cache 20 GB of cross-attention keys and values
+    for 16 windows of large-v3 (32 layers x 5 beams). Same batch sizes in (one window, or
+    the word alignment): unchanged."""
+    for block in model.decoder.blocks:
+        attention = block.cross_attn
+        plain = attention.qkv_attention
+
+        def grouped(q, k, v, mask=None, plain=plain):
+            if mask is not None or q.shape[0] == k.shape[0]:
+                return plain(q, k, v, mask)
+            windows, (rows, n_ctx, n_state) = k.shape[0], q.shape
+            # A window's beams are consecutive rows (repeat_interleave): side by side.
+            out, _ = plain(q.reshape(windows, rows // windows * n_ctx, n_state), k, v)
+            return out.reshape(rows, n_ctx, n_state), None
+
+        attention.qkv_attention = grouped
+
+
+# openai-whisper's transcribe: a window whose no-speech probability is over the threshold
+# is silence unless its average log-probability reaches this (its logprob_threshold).
+_LOGPROB_THRESHOLD = -1.0
+# A timestamp token's step: 2 mel frames of 10 ms (openai-whisper's time_precision).
+_TIMESTAMP_S = 0.02
+
+
+def _timestamp_segments(
+    tokens: list[int], eot: int, timestamp_begin: int, offset_s: float, duration_s: float
+) -> list[tuple[float, float, list[int]]]:
+    """A window's decoded tokens as (start, end, tokens) segments in clip time, cut as
+    transcribe cuts them: at each pair of timestamp tokens, a segment running from its
+    first timestamp to its last; with no pair, one segment over the window (to its last
+    timestamp, if any). Where transcribe would decode again from the last timestamp, text
+    after the last pair (a decode cut at its token limit) is kept, running to the window's
+    end: a batched window is decoded once."""
+
+    def at(token: int) -> float:
+        return offset_s + (token - timestamp_begin) * _TIMESTAMP_S
+
+    stamp = [t >= timestamp_begin for t in tokens]
+    cuts = [i for i in range(1, len(tokens)) if stamp[i] and stamp[i - 1]]
+    if not cuts:
+        stamps = [t for t in tokens if t > timestamp_begin]
+        end = at(stamps[-1]) if stamps else offset_s + duration_s
+        return [(offset_s, end, tokens)]
+    if len(tokens) >= 2 and stamp[-1] and not stamp[-2]:
+        cuts.append(len(tokens))  # a single timestamp at the end: nothing said after it
+    out, last = [], 0
+    for cut in cuts:
+        out.append((at(tokens[last]), at(tokens[cut - 1]), tokens[last:cut]))
+        last = cut
+    tail = tokens[last:]
+    if any(t < eot for t in tail):
+        out.append((at(tail[0]), offset_s + duration_s, tail))
+    return out
 
 
 def _vad_options(params: SpeechTranscription.Params):
@@ -776,7 +958,8 @@ class SpeechTranscription(LearnedAnalyzer):
     name = "speech_transcription"
     frames = None
     audio = True
-    # On a GPU host a KIND_GPU instance runs faster-whisper large-v3, batched (engine auto).
+    # On a GPU host a KIND_GPU instance runs faster-whisper large-v3, batched (engine auto);
+    # openai-whisper large-v3, batched too, where CTranslate2 cannot load cuBLAS 12.
     gpu = True
     gpu_instances = 1
     gpu_note = (
@@ -790,7 +973,8 @@ class SpeechTranscription(LearnedAnalyzer):
     @dataclass
     class Params:
         # auto and faster-whisper: CTranslate2 (batched over the voiced windows on a GPU);
-        # openai-whisper: PyTorch, selectable on either.
+        # openai-whisper: PyTorch, selectable on either, batched by the same rule (auto
+        # takes it on a GPU whose host lacks CTranslate2's cuBLAS 12).
         engine: str = "auto"
         # openai-whisper checkpoint (manifest model openai-whisper-<name>).
         openai_model: str = "large-v3"
@@ -800,8 +984,9 @@ class SpeechTranscription(LearnedAnalyzer):
         faster_model: str = "auto"
         # CTranslate2 compute type; auto: float16 on a GPU, int8 on a CPU.
         compute_type: str = "auto"
-        # Voiced windows decoded together in one batched call (all windows of the clips
-        # handed over at once); 0: 16 on a GPU, one window after another on a CPU.
+        # Voiced windows decoded together in one batched call, either engine (all windows
+        # of the clips handed over at once); 0: 16 on a GPU, one window after another on a
+        # CPU. Synthetic weights always decode batched (16 where this is 0).
         batch_windows: int = 0
         # Threads of one CTranslate2 instance (0: its default of 4); this host has 2 cores.
         cpu_threads: int = 2
