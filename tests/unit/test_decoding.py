@@ -50,7 +50,7 @@ def _generate(model, inputs, pad_id, **kwargs):
 
 
 def _loop(model, inputs, pad_id, eos, forced, check_every=4):
-    decoder = StaticGreedyDecoder(model, compile=False, check_every=check_every)
+    decoder = StaticGreedyDecoder(model, compile=False, max_batch=4, check_every=check_every)
     with torch.inference_mode():
         return decoder, decoder.generate(
             dict(inputs), max_new_tokens=STEPS, eos_ids=[eos], pad_id=pad_id, forced=forced
@@ -100,10 +100,48 @@ def test_rows_all_ended_stop_early(tiny, inputs):
     pad = tiny.processor.tokenizer.pad_token_id
     free = _generate(tiny.model, inputs, pad)
     ends = [int(free[0, 2]), int(free[1, 3]), int(free[2, 1])]
-    decoder = StaticGreedyDecoder(tiny.model, compile=False, check_every=4)
+    decoder = StaticGreedyDecoder(tiny.model, compile=False, max_batch=3, check_every=4)
     with torch.inference_mode():
         got = decoder.generate(
             dict(inputs), max_new_tokens=STEPS, eos_ids=ends, pad_id=pad, forced=False
         )
     assert got.shape[1] == 4  # all ended by step 3, seen at the first check
     assert all(torch.isin(row, torch.tensor(ends)).any() for row in got)
+
+
+def test_batch_sizes_share_one_storage_and_answer_alike(tiny, inputs):
+    """Batch sizes 1 and 3 decode over views of one storage of max_batch rows: a clip
+    alone answers as it does inside the batch, before and after the batch ran, and no
+    second storage is made."""
+    tok = tiny.processor.tokenizer
+    pad = tok.pad_token_id
+    decoder = StaticGreedyDecoder(tiny.model, compile=False, max_batch=4)
+    alone = {k: v[2:3] for k, v in inputs.items()}
+    # the clip alone is not left-padded: drop the padding columns it had in the batch
+    keep = alone["attention_mask"][0].bool()
+    alone["input_ids"], alone["attention_mask"] = (
+        alone["input_ids"][:, keep],
+        alone["attention_mask"][:, keep],
+    )
+
+    def run(batch):
+        with torch.inference_mode():
+            return decoder.generate(
+                dict(batch),
+                max_new_tokens=STEPS,
+                eos_ids=[tok.eos_token_id],
+                pad_id=pad,
+                forced=True,
+            )
+
+    first = run(alone)
+    store = [k.data_ptr() for k, _ in decoder._store]
+    together = run(inputs)
+    again = run(alone)
+    assert torch.equal(first, again)
+    assert torch.equal(first[0, :8], together[2, :8])
+    assert [k.data_ptr() for k, _ in decoder._store] == store
+    for cache in decoder._caches.values():
+        assert [layer.keys.data_ptr() for layer in cache.layers] == store
+    with pytest.raises(ValueError, match="max_batch 4"):
+        run({k: torch.cat([v, v]) for k, v in inputs.items()})

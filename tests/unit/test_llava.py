@@ -311,7 +311,8 @@ def test_gpu_decoding_loop_answers_as_generate(tiny, monkeypatch):
     clips = [_clip(_frames(2, seed=k), UPSTREAM) for k in range(3)]
     monkeypatch.setattr(tiny, "_decoder", None)
     want = tiny.analyze_batch(clips)
-    monkeypatch.setattr(tiny, "_decoder", StaticGreedyDecoder(tiny.model, compile=False))
+    decoder = StaticGreedyDecoder(tiny.model, compile=False, max_batch=4)
+    monkeypatch.setattr(tiny, "_decoder", decoder)
     got = tiny.analyze_batch(clips)
     assert [r.timings.decoder for r in want] == ["generate"] * 3
     assert [r.timings.decoder for r in got] == ["loop"] * 3

@@ -18,10 +18,13 @@ The tokens are those of ``generate(do_sample=False, num_beams=1)`` with the same
 * otherwise a row that made an end token gets ``pad_id`` after it, and decoding stops once
   every row has ended (up to ``check_every - 1`` steps later; those are padding).
 
-One cache per batch size, kept between calls and sized by the longest prompt so far plus
-``max_new_tokens``: the compiled graphs depend on its shape, so a clip whose prompt fits
-reuses them. Works with transformers 5.17 and later (the cache's keyword is
-``past_key_values`` there, ``cache`` from 5.24).
+One cache per batch size, kept between calls, so each batch size meets the tensors its
+compiled graphs were recorded on; all of them are views of one storage sized for
+``max_batch`` (the first rows of it), so batch sizes 1, 2 and 4 cost the memory of 4, not
+7 (on the H100, three caches of their own put video_llava at 52.8 GB and starved the other
+models). Its length is the longest prompt so far plus ``max_new_tokens``: a clip whose
+prompt fits reuses the graphs. Works with transformers 5.17 and later (the cache's keyword
+is ``past_key_values`` there, ``cache`` from 5.24).
 """
 
 from __future__ import annotations
@@ -37,14 +40,17 @@ class StaticGreedyDecoder:
     """Greedy decoding for one model; ``compile`` wraps the decoder step in
     ``torch.compile(mode="reduce-overhead")`` (CUDA graphs; CUDA only)."""
 
-    def __init__(self, model, *, compile: bool, check_every: int = 32) -> None:
+    def __init__(self, model, *, compile: bool, max_batch: int = 1, check_every: int = 32) -> None:
         self.model = model
+        self.max_batch = max(1, int(max_batch))
         self.decoder = model.get_decoder()
         self.head = model.get_output_embeddings()
         params = inspect.signature(self.decoder.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self.check_every = max(1, int(check_every))
-        self._caches: dict[int, tuple[Any, int]] = {}
+        self._caches: dict[int, Any] = {}
+        self._store: list[tuple[Any, Any]] = []  # per layer: keys, values (max_batch rows)
+        self._length = 0
         self._step = self._eager_step
         if compile:
             import torch
@@ -64,21 +70,49 @@ class StaticGreedyDecoder:
         return self.head(hidden[:, -1])
 
     def _cache(self, batch: int, length: int) -> tuple[Any, int]:
-        """The batch size's cache, emptied, and its length; rebuilt larger when ``length``
-        does not fit."""
+        """The batch size's cache, emptied, and its length. The storage is rebuilt longer
+        when ``length`` does not fit (every batch size compiles again, once)."""
+        if batch > self.max_batch:
+            raise ValueError(f"batch of {batch} over the decoder's max_batch {self.max_batch}")
+        if length > self._length:
+            if self._length:
+                log.info("decoder: cache grows to %d tokens (compiles again)", length)
+            self._caches.clear()
+            self._store = []
+            self._store = self._allocate(length)
+            self._length = length
+        cache = self._caches.get(batch)
+        if cache is None:
+            cache = self._caches[batch] = self._view(batch)
+        cache.reset()
+        return cache, self._length
+
+    def _allocate(self, length: int) -> list[tuple[Any, Any]]:
         from transformers import StaticCache
 
-        cache, size = self._caches.get(batch, (None, 0))
-        if cache is not None and size >= length:
-            cache.reset()
-            return cache, size
-        if cache is not None:
-            log.info(
-                "decoder: cache for batch %d grows to %d tokens (compiles again)", batch, length
-            )
-        cache = StaticCache(config=self.model.config, max_cache_len=length)
-        self._caches[batch] = (cache, length)
-        return cache, length
+        config = self.model.config.get_text_config()
+        heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+        dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        weight = self.head.weight
+        full = StaticCache(config=self.model.config, max_cache_len=length)
+        full.early_initialization(self.max_batch, heads, dim, weight.dtype, weight.device)
+        return [(layer.keys, layer.values) for layer in full.layers]
+
+    def _view(self, batch: int):
+        """A cache of ``batch`` rows over the first rows of the storage. Each layer is
+        initialised as transformers does (its own zeros, freed at once), then pointed at
+        the shared rows, marked static as transformers marks its own."""
+        import torch
+        from transformers import StaticCache
+
+        cache = StaticCache(config=self.model.config, max_cache_len=self._length)
+        for layer, (keys, values) in zip(cache.layers, self._store, strict=True):
+            shape = (batch, keys.shape[1], 0, keys.shape[3])
+            layer.lazy_initialization(keys.new_zeros(shape), values.new_zeros(shape))
+            layer.keys, layer.values = keys[:batch], values[:batch]
+            torch._dynamo.mark_static_address(layer.keys)
+            torch._dynamo.mark_static_address(layer.values)
+        return cache
 
     def generate(
         self,

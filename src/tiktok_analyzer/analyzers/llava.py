@@ -605,7 +605,9 @@ class VideoLlava(LearnedAnalyzer):
         self.compiled = bool(p.compile) and str(self.model.device).startswith("cuda")
         self._decoder = None
         if self.compiled and p.decoder == "loop":
-            self._decoder = StaticGreedyDecoder(self.model, compile=True)
+            self._decoder = StaticGreedyDecoder(
+                self.model, compile=True, max_batch=max(batch_buckets(p.batch_size))
+            )
         if self.compiled:
             self._warm_up()
 
@@ -787,6 +789,10 @@ class VideoLlava(LearnedAnalyzer):
         if str(device).startswith("cuda"):
             torch.cuda.synchronize(device)
         generate_s = time.perf_counter() - start
+        if str(device).startswith("cuda"):
+            # The prefill's activations (GBs at batch 4) go back to the driver: the GPU is
+            # shared with the other models' processes.
+            torch.cuda.empty_cache()
         new = new[:real].cpu()
         timings = Timings(
             preprocess_s=round(preprocess_s, 4),
