@@ -18,7 +18,10 @@ small enough for CRAFT on a CPU):
    ``gate_contrast`` levels out in any colour channel) has no text, and CRAFT does not run.
    On a CPU, CRAFT then sees only the box around the gate's text cells, ``crop_margin`` px
    wider, at the whole frame's scale (the same lines; on the demo sample 2.5 s instead of
-   5.1 s for text_overlay's four CRAFT frames).
+   5.1 s for text_overlay's four CRAFT frames). And on a CPU, where frames go to CRAFT one
+   by one in order, a frame whose gate cells all touch the lines of the frame before, each
+   line's pixels unchanged (the ink test of step 2), takes those lines without CRAFT: a
+   caption over a moving picture costs CRAFT once (the demo sample: 2 frames instead of 5).
 2. Which lines to read. A detected line whose box overlaps a line already read (box IoU >=
    ``line_iou``) and whose pixels there still match the frame it was read on takes that
    line's text. The match: both frames' crops of the two boxes' union, binarised with one
