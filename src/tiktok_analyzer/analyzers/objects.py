@@ -48,6 +48,9 @@ two CPU cores; the medium one would triple that for +5 mAP. Two samples a second
 per typical shot (2-3 s), enough to follow objects and to measure screen time at 0.5 s
 resolution. Frames come at a short side of 360: a 9:16 or 16:9 clip then arrives at
 exactly 360x640, the detector's training scale, and nothing is shipped only to be shrunk.
+A sampled frame whose picture has not changed since the last one detected (a still shot)
+takes that frame's detections instead of running the detector again (``static_threshold``,
+:func:`still_sources`).
 """
 
 from __future__ import annotations
@@ -343,6 +346,8 @@ def postprocess(
 # The offline tier: YOLOv3-tiny through OpenCV's DNN module
 
 
+# Cells across the short side of the grid that decides whether a sampled frame changed.
+_STILL_CELLS = 48
 # YOLOv3-tiny's coarsest stride: its input sides are multiples of it.
 _STRIDE = 32
 
@@ -471,6 +476,28 @@ class DarknetYolo:
         return Detections(
             boxes[kept], scores[kept].astype(np.float32), classes[kept].astype(np.int64)
         )
+
+
+def still_sources(frames: np.ndarray, threshold: float) -> list[int]:
+    """For each frame, the frame whose detections it takes: itself, or the last frame
+    detected when the picture has not changed since (every cell mean of a grey grid,
+    _STILL_CELLS across the short side, within ``threshold`` levels). Compared with that
+    frame, not the one before, so a slow change cannot creep by. The generated sample's
+    three static shots are 11 of its 30 sampled frames."""
+    if threshold < 0 or not len(frames):
+        return list(range(len(frames)))
+    h, w = frames.shape[1:3]
+    scale = _STILL_CELLS / min(h, w)
+    cells = (max(1, round(w * scale)), max(1, round(h * scale)))
+    out: list[int] = []
+    last, last_thumb = 0, None
+    for i, frame in enumerate(frames):
+        grey = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+        thumb = cv2.resize(grey, cells, interpolation=cv2.INTER_AREA).astype(np.float32)
+        if last_thumb is None or float(np.abs(thumb - last_thumb).max()) > threshold:
+            last, last_thumb = i, thumb
+        out.append(last)
+    return out
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float) -> np.ndarray:
@@ -617,6 +644,11 @@ class ObjectDetection(LearnedAnalyzer):
         max_boxes_per_track: int = 8
         # At most this many objects are reported (the longest seen first).
         max_objects: int = 100
+        # A sampled frame whose picture did not change since the last frame detected (every
+        # cell mean of a 48-cell grey grid within this many levels; H.264 noise on a still
+        # shot moves them by up to 5) takes that frame's detections: a still picture
+        # costs the detector once. Negative: detect every frame.
+        static_threshold: float = 10.0
 
     Result = ObjectDetectionResult
 
@@ -688,7 +720,12 @@ class ObjectDetection(LearnedAnalyzer):
         check_frames(clip, self.name, _MIN_SIDE_PX, "detect objects")
 
     def prepare(self, clip: Clip) -> Prepared:
-        return Prepared(inputs=list(clip.frames))  # type: ignore[arg-type]
+        frames = clip.frames
+        assert frames is not None
+        source = still_sources(frames, self.params.static_threshold)
+        detected = sorted(set(source))
+        slot = {f: i for i, f in enumerate(detected)}
+        return Prepared(inputs=[frames[f] for f in detected], state=[slot[f] for f in source])
 
     def batch_group(self, item: np.ndarray) -> tuple[int, int]:
         if self.darknet is not None:  # the cfg's square cut down to the frame
@@ -703,7 +740,7 @@ class ObjectDetection(LearnedAnalyzer):
         return self._detect(inputs)
 
     def finish(self, clip: Clip, prepared: Prepared, outputs: list[Detections]) -> Result:
-        return self._result(clip, outputs)
+        return self._result(clip, [outputs[i] for i in prepared.state])
 
     def _detect(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         """Detections of frames that share one letterboxed input shape."""
