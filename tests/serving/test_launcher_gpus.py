@@ -78,3 +78,27 @@ def test_without_gpus_the_command_is_as_before(monkeypatch) -> None:
     assert "CUDA_VISIBLE_DEVICES" not in env
     assert "--model-config-name=gpu" not in argv
     assert flags(argv, "load-model") == ["cut_analysis"]
+
+
+def test_openmp_threads_sleep_while_they_wait_on_a_cpu_host_only(monkeypatch) -> None:
+    """Every stub runs at once on a CPU host: spinning OpenMP threads would take the cores
+    from the others. A GPU server keeps OpenMP's default, and a caller's value wins."""
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    envs = {}
+    for gpu in ("0", "1"):
+        monkeypatch.setenv("TIKTOK_ANALYZER_GPU", gpu)
+        server = EmbeddedTriton(models=["cut_analysis"])
+        try:
+            envs[gpu] = server.command_line()[1]
+        finally:
+            server.stop()
+    assert envs["0"]["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert "OMP_WAIT_POLICY" not in envs["1"]
+    monkeypatch.setenv("TIKTOK_ANALYZER_GPU", "0")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    server = EmbeddedTriton(models=["cut_analysis"])
+    try:
+        assert server.command_line()[1]["OMP_WAIT_POLICY"] == "ACTIVE"
+    finally:
+        server.stop()

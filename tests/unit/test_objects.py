@@ -29,6 +29,7 @@ from tiktok_analyzer.analyzers.objects import (
     load_checkpoint_state,
     nms,
     postprocess,
+    still_sources,
 )
 from tiktok_analyzer.analyzers.weights import DIR_ENV, MODE_ENV, Weights, load_manifest
 
@@ -454,3 +455,16 @@ def test_nothing_reaches_the_network(monkeypatch):
     analyzer = tiny_analyzer(monkeypatch)
     clip, _ = moving_squares(2)
     assert analyzer.analyze(clip).frames_analyzed == 2
+
+
+def test_a_still_picture_costs_the_detector_once_and_a_change_does_not_creep_by():
+    rng = np.random.default_rng(0)
+    still = rng.integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    noisy = np.clip(still.astype(int) + rng.integers(-3, 4, still.shape), 0, 255).astype(np.uint8)
+    moved = np.roll(still, 40, axis=1)
+    frames = np.stack([still, noisy, still, moved, moved])
+    assert still_sources(frames, 10.0) == [0, 0, 0, 3, 3]
+    assert still_sources(frames, -1.0) == [0, 1, 2, 3, 4]
+    # 4 levels a frame: each step is within the threshold, the sum is not
+    ramp = np.stack([np.full((64, 64, 3), 100 + 4 * i, np.uint8) for i in range(5)])
+    assert still_sources(ramp, 10.0) == [0, 0, 0, 3, 3]

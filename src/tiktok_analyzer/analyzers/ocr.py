@@ -18,7 +18,10 @@ small enough for CRAFT on a CPU):
    ``gate_contrast`` levels out in any colour channel) has no text, and CRAFT does not run.
    On a CPU, CRAFT then sees only the box around the gate's text cells, ``crop_margin`` px
    wider, at the whole frame's scale (the same lines; on the demo sample 2.5 s instead of
-   5.1 s for text_overlay's four CRAFT frames).
+   5.1 s for text_overlay's four CRAFT frames). And on a CPU, where frames go to CRAFT one
+   by one in order, a frame whose gate cells all touch the lines of the frame before, each
+   line's pixels unchanged (the ink test of step 2), takes those lines without CRAFT: a
+   caption over a moving picture costs CRAFT once (the demo sample: 2 frames instead of 5).
 2. Which lines to read. A detected line whose box overlaps a line already read (box IoU >=
    ``line_iou``) and whose pixels there still match the frame it was read on takes that
    line's text. The match: both frames' crops of the two boxes' union, binarised with one
@@ -120,6 +123,7 @@ _MIN_SIDE = 32
 # 90 px title's strokes are ~12 px at 480), counted in cells this wide.
 _STROKE_PX = 15
 _GATE_CELL_PX = 32
+_Box = tuple[int, int, int, int]
 # Margin EasyOCR adds around each detected line, as a share of its height (add_margin).
 _MARGIN = 0.1
 
@@ -530,6 +534,14 @@ def text_region(
     h, w = frame.shape[:2]
     if share <= 0:
         return 0, 0, w, h
+    return _cells_box(_text_cells(frame, contrast, share), w, h, margin)
+
+
+def _text_cells(frame: np.ndarray, contrast: float, share: float) -> list[_Box]:
+    """The boxes (x0, y0, x1, y1) of the gate's cells with ``share`` of their pixels on a
+    stroke (:func:`may_hold_text`): where text may be, cell by cell, so that a frame whose
+    cells all lie on lines already known needs no CRAFT (``_FrameReader._explained``)."""
+    h, w = frame.shape[:2]
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (_STROKE_PX, _STROKE_PX))
     strokes = np.zeros(frame.shape[:2], np.uint8)
     for c in range(3):
@@ -540,12 +552,25 @@ def text_region(
     cols, rows = max(1, w // _GATE_CELL_PX), max(1, h // _GATE_CELL_PX)
     cells = cv2.resize(on, (cols, rows), interpolation=cv2.INTER_AREA)
     ys, xs = np.nonzero(cells >= share)
-    if not len(xs):
+    return [
+        (
+            int(x * w / cols),
+            int(y * h / rows),
+            int(np.ceil((x + 1) * w / cols)),
+            int(np.ceil((y + 1) * h / rows)),
+        )
+        for y, x in zip(ys.tolist(), xs.tolist(), strict=True)
+    ]
+
+
+def _cells_box(cells: list[_Box], w: int, h: int, margin: int) -> _Box | None:
+    """The box around ``cells``, ``margin`` px wider, inside the frame; None without cells."""
+    if not cells:
         return None
-    x0 = int(xs.min() * w / cols) - margin
-    x1 = int(np.ceil((xs.max() + 1) * w / cols)) + margin
-    y0 = int(ys.min() * h / rows) - margin
-    y1 = int(np.ceil((ys.max() + 1) * h / rows)) + margin
+    x0 = min(c[0] for c in cells) - margin
+    y0 = min(c[1] for c in cells) - margin
+    x1 = max(c[2] for c in cells) + margin
+    y1 = max(c[3] for c in cells) + margin
     return max(0, x0), max(0, y0), min(w, x1), min(h, y1)
 
 
@@ -576,12 +601,18 @@ class _FrameReader:
             coarse.append(n - 1)
         # Coarse frames: those whose picture changed since the coarse frame before go to
         # CRAFT together (batched on a GPU); a still frame takes the earlier one's lines.
+        # On a CPU one by one, in order, so that a frame whose possible text the frame
+        # before already explains skips CRAFT (_explained).
         todo = [coarse[0]] + [
             b for a, b in zip(coarse, coarse[1:], strict=False) if not self._still(a, b)
         ]
-        self._detect(todo)
+        self._detect(todo if self.a._cuda else todo[:1])
         for a, b in zip(coarse, coarse[1:], strict=False):
-            if b not in self.lines:
+            if b in self.lines:
+                continue
+            if b in todo:
+                self._detect([b], ref=a)
+            else:
                 self.lines[b] = self.lines[a]
         for i, k in enumerate(coarse):
             self._read(k, [coarse[i - 1]] if i else [])
@@ -617,7 +648,7 @@ class _FrameReader:
         elif self._still(b, m):
             self.lines[m] = self.lines[b]
         else:
-            self._detect([m])
+            self._detect([m], ref=a)
             self._read(m, [a, b])
         self._refine(a, m)
         self._refine(m, b)
@@ -646,20 +677,27 @@ class _FrameReader:
             any(self._same_line(x, y) for y in b) for x in a
         )
 
-    def _detect(self, ks: Sequence[int]) -> None:
-        """CRAFT on those of frames ``ks`` that may show text: their lines (unread yet)."""
+    def _detect(self, ks: Sequence[int], ref: int | None = None) -> None:
+        """CRAFT on those of frames ``ks`` that may show text and whose possible text the
+        lines of frame ``ref`` do not explain: their lines (unread yet)."""
         p = self.p
         size = p.batch_size if self.a._cuda else 1
         margin = max(p.crop_margin, 0)
-        regions: dict[int, tuple[int, int, int, int]] = {}
-        for k in ks:
-            region = text_region(self.frames[k], p.gate_contrast, p.gate_share, margin)
-            if region is None:
-                self.lines[k] = []  # not a stroke in the picture: nothing for CRAFT
-            else:
-                regions[k] = region
-        ks = list(regions)
         h, w = self.frames.shape[1:3]
+        regions: dict[int, _Box] = {}
+        for k in ks:
+            if p.gate_share <= 0:
+                regions[k] = (0, 0, w, h)
+                continue
+            cells = _text_cells(self.frames[k], p.gate_contrast, p.gate_share)
+            known = self._explained(k, cells, ref) if cells and ref is not None else None
+            if not cells:
+                self.lines[k] = []  # not a stroke in the picture: nothing for CRAFT
+            elif known is not None:
+                self.lines[k] = known
+            else:
+                regions[k] = _cells_box(cells, w, h, margin)  # type: ignore[assignment]
+        ks = list(regions)
         # The whole frame's scale, kept for a crop: CRAFT sees the same text at the same size.
         ratio = min(p.detect_canvas / max(h, w), 1.0)
         for sl in chunks(len(ks), size):
@@ -688,6 +726,24 @@ class _FrameReader:
                 fr = [[[x + x0, y + y0] for x, y in poly] for poly in fr]
                 self.lines[k] = self._lines(k, hor, fr)
                 self.detected += 1
+
+    def _explained(self, k: int, cells: list[_Box], ref: int) -> list[_Line] | None:
+        """Frame ``ref``'s lines as frame ``k``'s (unread: ``_read`` matches them), when they
+        explain all the text ``k`` may show: each of ``k``'s gate cells touches one of them,
+        and each still shows what it showed where it was found (``_same_line``'s ink
+        test). A caption over a changing picture then costs CRAFT once, not once a frame;
+        a new or changed line anywhere fails one of the two tests and goes to CRAFT."""
+        lines = self.lines.get(ref) or []
+        if not lines:
+            return None
+        boxes = [ln.box for ln in lines]
+        for x0, y0, x1, y1 in cells:
+            if not any(x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1 for b in boxes):
+                return None
+        out = [_Line(ln.box, ln.source, ln.rotated, k) for ln in lines]
+        if not all(self._same_line(new, old) for new, old in zip(out, lines, strict=True)):
+            return None
+        return out
 
     def _lines(self, k: int, horizontal: list, free: list) -> list[_Line]:
         hh, ww = self.gray[k].shape

@@ -340,6 +340,12 @@ class EmbeddedTriton:
         # numpy 1.x beside a numpy 2.x interpreter) names that folder itself.
         env.setdefault(SITE_PACKAGES_ENV, sysconfig.get_paths()["purelib"])
         env.pop("PYTHONHOME", None)
+        if not self.gpu:
+            # A CPU host runs every model's stub at once on a few cores: OpenMP threads that
+            # spin while they wait (torch's default) burn the cores the other stubs need.
+            # On the 2-core host the demo clip took 14.4 CPU-s instead of 16.1, median of 3
+            # each (bench/results/cpu_pipeline.md). A value set by the caller wins.
+            env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         if self.cuda_devices is not None:
             env["CUDA_VISIBLE_DEVICES"] = self.cuda_devices
         env.update(self.env)

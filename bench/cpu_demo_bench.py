@@ -1,0 +1,103 @@
+"""Time the demo's analysis on a warm embedded Triton: wall and CPU seconds per clip.
+
+What `scripts/demo.sh` does once (every analyzer; real weights where they ship), repeated
+on one server so that start-up and first-request costs fall out: the first run is a
+warm-up and not counted. Besides the wall (the realtime factor's numerator) it reads the
+CPU seconds this process tree used in each run (server, stubs, decode): on a host shared
+with other work the wall moves with their load, the CPU seconds much less, so a change is
+judged on both. The 1-minute load average at each run's start is printed with it.
+
+    .venv/bin/python bench/cpu_demo_bench.py [--clip samples/sample.mp4] [--runs 3]
+        [--env KEY=VALUE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from tiktok_analyzer.analyzers import ANALYZER_NAMES
+from tiktok_analyzer.orchestrator.models import read_declarations
+from tiktok_analyzer.orchestrator.pipeline import AnalysisOptions, analyze_clip
+from tiktok_analyzer.serving.launcher import EmbeddedTriton, default_model_repository
+
+ROOT = Path(__file__).resolve().parents[1]
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds (user + system, children reaped included) of ``root`` and every process
+    under it, from /proc: the stubs are the server's children, not ours."""
+    children: dict[int, list[int]] = {}
+    used: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        used[int(entry)] = sum(int(f) for f in fields[11:15]) / _TICK
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += used.get(pid, 0.0)
+        todo += children.get(pid, [])
+    return total
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clip", default=str(ROOT / "samples" / "sample.mp4"))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server")
+    args = parser.parse_args()
+    if not Path(args.clip).exists():
+        print(f"{args.clip} does not exist: run scripts/setup.sh first", file=sys.stderr)
+        return 2
+    env = dict(item.split("=", 1) for item in args.env)
+    names = list(ANALYZER_NAMES)
+    decls = read_declarations(default_model_repository())
+    started = time.perf_counter()
+    rows = []
+    with EmbeddedTriton(models=names, env=env) as server:
+        print(f"server start {time.perf_counter() - started:.1f} s", flush=True)
+        options = AnalysisOptions(triton_url=server.grpc_url, analyzers=names, declarations=decls)
+        for i in range(args.runs + 1):
+            load, cpu0 = os.getloadavg()[0], tree_cpu_s(os.getpid())
+            report = analyze_clip(args.clip, options)
+            p = report.processing
+            row = {
+                "run": i,
+                "wall_s": round(p.wall_s, 2),
+                "realtime_factor": round(p.realtime_factor, 3),
+                "decode_s": round(p.decode_s, 2),
+                "cpu_s": round(tree_cpu_s(os.getpid()) - cpu0, 1),
+                "load1": round(load, 1),
+                "slowest": {
+                    n: round(e.elapsed_s, 2)
+                    for n, e in sorted(report.analyzers.items(), key=lambda kv: -kv[1].elapsed_s)[
+                        :4
+                    ]
+                },
+            }
+            rows.append(row)
+            print(("warm-up " if i == 0 else "") + json.dumps(row), flush=True)
+    counted = rows[1:]
+    print(
+        f"median of {len(counted)}: wall {statistics.median(r['wall_s'] for r in counted):.2f} s, "
+        f"realtime factor {statistics.median(r['realtime_factor'] for r in counted):.3f}, "
+        f"CPU {statistics.median(r['cpu_s'] for r in counted):.1f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
