@@ -377,7 +377,11 @@ def serve_phase(args, repo: Path, names: list[str], decls: dict, clock: Clock, o
             n = args.runs if c == 1 else c * args.rounds
             per_clip = res["levels"][0]["clip_wall_median_s"] if res["levels"] else res["warm_s"]
             estimate = per_clip * n / min(c, 2)
-            estimate += baseline_estimate(res, per_clip) if args.baseline else 0.0
+            # Time is kept for the baseline only while it can still fit: reserving it when
+            # it cannot skipped every level and the baseline too (2026-12-06, run E).
+            reserve = baseline_estimate(res, per_clip) if args.baseline else 0.0
+            if clock.allows(reserve):
+                estimate += reserve
             if res["levels"] and not clock.allows(estimate):
                 res["skipped"].append(f"concurrency {c}: ~{estimate:.0f} s would pass the deadline")
                 print(f"skipped concurrency {c} (deadline)", flush=True)
@@ -582,6 +586,8 @@ def _jsonable(value):
                     "elapsed_s": e.elapsed_s,
                     "weights": e.model.weights,
                     "made_tokens": made_tokens(n, e.result),
+                    # video_llava's says which decoder ran and how long generation took
+                    "timings": (e.result or {}).get("timings"),
                 }
                 for n, e in value.analyzers.items()
             },

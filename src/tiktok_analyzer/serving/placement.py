@@ -51,7 +51,7 @@ MEMORY_TABLE = Path(__file__).resolve().parent / "gpu_memory.toml"
 
 #: The share of each card left free: a margin for what the per-stub peaks do not hold
 #: (Triton's own CUDA context and memory pool, fragmentation), not a measurement. At 5 % an
-#: 80 GB H100 (81559 MiB) keeps 77481 MiB, above every model's need together (74924 MiB).
+#: 80 GB H100 (81559 MiB) keeps 77481 MiB, above every model's need together (75518 MiB).
 HEADROOM = 0.05
 
 
