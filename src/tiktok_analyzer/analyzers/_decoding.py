@@ -77,6 +77,7 @@ class StaticGreedyDecoder:
         if length > self._length:
             if self._length:
                 log.info("decoder: cache grows to %d tokens (compiles again)", length)
+            # Drop the old views and storage first: old and new never both hold the GPU.
             self._caches.clear()
             self._store = []
             self._store = self._allocate(length)

@@ -786,10 +786,11 @@ class VideoLlava(LearnedAnalyzer):
         start = time.perf_counter()
         with torch.inference_mode():
             new = self._decode(inputs, kwargs, compiled)
-        if str(device).startswith("cuda"):
+        on_cuda = str(device).startswith("cuda")
+        if on_cuda:
             torch.cuda.synchronize(device)
         generate_s = time.perf_counter() - start
-        if str(device).startswith("cuda"):
+        if on_cuda:
             # The prefill's activations (GBs at batch 4) go back to the driver: the GPU is
             # shared with the other models' processes.
             torch.cuda.empty_cache()
