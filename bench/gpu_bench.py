@@ -713,7 +713,9 @@ def parse_args(argv=None):
     parser.add_argument("--render", metavar="PATH", help="render the bench clip and exit")
     parser.add_argument("--small", action="store_true", help="the 15 s 360x640 clip (CPU check)")
     parser.add_argument("--clip", help="the clip to analyze (made with --render, same --small)")
-    parser.add_argument("--llava-precision", default="bf16", choices=["bf16", "nf4", "auto"])
+    parser.add_argument(
+        "--llava-precision", default="bf16", choices=["bf16", "fp8", "int8", "nf4", "auto"]
+    )
     parser.add_argument("--weights", default="synthetic-full")
     parser.add_argument("--runs", type=int, default=3, help="clips at concurrency 1, timed")
     parser.add_argument("--concurrency", default="1,4,8", help="levels of clips in flight")

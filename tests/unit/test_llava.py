@@ -401,8 +401,13 @@ def test_precision_choices_on_a_cpu(monkeypatch):
     nf4 = VideoLlava(VideoLlava.Params(precision="nf4"))
     (outcome,) = nf4.analyze_batch([_clip(_frames(2))])
     assert isinstance(outcome, Unavailable) and "CUDA" in str(outcome)
+    for byte in ("fp8", "int8"):
+        (outcome,) = VideoLlava(VideoLlava.Params(precision=byte)).analyze_batch(
+            [_clip(_frames(2))]
+        )
+        assert isinstance(outcome, Unavailable) and f"{byte} needs a CUDA GPU" in str(outcome)
     with pytest.raises(ValueError, match="precision"):
-        VideoLlava(VideoLlava.Params(precision="fp8"))
+        VideoLlava(VideoLlava.Params(precision="fp16"))
 
 
 def test_real_weights_missing_say_how_to_get_them(monkeypatch, tmp_path):

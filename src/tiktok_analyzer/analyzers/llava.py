@@ -13,6 +13,10 @@ Precision (``precision`` Param): ``bf16`` on a GPU with at least ``bf16_min_gpu_
 memory, bitsandbytes ``nf4`` (double quantization; the vision tower, the projector and the
 LM head stay bf16) on a smaller GPU, ``fp32`` on a CPU. bitsandbytes is an optional GPU
 extra (``pip install 'tiktok-analyzer[gpu]'``); without it nf4 answers ``unavailable``.
+``fp8`` and ``int8`` (GPU only, chosen by name) load bf16 and then store the text model's
+decoder weights in one byte each (:mod:`._quant`; the vision tower, the projector and the
+LM head stay bf16): each generated token reads half the bytes. fp8 needs fp8 tensor cores
+(compute capability 8.9 or more).
 
 Frames (``frame_fit`` Param): short-form video is vertical, and the model's own processor
 keeps the centre square of each frame (resize the short side to 336, crop): captions and
@@ -101,7 +105,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "bf16", "nf4", "fp32")
+PRECISIONS = ("auto", "bf16", "fp8", "int8", "nf4", "fp32")
+# Decoder weights stored in one byte (_quant), on top of a bf16 model.
+_BYTE_PRECISIONS = ("fp8", "int8")
 FRAME_FITS = ("pad", "crop")
 DECODERS = ("loop", "generate")
 # CLIP's mean colour (OPENAI_CLIP_MEAN x 255): padding that normalises to zero.
@@ -538,7 +544,8 @@ class VideoLlava(LearnedAnalyzer):
 
     @dataclass
     class Params:
-        # auto: bf16 on a GPU with >= bf16_min_gpu_gb, nf4 on a smaller GPU, fp32 on a CPU.
+        # auto: bf16 on a GPU with >= bf16_min_gpu_gb, nf4 on a smaller GPU, fp32 on a CPU;
+        # fp8 / int8 (GPU only): bf16 with the decoder's weights in one byte each.
         precision: str = "auto"
         bf16_min_gpu_gb: float = 40.0
         # Tokens of the answer at most (the labelled lines take ~150 to 300). Synthetic
@@ -598,6 +605,8 @@ class VideoLlava(LearnedAnalyzer):
             config = build_config(weights.config or {})
             self.processor = build_processor(config)
             self.model = build_random_model(config, self.device, self._dtype)
+        if self.precision in _BYTE_PRECISIONS:
+            self._quantize()
         self.processor.tokenizer.padding_side = "left"
         self._video_token = getattr(self.processor, "video_token", "<video>")
         # transformers compiles the static cache's decoding step only on CUDA; a CPU keeps
@@ -654,15 +663,41 @@ class VideoLlava(LearnedAnalyzer):
                 time.perf_counter() - start,
             )
 
+    def _quantize(self) -> None:
+        """The text model's decoder layers to one byte a weight (the LM head stays bf16:
+        it is 2 % of the bytes, and the logits set every token)."""
+        import torch
+
+        from tiktok_analyzer.analyzers._quant import quantize_linears
+
+        started = time.perf_counter()
+        count = quantize_linears(self.model.get_decoder(), self.precision)
+        if self.precision == "int8":
+            # One row at a time, inductor fuses the int8 -> bf16 widening into the
+            # matrix-vector product only with this on; without it the step writes the
+            # bf16 weights out first and is slower than bf16.
+            import torch._inductor.config as inductor
+
+            inductor.coordinate_descent_tuning = True
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        log.info(
+            "%s: %d decoder layers' weights in %s (%.1f s)",
+            self.name,
+            count,
+            self.precision,
+            time.perf_counter() - started,
+        )
+
     def _choose_precision(self) -> str:
         import torch
 
         wanted = self.params.precision
         on_gpu = self.device.startswith("cuda")
         if not on_gpu:
-            if wanted == "nf4":
+            if wanted in ("nf4", *_BYTE_PRECISIONS):
                 raise Unavailable(
-                    "video_llava precision nf4 needs a CUDA GPU (bitsandbytes); this "
+                    f"video_llava precision {wanted} needs a CUDA GPU; this "
                     "instance runs on the CPU: set precision auto or fp32"
                 )
             if wanted == "bf16":
@@ -671,6 +706,13 @@ class VideoLlava(LearnedAnalyzer):
         if wanted == "auto":
             total = torch.cuda.get_device_properties(torch.device(self.device)).total_memory
             wanted = "bf16" if total >= self.params.bf16_min_gpu_gb * 1e9 else "nf4"
+        if wanted == "fp8":
+            major, minor = torch.cuda.get_device_capability(torch.device(self.device))
+            if (major, minor) < (8, 9):
+                raise Unavailable(
+                    f"video_llava precision fp8 needs fp8 tensor cores (compute capability "
+                    f"8.9 or more); this GPU has {major}.{minor}: set precision bf16 or int8"
+                )
         if wanted == "nf4":
             missing = [
                 m for m in ("bitsandbytes", "accelerate") if importlib.util.find_spec(m) is None

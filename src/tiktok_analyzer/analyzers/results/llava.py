@@ -45,5 +45,8 @@ class VideoLlavaResult(AnalyzerResult):
     )
     frames_used: int
     scenes_from: str = Field(description="scene_segmentation or whole_clip")
-    precision: str = Field(description="bf16, nf4 or fp32: what the model ran in")
+    precision: str = Field(
+        description="bf16, fp8, int8, nf4 or fp32: what the model ran in (fp8 and int8: its "
+        "decoder weights, on top of bf16)"
+    )
     timings: Timings
