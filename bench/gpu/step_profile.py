@@ -1,0 +1,152 @@
+"""Where one decoding step of video_llava's text model spends its time on the GPU.
+
+Builds the 7 B text model (Llama-2-7B shapes, as LLaVA-NeXT-Video-7B's; random weights,
+bf16) with transformers, decodes with video_llava's own loop (analyzers/_decoding.py:
+static cache, compiled step, CUDA graphs) after a prompt of ``--prompts`` tokens (32 frames
+x 144 video tokens plus the question come to about 4,864), and prints per variant the
+milliseconds per token, then the CUDA kernels of 64 tokens by total time (torch.profiler).
+Variants: each prompt length in bf16, and with ``--fp8`` the longest again with the decoder's
+weights in fp8 (analyzers/_quant.py).
+
+    python bench/gpu/step_profile.py --prompts 4864,512 --tokens 256 --fp8 --out $OUT/step.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ANALYZERS = Path(__file__).resolve().parents[2] / "src/tiktok_analyzer/analyzers"
+
+
+def _load(name: str):
+    """An analyzers module by its path: these need only torch and transformers."""
+    spec = importlib.util.spec_from_file_location(name, ANALYZERS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # the compiler looks classes up by module name
+    spec.loader.exec_module(module)
+    return module
+
+
+def build(fp8: bool):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        vocab_size=32064,
+        max_position_embeddings=8192,
+    )
+    torch.manual_seed(0)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        with torch.device("cuda"):
+            model = LlamaForCausalLM(config).eval()
+    finally:
+        torch.set_default_dtype(previous)
+    if fp8:
+        _load("_quant").quantize_linears(model.get_decoder(), "fp8")
+        torch.cuda.empty_cache()
+    return model
+
+
+def run(model, decoder_cls, prompt: int, tokens: int, profile: bool) -> dict:
+    decoder = decoder_cls(model, compile=True, max_batch=1)
+    inputs = {
+        "input_ids": torch.randint(1, 32000, (1, prompt), device="cuda"),
+        "attention_mask": torch.ones((1, prompt), dtype=torch.long, device="cuda"),
+    }
+
+    def generate(n: int) -> float:
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        with torch.no_grad():
+            decoder.generate(inputs, max_new_tokens=n, eos_ids=[2], pad_id=0, forced=True)
+        torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    start = time.perf_counter()
+    generate(tokens)
+    generate(tokens)
+    compile_s = time.perf_counter() - start
+    prefill = min(generate(1) for _ in range(3))
+    whole = min(generate(tokens) for _ in range(2))
+    result = {
+        "prompt": prompt,
+        "tokens": tokens,
+        "prefill_s": round(prefill, 4),
+        "ms_per_token": round((whole - prefill) / (tokens - 1) * 1e3, 3),
+        "whole_s": round(whole, 3),
+        "first_two_calls_s": round(compile_s, 1),
+    }
+    if profile:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as profiler
+
+        with profiler(activities=[ProfilerActivity.CUDA]) as prof:
+            generate(64)
+        rows = sorted(
+            prof.key_averages(), key=lambda e: getattr(e, "device_time_total", 0), reverse=True
+        )
+        total = sum(getattr(e, "device_time_total", 0) for e in rows) or 1
+        result["kernels"] = [
+            {
+                "name": e.key[:120],
+                "ms": round(e.device_time_total / 1e3, 2),
+                "share": round(e.device_time_total / total, 3),
+                "calls": e.count,
+            }
+            for e in rows[:14]
+        ]
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--prompts", default="4864,512")
+    ap.add_argument("--tokens", type=int, default=256)
+    ap.add_argument("--fp8", action="store_true")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        print("step_profile: needs a CUDA GPU", file=sys.stderr)
+        return 2
+    import transformers
+
+    props = torch.cuda.get_device_properties(0)
+    machine = f"{props.name}; torch {torch.__version__}; transformers {transformers.__version__}"
+    print(f"machine: {machine}", flush=True)
+    decoder_cls = _load("_decoding").StaticGreedyDecoder
+    prompts = [int(p) for p in args.prompts.split(",")]
+    variants = [(p, False) for p in prompts] + ([(max(prompts), True)] if args.fp8 else [])
+    results = []
+    model, model_fp8 = None, None
+    for prompt, fp8 in variants:
+        if fp8 and not model_fp8:
+            model = None
+            torch.cuda.empty_cache()
+            model_fp8 = build(True)
+        elif not fp8 and model is None:
+            model = build(False)
+        torch._dynamo.reset()
+        res = run(model_fp8 if fp8 else model, decoder_cls, prompt, args.tokens, True)
+        res["precision"] = "fp8" if fp8 else "bf16"
+        results.append(res)
+        print(json.dumps(res, indent=1), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps({"machine": machine, "results": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
