@@ -4,21 +4,25 @@ is counted, never swallowed (a region left registered stays mapped inside triton
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 from tritonclient.utils import InferenceServerException
 
 from tiktok_analyzer.orchestrator import pipeline
+from tiktok_analyzer.orchestrator.region import SHM_DIR, Region
 
 
 @dataclass
 class _FlakyClient:
     fail_times: int
     calls: list[float] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
 
     async def unregister_system_shared_memory(self, name, client_timeout=None):
         self.calls.append(client_timeout)
+        self.names.append(name)
         if len(self.calls) <= self.fail_times:
             raise InferenceServerException("Deadline Exceeded")
 
@@ -31,11 +35,14 @@ class _Endpoint:
 
 def _close(fail_times: int) -> tuple[_FlakyClient, int]:
     transport = pipeline._Transport({"audio": np.zeros(16, np.float32)}, use_shm=True)
+    region = transport.region = Region.create()
     ep = _Endpoint(_FlakyClient(fail_times))
     transport.registered.add(ep)
     before = pipeline.SHM_UNREGISTER_FAILURES[0]
     asyncio.run(transport.close())
     assert not transport.registered
+    assert ep.client.names == [region.name] * len(ep.client.calls)
+    assert not os.path.exists(os.path.join(SHM_DIR, region.name))  # unlinked in any case
     return ep.client, pipeline.SHM_UNREGISTER_FAILURES[0] - before
 
 

@@ -3,9 +3,11 @@
 Independent analyzers are in flight together; a dependant starts as soon as the analyzers it
 reads have answered, and gets their results in its META tensor. Requests go through an
 :class:`.endpoints.EndpointPool` (one Triton server or several). When a server runs on this
-host, the frame sets and the audio are written once into one system shared-memory region,
-registered with each local server the first time a request goes there, and every request
-points into it: no frame travels inside a gRPC message.
+host, the decoder writes the frame sets and the audio straight into one system shared-memory
+region (:mod:`.region`; in the service, from its worker process), which is registered with
+each local server the first time a request goes there, and every request points into it: no
+frame is copied again, and none travels inside a gRPC message. The region is the clip's: it
+is unregistered and unlinked when the analysis ends, fails or is cancelled.
 """
 
 from __future__ import annotations
@@ -14,17 +16,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import os
 import platform
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
-import tritonclient.utils.shared_memory as shm
 from tritonclient.utils import InferenceServerException
 
 from tiktok_analyzer import wire
@@ -33,6 +32,7 @@ from tiktok_analyzer.orchestrator.decode import Decoded, decode
 from tiktok_analyzer.orchestrator.endpoints import Endpoint, EndpointPool, InferFailed
 from tiktok_analyzer.orchestrator.models import ModelDecl, with_dependencies
 from tiktok_analyzer.orchestrator.probe import Limits, MediaInfo, probe
+from tiktok_analyzer.orchestrator.region import Region
 from tiktok_analyzer.orchestrator.report import (
     AnalyzerEntry,
     ModelInfo,
@@ -130,38 +130,68 @@ SHM_UNREGISTER_FAILURES = [0]
 
 class _Transport:
     """The tensors of one clip: in one shared-memory region for the servers on this host
-    (registered with each the first time a request goes there), inline for the others."""
+    (registered with each the first time a request goes there), inline for the others.
 
-    def __init__(self, arrays: dict[str, np.ndarray], use_shm: bool) -> None:
+    The region is the decoder's where every array already lies in it (``region``); else
+    (a decode without one, or one that found no room) one is made and filled on first use,
+    in a worker thread. Either way :meth:`close` unlinks it."""
+
+    def __init__(
+        self, arrays: dict[str, np.ndarray], use_shm: bool, region: Region | None = None
+    ) -> None:
         self.arrays = arrays
         self.use_shm = use_shm and bool(arrays)
+        self.decoded_in = region
+        #: The region requests point into, and where each array lies there, once known.
+        self.region: Region | None = None
         self.offsets: dict[str, int] = {}
-        self.region = f"tta_{os.getpid()}_{uuid.uuid4().hex[:12]}"
-        self.size = 0
-        self.handle = None
         self.registered: set[Endpoint] = set()
         self._lock = asyncio.Lock()
 
-    def _create(self) -> None:
+    def _in_decoded(self) -> bool:
+        if self.decoded_in is None:
+            return False
+        found = {key: self.decoded_in.offset_of(arr) for key, arr in self.arrays.items()}
+        if any(offset is None for offset in found.values()):
+            return False
+        self.region, self.offsets = self.decoded_in, found  # type: ignore[assignment]
+        return True
+
+    def _fill(self, region: Region) -> dict[str, int]:
+        """A copy of every array into ``region``; where each lies (blocking: in a thread)."""
+        offsets, size = {}, 0
         for key, arr in self.arrays.items():
-            self.offsets[key] = self.size
-            self.size += (arr.nbytes + 63) // 64 * 64  # aligned starts
-        self.handle = shm.create_shared_memory_region(self.region, f"/{self.region}", self.size)
+            offsets[key] = size
+            size += (arr.nbytes + 63) // 64 * 64  # aligned starts
+        region.allocate(size)
         for key, arr in self.arrays.items():
-            shm.set_shared_memory_region(
-                self.handle, [np.ascontiguousarray(arr)], offset=self.offsets[key]
-            )
+            region.array(offsets[key], arr.shape, arr.dtype)[...] = arr
+        return offsets
 
     async def prepare(self, ep: Endpoint) -> bool:
         """Whether requests to ``ep`` point into the region (registered there by now)."""
         if not (self.use_shm and ep.local):
             return False
         async with self._lock:
-            if self.handle is None:
-                self._create()
+            if self.region is None and not self._in_decoded():
+                # Named here, before the copy, so that close() unlinks it even while a
+                # cancelled analysis's copy is still running.
+                region = self.region = Region.create()
+                try:
+                    self.offsets = await asyncio.to_thread(self._fill, region)  # off the loop
+                except BaseException as exc:
+                    region.unlink()
+                    self.region = None
+                    if not isinstance(exc, OSError):
+                        raise
+                    # No room in /dev/shm: inline, as to a remote server.
+                    log.warning("no shared memory for this clip's tensors (%s): inline", exc)
+                    self.use_shm = False
+                    return False
+            assert self.region is not None
             if ep not in self.registered:
                 await ep.client.register_system_shared_memory(
-                    self.region, f"/{self.region}", self.size
+                    self.region.name, self.region.key, self.region.size
                 )
                 self.registered.add(ep)
         return True
@@ -174,31 +204,29 @@ class _Transport:
         # A region left registered stays mapped inside tritonserver for good (about 3 % of
         # analyses under load leaked 12 MB each when a single 2 s try failed silently): try
         # again with longer timeouts, and log and count what still fails.
+        name = self.region.name if self.region is not None else ""
         for ep in self.registered:
             for attempt, timeout_s in enumerate(UNREGISTER_TIMEOUTS_S):
                 try:
-                    await ep.client.unregister_system_shared_memory(
-                        self.region, client_timeout=timeout_s
-                    )
+                    await ep.client.unregister_system_shared_memory(name, client_timeout=timeout_s)
                     break
                 except (InferenceServerException, OSError) as exc:
                     if attempt + 1 < len(UNREGISTER_TIMEOUTS_S):
                         await asyncio.sleep(0.1 * (attempt + 1))
                         continue
                     SHM_UNREGISTER_FAILURES[0] += 1
-                    log.warning(
-                        "could not unregister shm region %s at %s: %s", self.region, ep.url, exc
-                    )
+                    log.warning("could not unregister shm region %s at %s: %s", name, ep.url, exc)
         self.registered.clear()
-        if self.handle is not None:
-            shm.destroy_shared_memory_region(self.handle)
-            self.handle = None
+        for region in (self.region, self.decoded_in):
+            if region is not None:
+                region.unlink()  # the name goes; the memory with the last array viewing it
 
     def input(self, spec: wire.Tensor, key: str, in_shm: bool) -> grpcclient.InferInput:
         arr = self.arrays[key]
         tensor = grpcclient.InferInput(spec.name, [1, *arr.shape], spec.dtype)
         if in_shm:
-            tensor.set_shared_memory(self.region, arr.nbytes, offset=self.offsets[key])
+            assert self.region is not None and self.offsets is not None
+            tensor.set_shared_memory(self.region.name, arr.nbytes, offset=self.offsets[key])
         else:
             tensor.set_data_from_numpy(arr[None])
         return tensor
@@ -252,7 +280,9 @@ class _Run:
         self.info, self.decoded, self.options, self.pool = info, decoded, options, pool
         self.decls = options.declarations
         self.meta = _clip_meta(info)
-        self.transport = _Transport(_arrays(decoded, self.decls, names), options.use_shm)
+        self.transport = _Transport(
+            _arrays(decoded, self.decls, names), options.use_shm, decoded.region
+        )
         self.entries: dict[str, AnalyzerEntry] = {}
         self.done: dict[str, asyncio.Event] = {n: asyncio.Event() for n in names}
 
@@ -369,17 +399,35 @@ async def analyze_clip_async(path: str, options: AnalysisOptions) -> Report:
     specs = [options.declarations[n].frames for n in names if options.declarations[n].frames]
     need_audio = any(options.declarations[n].audio for n in names)
     async with _pool_for(options) as pool:
-        if options.isolate_decode:
-            # One child probes and decodes; Triton is asked first so that an outage is
-            # not paid for with a decode.
-            await check_triton(pool)
-            info, decoded = await probe_and_decode_isolated(path, options.limits, specs, need_audio)
-        else:
-            info = await asyncio.to_thread(probe, path, options.limits)
-            await check_triton(pool)
-            decoded = await asyncio.to_thread(decode, path, info, specs, need_audio, options.limits)
-        log.info("decoded %d frames in %.2f s", decoded.n_frames, decoded.decode_s)
-        entries = await _run_models(info, decoded, options, names, pool)
+        # The frames' region, for a local server (its name is registered there) or a worker
+        # process to write into. Its name is unlinked here whatever happens: a failed or
+        # cancelled decode too (a decoder still running then writes into an unlinked file).
+        shared = options.use_shm and any(ep.local for ep in pool.endpoints)
+        region: Region | None = None
+        try:
+            if options.isolate_decode:
+                # One child probes and decodes; Triton is asked first so that an outage is
+                # not paid for with a decode.
+                await check_triton(pool)
+                region = Region.create()
+                info, decoded = await probe_and_decode_isolated(
+                    path, options.limits, specs, need_audio, region
+                )
+            else:
+                info = await asyncio.to_thread(probe, path, options.limits)
+                await check_triton(pool)
+                region = Region.create() if shared else None
+                decoded = await asyncio.to_thread(
+                    decode, path, info, specs, need_audio, options.limits, region
+                )
+            if not shared and region is not None:
+                region.unlink()  # no server maps it by name; the arrays keep the memory
+                decoded.region = None
+            log.info("decoded %d frames in %.2f s", decoded.n_frames, decoded.decode_s)
+            entries = await _run_models(info, decoded, options, names, pool)
+        finally:
+            if region is not None:
+                region.unlink()
     wall = time.perf_counter() - t0
     processing = Processing(
         started_at=started_at.isoformat(timespec="seconds"),

@@ -7,6 +7,13 @@ gets :class:`BadInput` with what happened ("the decoder crashed", "ran out of me
 already imported the decoding code, so a start costs milliseconds and nothing a hostile
 file did survives into the next call. The child caps its own address space
 (``RLIMIT_AS``) before it touches the file; its result comes back pickled through a pipe.
+
+A decode writes its frames and audio into a shared-memory region that the parent created
+before the child started (:mod:`.region`): the child gets the open file, sizes and maps it
+(the mapping counts against its cap like any other memory), and sends back only where each
+array lies. The name is the parent's from start to end: the child never makes one, so
+however it ends (crash, memory cap, time limit, cancelled caller) the parent's unlink
+leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -21,11 +28,13 @@ import resource
 import signal
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from tiktok_analyzer.analyzers.base import FrameSpec
 from tiktok_analyzer.orchestrator.decode import Decoded, decode
 from tiktok_analyzer.orchestrator.probe import BadInput, Limits, MediaFile, MediaInfo, probe
+from tiktok_analyzer.orchestrator.region import Region
 
 __all__ = ["probe_and_decode_isolated", "probe_isolated", "run_isolated", "shutdown"]
 
@@ -88,8 +97,9 @@ def _child(
 
 
 def _send(conn: multiprocessing.connection.Connection, message: tuple[str, Any]) -> None:
-    # Pickle protocol 5 with out-of-band buffers: each frame array goes through the pipe
-    # straight from its own memory, not from a pickled copy of the whole result.
+    # Pickle protocol 5 with out-of-band buffers: an array outside the region (one that
+    # /dev/shm had no room for) goes through the pipe straight from its own memory, not
+    # from a pickled copy of the whole result.
     buffers: list[pickle.PickleBuffer] = []
     head = pickle.dumps(message, protocol=5, buffer_callback=buffers.append)
     raws = [b.raw() for b in buffers]
@@ -199,28 +209,50 @@ async def probe_isolated(path: str | MediaFile, limits: Limits) -> MediaInfo:
 
 
 def _probe_and_decode(
-    path: str | MediaFile, limits: Limits, specs: list[FrameSpec], audio: bool
-) -> tuple[MediaInfo, Decoded]:
+    path: str | MediaFile, limits: Limits, specs: list[FrameSpec], audio: bool, region: Region
+) -> tuple[MediaInfo, Decoded, int]:
     info = probe(path, limits)
-    return info, decode(path, info, specs, audio, limits)
+    decoded = decode(path, info, specs, audio, limits, region)
+    # The arrays stay in the region; only where they lie goes back, and the region's size.
+    return info, decoded.detach(), region.size if decoded.region is not None else 0
 
 
 async def probe_and_decode_isolated(
-    path: str | MediaFile, limits: Limits, specs: Iterable[FrameSpec], audio: bool
+    path: str | MediaFile,
+    limits: Limits,
+    specs: Iterable[FrameSpec],
+    audio: bool,
+    region: Region | None = None,
 ) -> tuple[MediaInfo, Decoded]:
     """Probe and decode in one child process; ``decode_s`` of the result is the wall time
-    seen here, transfer of the frames included."""
+    seen here. ``region``: a new, empty :class:`.region.Region` for the arrays (the
+    result's ``region`` then), whose name the caller unlinks, also when this raises;
+    without one, a region of this call whose name is gone by the time this returns (the
+    arrays still view its memory)."""
     t0 = time.perf_counter()
-    info, decoded = await run_isolated(
-        _probe_and_decode,
-        path,
-        limits,
-        list(specs),
-        audio,
-        what=_name(path),
-        limits=limits,
-        timeout_s=limits.probe_timeout_s + limits.decode_timeout_s,
-    )
+    private = region is None
+    region = region if region is not None else Region.create()
+    try:
+        info, decoded, size = await run_isolated(
+            _probe_and_decode,
+            path,
+            limits,
+            list(specs),
+            audio,
+            region,
+            what=_name(path),
+            limits=limits,
+            timeout_s=limits.probe_timeout_s + limits.decode_timeout_s,
+        )
+        if size:
+            region.map(size)
+            decoded = decoded.attach(region)
+    finally:
+        region.close()
+        if private:
+            region.unlink()
+    if private:
+        decoded = replace(decoded, region=None)
     decoded.decode_s = time.perf_counter() - t0
     return info, decoded
 

@@ -1,0 +1,117 @@
+"""Time a clip from decode start to every array in its shared-memory region, on this machine.
+
+Every analyzer's frame set (the model repository's declarations) and the audio, as
+`analyze_clip` asks for them, in three ways:
+
+- in-process: `decode` writes into the region itself (the CLI's way);
+- isolated: a worker process probes and decodes into a region its parent created, and the
+  parent maps it (the service's way; probe included, as the service runs both in one child);
+- heap + copy: `decode` into this process's memory, then a copy into a new region (what a
+  `run_models` caller with its own decode pays on the first request).
+
+The median of --runs runs is shown.
+
+    .venv/bin/python bench/decode_to_shm.py --clip CLIP [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+from tiktok_analyzer.orchestrator import pipeline
+from tiktok_analyzer.orchestrator.decode import decode
+from tiktok_analyzer.orchestrator.models import read_declarations
+from tiktok_analyzer.orchestrator.probe import Limits, probe
+from tiktok_analyzer.orchestrator.region import Region
+from tiktok_analyzer.orchestrator.worker import probe_and_decode_isolated, shutdown
+from tiktok_analyzer.serving.launcher import default_model_repository
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    cores = len(os.sched_getaffinity(0))
+    return f"{cpu}, {cores} cores usable, Python {platform.python_version()}, {platform.release()}"
+
+
+def in_process(clip: str, specs, audio: bool) -> tuple[float, int]:
+    region = Region.create()
+    try:
+        t0 = time.perf_counter()
+        decoded = decode(clip, probe(clip), specs, audio, region=region)
+        wall = time.perf_counter() - t0
+        assert decoded.region is region, "no room in /dev/shm"
+        return wall, region.size
+    finally:
+        region.unlink()
+
+
+def isolated(clip: str, specs, audio: bool) -> tuple[float, int]:
+    region = Region.create()
+    try:
+        t0 = time.perf_counter()
+        _, decoded = asyncio.run(probe_and_decode_isolated(clip, Limits(), specs, audio, region))
+        wall = time.perf_counter() - t0
+        assert decoded.region is region, "no room in /dev/shm"
+        return wall, region.size
+    finally:
+        region.unlink()
+
+
+def heap_and_copy(clip: str, specs, audio: bool, decls) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    decoded = decode(clip, probe(clip), specs, audio)
+    transport = pipeline._Transport(pipeline._arrays(decoded, decls, list(decls)), True)
+    region = transport.region = Region.create()
+    try:
+        transport._fill(region)
+        return time.perf_counter() - t0, region.size
+    finally:
+        region.unlink()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clip", default=str(ROOT / "samples" / "sample.mp4"))
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    decls = read_declarations(default_model_repository())
+    specs = [d.frames for d in decls.values() if d.frames]
+    audio = any(d.audio for d in decls.values())
+    info = probe(args.clip)
+    print(machine())
+    print(
+        f"{args.clip}: {info.width}x{info.height}, {info.fps:g} fps, {info.duration_s:.1f} s; "
+        f"{len(set(specs))} frame sets{' and audio' if audio else ''}; median of {args.runs}"
+    )
+    ways = {
+        "in-process": lambda: in_process(args.clip, specs, audio),
+        "isolated": lambda: isolated(args.clip, specs, audio),
+        "heap + copy": lambda: heap_and_copy(args.clip, specs, audio, decls),
+    }
+    try:
+        for name, run in ways.items():
+            runs = [run() for _ in range(args.runs)]
+            walls = [w for w, _ in runs]
+            print(
+                f"  {name:12s} {statistics.median(walls):6.2f} s  "
+                f"({', '.join(f'{w:.2f}' for w in walls)}; region {runs[0][1] / 1e6:.0f} MB)"
+            )
+    finally:
+        shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
