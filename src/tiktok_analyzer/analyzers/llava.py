@@ -15,7 +15,11 @@ LM head stay bf16) on a smaller GPU, ``fp32`` on a CPU. bitsandbytes is an optio
 extra (``pip install 'tiktok-analyzer[gpu]'``); without it nf4 answers ``unavailable``.
 ``fp8`` and ``int8`` (GPU only, chosen by name) load bf16 and then store the text model's
 decoder weights in one byte each (:mod:`._quant`; the vision tower, the projector and the
-LM head stay bf16): each generated token reads half the bytes. fp8 needs fp8 tensor cores
+LM head stay bf16): 6.5 GB less, for a GPU where bf16 does not fit beside the other models.
+They are not faster on an H100 (bench/gpu/linear_bench.py, bench/gpu/step_profile.py):
+cuBLAS streams bf16 weights at 2.3 TB/s; its fp8 kernels for a few rows reach 1.25 TB/s
+of one-byte weights (a 7 B step: 8.3 ms a token against bf16's 7.7), and int8 takes 20 %
+less time than bf16 at one clip but twice as much at four. fp8 needs fp8 tensor cores
 (compute capability 8.9 or more).
 
 Frames (``frame_fit`` Param): short-form video is vertical, and the model's own processor
