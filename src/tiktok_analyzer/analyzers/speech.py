@@ -56,6 +56,7 @@ import logging
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,7 @@ from tiktok_analyzer.analyzers._learned import LearnedAnalyzer
 from tiktok_analyzer.analyzers.base import AUDIO_RATE, Clip, Unavailable
 from tiktok_analyzer.analyzers.results.speech import (  # noqa: F401 - re-exported
     SpeechSegment,
+    SpeechTimings,
     SpeechTranscriptionResult,
     VoicedSpan,
     Word,
@@ -80,6 +82,7 @@ __all__ = [
     "SYNTHETIC_TOKENS_PER_S",
     "build_synthetic_ctranslate2",
     "SpeechSegment",
+    "SpeechTimings",
     "SpeechTranscription",
     "VoicedSpan",
     "Word",
@@ -421,6 +424,14 @@ class _OpenAIWhisper:
         self.batch = params.batch_windows or (_GPU_BATCH_WINDOWS if self.fp16 else 0)
         if self.synthetic and not self.batch:
             self.batch = _GPU_BATCH_WINDOWS
+        # The last batched transcription's breakdown (None after a sequential one).
+        self.timings: SpeechTimings | None = None
+
+    def clock(self) -> float:
+        """perf_counter, once the device has finished what was queued (CUDA runs async)."""
+        if self.device.startswith("cuda"):
+            self.torch.cuda.synchronize(self.device)
+        return time.perf_counter()
 
     def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
         whisper = self.whisper
@@ -437,6 +448,7 @@ class _OpenAIWhisper:
     def transcribe(
         self, audio: np.ndarray, language: str, voiced: Sequence[tuple[float, float]]
     ) -> list[_Segment]:
+        self.timings = None
         if self.batch:
             return self._batched(audio, language, voiced)
         clips = [t for span in voiced for t in span]
@@ -455,6 +467,8 @@ class _OpenAIWhisper:
         from whisper.utils import get_end
 
         whisper, model, torch = self.whisper, self.model, self.torch
+        spent = dict.fromkeys(("mel_s", "encoder_s", "decode_s", "align_s"), 0.0)
+        clock = self.clock()
         tokenizer = whisper.tokenizer.get_tokenizer(
             model.is_multilingual,
             num_languages=model.num_languages,
@@ -475,12 +489,24 @@ class _OpenAIWhisper:
             cuts.append((first, frames))
         dtype = torch.float16 if self.fp16 else torch.float32
         segments: list[dict] = []
+
+        def lap(key: str) -> None:
+            nonlocal clock
+            now = self.clock()
+            spent[key] += now - clock
+            clock = now
+
         for i in range(0, len(cuts), self.batch):
             part = cuts[i : i + self.batch]
             mels = torch.stack(
                 [whisper.pad_or_trim(mel[:, a : a + n], N_FRAMES) for a, n in part]
             ).to(dtype)
-            results = self._decode(mels, language, tokenizer, budgets[i : i + self.batch])
+            lap("mel_s")
+            with torch.no_grad():
+                features = model.encoder(mels)
+            lap("encoder_s")
+            results = self._decode(features, language, tokenizer, budgets[i : i + self.batch])
+            lap("decode_s")
             for (first, frames), window_mel, result in zip(part, mels, results, strict=True):
                 found = self._window_segments(result, tokenizer, first, frames)
                 add_word_timestamps(
@@ -496,11 +522,18 @@ class _OpenAIWhisper:
                     if seg["start"] == seg["end"] or not seg["text"].strip():
                         seg.update(text="", tokens=[], words=[])
                 segments += found
+            lap("align_s")
+        self.timings = SpeechTimings(
+            language_s=0.0,
+            **{k: round(v, 4) for k, v in spent.items()},
+            windows=len(cuts),
+            batch_windows=self.batch,
+        )
         return self._segments(segments)
 
-    def _decode(self, mels, language: str, tokenizer, budgets: list[int]) -> list[_Decoded]:
-        """One encoder call and one batched decode (beam search, temperature 0) of windows'
-        mels. Synthetic weights: only text tokens may come (end-of-text and timestamps
+    def _decode(self, features, language: str, tokenizer, budgets: list[int]) -> list[_Decoded]:
+        """One batched decode (beam search, temperature 0) of windows' encoded audio.
+        Synthetic weights: only text tokens may come (end-of-text and timestamps
         suppressed); the batch steps as long as its largest budget, as a real batch steps
         as long as its longest member, and each window keeps its own budget's tokens."""
         from whisper.decoding import DecodingOptions
@@ -520,7 +553,7 @@ class _OpenAIWhisper:
                 without_timestamps=True,
             )
         with self.torch.no_grad():
-            results = _decode_windows(self.model, mels, options)
+            results = _decode_windows(self.model, features, options)
         if self.synthetic:
             # avg_logprob stays the whole decode's: random weights' is meaningless anyway.
             results = [
@@ -602,11 +635,12 @@ class _Decoded:
 
 
 def _decode_windows(model, mels, options) -> list[_Decoded]:
-    """openai-whisper's decode of several windows' mels (``DecodingTask.run``'s steps: one
-    encoder call, the decoding loop, the best beam of each window), keeping the encoded
-    audio a row a window. ``run`` expands the tokens by the beam size but not the audio
-    (openai/whisper PRs 2197, 2389, still open for 20250625), which one window survives by
-    broadcasting and more do not; :func:`_group_cross_attention` lets them."""
+    """openai-whisper's decode of several windows' mels, or their encoded audio
+    (``DecodingTask.run``'s steps: one encoder call unless the audio comes encoded, the
+    decoding loop, the best beam of each window), keeping the encoded audio a row a
+    window. ``run`` expands the tokens by the beam size but not the audio (openai/whisper
+    PRs 2197, 2389, still open for 20250625), which one window survives by broadcasting
+    and more do not; :func:`_group_cross_attention` lets them."""
     import torch
     from whisper.decoding import DecodingTask
 
@@ -1079,11 +1113,17 @@ class SpeechTranscription(LearnedAnalyzer):
                 sung_share=0.0,
                 engine=self.engine_name,
             )
+        start = time.perf_counter()
         if p.language:
             language, probability = p.language, 1.0
         else:
             language, probability = self._engine.detect_language(self._voiced_window(audio, voiced))
+        # Its probabilities come back to the host: the device is done when the clock is read.
+        language_s = time.perf_counter() - start if not p.language else 0.0
         raw = self._engine.transcribe(audio, language, voiced)
+        timings = getattr(self._engine, "timings", None)
+        if timings is not None:
+            timings = timings.model_copy(update={"language_s": round(language_s, 4)})
         _snap_to_voice(raw, self._voice_probability(audio), self.params.vad_threshold)
         segments, words = [], []
         for seg in raw:
@@ -1125,6 +1165,7 @@ class SpeechTranscription(LearnedAnalyzer):
             speech_s=round(speech_s, 3),
             sung_share=round(sung_s / total, 4) if total > 0 else 0.0,
             engine=self.engine_name,
+            timings=timings,
         )
 
     def _voiced(self, audio: np.ndarray) -> list[tuple[float, float]]:
