@@ -144,6 +144,12 @@ def test_openai_whisper_engine_on_synthetic_weights(monkeypatch, tmp_path):
     result = analyzer.analyze(clip_of("speech_200")[0])
     SpeechTranscription.Result.model_validate(result.model_dump())
     assert result.engine == "openai-whisper" and result.voiced
+    # Synthetic weights decode batched: the breakdown names every window, in one batch.
+    timings = result.timings
+    assert timings is not None and (timings.windows, timings.batch_windows) == (
+        len(result.voiced),
+        16,
+    )
 
 
 # ---------------------------------------------------------------------------------------
