@@ -144,6 +144,12 @@ def test_openai_whisper_engine_on_synthetic_weights(monkeypatch, tmp_path):
     result = analyzer.analyze(clip_of("speech_200")[0])
     SpeechTranscription.Result.model_validate(result.model_dump())
     assert result.engine == "openai-whisper" and result.voiced
+    # Synthetic weights decode batched: the breakdown names every window, in one batch.
+    timings = result.timings
+    assert timings is not None and (timings.windows, timings.batch_windows) == (
+        len(result.voiced),
+        16,
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -443,3 +449,143 @@ def test_timestamp_tokens_cut_into_segments_as_transcribe_cuts_them():
     assert cut([210, 1, 2, 240]) == [(2.0, 2.8, [210, 1, 2, 240])]
     assert cut([200, 1, 2]) == [(2.0, 7.0, [200, 1, 2])]
     assert cut([1, 2, 3]) == [(2.0, 7.0, [1, 2, 3])]
+
+
+# ---------------------------------------------------------------------------------------
+# Word alignment from the batch's encoded audio, one decoder pass for every window
+
+
+def _tiny_shaped_whisper():
+    """openai-whisper tiny's shapes and alignment heads, random values from a fixed seed."""
+    import torch
+    import whisper
+    from whisper.model import ModelDimensions, Whisper
+
+    torch.manual_seed(2)
+    model = Whisper(
+        ModelDimensions(
+            n_mels=80,
+            n_audio_ctx=1500,
+            n_audio_state=384,
+            n_audio_head=6,
+            n_audio_layer=4,
+            n_vocab=51865,
+            n_text_ctx=448,
+            n_text_state=384,
+            n_text_head=6,
+            n_text_layer=4,
+        )
+    ).eval()
+    with torch.no_grad():
+        model.decoder.positional_embedding.normal_(0.0, 0.02)
+    model.set_alignment_heads(whisper._ALIGNMENT_HEADS["tiny"])
+    return model
+
+
+def _heads_in_both_layers():
+    """The large-v3-vocabulary random model, its alignment heads in both of its layers."""
+    import torch
+
+    model, _ = _random_whisper(1.0)
+    heads = torch.tensor([[True, False], [False, True]])
+    model.register_buffer("alignment_heads", heads.to_sparse(), persistent=False)
+    return model
+
+
+@pytest.mark.parametrize(
+    ("build", "sdpa"),
+    [(_tiny_shaped_whisper, True), (_tiny_shaped_whisper, False), (_heads_in_both_layers, False)],
+)
+def test_batched_word_alignment_equals_add_word_timestamps_per_window(build, sdpa):
+    """Words and times from the batch's encoded audio and one padded decoder pass are
+    openai-whisper's own add_word_timestamps (its second encoder pass) of each window:
+    windows of different lengths, one or two segments, punctuation to merge, a window
+    whose text is empty and one transcribe skipped. The engine encodes with PyTorch's
+    fused attention (sdpa), find_alignment without: ~1e-4 apart, which can move a word
+    edge of the std-1.0 random model (the peakiest attention) by a DTW step or more,
+    so that one is held to the reference on the reference's own encoding."""
+    import contextlib
+    import copy
+
+    torch = pytest.importorskip("torch")
+    whisper = pytest.importorskip("whisper")
+    from whisper.model import disable_sdpa
+    from whisper.timing import add_word_timestamps
+    from whisper.utils import get_end
+
+    from tiktok_analyzer.analyzers.speech import (
+        _add_words,
+        _align_windows,
+        _group_cross_attention,
+    )
+
+    model = build()
+    _group_cross_attention(model)  # as the engine runs it
+    tokenizer = whisper.tokenizer.get_tokenizer(
+        True, num_languages=model.num_languages, language="en", task="transcribe"
+    )
+    begin = tokenizer.timestamp_begin
+
+    def segment(first: int, a: float, b: float, text: str) -> dict:
+        return {
+            "seek": first,
+            "start": first / 100 + a,
+            "end": first / 100 + b,
+            "text": text,
+            "tokens": [begin + round(a / 0.02), *tokenizer.encode(text), begin + round(b / 0.02)],
+        }
+
+    cuts = [(30, 120), (200, 320), (0, 500), (600, 900), (950, 1500)]
+    windows = [
+        [segment(30, 0.0, 0.9, " Every morning I walk.")],
+        [
+            segment(200, 0.0, 0.6, ' He said, "hello there!"'),
+            segment(200, 0.6, 1.2, " (Then we went home.)"),
+        ],
+        [segment(0, 0.0, 5.0, "")],  # a window whose text is empty
+        [],  # a window transcribe skipped as silence
+        [segment(950, 0.2, 5.5, " My sister likes to cook dinner for our friends, tonight.")],
+    ]
+    mel = whisper.log_mel_spectrogram(
+        clip_of("speech_200")[0].audio, model.dims.n_mels, padding=whisper.audio.N_SAMPLES
+    )
+    mels = torch.stack([whisper.pad_or_trim(mel[:, a : a + n], 3000) for a, n in cuts])
+    want, got = copy.deepcopy(windows), copy.deepcopy(windows)
+    done: list[dict] = []
+    for segments, window_mel, (_, frames) in zip(want, mels, cuts, strict=True):
+        add_word_timestamps(
+            segments=segments,
+            model=model,
+            tokenizer=tokenizer,
+            mel=window_mel,
+            num_frames=frames,
+            last_speech_timestamp=get_end(done) or 0.0,
+        )
+        done += segments
+    with torch.no_grad(), contextlib.nullcontext() if sdpa else disable_sdpa():
+        features = model.encoder(mels)
+    with torch.no_grad():
+        text = [[t for s in w for t in s["tokens"] if t < tokenizer.eot] for w in got]
+        alignments = _align_windows(model, tokenizer, features, text, [n for _, n in cuts])
+    done = []
+    for segments, alignment in zip(got, alignments, strict=True):
+        _add_words(segments, alignment, tokenizer, get_end(done) or 0.0)
+        done += segments
+    assert [len(a) for a in alignments][2:4] == [0, 0]
+    n_words = 0
+    for mine, theirs in zip(got, want, strict=True):
+        for a, b in zip(mine, theirs, strict=True):
+            assert [w["word"] for w in a["words"]] == [w["word"] for w in b["words"]]
+            assert a["start"] == pytest.approx(b["start"], abs=0.02)
+            assert a["end"] == pytest.approx(b["end"], abs=0.02)
+            for x, y in zip(a["words"], b["words"], strict=True):
+                assert x["start"] == pytest.approx(y["start"], abs=0.02)
+                assert x["end"] == pytest.approx(y["end"], abs=0.02)
+                assert x["probability"] == pytest.approx(y["probability"], abs=1e-4)
+            n_words += len(a["words"])
+    # Punctuation merged into its words (whisper's rules: '!"' is one token, not merged).
+    said = [w["word"] for s in got[1] for w in s["words"]]
+    assert said == [" He", " said,", ' "hello', " there", '!"', " (Then", " we", " went", " home.)"]
+    assert n_words == 4 + 9 + 10
+    assert len({w["start"] for w in got[4][0]["words"]}) > 5  # the times say something
+    assert not got[2][0]["words"]

@@ -12,11 +12,12 @@ Two engines give the same result (:data:`ENGINES`):
   speech on an H100.
 * ``openai-whisper``: PyTorch, selectable on either device, and what ``auto`` takes on a
   GPU whose host lacks the cuBLAS 12 that CTranslate2's CUDA build loads. Batched by the
-  same rule: on a GPU every voiced window of the clip goes through one encoder call and
-  one batched beam search, words aligned per window after; on a CPU with real weights,
-  openai-whisper's own ``transcribe``, one window after another. Its checkpoints must be
-  pulled and its runtime (torch, openai-whisper) installed; without them the analyzer
-  reports ``unavailable``.
+  same rule: on a GPU every voiced window of the clip goes through one encoder call, one
+  batched beam search and one batched decoder pass for the words' cross-attention
+  alignment (on the same encoded audio); on a CPU with real weights, openai-whisper's own
+  ``transcribe``, one window after another. Its checkpoints must be pulled and its
+  runtime (torch, openai-whisper) installed; without them the analyzer reports
+  ``unavailable``. Its batched result carries ``timings``: where the time went.
 
 The device decides the model, stated in the report's model name, never a silent swap of
 missing weights (see :mod:`.weights`).
@@ -56,6 +57,7 @@ import logging
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +72,7 @@ from tiktok_analyzer.analyzers._learned import LearnedAnalyzer
 from tiktok_analyzer.analyzers.base import AUDIO_RATE, Clip, Unavailable
 from tiktok_analyzer.analyzers.results.speech import (  # noqa: F401 - re-exported
     SpeechSegment,
+    SpeechTimings,
     SpeechTranscriptionResult,
     VoicedSpan,
     Word,
@@ -80,6 +83,7 @@ __all__ = [
     "SYNTHETIC_TOKENS_PER_S",
     "build_synthetic_ctranslate2",
     "SpeechSegment",
+    "SpeechTimings",
     "SpeechTranscription",
     "VoicedSpan",
     "Word",
@@ -369,8 +373,10 @@ class _OpenAIWhisper:
     :class:`_FasterWhisper`'s batched mode: each voiced window (:func:`_windows`) is cut
     from the clip's log-mel and padded to 30 s, and ``batch_windows`` windows go through
     one encoder call and one batched decode (:meth:`_decode`); segments come from the
-    timestamp tokens as transcribe cuts them (:func:`_timestamp_segments`), then words per
-    window. Each window is decoded once, at temperature 0, without the previous window's
+    timestamp tokens as transcribe cuts them (:func:`_timestamp_segments`), then words from
+    one batched decoder pass over the same encoded audio (:func:`_align_windows`, then
+    :func:`_add_words`: transcribe's add_word_timestamps without its second encoder pass).
+    Each window is decoded once, at temperature 0, without the previous window's
     text: a window waits for no other."""
 
     def __init__(
@@ -421,6 +427,14 @@ class _OpenAIWhisper:
         self.batch = params.batch_windows or (_GPU_BATCH_WINDOWS if self.fp16 else 0)
         if self.synthetic and not self.batch:
             self.batch = _GPU_BATCH_WINDOWS
+        # The last batched transcription's breakdown (None after a sequential one).
+        self.timings: SpeechTimings | None = None
+
+    def clock(self) -> float:
+        """perf_counter, once the device has finished what was queued (CUDA runs async)."""
+        if self.device.startswith("cuda"):
+            self.torch.cuda.synchronize(self.device)
+        return time.perf_counter()
 
     def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
         whisper = self.whisper
@@ -437,6 +451,7 @@ class _OpenAIWhisper:
     def transcribe(
         self, audio: np.ndarray, language: str, voiced: Sequence[tuple[float, float]]
     ) -> list[_Segment]:
+        self.timings = None
         if self.batch:
             return self._batched(audio, language, voiced)
         clips = [t for span in voiced for t in span]
@@ -447,14 +462,17 @@ class _OpenAIWhisper:
     def _batched(
         self, audio: np.ndarray, language: str, voiced: Sequence[tuple[float, float]]
     ) -> list[_Segment]:
-        """Every voiced window, ``batch_windows`` a call. Words are aligned per window
-        afterwards (add_word_timestamps, as transcribe does), each window's mel cut from
-        the clip's as transcribe cuts it; times come back in the clip's."""
+        """Every voiced window, ``batch_windows`` a call, each window's mel cut from the
+        clip's as transcribe cuts it: one encoder call, one beam search, then the words of
+        the batch's windows aligned on that encoded audio in one decoder pass (as
+        transcribe's add_word_timestamps aligns them, less its second encoder pass a
+        window); times come back in the clip's. :attr:`timings` says where the time went."""
         from whisper.audio import FRAMES_PER_SECOND, N_FRAMES, N_SAMPLES
-        from whisper.timing import add_word_timestamps
         from whisper.utils import get_end
 
         whisper, model, torch = self.whisper, self.model, self.torch
+        spent = dict.fromkeys(("mel_s", "encoder_s", "decode_s", "align_s"), 0.0)
+        clock = self.clock()
         tokenizer = whisper.tokenizer.get_tokenizer(
             model.is_multilingual,
             num_languages=model.num_languages,
@@ -475,32 +493,50 @@ class _OpenAIWhisper:
             cuts.append((first, frames))
         dtype = torch.float16 if self.fp16 else torch.float32
         segments: list[dict] = []
+
+        def lap(key: str) -> None:
+            nonlocal clock
+            now = self.clock()
+            spent[key] += now - clock
+            clock = now
+
         for i in range(0, len(cuts), self.batch):
             part = cuts[i : i + self.batch]
             mels = torch.stack(
                 [whisper.pad_or_trim(mel[:, a : a + n], N_FRAMES) for a, n in part]
             ).to(dtype)
-            results = self._decode(mels, language, tokenizer, budgets[i : i + self.batch])
-            for (first, frames), window_mel, result in zip(part, mels, results, strict=True):
-                found = self._window_segments(result, tokenizer, first, frames)
-                add_word_timestamps(
-                    segments=found,
-                    model=model,
-                    tokenizer=tokenizer,
-                    mel=window_mel,
-                    num_frames=frames,
-                    last_speech_timestamp=get_end(segments) or 0.0,
-                )
-                for seg in found:
+            lap("mel_s")
+            with torch.no_grad():
+                features = model.encoder(mels)
+            lap("encoder_s")
+            results = self._decode(features, language, tokenizer, budgets[i : i + self.batch])
+            lap("decode_s")
+            found = [
+                self._window_segments(result, tokenizer, first, frames)
+                for (first, frames), result in zip(part, results, strict=True)
+            ]
+            text = [[t for seg in f for t in seg["tokens"] if t < tokenizer.eot] for f in found]
+            with torch.no_grad():
+                alignments = _align_windows(model, tokenizer, features, text, [n for _, n in part])
+            for window, alignment in zip(found, alignments, strict=True):
+                _add_words(window, alignment, tokenizer, get_end(segments) or 0.0)
+                for seg in window:
                     # As transcribe: an instantaneous or empty segment says nothing.
                     if seg["start"] == seg["end"] or not seg["text"].strip():
                         seg.update(text="", tokens=[], words=[])
-                segments += found
+                segments += window
+            lap("align_s")
+        self.timings = SpeechTimings(
+            language_s=0.0,
+            **{k: round(v, 4) for k, v in spent.items()},
+            windows=len(cuts),
+            batch_windows=self.batch,
+        )
         return self._segments(segments)
 
-    def _decode(self, mels, language: str, tokenizer, budgets: list[int]) -> list[_Decoded]:
-        """One encoder call and one batched decode (beam search, temperature 0) of windows'
-        mels. Synthetic weights: only text tokens may come (end-of-text and timestamps
+    def _decode(self, features, language: str, tokenizer, budgets: list[int]) -> list[_Decoded]:
+        """One batched decode (beam search, temperature 0) of windows' encoded audio.
+        Synthetic weights: only text tokens may come (end-of-text and timestamps
         suppressed); the batch steps as long as its largest budget, as a real batch steps
         as long as its longest member, and each window keeps its own budget's tokens."""
         from whisper.decoding import DecodingOptions
@@ -520,7 +556,7 @@ class _OpenAIWhisper:
                 without_timestamps=True,
             )
         with self.torch.no_grad():
-            results = _decode_windows(self.model, mels, options)
+            results = _decode_windows(self.model, features, options)
         if self.synthetic:
             # avg_logprob stays the whole decode's: random weights' is meaningless anyway.
             results = [
@@ -602,11 +638,12 @@ class _Decoded:
 
 
 def _decode_windows(model, mels, options) -> list[_Decoded]:
-    """openai-whisper's decode of several windows' mels (``DecodingTask.run``'s steps: one
-    encoder call, the decoding loop, the best beam of each window), keeping the encoded
-    audio a row a window. ``run`` expands the tokens by the beam size but not the audio
-    (openai/whisper PRs 2197, 2389, still open for 20250625), which one window survives by
-    broadcasting and more do not; :func:`_group_cross_attention` lets them."""
+    """openai-whisper's decode of several windows' mels, or their encoded audio
+    (``DecodingTask.run``'s steps: one encoder call unless the audio comes encoded, the
+    decoding loop, the best beam of each window), keeping the encoded audio a row a
+    window. ``run`` expands the tokens by the beam size but not the audio (openai/whisper
+    PRs 2197, 2389, still open for 20250625), which one window survives by broadcasting
+    and more do not; :func:`_group_cross_attention` lets them."""
     import torch
     from whisper.decoding import DecodingTask
 
@@ -646,6 +683,181 @@ def _group_cross_attention(model) -> None:
             return out.reshape(rows, n_ctx, n_state), None
 
         attention.qkv_attention = grouped
+
+
+def _align_windows(
+    model,
+    tokenizer,
+    features,
+    text_tokens: Sequence[list[int]],
+    num_frames: Sequence[int],
+    medfilt_width: int = 7,
+    qk_scale: float = 1.0,
+) -> list[list]:
+    """Word timings of several windows (``whisper.timing.find_alignment``'s, per window)
+    from their encoded audio (``features``, a row a window, as the batched decode used
+    it): one decoder pass over every window's tokens at once (right-padded: the causal
+    mask keeps padding out of the real positions), then, per window, the alignment
+    heads' cross-attention up to its own tokens and ``num_frames // 2`` frames, softmax,
+    normalized, median-filtered, averaged and DTW-aligned as find_alignment does. A
+    window without text tokens has no words."""
+    import torch
+    from whisper.audio import TOKENS_PER_SECOND
+    from whisper.model import disable_sdpa
+    from whisper.timing import WordTiming, dtw, median_filter
+
+    out: list[list] = [[] for _ in text_tokens]
+    todo = [i for i, t in enumerate(text_tokens) if t]
+    if not todo:
+        return out
+    sot = len(tokenizer.sot_sequence)
+    rows = [
+        [*tokenizer.sot_sequence, tokenizer.no_timestamps, *text_tokens[i], tokenizer.eot]
+        for i in todo
+    ]
+    width = max(map(len, rows))
+    tokens = torch.tensor(
+        [r + [tokenizer.eot] * (width - len(r)) for r in rows], device=features.device
+    )
+    # find_alignment's head order: the alignment heads' (layer, head) pairs as stored.
+    heads = model.alignment_heads.indices().T.tolist()
+    layers = sorted({layer for layer, _ in heads})
+    frames = [num_frames[i] // 2 for i in todo]
+    # Per layer: each window's qk of that layer's alignment heads, cut to the window's own
+    # tokens and frames as soon as the layer has run (not every layer's full qk kept).
+    qks: dict[int, list] = {}
+
+    def keep(layer: int, outs) -> None:
+        qk = outs[-1][:, [head for at, head in heads if at == layer]]
+        sizes = enumerate(zip(rows, frames, strict=True))
+        qks[layer] = [qk[k, :, : len(row), :n] for k, (row, n) in sizes]
+
+    hooks = [
+        model.decoder.blocks[layer].cross_attn.register_forward_hook(
+            lambda _, ins, outs, layer=layer: keep(layer, outs)
+        )
+        for layer in layers
+    ]
+    try:
+        with torch.no_grad(), disable_sdpa():
+            logits = model.decoder(tokens, features[todo])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for k, i in enumerate(todo):
+        text = text_tokens[i]
+        with torch.no_grad():
+            sampled = logits[k, sot : sot + len(text), : tokenizer.eot]
+            probs = sampled.softmax(dim=-1)[np.arange(len(text)), text].tolist()
+            # heads * tokens * frames, the heads in find_alignment's order
+            position = {layer: 0 for layer in layers}
+            stacked = []
+            for layer, _ in heads:
+                stacked.append(qks[layer][k][position[layer]])
+                position[layer] += 1
+            weights = (torch.stack(stacked) * qk_scale).softmax(dim=-1)
+            std, mean = torch.std_mean(weights, dim=-2, keepdim=True, unbiased=False)
+            weights = median_filter((weights - mean) / std, medfilt_width)
+            matrix = weights.mean(axis=0)[sot:-1]
+        text_indices, time_indices = dtw(-matrix)
+        words, word_tokens = tokenizer.split_to_word_tokens(text + [tokenizer.eot])
+        if len(word_tokens) <= 1:
+            continue
+        bounds = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
+        jumps = np.pad(np.diff(text_indices), (1, 0), constant_values=1).astype(bool)
+        jump_times = time_indices[jumps] / TOKENS_PER_SECOND
+        # As find_alignment: the last word (end-of-text) has no end boundary and is dropped.
+        out[i] = [
+            WordTiming(word, toks, start, end, float(np.mean(probs[a:b])))
+            for word, toks, start, end, a, b in zip(
+                words,
+                word_tokens,
+                jump_times[bounds[:-1]],
+                jump_times[bounds[1:]],
+                bounds[:-1],
+                bounds[1:],
+                strict=False,
+            )
+        ]
+    return out
+
+
+def _add_words(
+    segments: list[dict],
+    alignment: list,
+    tokenizer,
+    last_speech_timestamp: float,
+    prepend_punctuations: str = "\"'“¿([{-",
+    append_punctuations: str = "\"'.。,，!！?？:：”)]}、",
+) -> None:
+    """``whisper.timing.add_word_timestamps`` (openai-whisper 20250625) from a window's
+    word timings already found (:func:`_align_windows`): long words cut at sentence
+    marks, punctuation merged, words handed to their segments, segment edges moved to
+    them. Same code; only the alignment is computed elsewhere. A test holds it to the
+    original."""
+    from whisper.audio import HOP_LENGTH, SAMPLE_RATE
+    from whisper.timing import merge_punctuations
+
+    if len(segments) == 0:
+        return
+    text_tokens_per_segment = [
+        [token for token in segment["tokens"] if token < tokenizer.eot] for segment in segments
+    ]
+    word_durations = np.array([t.end - t.start for t in alignment])
+    word_durations = word_durations[word_durations.nonzero()]
+    median_duration = np.median(word_durations) if len(word_durations) > 0 else 0.0
+    median_duration = min(0.7, float(median_duration))
+    max_duration = median_duration * 2
+    # Words at sentence boundaries no longer than twice the median word duration.
+    if len(word_durations) > 0:
+        sentence_end_marks = ".。!！?？"
+        for i in range(1, len(alignment)):
+            if alignment[i].end - alignment[i].start > max_duration:
+                if alignment[i].word in sentence_end_marks:
+                    alignment[i].end = alignment[i].start + max_duration
+                elif alignment[i - 1].word in sentence_end_marks:
+                    alignment[i].start = alignment[i].end - max_duration
+    merge_punctuations(alignment, prepend_punctuations, append_punctuations)
+    time_offset = segments[0]["seek"] * HOP_LENGTH / SAMPLE_RATE
+    word_index = 0
+    for segment, text_tokens in zip(segments, text_tokens_per_segment, strict=True):
+        saved_tokens = 0
+        words = []
+        while word_index < len(alignment) and saved_tokens < len(text_tokens):
+            timing = alignment[word_index]
+            if timing.word:
+                words.append(
+                    {
+                        "word": timing.word,
+                        "start": round(time_offset + timing.start, 2),
+                        "end": round(time_offset + timing.end, 2),
+                        "probability": timing.probability,
+                    }
+                )
+            saved_tokens += len(timing.tokens)
+            word_index += 1
+        if len(words) > 0:
+            # The first and second word after a pause no longer than twice the median.
+            if words[0]["end"] - last_speech_timestamp > median_duration * 4 and (
+                words[0]["end"] - words[0]["start"] > max_duration
+                or (len(words) > 1 and words[1]["end"] - words[0]["start"] > max_duration * 2)
+            ):
+                if len(words) > 1 and words[1]["end"] - words[1]["start"] > max_duration:
+                    boundary = max(words[1]["end"] / 2, words[1]["end"] - max_duration)
+                    words[0]["end"] = words[1]["start"] = boundary
+                words[0]["start"] = max(0, words[0]["end"] - max_duration)
+            # The segment's start where the first word is too long, else the word's.
+            if segment["start"] < words[0]["end"] and segment["start"] - 0.5 > words[0]["start"]:
+                words[0]["start"] = max(0, min(words[0]["end"] - median_duration, segment["start"]))
+            else:
+                segment["start"] = words[0]["start"]
+            # The segment's end where the last word is too long, else the word's.
+            if segment["end"] > words[-1]["start"] and segment["end"] + 0.5 < words[-1]["end"]:
+                words[-1]["end"] = max(words[-1]["start"] + median_duration, segment["end"])
+            else:
+                segment["end"] = words[-1]["end"]
+            last_speech_timestamp = segment["end"]
+        segment["words"] = words
 
 
 # openai-whisper's transcribe: a window whose no-speech probability is over the threshold
@@ -1079,11 +1291,17 @@ class SpeechTranscription(LearnedAnalyzer):
                 sung_share=0.0,
                 engine=self.engine_name,
             )
+        start = time.perf_counter()
         if p.language:
             language, probability = p.language, 1.0
         else:
             language, probability = self._engine.detect_language(self._voiced_window(audio, voiced))
+        # Its probabilities come back to the host: the device is done when the clock is read.
+        language_s = time.perf_counter() - start if not p.language else 0.0
         raw = self._engine.transcribe(audio, language, voiced)
+        timings = getattr(self._engine, "timings", None)
+        if timings is not None:
+            timings = timings.model_copy(update={"language_s": round(language_s, 4)})
         _snap_to_voice(raw, self._voice_probability(audio), self.params.vad_threshold)
         segments, words = [], []
         for seg in raw:
@@ -1125,6 +1343,7 @@ class SpeechTranscription(LearnedAnalyzer):
             speech_s=round(speech_s, 3),
             sung_share=round(sung_s / total, 4) if total > 0 else 0.0,
             engine=self.engine_name,
+            timings=timings,
         )
 
     def _voiced(self, audio: np.ndarray) -> list[tuple[float, float]]:

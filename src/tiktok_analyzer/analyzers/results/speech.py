@@ -34,6 +34,21 @@ class VoicedSpan(BaseModel):
     end_s: float
 
 
+class SpeechTimings(BaseModel):
+    """Where a batched openai-whisper transcription's time went (seconds; on a GPU each
+    clock is read after the device finished its work)."""
+
+    language_s: float = Field(description="language detection on the voiced audio (0: forced)")
+    mel_s: float = Field(description="the clip's log-mel and the windows cut from it")
+    encoder_s: float = Field(description="the encoder calls (one a batch of windows)")
+    decode_s: float = Field(description="the batched beam searches")
+    align_s: float = Field(
+        description="word timestamps: one batched decoder pass a batch, then DTW per window"
+    )
+    windows: int = Field(description="voiced windows transcribed")
+    batch_windows: int = Field(description="windows at most in one encoder call and decode")
+
+
 class SpeechTranscriptionResult(AnalyzerResult):
     language: str | None = Field(
         description="ISO 639-1 code detected on the voiced audio; None without speech"
@@ -46,3 +61,6 @@ class SpeechTranscriptionResult(AnalyzerResult):
     speech_s: float = Field(description="seconds of voiced audio")
     sung_share: float = Field(description="share of the transcribed time flagged sung")
     engine: str
+    timings: SpeechTimings | None = Field(
+        default=None, description="openai-whisper batched only: where the time went"
+    )
