@@ -208,7 +208,9 @@ def default_repo() -> Path:
     return default_model_repository()
 
 
-def prepare_repo(precision: str, speech_tokens: int | None) -> tuple[Path, dict[str, int]]:
+def prepare_repo(
+    precision: str, speech_tokens: int | None, llava_batch: int | None = None
+) -> tuple[Path, dict[str, int]]:
     """A copy of the model repository with video_llava's precision set and both generators'
     budgets forced; returns it and {analyzer: tokens}. Fails loudly where a config lacks a
     parameter the budget needs."""
@@ -221,6 +223,8 @@ def prepare_repo(precision: str, speech_tokens: int | None) -> tuple[Path, dict[
             try:
                 if name == LLAVA:
                     text = set_param(text, "precision", precision)
+                    if llava_batch:
+                        text = set_param(text, "batch_size", llava_batch)
                     tokens = int(params_of(text)["max_new_tokens"])
                     # Older llava.py forced its own shorter synthetic budget: make it the same.
                     if "synthetic_new_tokens" in params_of(text):
@@ -720,6 +724,12 @@ def parse_args(argv=None):
     parser.add_argument(
         "--llava-precision", default="bf16", choices=["bf16", "fp8", "int8", "nf4", "auto"]
     )
+    parser.add_argument(
+        "--llava-batch-size",
+        type=int,
+        help="video_llava's batch_size (the sizes it compiles at start-up); 1 is enough for "
+        "--concurrency 1 and starts the server a minute sooner (default: as configured)",
+    )
     parser.add_argument("--weights", default="synthetic-full")
     parser.add_argument("--runs", type=int, default=3, help="clips at concurrency 1, timed")
     parser.add_argument("--concurrency", default="1,4,8", help="levels of clips in flight")
@@ -821,7 +831,7 @@ def main(argv=None) -> int:
         ranks = Path(args.whisper_ranks) if args.whisper_ranks else None
         speech_tokens, how = whisper_tokens.transcript_tokens(spec.audio.speech.text, ranks)
         source = f"the clip's transcript, counted by {how}"
-    repo, budgets = prepare_repo(args.llava_precision, speech_tokens)
+    repo, budgets = prepare_repo(args.llava_precision, speech_tokens, args.llava_batch_size)
     decls = read_declarations(repo)
     wanted = args.analyzers.split(",") if args.analyzers else list(ANALYZER_NAMES)
     try:
