@@ -548,7 +548,7 @@ def made_tokens(name: str, result: dict | None) -> int | None:
     """Tokens the generator reports having made, where its result says."""
     if not result:
         return None
-    for key in ("new_tokens", "text_tokens", "tokens"):
+    for key in ("new_tokens", "decoded_tokens", "text_tokens", "tokens"):
         if isinstance(result.get(key), int):
             return result[key]
     counts = [s.get("tokens") for s in result.get("segments") or [] if isinstance(s, dict)]

@@ -1343,6 +1343,7 @@ class SpeechTranscription(LearnedAnalyzer):
             speech_s=round(speech_s, 3),
             sung_share=round(sung_s / total, 4) if total > 0 else 0.0,
             engine=self.engine_name,
+            decoded_tokens=sum(seg.tokens for seg in raw),
             timings=timings,
         )
 

@@ -61,6 +61,11 @@ class SpeechTranscriptionResult(AnalyzerResult):
     speech_s: float = Field(description="seconds of voiced audio")
     sung_share: float = Field(description="share of the transcribed time flagged sung")
     engine: str
+    decoded_tokens: int = Field(
+        default=0,
+        description="tokens the decoder emitted for the transcript (synthetic weights: "
+        "exactly the budget, synthetic_tokens)",
+    )
     timings: SpeechTimings | None = Field(
         default=None, description="openai-whisper batched only: where the time went"
     )
