@@ -45,7 +45,7 @@ from tiktok_analyzer.orchestrator.probe import (
     media_file,
     open_container,
 )
-from tiktok_analyzer.orchestrator.region import Region
+from tiktok_analyzer.orchestrator.region import Region, layout, nbytes
 
 __all__ = ["Decoded", "FrameSet", "decode", "target_size"]
 
@@ -287,8 +287,6 @@ def decode(
 
 #: Frames one copying task moves: the threads end close together.
 _CHUNK = 8
-#: Every array of the block starts on a multiple of this.
-_ALIGN = 64
 
 
 def _audio_length(state: _Pass, info: MediaInfo) -> int | None:
@@ -311,16 +309,10 @@ def _place(
         wanted += [((n, *first.shape), first.dtype), ((n,), np.float64), ((n,), np.int64)]
     if audio_len is not None:
         wanted.append(((audio_len,), np.dtype(np.float32)))
-    offsets, total = [], 0
-    for shape, dtype in wanted:
-        offsets.append(total)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-        total += -(-nbytes // _ALIGN) * _ALIGN
+    offsets, total = layout([nbytes(shape, dtype) for shape, dtype in wanted])
     buffer, region = _memory(total, region, state.name)
     views = iter(
-        buffer[o : o + int(np.prod(shape, dtype=np.int64)) * np.dtype(dt).itemsize]
-        .view(dt)
-        .reshape(shape)
+        buffer[o : o + nbytes(shape, dt)].view(dt).reshape(shape)
         for o, (shape, dt) in zip(offsets, wanted, strict=True)
     )
     tasks: list[Callable[[], None]] = []

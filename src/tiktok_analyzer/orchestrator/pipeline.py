@@ -32,7 +32,7 @@ from tiktok_analyzer.orchestrator.decode import Decoded, decode
 from tiktok_analyzer.orchestrator.endpoints import Endpoint, EndpointPool, InferFailed
 from tiktok_analyzer.orchestrator.models import ModelDecl, with_dependencies
 from tiktok_analyzer.orchestrator.probe import Limits, MediaInfo, probe
-from tiktok_analyzer.orchestrator.region import Region
+from tiktok_analyzer.orchestrator.region import Region, layout
 from tiktok_analyzer.orchestrator.report import (
     AnalyzerEntry,
     ModelInfo,
@@ -159,10 +159,8 @@ class _Transport:
 
     def _fill(self, region: Region) -> dict[str, int]:
         """A copy of every array into ``region``; where each lies (blocking: in a thread)."""
-        offsets, size = {}, 0
-        for key, arr in self.arrays.items():
-            offsets[key] = size
-            size += (arr.nbytes + 63) // 64 * 64  # aligned starts
+        starts, size = layout([arr.nbytes for arr in self.arrays.values()])
+        offsets = dict(zip(self.arrays, starts, strict=True))
         region.allocate(size)
         for key, arr in self.arrays.items():
             region.array(offsets[key], arr.shape, arr.dtype)[...] = arr

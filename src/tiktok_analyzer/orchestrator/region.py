@@ -29,10 +29,27 @@ import uuid
 
 import numpy as np
 
-__all__ = ["SHM_DIR", "Region", "new_name"]
+__all__ = ["ALIGN", "SHM_DIR", "Region", "layout", "nbytes", "new_name"]
 
 #: Where glibc's shm_open puts a region (the name Triton opens is ``/<name>``).
 SHM_DIR = "/dev/shm"
+#: Every array laid out in a region (or a block like one) starts on a multiple of this.
+ALIGN = 64
+
+
+def nbytes(shape: tuple[int, ...], dtype: np.dtype | str) -> int:
+    """Bytes of an array of ``shape`` and ``dtype``."""
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+def layout(sizes: list[int]) -> tuple[list[int], int]:
+    """Where blocks of these byte ``sizes`` start, laid one after another, each on an
+    :data:`ALIGN` boundary; and the bytes they take in all."""
+    offsets, total = [], 0
+    for size in sizes:
+        offsets.append(total)
+        total += -(-size // ALIGN) * ALIGN
+    return offsets, total
 
 
 def new_name() -> str:
@@ -108,11 +125,10 @@ class Region:
         """A view of the region: ``shape`` of ``dtype`` from byte ``offset``."""
         if self.buffer is None:
             raise ValueError(f"region {self.name} is not mapped")
-        dtype = np.dtype(dtype)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        if offset < 0 or offset + nbytes > self.size:
-            raise ValueError(f"region {self.name}: {nbytes} bytes at {offset} lie outside it")
-        return self.buffer[offset : offset + nbytes].view(dtype).reshape(shape)
+        size = nbytes(shape, dtype)
+        if offset < 0 or offset + size > self.size:
+            raise ValueError(f"region {self.name}: {size} bytes at {offset} lie outside it")
+        return self.buffer[offset : offset + size].view(dtype).reshape(shape)
 
     def offset_of(self, arr: np.ndarray) -> int | None:
         """Where ``arr`` starts in the region, if it is one contiguous block inside it."""
