@@ -20,22 +20,10 @@ import time
 from pathlib import Path
 
 import torch
+from by_path import analyzer_module  # bench/gpu/by_path.py, beside this file
 from torch import nn
 
-
-def _load_quant():
-    """analyzers/_quant.py by its path: it needs only torch, the package needs far more."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[2] / "src/tiktok_analyzer/analyzers/_quant.py"
-    spec = importlib.util.spec_from_file_location("_quant", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["_quant"] = module  # the compiler looks its classes up by module name
-    spec.loader.exec_module(module)
-    return module
-
-
-quantize_linears = _load_quant().quantize_linears
+quantize_linears = analyzer_module("_quant").quantize_linears
 
 HIDDEN, INTERMEDIATE = 4096, 11008
 

@@ -14,24 +14,13 @@ weights in fp8 (analyzers/_quant.py).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
 from pathlib import Path
 
 import torch
-
-ANALYZERS = Path(__file__).resolve().parents[2] / "src/tiktok_analyzer/analyzers"
-
-
-def _load(name: str):
-    """An analyzers module by its path: these need only torch and transformers."""
-    spec = importlib.util.spec_from_file_location(name, ANALYZERS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # the compiler looks classes up by module name
-    spec.loader.exec_module(module)
-    return module
+from by_path import analyzer_module  # bench/gpu/by_path.py, beside this file
 
 
 def build(fp8: bool):
@@ -55,7 +44,7 @@ def build(fp8: bool):
     finally:
         torch.set_default_dtype(previous)
     if fp8:
-        _load("_quant").quantize_linears(model.get_decoder(), "fp8")
+        analyzer_module("_quant").quantize_linears(model.get_decoder(), "fp8")
         torch.cuda.empty_cache()
     return model
 
@@ -126,7 +115,7 @@ def main() -> int:
     props = torch.cuda.get_device_properties(0)
     machine = f"{props.name}; torch {torch.__version__}; transformers {transformers.__version__}"
     print(f"machine: {machine}", flush=True)
-    decoder_cls = _load("_decoding").StaticGreedyDecoder
+    decoder_cls = analyzer_module("_decoding").StaticGreedyDecoder
     prompts = [int(p) for p in args.prompts.split(",")]
     variants = [(p, False) for p in prompts] + ([(max(prompts), True)] if args.fp8 else [])
     results = []
