@@ -722,7 +722,7 @@ def parse_args(argv=None):
     parser.add_argument("--small", action="store_true", help="the 15 s 360x640 clip (CPU check)")
     parser.add_argument("--clip", help="the clip to analyze (made with --render, same --small)")
     parser.add_argument(
-        "--llava-precision", default="bf16", choices=["bf16", "fp8", "int8", "nf4", "auto"]
+        "--llava-precision", default="bf16", choices=["bf16", "int4", "fp8", "int8", "nf4", "auto"]
     )
     parser.add_argument(
         "--llava-batch-size",

@@ -1,4 +1,4 @@
-"""How fast one decoding step's linear layers run in bf16, fp8 and int8 (analyzers/_quant).
+"""How fast one decoding step's linear layers run in bf16, int4, fp8 and int8 (analyzers/_quant).
 
 A stand-in for video_llava's text model at decoding time: ``--layers`` Llama-2-7B layers
 (q, k, v, o 4096x4096; gate, up 11008x4096; down 4096x11008; RMS norms between, no
@@ -6,9 +6,12 @@ attention), random weights, ``--rows`` rows a step (the batch: one token per cli
 as video_llava's step is (``torch.compile(mode="reduce-overhead")``: CUDA graphs). Prints per
 precision and row count the milliseconds of one pass, the weight bytes it reads and the
 bandwidth that makes, and how long the first call (the compile) took; writes the same as
-JSON with ``--out``. Needs a CUDA GPU; fp8 needs compute capability 8.9 or more.
+JSON with ``--out``. With int4 it first checks, on the GPU, that tinygemm's product equals
+the one with our dequantized weight (the CPU tests check the CPU kernel's packing only).
+Needs a CUDA GPU; int4 needs compute capability 8.0 or more, fp8 8.9.
 
-    python bench/gpu/linear_bench.py --layers 8 --rows 1,4 --out $OUT/linear.json
+    python bench/gpu/linear_bench.py --layers 8 --rows 1,4 --precisions bf16,int4,fp8,int8 \
+        --out $OUT/linear.json
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import torch
 from by_path import analyzer_module  # bench/gpu/by_path.py, beside this file
 from torch import nn
 
-quantize_linears = analyzer_module("_quant").quantize_linears
+_quant = analyzer_module("_quant")
+quantize_linears = _quant.quantize_linears
 
 HIDDEN, INTERMEDIATE = 4096, 11008
 
@@ -58,7 +62,28 @@ def build(layers: int, precision: str) -> nn.Module:
 
 
 def weight_bytes(model: nn.Module) -> int:
-    return sum(p.numel() * p.element_size() for p in model.parameters())
+    """What a pass reads of the model: weights, and int4's scales and offsets (buffers)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def check_int4() -> dict:
+    """tinygemm's CUDA product against the one with our dequantized weight, for each
+    shape of a Llama-7B layer, at 1 and 4 rows: relative error (bf16 rounding, ~0.004)."""
+    torch.manual_seed(1)
+    errors = {}
+    for n, k in ((HIDDEN, HIDDEN), (INTERMEDIATE, HIDDEN), (HIDDEN, INTERMEDIATE)):
+        linear = nn.Linear(k, n, bias=False, device="cuda", dtype=torch.bfloat16)
+        layer = _quant.Int4Linear(linear)
+        scale, zero, q = _quant.quantize_int4(linear.weight.detach(), layer.group_size)
+        weight = _quant.dequantize_int4(scale, zero, q)
+        for rows in (1, 4):
+            x = torch.randn(rows, k, device="cuda", dtype=torch.bfloat16)
+            want = x.float() @ weight.t()
+            got = layer(x).float()
+            errors[f"{n}x{k}, {rows} rows"] = round(float((got - want).norm() / want.norm()), 5)
+    worst = max(errors.values())
+    return {"check": "int4 kernel vs dequantized weight", "errors": errors, "ok": worst < 0.01}
 
 
 def time_one(model: nn.Module, rows: int, iters: int) -> dict:
@@ -92,7 +117,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--rows", default="1,4", help="comma-separated batch sizes")
-    ap.add_argument("--precisions", default="bf16,fp8,int8")
+    ap.add_argument("--precisions", default="bf16,int4,fp8,int8")
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument(
         "--both-tunings", action="store_true", help="each precision with and without tuning"
@@ -109,6 +134,9 @@ def main() -> int:
     print(f"machine: {machine}", flush=True)
     rows = [int(r) for r in args.rows.split(",")]
     results = []
+    if "int4" in args.precisions.split(","):
+        results.append(check_int4())
+        print(json.dumps(results[-1]), flush=True)
     for precision in args.precisions.split(","):
         # As video_llava compiles each (int8 only with coordinate-descent tuning), or both.
         tunings = (False, True) if args.both_tunings else (precision == "int8",)

@@ -5,10 +5,11 @@ bf16) with transformers, decodes with video_llava's own loop (analyzers/_decodin
 static cache, compiled step, CUDA graphs) after a prompt of ``--prompts`` tokens (32 frames
 x 144 video tokens plus the question come to about 4,864), and prints per variant the
 milliseconds per token, then the CUDA kernels of 64 tokens by total time (torch.profiler).
-Variants: each prompt length in bf16, and with ``--fp8`` the longest again with the decoder's
-weights in fp8 (analyzers/_quant.py).
+Variants: each prompt length in bf16, and for each of ``--quant`` (int4, fp8, int8) the
+longest again with the decoder's weights in that format (analyzers/_quant.py).
 
-    python bench/gpu/step_profile.py --prompts 4864,512 --tokens 256 --fp8 --out $OUT/step.json
+    python bench/gpu/step_profile.py --prompts 4864,512 --tokens 256 --quant int4,fp8 \
+        --out $OUT/step.json
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 from by_path import analyzer_module  # bench/gpu/by_path.py, beside this file
 
 
-def build(fp8: bool):
+def build(quant: str | None):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
@@ -43,8 +44,8 @@ def build(fp8: bool):
             model = LlamaForCausalLM(config).eval()
     finally:
         torch.set_default_dtype(previous)
-    if fp8:
-        analyzer_module("_quant").quantize_linears(model.get_decoder(), "fp8")
+    if quant:
+        analyzer_module("_quant").quantize_linears(model.get_decoder(), quant)
         torch.cuda.empty_cache()
     return model
 
@@ -104,7 +105,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prompts", default="4864,512")
     ap.add_argument("--tokens", type=int, default=256)
-    ap.add_argument("--fp8", action="store_true")
+    ap.add_argument("--quant", default="", help="comma-separated: int4, fp8, int8")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -117,19 +118,18 @@ def main() -> int:
     print(f"machine: {machine}", flush=True)
     decoder_cls = analyzer_module("_decoding").StaticGreedyDecoder
     prompts = [int(p) for p in args.prompts.split(",")]
-    variants = [(p, False) for p in prompts] + ([(max(prompts), True)] if args.fp8 else [])
+    quants = [q for q in args.quant.split(",") if q]
+    variants = [(p, None) for p in prompts] + [(max(prompts), q) for q in quants]
     results = []
-    model, model_fp8 = None, None
-    for prompt, fp8 in variants:
-        if fp8 and not model_fp8:
+    model, built = None, "none"
+    for prompt, quant in variants:
+        if built != quant:
             model = None
             torch.cuda.empty_cache()
-            model_fp8 = build(True)
-        elif not fp8 and model is None:
-            model = build(False)
+            model, built = build(quant), quant
         torch._dynamo.reset()
-        res = run(model_fp8 if fp8 else model, decoder_cls, prompt, args.tokens, True)
-        res["precision"] = "fp8" if fp8 else "bf16"
+        res = run(model, decoder_cls, prompt, args.tokens, True)
+        res["precision"] = quant or "bf16"
         results.append(res)
         print(json.dumps(res, indent=1), flush=True)
     if args.out:

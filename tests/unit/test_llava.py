@@ -401,7 +401,7 @@ def test_precision_choices_on_a_cpu(monkeypatch):
     nf4 = VideoLlava(VideoLlava.Params(precision="nf4"))
     (outcome,) = nf4.analyze_batch([_clip(_frames(2))])
     assert isinstance(outcome, Unavailable) and "CUDA" in str(outcome)
-    for byte in ("fp8", "int8"):
+    for byte in ("int4", "fp8", "int8"):
         (outcome,) = VideoLlava(VideoLlava.Params(precision=byte)).analyze_batch(
             [_clip(_frames(2))]
         )

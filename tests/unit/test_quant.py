@@ -8,7 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from tiktok_analyzer.analyzers._quant import Fp8Linear, Int8Linear, quantize_linears
+from tiktok_analyzer.analyzers._quant import (
+    Fp8Linear,
+    Int4Linear,
+    Int8Linear,
+    dequantize_int4,
+    quantize_int4,
+    quantize_linears,
+)
 
 
 def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -20,8 +27,14 @@ def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.parametrize(
     ("make", "stored", "bound"),
     # e4m3 keeps 3 mantissa bits (steps of 1/16 relative, half of it on average rounding),
-    # weights and activations both; int8 per channel: 1/254 of the channel's largest weight.
-    [(Fp8Linear, torch.float8_e4m3fn, 0.06), (Int8Linear, torch.int8, 0.012)],
+    # weights and activations both; int8 per channel: 1/254 of the channel's largest weight;
+    # int4 in groups of 128: steps of 1/15 of a group's range (about 5 standard deviations
+    # of normal weights), so some 0.1 relative.
+    [
+        (Fp8Linear, torch.float8_e4m3fn, 0.06),
+        (Int8Linear, torch.int8, 0.012),
+        (Int4Linear, torch.uint8, 0.15),
+    ],
 )
 @pytest.mark.parametrize("bias", [False, True])
 def test_a_quantized_layer_stays_close_to_the_original(dtype, make, stored, bound, bias):
@@ -39,13 +52,45 @@ def test_a_quantized_layer_stays_close_to_the_original(dtype, make, stored, boun
 def test_a_quantized_layer_keeps_a_channel_of_large_weights():
     # Per-channel scales: one channel 1000x larger must not flatten the others to zero.
     torch.manual_seed(0)
-    linear = nn.Linear(64, 8, bias=False)
+    linear = nn.Linear(64, 16, bias=False)
     with torch.no_grad():
         linear.weight[0] *= 1000.0
     x = torch.randn(4, 64)
-    for make in (Fp8Linear, Int8Linear):
+    for make, bound in ((Fp8Linear, 0.06), (Int8Linear, 0.06), (Int4Linear, 0.15)):
         y, ref = make(linear)(x), linear(x)
-        assert _relative_error(y[:, 1:], ref[:, 1:]) < 0.06, make.__name__
+        assert _relative_error(y[:, 1:], ref[:, 1:]) < bound, make.__name__
+
+
+@pytest.mark.parametrize(("shape", "group"), [((512, 256), 128), ((64, 96), 32), ((8, 64), 64)])
+def test_int4_values_are_within_half_a_step_of_their_group(shape, group):
+    torch.manual_seed(1)
+    weight = torch.randn(shape) * torch.linspace(0.1, 3.0, shape[1])  # groups of unlike ranges
+    scale, zero, q = quantize_int4(weight, group)
+    assert scale.shape == zero.shape == (shape[0], shape[1] // group)
+    assert q.dtype == torch.int32 and int(q.min()) >= 0 and int(q.max()) <= 15
+    error = (dequantize_int4(scale, zero, q) - weight).abs().reshape(shape[0], -1, group)
+    step = scale.float().unsqueeze(-1)
+    # Half a step, plus what the bf16 offset's rounding moves every value of the group.
+    assert bool((error <= step * 0.5 + zero.float().abs().unsqueeze(-1) / 256 + 1e-6).all())
+
+
+@pytest.mark.parametrize(("n", "k"), [(256, 512), (32, 96), (16, 64)])
+def test_int4_kernel_computes_with_the_values_we_quantized(n, k):
+    # Our layout of scales and offsets, and our packing, must be the kernel's: its product
+    # equals the one with our dequantized weight to bf16's rounding, far below int4's error.
+    torch.manual_seed(2)
+    linear = nn.Linear(k, n, bias=True).to(torch.bfloat16)
+    layer = Int4Linear(linear)
+    scale, zero, q = quantize_int4(linear.weight.detach(), layer.group_size)
+    x = torch.randn(5, k).to(torch.bfloat16)
+    expected = x.float() @ dequantize_int4(scale, zero, q).t() + linear.bias.float()
+    assert _relative_error(layer(x), expected) < 0.01
+    assert _relative_error(layer(x), linear(x)) > 0.02  # it is quantized, not a copy
+
+
+def test_int4_refuses_a_layer_its_kernel_cannot_take():
+    with pytest.raises(ValueError, match="multiple of 32"):
+        Int4Linear(nn.Linear(48, 16))
 
 
 def test_quantize_linears_replaces_all_but_the_skipped():
@@ -55,11 +100,11 @@ def test_quantize_linears_replaces_all_but_the_skipped():
     assert quantize_linears(model, "int8", skip=("2.1",)) == 2
     assert isinstance(model[0], Int8Linear) and isinstance(model[2][0], Int8Linear)
     assert type(model[2][1]) is nn.Linear
-    with pytest.raises(ValueError, match="fp8, int8"):
-        quantize_linears(model, "int4")
+    with pytest.raises(ValueError, match="fp8, int8, int4"):
+        quantize_linears(model, "int2")
 
 
-@pytest.mark.parametrize(("mode", "bound"), [("fp8", 0.1), ("int8", 0.02)])
+@pytest.mark.parametrize(("mode", "bound"), [("fp8", 0.1), ("int8", 0.02), ("int4", 0.3)])
 def test_tiny_llava_logits_after_quantizing_its_decoder(mode, bound):
     from tiktok_analyzer.analyzers.llava import build_config, build_random_model
     from tiktok_analyzer.analyzers.weights import resolve
@@ -75,6 +120,7 @@ def test_tiny_llava_logits_after_quantizing_its_decoder(mode, bound):
     assert count == 7 * layers  # q, k, v, o, gate, up, down in each decoder layer
     assert type(model.get_output_embeddings()) is nn.Linear  # the LM head stays as it was
     assert not any(
-        isinstance(m, (Fp8Linear, Int8Linear)) for m in model.model.vision_tower.modules()
+        isinstance(m, (Fp8Linear, Int8Linear, Int4Linear))
+        for m in model.model.vision_tower.modules()
     )
     assert 0 < _relative_error(after, before) < bound

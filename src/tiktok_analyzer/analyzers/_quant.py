@@ -15,10 +15,18 @@ weights in one byte each halves what every step reads.
   ``coordinate_descent_tuning``, one row at a time): elsewhere it first writes the bf16
   weight out, which costs more than it saves.
 
-Both keep the layer's interface (``in_features``, ``out_features``, ``weight`` and ``bias``
+* ``int4``: weights in four bits, in groups of 128 along the input with a bf16 scale and
+  offset each (asymmetric: ``w = (q - 8) * scale + zero``, q in 0..15), activations stay
+  bf16; the product is torch's tinygemm kernel (``torch._weight_int4pack_mm``, the CUDA
+  kernel gpt-fast and torchao's int4 weight-only use; CUDA needs compute capability 8.0 or
+  more; the CPU has its own packing and kernel, which the tests use). A quarter of bf16's
+  bytes: the one format here whose kernel for a few rows reads weights fast enough to pay.
+
+All keep the layer's interface (``in_features``, ``out_features``, ``weight`` and ``bias``
 attributes) so that code reading a model's config or dtype still works. Rounding: per-channel
 scales keep the relative error of a weight at most half a step of its format (e4m3: 1/16;
-int8: 1/254 of the channel's largest weight).
+int8: 1/254 of the channel's largest weight); int4's error is at most half a step of its
+group (1/30 of the group's range), plus the bf16 rounding of its scale and offset.
 """
 
 from __future__ import annotations
@@ -28,9 +36,9 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-__all__ = ["MODES", "Fp8Linear", "Int8Linear", "quantize_linears"]
+__all__ = ["MODES", "Fp8Linear", "Int4Linear", "Int8Linear", "quantize_linears"]
 
-MODES = ("fp8", "int8")
+MODES = ("fp8", "int8", "int4")
 
 _FP8 = torch.float8_e4m3fn
 _FP8_MAX = float(torch.finfo(_FP8).max)  # 448
@@ -94,13 +102,97 @@ class Int8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, int8"
 
 
+class Int4Linear(nn.Module):
+    """A linear layer with four-bit weights in groups of ``group_size`` inputs (a bf16
+    scale and offset a group), bf16 activations, tinygemm's kernel (see the module
+    docstring). The group is 128 inputs (gpt-fast's and torchao's default) where the layer
+    allows, else 64 or 32; ``in_features`` must be a multiple of 32 and ``out_features`` of
+    16 (every linear of a Llama-7B decoder is, with groups of 128)."""
+
+    GROUP_SIZES = (128, 64, 32)  # what tinygemm takes, largest first
+    INNER_K_TILES = (8, 4, 2)  # how it tiles the input dimension (16 x tiles must divide it)
+
+    def __init__(self, linear: nn.Linear, group_size: int = 128) -> None:
+        super().__init__()
+        weight = linear.weight.detach()
+        n, k = weight.shape
+        sizes = [g for g in self.GROUP_SIZES if g <= group_size and k % g == 0]
+        tiles = [t for t in self.INNER_K_TILES if k % (16 * t) == 0]
+        if not sizes or not tiles or n % 16:
+            raise ValueError(
+                "int4 needs in_features a multiple of 32 and out_features a multiple of 16; "
+                f"this layer is {k} -> {n}"
+            )
+        group_size, self.inner_k_tiles = sizes[0], tiles[0]
+        self.in_features, self.out_features, self.group_size = k, n, group_size
+        self.out_dtype = weight.dtype
+        scale, zero, q = quantize_int4(weight, group_size)
+        # tinygemm's layout: (groups, out, 2) holding (scale, offset).
+        self.register_buffer(
+            "scale_and_zero", torch.stack([scale, zero], -1).transpose(0, 1).contiguous()
+        )
+        self.on_cuda = weight.is_cuda
+        if self.on_cuda:
+            # Two values a byte (even input first, in the high half), then the kernel's tiles.
+            packed = (q[:, ::2] << 4 | q[:, 1::2]).to(torch.uint8)
+            packed = torch.ops.aten._convert_weight_to_int4pack(packed, self.inner_k_tiles)
+        else:
+            packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, self.inner_k_tiles)
+        self.weight = nn.Parameter(packed, requires_grad=False)
+        self.bias = linear.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        rows = x.reshape(-1, shape[-1]).to(torch.bfloat16).contiguous()
+        mm = (
+            torch.ops.aten._weight_int4pack_mm
+            if self.on_cuda
+            else torch.ops.aten._weight_int4pack_mm_for_cpu
+        )
+        out = mm(rows, self.weight, self.group_size, self.scale_and_zero)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.to(self.out_dtype).reshape(*shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"int4 groups of {self.group_size}"
+        )
+
+
+def quantize_int4(
+    weight: torch.Tensor, group_size: int = 128
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A (out, in) weight to four bits in groups of ``group_size`` inputs: the groups'
+    bf16 scales and offsets (out, groups) and the values (out, in) as int32 in 0..15, with
+    ``w ~ (q - 8) * scale + zero``. The values are rounded against the bf16 scale and
+    offset the kernel will use, not the exact ones."""
+    n, k = weight.shape
+    groups = weight.float().reshape(n, k // group_size, group_size)
+    low = groups.amin(-1, keepdim=True)
+    high = groups.amax(-1, keepdim=True)
+    scale = ((high - low).clamp(min=1e-6) / 15).to(torch.bfloat16)
+    zero = (low + scale.float() * 8).to(torch.bfloat16)
+    start = zero.float() - scale.float() * 8
+    q = ((groups - start) / scale.float()).round().clamp(0, 15).to(torch.int32).reshape(n, k)
+    return scale.squeeze(-1), zero.squeeze(-1), q
+
+
+def dequantize_int4(scale: torch.Tensor, zero: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """The float32 weight that :func:`quantize_int4`'s output stands for."""
+    n, k = q.shape
+    groups = q.float().reshape(n, scale.shape[1], -1) - 8
+    return (groups * scale.float().unsqueeze(-1) + zero.float().unsqueeze(-1)).reshape(n, k)
+
+
 def quantize_linears(module: nn.Module, mode: str, skip: Iterable[str] = ()) -> int:
     """Replace every ``nn.Linear`` under ``module`` (but those whose qualified name starts
     with one of ``skip``) by its ``mode`` version, one at a time, so that the old weight is
     freed before the next is converted. Returns how many were replaced."""
     if mode not in MODES:
         raise ValueError(f"quantization mode must be one of {', '.join(MODES)}, got {mode!r}")
-    make = Fp8Linear if mode == "fp8" else Int8Linear
+    make = {"fp8": Fp8Linear, "int8": Int8Linear, "int4": Int4Linear}[mode]
     skip = tuple(skip)
     targets = [
         name

@@ -13,14 +13,21 @@ Precision (``precision`` Param): ``bf16`` on a GPU with at least ``bf16_min_gpu_
 memory, bitsandbytes ``nf4`` (double quantization; the vision tower, the projector and the
 LM head stay bf16) on a smaller GPU, ``fp32`` on a CPU. bitsandbytes is an optional GPU
 extra (``pip install 'tiktok-analyzer[gpu]'``); without it nf4 answers ``unavailable``.
-``fp8`` and ``int8`` (GPU only, chosen by name) load bf16 and then store the text model's
-decoder weights in one byte each (:mod:`._quant`; the vision tower, the projector and the
-LM head stay bf16): 6.5 GB less, for a GPU where bf16 does not fit beside the other models.
-They are not faster on an H100 (bench/gpu/linear_bench.py, bench/gpu/step_profile.py):
-cuBLAS streams bf16 weights at 2.3 TB/s; its fp8 kernels for a few rows reach 1.25 TB/s
-of one-byte weights (a 7 B step: 8.3 ms a token against bf16's 7.7), and int8 takes 20 %
-less time than bf16 at one clip but twice as much at four. fp8 needs fp8 tensor cores
-(compute capability 8.9 or more).
+``int4`` (GPU only, chosen by name) loads bf16 and then stores the text model's decoder
+weights in four bits, in groups of 128 inputs with a bf16 scale and offset each
+(:mod:`._quant`, torch's tinygemm kernel, as gpt-fast and torchao's int4 weight-only; the
+vision tower, the projector and the LM head stay bf16). Decoding a token reads the decoder's
+weights once, so at a few clips a step it is bound by memory bandwidth: a quarter of the
+bytes is what brings 384 tokens near 2 s on an H100 (bench/results/gpu_h100.md). The
+price is precision: four-bit groups round a weight by up to 1/30 of its group's range, and
+the answers' quality on real weights is not measured here (no real weights on our machines),
+so bf16 stays the default where it fits.
+``fp8`` and ``int8`` (GPU only, chosen by name) store them in one byte each: 6.5 GB less,
+for a GPU where bf16 does not fit beside the other models. They are not faster on an H100
+(bench/gpu/linear_bench.py, bench/gpu/step_profile.py): cuBLAS streams bf16 weights at 2.3
+TB/s; its fp8 kernels for a few rows reach 1.25 TB/s of one-byte weights (a 7 B step: 8.3
+ms a token against bf16's 7.7), and int8 takes 20 % less time than bf16 at one clip but
+twice as much at four. int4 needs compute capability 8.0 or more, fp8 8.9.
 
 Frames (``frame_fit`` Param): short-form video is vertical, and the model's own processor
 keeps the centre square of each frame (resize the short side to 336, crop): captions and
@@ -109,9 +116,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "bf16", "fp8", "int8", "nf4", "fp32")
-# Decoder weights stored in one byte (_quant), on top of a bf16 model.
-_BYTE_PRECISIONS = ("fp8", "int8")
+PRECISIONS = ("auto", "bf16", "int4", "fp8", "int8", "nf4", "fp32")
+# Decoder weights quantized by _quant after a bf16 model is built or loaded.
+_QUANTIZED = ("int4", "fp8", "int8")
+# The least compute capability each needs: tinygemm's int4 kernel, fp8 tensor cores.
+_MIN_CAPABILITY = {"int4": (8, 0), "fp8": (8, 9)}
 FRAME_FITS = ("pad", "crop")
 DECODERS = ("loop", "generate")
 # CLIP's mean colour (OPENAI_CLIP_MEAN x 255): padding that normalises to zero.
@@ -549,7 +558,8 @@ class VideoLlava(LearnedAnalyzer):
     @dataclass
     class Params:
         # auto: bf16 on a GPU with >= bf16_min_gpu_gb, nf4 on a smaller GPU, fp32 on a CPU;
-        # fp8 / int8 (GPU only): bf16 with the decoder's weights in one byte each.
+        # int4 (GPU only): bf16 with the decoder's weights in four bits (tinygemm), for
+        # speed; fp8 / int8 (GPU only): in one byte each, for memory.
         precision: str = "auto"
         bf16_min_gpu_gb: float = 40.0
         # Tokens of the answer at most (the labelled lines take ~150 to 300). Synthetic
@@ -609,7 +619,7 @@ class VideoLlava(LearnedAnalyzer):
             config = build_config(weights.config or {})
             self.processor = build_processor(config)
             self.model = build_random_model(config, self.device, self._dtype)
-        if self.precision in _BYTE_PRECISIONS:
+        if self.precision in _QUANTIZED:
             self._quantize()
         self.processor.tokenizer.padding_side = "left"
         self._video_token = getattr(self.processor, "video_token", "<video>")
@@ -668,8 +678,8 @@ class VideoLlava(LearnedAnalyzer):
             )
 
     def _quantize(self) -> None:
-        """The text model's decoder layers to one byte a weight (the LM head stays bf16:
-        it is 2 % of the bytes, and the logits set every token)."""
+        """The text model's decoder layers to four bits or one byte a weight (the LM head
+        stays bf16: it is 2 % of the bytes, and the logits set every token)."""
         import torch
 
         from tiktok_analyzer.analyzers._quant import quantize_linears
@@ -699,7 +709,7 @@ class VideoLlava(LearnedAnalyzer):
         wanted = self.params.precision
         on_gpu = self.device.startswith("cuda")
         if not on_gpu:
-            if wanted in ("nf4", *_BYTE_PRECISIONS):
+            if wanted in ("nf4", *_QUANTIZED):
                 raise Unavailable(
                     f"video_llava precision {wanted} needs a CUDA GPU; this "
                     "instance runs on the CPU: set precision auto or fp32"
@@ -710,12 +720,14 @@ class VideoLlava(LearnedAnalyzer):
         if wanted == "auto":
             total = torch.cuda.get_device_properties(torch.device(self.device)).total_memory
             wanted = "bf16" if total >= self.params.bf16_min_gpu_gb * 1e9 else "nf4"
-        if wanted == "fp8":
+        if wanted in _MIN_CAPABILITY:
             major, minor = torch.cuda.get_device_capability(torch.device(self.device))
-            if (major, minor) < (8, 9):
+            least = _MIN_CAPABILITY[wanted]
+            if (major, minor) < least:
                 raise Unavailable(
-                    f"video_llava precision fp8 needs fp8 tensor cores (compute capability "
-                    f"8.9 or more); this GPU has {major}.{minor}: set precision bf16 or int8"
+                    f"video_llava precision {wanted} needs compute capability "
+                    f"{least[0]}.{least[1]} or more; this GPU has {major}.{minor}: "
+                    "set precision bf16 or int8"
                 )
         if wanted == "nf4":
             missing = [
