@@ -19,9 +19,17 @@ from whisper.decoding import (  # noqa: E402
     DecodingOptions,
     DecodingTask,
     GreedyDecoder,
+    PyTorchInference,
+    SuppressTokens,
 )
 
-from tiktok_analyzer.analyzers._beam import BeamSearch, TimestampRules, install  # noqa: E402
+from tiktok_analyzer.analyzers._beam import (  # noqa: E402
+    BeamSearch,
+    Inference,
+    SuppressTokensOnDevice,
+    TimestampRules,
+    install,
+)
 
 VOCAB, EOT = 24, 5
 
@@ -225,7 +233,8 @@ def test_install_keeps_the_arguments_and_leaves_greedy_alone():
         1.5,
         6,
     )
-    assert decoder.inference is task.inference
+    assert type(task.inference) is Inference and decoder.inference is task.inference
+    assert task.inference.initial_token_length == len(task.initial_tokens)
     (rules,) = [f for f in task.logit_filters if isinstance(f, ApplyTimestampRules)]
     assert isinstance(rules, TimestampRules)
     assert (rules.tokenizer, rules.sample_begin, rules.max_initial_timestamp_index) == (
@@ -234,7 +243,13 @@ def test_install_keeps_the_arguments_and_leaves_greedy_alone():
         old_rules.max_initial_timestamp_index,
     )
     assert task.logit_filters.index(rules) == len(task.logit_filters) - 1
-    assert [f for f in task.logit_filters if f is not rules] == others
+    (old_suppress,) = [f for f in others if isinstance(f, SuppressTokens)]
+    (suppress,) = [f for f in task.logit_filters if isinstance(f, SuppressTokens)]
+    assert isinstance(suppress, SuppressTokensOnDevice)
+    assert suppress.suppress_tokens == old_suppress.suppress_tokens
+    assert [type(f) for f in task.logit_filters] == [
+        type(f) for f in [*others[:-1], suppress, rules]
+    ]
 
     greedy = DecodingTask(model, DecodingOptions(language="en", fp16=False))
     install(greedy)
@@ -263,3 +278,44 @@ def test_a_decoding_task_gives_what_openai_whisper_gives(options):
     assert ours.tokens == theirs.tokens
     assert ours.avg_logprob == theirs.avg_logprob
     assert ours.no_speech_prob == theirs.no_speech_prob
+
+
+def test_suppress_tokens_equal_openai_whisper():
+    rng = np.random.default_rng(0)
+    logits = torch.from_numpy(rng.normal(0.0, 1.0, (7, 50)).astype(np.float32))
+    suppress = [3, 9, 9, 17, 49]
+    theirs, ours = logits.clone(), logits.clone()
+    SuppressTokens(suppress).apply(theirs, None)
+    on_device = SuppressTokensOnDevice(suppress)
+    on_device.apply(ours, None)
+    on_device.apply(ours, None)  # the second step reuses its tensor
+    assert torch.equal(ours, theirs)
+
+
+def test_the_cache_reordering_equals_openai_whisper():
+    model = _tiny_whisper()
+    torch.manual_seed(0)
+    tokens = torch.randint(0, 50000, (4, 3))
+    step = torch.cat([tokens, torch.tensor([[7], [8], [9], [10]])], dim=1)
+
+    def run(make):
+        """The caches after each reordering, and the next step's logits from them (one
+        inference at a time: both would hook the same model)."""
+        inference = make(model, 3)
+        caches = []
+        with torch.no_grad():
+            audio = model.encoder(
+                torch.randn(1, 128, 3000, generator=torch.Generator().manual_seed(1))
+            )
+            inference.logits(tokens, audio)
+            for order in ([0, 1, 2, 3], [3, 3, 0, 1], [2, 0, 1, 1]):
+                inference.rearrange_kv_cache(order)
+                caches.append([inference.kv_cache[m] for m in inference.kv_modules])
+            logits = inference.logits(step, audio)
+        inference.cleanup_caching()
+        return caches, logits
+
+    theirs, ours = run(PyTorchInference), run(Inference)
+    for their_step, our_step in zip(theirs[0], ours[0], strict=True):
+        assert all(map(torch.equal, our_step, their_step))
+    assert torch.equal(ours[1], theirs[1])

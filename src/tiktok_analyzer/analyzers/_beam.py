@@ -15,7 +15,12 @@ host from one step to the next. The new tokens and sums are gathered on the devi
 indices sent with a non-blocking copy. :class:`TimestampRules` applies openai-whisper's
 timestamp rules to every row at once on the device, with no read at all.
 
-:func:`install` puts them into a ``DecodingTask``. Tested on a CPU against
+Indexing a GPU tensor with a Python list waits too: torch copies the list to the GPU and
+waits for the copy. openai-whisper does it in its cache reordering (twice a decoder layer a
+step) and in ``SuppressTokens`` (once a step). :class:`Inference` and
+:class:`SuppressTokensOnDevice` send those indices with a non-blocking copy instead.
+
+:func:`install` puts them all into a ``DecodingTask``. Tested on a CPU against
 openai-whisper's classes on random inputs: the same tokens, sums, finished sequences and
 cache reorderings, the same logits. On a GPU, where a kernel may take another path for
 all rows at once than for one row, two differences are possible, both at near-ties:
@@ -29,7 +34,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from whisper.decoding import ApplyTimestampRules, BeamSearchDecoder, DecodingTask
+from whisper.decoding import (
+    ApplyTimestampRules,
+    BeamSearchDecoder,
+    DecodingTask,
+    PyTorchInference,
+    SuppressTokens,
+)
 
 
 def _to_device(values: list[int], device: torch.device) -> Tensor:
@@ -195,17 +206,51 @@ class TimestampRules(ApplyTimestampRules):
         )
 
 
+class Inference(PyTorchInference):
+    """``PyTorchInference`` whose cache reordering sends the rows to the device once, with
+    a non-blocking copy. openai-whisper indexes every cached key and value with a Python
+    list, and torch copies such a list to the GPU and waits for it: two waits a decoder
+    layer a step (64 for large-v3)."""
+
+    def rearrange_kv_cache(self, source_indices) -> None:
+        if source_indices != list(range(len(source_indices))):
+            index = None
+            for module in self.kv_modules:
+                cached = self.kv_cache[module]
+                if index is None:
+                    index = _to_device(list(source_indices), cached.device)
+                # update the key/value cache to contain the selected sequences
+                self.kv_cache[module] = cached[index].detach()
+
+
+class SuppressTokensOnDevice(SuppressTokens):
+    """``SuppressTokens`` with its tokens kept on the device: indexing with the Python list
+    copies it to the GPU and waits for it, every step."""
+
+    def __init__(self, suppress_tokens) -> None:
+        super().__init__(suppress_tokens)
+        self._index: Tensor | None = None
+
+    def apply(self, logits: Tensor, tokens: Tensor) -> None:
+        if self._index is None or self._index.device != logits.device:
+            self._index = _to_device(self.suppress_tokens, logits.device)
+        logits[:, self._index] = -torch.inf
+
+
 def install(task: DecodingTask) -> None:
-    """Put :class:`BeamSearch` (where the task searches beams) and
-    :class:`TimestampRules` into ``task``, each with the arguments of what it replaces."""
+    """Put :class:`BeamSearch` (where the task searches beams), :class:`TimestampRules`,
+    :class:`SuppressTokensOnDevice` and :class:`Inference` into ``task``, each with the
+    arguments of what it replaces."""
+    if type(task.inference) is PyTorchInference:
+        task.inference = Inference(task.inference.model, task.inference.initial_token_length)
     decoder = task.decoder
     if isinstance(decoder, BeamSearchDecoder):
-        task.decoder = BeamSearch(
-            decoder.beam_size, decoder.eot, decoder.inference, decoder.patience
-        )
-    task.logit_filters = [
-        TimestampRules(f.tokenizer, f.sample_begin, f.max_initial_timestamp_index)
-        if isinstance(f, ApplyTimestampRules)
-        else f
-        for f in task.logit_filters
-    ]
+        task.decoder = BeamSearch(decoder.beam_size, decoder.eot, task.inference, decoder.patience)
+    filters = []
+    for f in task.logit_filters:
+        if isinstance(f, ApplyTimestampRules):
+            f = TimestampRules(f.tokenizer, f.sample_begin, f.max_initial_timestamp_index)
+        elif isinstance(f, SuppressTokens):
+            f = SuppressTokensOnDevice(f.suppress_tokens)
+        filters.append(f)
+    task.logit_filters = filters

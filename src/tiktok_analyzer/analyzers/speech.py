@@ -646,8 +646,9 @@ def _decode_windows(model, mels, options) -> list[_Decoded]:
     decoding loop, the best beam of each window), keeping the encoded audio a row a
     window. ``run`` expands the tokens by the beam size but not the audio (openai/whisper
     PRs 2197, 2389, still open for 20250625), which one window survives by broadcasting
-    and more do not; :func:`_group_cross_attention` lets them. The beam search and the
-    timestamp rules are :mod:`._beam`'s: the same results, one read of the GPU a step."""
+    and more do not; :func:`_group_cross_attention` lets them. The beam search, the
+    timestamp rules, the token suppression and the cache reordering are :mod:`._beam`'s:
+    the same results, one read of the GPU a step."""
     import torch
     from whisper.decoding import DecodingTask
 
