@@ -15,9 +15,12 @@ Two engines give the same result (:data:`ENGINES`):
   same rule: on a GPU every voiced window of the clip goes through one encoder call, one
   batched beam search and one batched decoder pass for the words' cross-attention
   alignment (on the same encoded audio); on a CPU with real weights, openai-whisper's own
-  ``transcribe``, one window after another. Its checkpoints must be pulled and its
-  runtime (torch, openai-whisper) installed; without them the analyzer reports
-  ``unavailable``. Its batched result carries ``timings``: where the time went.
+  ``transcribe``, one window after another. The batched beam search reads the GPU once a
+  step (:mod:`._beam`): the GPU is shared in turns with other processes, and each read
+  waits for their turns (openai-whisper's reads about 13 times a beam a step). Its
+  checkpoints must be pulled and its runtime (torch, openai-whisper) installed; without
+  them the analyzer reports ``unavailable``. Its batched result carries ``timings``: where
+  the time went.
 
 The device decides the model, stated in the report's model name, never a silent swap of
 missing weights (see :mod:`.weights`).
@@ -643,11 +646,16 @@ def _decode_windows(model, mels, options) -> list[_Decoded]:
     decoding loop, the best beam of each window), keeping the encoded audio a row a
     window. ``run`` expands the tokens by the beam size but not the audio (openai/whisper
     PRs 2197, 2389, still open for 20250625), which one window survives by broadcasting
-    and more do not; :func:`_group_cross_attention` lets them."""
+    and more do not; :func:`_group_cross_attention` lets them. The beam search, the
+    timestamp rules, the token suppression and the cache reordering are :mod:`._beam`'s:
+    the same results, one read of the GPU a step."""
     import torch
     from whisper.decoding import DecodingTask
 
+    from tiktok_analyzer.analyzers import _beam
+
     task = DecodingTask(model, options)
+    _beam.install(task)
     task.decoder.reset()
     windows, beams, eot = len(mels), task.n_group, task.tokenizer.eot
     features = task._get_audio_features(mels)
