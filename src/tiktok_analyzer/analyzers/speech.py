@@ -441,9 +441,10 @@ class _OpenAIWhisper:
 
     def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
         whisper = self.whisper
+        # The log-mel computed on the device, as _batched's (the host does no STFT).
         mel = whisper.log_mel_spectrogram(
-            whisper.pad_or_trim(audio), n_mels=self.model.dims.n_mels
-        ).to(self.device)
+            whisper.pad_or_trim(audio), n_mels=self.model.dims.n_mels, device=self.device
+        )
         if self.fp16:
             mel = mel.half()
         with self.torch.no_grad():
