@@ -6,7 +6,9 @@ static cache, compiled step, CUDA graphs) after a prompt of ``--prompts`` tokens
 x 144 video tokens plus the question come to about 4,864), and prints per variant the
 milliseconds per token, then the CUDA kernels of 64 tokens by total time (torch.profiler).
 Variants: each prompt length in bf16, and for each of ``--quant`` (int4, fp8, int8) the
-longest again with the decoder's weights in that format (analyzers/_quant.py).
+longest again with the decoder's weights in that format (analyzers/_quant.py); int4 also
+times the prompt through tinygemm (``prefill_tinygemm_s``) besides the default, which widens
+the weights to bf16 for a prompt's many rows.
 
     python bench/gpu/step_profile.py --prompts 4864,512 --tokens 256 --quant int4,fp8 \
         --out $OUT/step.json
@@ -50,7 +52,7 @@ def build(quant: str | None):
     return model
 
 
-def run(model, decoder_cls, prompt: int, tokens: int, profile: bool) -> dict:
+def run(model, decoder_cls, prompt: int, tokens: int, profile: bool, quant: str | None) -> dict:
     decoder = decoder_cls(model, compile=True, max_batch=1)
     inputs = {
         "input_ids": torch.randint(1, 32000, (1, prompt), device="cuda"),
@@ -71,6 +73,15 @@ def run(model, decoder_cls, prompt: int, tokens: int, profile: bool) -> dict:
     compile_s = time.perf_counter() - start
     prefill = min(generate(1) for _ in range(3))
     whole = min(generate(tokens) for _ in range(2))
+    extra = {}
+    if quant == "int4":
+        # The prompt through tinygemm too (Int4Linear widens to bf16 above DENSE_ROWS rows).
+        layer_cls = analyzer_module("_quant").Int4Linear
+        kept, layer_cls.DENSE_ROWS = layer_cls.DENSE_ROWS, 10**9
+        try:
+            extra["prefill_tinygemm_s"] = round(min(generate(1) for _ in range(2)), 4)
+        finally:
+            layer_cls.DENSE_ROWS = kept
     result = {
         "prompt": prompt,
         "tokens": tokens,
@@ -78,6 +89,7 @@ def run(model, decoder_cls, prompt: int, tokens: int, profile: bool) -> dict:
         "ms_per_token": round((whole - prefill) / (tokens - 1) * 1e3, 3),
         "whole_s": round(whole, 3),
         "first_two_calls_s": round(compile_s, 1),
+        **extra,
     }
     if profile:
         from torch.profiler import ProfilerActivity
@@ -128,7 +140,7 @@ def main() -> int:
             torch.cuda.empty_cache()
             model, built = build(quant), quant
         torch._dynamo.reset()
-        res = run(model, decoder_cls, prompt, args.tokens, True)
+        res = run(model, decoder_cls, prompt, args.tokens, True, quant)
         res["precision"] = quant or "bf16"
         results.append(res)
         print(json.dumps(res, indent=1), flush=True)

@@ -74,15 +74,17 @@ def test_int4_values_are_within_half_a_step_of_their_group(shape, group):
     assert bool((error <= step * 0.5 + zero.float().abs().unsqueeze(-1) / 256 + 1e-6).all())
 
 
+@pytest.mark.parametrize("rows", [5, Int4Linear.DENSE_ROWS + 36])
 @pytest.mark.parametrize(("n", "k"), [(256, 512), (32, 96), (16, 64)])
-def test_int4_kernel_computes_with_the_values_we_quantized(n, k):
+def test_int4_kernel_computes_with_the_values_we_quantized(n, k, rows):
     # Our layout of scales and offsets, and our packing, must be the kernel's: its product
     # equals the one with our dequantized weight to bf16's rounding, far below int4's error.
+    # Many rows (a prompt) take the weight widened to bf16 instead: the same product.
     torch.manual_seed(2)
     linear = nn.Linear(k, n, bias=True).to(torch.bfloat16)
     layer = Int4Linear(linear)
     scale, zero, q = quantize_int4(linear.weight.detach(), layer.group_size)
-    x = torch.randn(5, k).to(torch.bfloat16)
+    x = torch.randn(rows, k).to(torch.bfloat16)
     expected = x.float() @ dequantize_int4(scale, zero, q).t() + linear.bias.float()
     assert _relative_error(layer(x), expected) < 0.01
     assert _relative_error(layer(x), linear(x)) > 0.02  # it is quantized, not a copy

@@ -21,6 +21,9 @@ weights in one byte each halves what every step reads.
   kernel gpt-fast and torchao's int4 weight-only use; CUDA needs compute capability 8.0 or
   more; the CPU has its own packing and kernel, which the tests use). A quarter of bf16's
   bytes: the one format here whose kernel for a few rows reads weights fast enough to pay.
+  tinygemm is for a few rows only: a prompt's many rows widen the weight to bf16 on the
+  fly and take cuBLAS's product (the values are also kept two a byte for that, so int4
+  keeps half of bf16's bytes in all, not a quarter).
 
 All keep the layer's interface (``in_features``, ``out_features``, ``weight`` and ``bias``
 attributes) so that code reading a model's config or dtype still works. Rounding: per-channel
@@ -110,6 +113,10 @@ class Int4Linear(nn.Module):
     16 (every linear of a Llama-7B decoder is, with groups of 128)."""
 
     GROUP_SIZES = (128, 64, 32)  # what tinygemm takes, largest first
+    # tinygemm is made for a few rows (decoding); a prompt's thousands of rows (prefill)
+    # take cuBLAS's bf16 product with the weight widened on the fly instead: on the H100
+    # a 4,864-token prompt through tinygemm cost seconds.
+    DENSE_ROWS = 64
     INNER_K_TILES = (8, 4, 2)  # how it tiles the input dimension (16 x tiles must divide it)
 
     def __init__(self, linear: nn.Linear, group_size: int = 128) -> None:
@@ -132,27 +139,41 @@ class Int4Linear(nn.Module):
             "scale_and_zero", torch.stack([scale, zero], -1).transpose(0, 1).contiguous()
         )
         self.on_cuda = weight.is_cuda
+        # Two values a byte (even input first, in the high half): the plain form, which
+        # many rows widen to bf16 (see forward), and what tinygemm's tiles are made from.
+        pairs = (q[:, ::2] << 4 | q[:, 1::2]).to(torch.uint8)
         if self.on_cuda:
-            # Two values a byte (even input first, in the high half), then the kernel's tiles.
-            packed = (q[:, ::2] << 4 | q[:, 1::2]).to(torch.uint8)
-            packed = torch.ops.aten._convert_weight_to_int4pack(packed, self.inner_k_tiles)
+            packed = torch.ops.aten._convert_weight_to_int4pack(pairs, self.inner_k_tiles)
         else:
             packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, self.inner_k_tiles)
         self.weight = nn.Parameter(packed, requires_grad=False)
+        self.register_buffer("pairs", pairs)
         self.bias = linear.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         rows = x.reshape(-1, shape[-1]).to(torch.bfloat16).contiguous()
-        mm = (
-            torch.ops.aten._weight_int4pack_mm
-            if self.on_cuda
-            else torch.ops.aten._weight_int4pack_mm_for_cpu
-        )
-        out = mm(rows, self.weight, self.group_size, self.scale_and_zero)
+        if rows.shape[0] > self.DENSE_ROWS:
+            out = nn.functional.linear(rows, self.dense())
+        else:
+            mm = (
+                torch.ops.aten._weight_int4pack_mm
+                if self.on_cuda
+                else torch.ops.aten._weight_int4pack_mm_for_cpu
+            )
+            out = mm(rows, self.weight, self.group_size, self.scale_and_zero)
         if self.bias is not None:
             out = out + self.bias
         return out.to(self.out_dtype).reshape(*shape[:-1], self.out_features)
+
+    def dense(self) -> torch.Tensor:
+        """The bf16 (out, in) weight these four-bit values stand for (made on the fly; not
+        kept)."""
+        n, k = self.out_features, self.in_features
+        values = torch.stack([self.pairs >> 4, self.pairs & 15], -1).reshape(n, -1, self.group_size)
+        scale = self.scale_and_zero[..., 0].t().float().unsqueeze(-1)  # (out, groups, 1)
+        zero = self.scale_and_zero[..., 1].t().float().unsqueeze(-1)
+        return ((values.float() - 8) * scale + zero).reshape(n, k).to(torch.bfloat16)
 
     def extra_repr(self) -> str:
         return (
