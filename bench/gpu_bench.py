@@ -10,6 +10,8 @@ generation budgets.
 What it measures, in one run:
 - the Triton pipeline: server start, one warm-up analysis, then clips at concurrency 1
   (the per-analyzer table and the critical path come from these), 4 and 8 (clips a minute);
+  each clip decoded in a child process, as the service decodes (``--in-process-decode``:
+  in the bench's own process, as the runs up to 2026-12-06 19:20 UTC did);
 - the baseline: the same analyzers built in this one process with the same parameters and
   weights, fed the same Clip the adapter would build from the orchestrator's own decode,
   called one after another (one warm-up pass, then timed passes);
@@ -371,6 +373,7 @@ def serve_phase(args, repo: Path, names: list[str], decls: dict, clock: Clock, o
                 timeout_s=600,
                 progress=rec,
                 pool=pool,
+                isolate_decode=args.isolate_decode,
             )
 
         t = time.perf_counter()
@@ -741,6 +744,13 @@ def parse_args(argv=None):
         action="store_true",
         help="no server: only the baseline (a second call on the same warm machine, when one "
         "10-minute call cannot hold both; gpu-<precision>-baseline.md)",
+    )
+    parser.add_argument(
+        "--in-process-decode",
+        dest="isolate_decode",
+        action="store_false",
+        help="decode in this process, not in a child process a clip as the service does "
+        "(clips in flight then share this process's GIL: 4 clips took 10.7 s to decode)",
     )
     parser.add_argument("--analyzers", help="comma-separated (default: all 21)")
     parser.add_argument("--gpu", type=lambda s: s == "1", default=None, help="1/0 (default: auto)")

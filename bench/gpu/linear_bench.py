@@ -62,8 +62,12 @@ def build(layers: int, precision: str) -> nn.Module:
 
 
 def weight_bytes(model: nn.Module) -> int:
-    """What a pass reads of the model: weights, and int4's scales and offsets (buffers)."""
-    tensors = [*model.parameters(), *model.buffers()]
+    """What a pass of a few rows reads of the model: weights and their scales (buffers),
+    but not int4's plain copy of its values (``pairs``), which only a prompt's many rows
+    widen."""
+    tensors = [*model.parameters()] + [
+        t for name, t in model.named_buffers() if not name.endswith("pairs")
+    ]
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
