@@ -1,4 +1,5 @@
-"""Speech clips and their transcripts, shared by test_speech and test_speech_rate.
+"""Speech clips and their transcripts, shared by test_speech and test_speech_rate, and a
+tiny random openai-whisper shared by test_speech and test_beam.
 
 Each clip is rendered once (audio only: the speech analyzers do not look) through AAC and
 decoded as the orchestrator would; the real faster-whisper base model (shipped by PyPI
@@ -100,3 +101,31 @@ def wer(reference: list[str], hypothesis: list[str]) -> float:
         for j, h in enumerate(hypothesis, 1):
             d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (r != h))
     return float(d[-1]) / len(reference)
+
+
+def random_whisper(std: float):
+    """A tiny openai-whisper of large-v3's vocabulary and mels, every matrix drawn with
+    ``std``: at 1.0 its tokens follow the audio (at 0.02 every window says the same)."""
+    import torch
+    from whisper.model import ModelDimensions, Whisper
+
+    config = {
+        "n_mels": 128,
+        "n_audio_ctx": 1500,
+        "n_audio_state": 64,
+        "n_audio_head": 2,
+        "n_audio_layer": 2,
+        "n_vocab": 51866,
+        "n_text_ctx": 448,
+        "n_text_state": 64,
+        "n_text_head": 2,
+        "n_text_layer": 2,
+    }
+    torch.manual_seed(1)
+    model = Whisper(ModelDimensions(**config)).eval()
+    with torch.no_grad():
+        model.decoder.positional_embedding.normal_(0.0, 0.02)
+        for p in model.parameters():
+            if p.ndim >= 2:
+                p.normal_(0.0, std)
+    return model, config

@@ -31,6 +31,8 @@ from tiktok_analyzer.analyzers._beam import (  # noqa: E402
     install,
 )
 
+from .speech_clips import random_whisper  # noqa: E402
+
 VOCAB, EOT = 24, 5
 
 
@@ -192,33 +194,8 @@ def test_the_timestamp_cases_cover_the_rules():
 # In a DecodingTask
 
 
-def _tiny_whisper():
-    from whisper.model import ModelDimensions, Whisper
-
-    dims = ModelDimensions(
-        n_mels=128,
-        n_audio_ctx=1500,
-        n_audio_state=64,
-        n_audio_head=2,
-        n_audio_layer=1,
-        n_vocab=51866,
-        n_text_ctx=448,
-        n_text_state=64,
-        n_text_head=2,
-        n_text_layer=2,
-    )
-    torch.manual_seed(3)
-    model = Whisper(dims).eval()
-    with torch.no_grad():
-        model.decoder.positional_embedding.normal_(0.0, 0.02)
-        for p in model.parameters():
-            if p.ndim >= 2:
-                p.normal_(0.0, 1.0)
-    return model
-
-
 def test_install_keeps_the_arguments_and_leaves_greedy_alone():
-    model = _tiny_whisper()
+    model, _ = random_whisper(1.0)
     options = DecodingOptions(language="en", beam_size=4, patience=1.5, fp16=False)
     task = DecodingTask(model, options)
     old_decoder = task.decoder
@@ -267,7 +244,7 @@ def test_install_keeps_the_arguments_and_leaves_greedy_alone():
 )
 def test_a_decoding_task_gives_what_openai_whisper_gives(options):
     """A whole decode of a tiny random model: the same tokens and scores, exactly."""
-    model = _tiny_whisper()
+    model, _ = random_whisper(1.0)
     torch.manual_seed(5)
     mel = torch.randn(1, 128, 3000)
     options = DecodingOptions(language="en", fp16=False, sample_len=24, **options)
@@ -293,7 +270,7 @@ def test_suppress_tokens_equal_openai_whisper():
 
 
 def test_the_cache_reordering_equals_openai_whisper():
-    model = _tiny_whisper()
+    model, _ = random_whisper(1.0)
     torch.manual_seed(0)
     tokens = torch.randint(0, 50000, (4, 3))
     step = torch.cat([tokens, torch.tensor([[7], [8], [9], [10]])], dim=1)

@@ -18,7 +18,7 @@ from tiktok_analyzer.analyzers.speech import (
 from tiktok_analyzer.analyzers.weights import DIR_ENV, MODE_ENV, resolve
 from tiktok_analyzer.groundtruth.speech import words_of
 
-from .speech_clips import clip_of, transcript, wer
+from .speech_clips import clip_of, random_whisper, transcript, wer
 
 RATES = ["speech_120", "speech_160", "speech_200"]
 # Whisper's word edges are placed at 20 ms steps and snapped to Silero's 32 ms windows;
@@ -326,34 +326,6 @@ def test_openai_whisper_synthetic_batches_every_window_to_its_budget(
         assert seg.words and all(a - 0.05 <= w.start <= w.end <= b + 0.05 for w in seg.words)
 
 
-def _random_whisper(std: float):
-    """A tiny openai-whisper of large-v3's vocabulary and mels, every matrix drawn with
-    ``std``: at 1.0 its tokens follow the audio (at 0.02 every window says the same)."""
-    import torch
-    from whisper.model import ModelDimensions, Whisper
-
-    config = {
-        "n_mels": 128,
-        "n_audio_ctx": 1500,
-        "n_audio_state": 64,
-        "n_audio_head": 2,
-        "n_audio_layer": 2,
-        "n_vocab": 51866,
-        "n_text_ctx": 448,
-        "n_text_state": 64,
-        "n_text_head": 2,
-        "n_text_layer": 2,
-    }
-    torch.manual_seed(1)
-    model = Whisper(ModelDimensions(**config)).eval()
-    with torch.no_grad():
-        model.decoder.positional_embedding.normal_(0.0, 0.02)
-        for p in model.parameters():
-            if p.ndim >= 2:
-                p.normal_(0.0, std)
-    return model, config
-
-
 def _window_mels(audio, cuts):
     import torch
     import whisper
@@ -372,7 +344,7 @@ def test_openai_whisper_batched_decode_equals_one_window_at_a_time(beam_size):
     whisper = pytest.importorskip("whisper")
     from tiktok_analyzer.analyzers.speech import _decode_windows, _group_cross_attention
 
-    model, _ = _random_whisper(1.0)
+    model, _ = random_whisper(1.0)
     _group_cross_attention(model)
     mels = _window_mels(clip_of("speech_200")[0].audio, [(30, 120), (200, 320), (0, 500)])
     options = whisper.DecodingOptions(language="en", beam_size=beam_size, fp16=False, sample_len=24)
@@ -395,7 +367,7 @@ def test_openai_whisper_real_weights_batched_segments_in_their_windows(tmp_path,
     pytest.importorskip("whisper")
     from tiktok_analyzer.analyzers import speech
 
-    model, config = _random_whisper(1.0)
+    model, config = random_whisper(1.0)
     torch.save({"dims": config, "model_state_dict": model.state_dict()}, tmp_path / "random.pt")
     weights = SimpleNamespace(
         kind="real", path=tmp_path, model=SimpleNamespace(files={"random.pt": ""})
@@ -491,7 +463,7 @@ def _heads_in_both_layers():
     """The large-v3-vocabulary random model, its alignment heads in both of its layers."""
     import torch
 
-    model, _ = _random_whisper(1.0)
+    model, _ = random_whisper(1.0)
     heads = torch.tensor([[True, False], [False, True]])
     model.register_buffer("alignment_heads", heads.to_sparse(), persistent=False)
     return model
