@@ -41,8 +41,6 @@ from torch import nn
 
 __all__ = ["MODES", "Fp8Linear", "Int4Linear", "Int8Linear", "quantize_linears"]
 
-MODES = ("fp8", "int8", "int4")
-
 _FP8 = torch.float8_e4m3fn
 _FP8_MAX = float(torch.finfo(_FP8).max)  # 448
 
@@ -170,11 +168,11 @@ class Int4Linear(nn.Module):
     def dense(self) -> torch.Tensor:
         """The bf16 (out, in) weight these four-bit values stand for (made on the fly; not
         kept)."""
-        n, k = self.out_features, self.in_features
-        values = torch.stack([self.pairs >> 4, self.pairs & 15], -1).reshape(n, -1, self.group_size)
-        scale = self.scale_and_zero[..., 0].t().float().unsqueeze(-1)  # (out, groups, 1)
-        zero = self.scale_and_zero[..., 1].t().float().unsqueeze(-1)
-        return ((values.float() - 8) * scale + zero).reshape(n, k).to(torch.bfloat16)
+        values = torch.stack([self.pairs >> 4, self.pairs & 15], -1).reshape(
+            self.out_features, self.in_features
+        )
+        scale, zero = self.scale_and_zero.transpose(0, 1).unbind(-1)  # (out, groups) each
+        return dequantize_int4(scale, zero, values).to(torch.bfloat16)
 
     def extra_repr(self) -> str:
         return (
@@ -208,13 +206,17 @@ def dequantize_int4(scale: torch.Tensor, zero: torch.Tensor, q: torch.Tensor) ->
     return (groups * scale.float().unsqueeze(-1) + zero.float().unsqueeze(-1)).reshape(n, k)
 
 
+_LAYERS = {"fp8": Fp8Linear, "int8": Int8Linear, "int4": Int4Linear}
+MODES = tuple(_LAYERS)
+
+
 def quantize_linears(module: nn.Module, mode: str, skip: Iterable[str] = ()) -> int:
     """Replace every ``nn.Linear`` under ``module`` (but those whose qualified name starts
     with one of ``skip``) by its ``mode`` version, one at a time, so that the old weight is
     freed before the next is converted. Returns how many were replaced."""
     if mode not in MODES:
         raise ValueError(f"quantization mode must be one of {', '.join(MODES)}, got {mode!r}")
-    make = {"fp8": Fp8Linear, "int8": Int8Linear, "int4": Int4Linear}[mode]
+    make = _LAYERS[mode]
     skip = tuple(skip)
     targets = [
         name
