@@ -94,7 +94,7 @@ class BeamSearch(BeamSearchDecoder):
         next_tokens, source_indices, finished_sequences = [], [], []
         picked = []  # where each kept sequence's score and token sit in `candidates`
         for i in range(n_audio):
-            scores, sources, where, finished = {}, {}, {}, {}
+            scores, where, finished = {}, {}, {}
 
             # STEP 1: calculate the cumulative log probabilities for possible candidates
             for j in range(self.beam_size):
@@ -103,8 +103,7 @@ class BeamSearch(BeamSearchDecoder):
                 for c in range(k):
                     sequence = (*prefix, int(row[k + c]))
                     scores[sequence] = row[c]
-                    sources[sequence] = idx
-                    where[sequence] = idx * k + c
+                    where[sequence] = idx * k + c  # its source row is where // k
 
             # STEP 2: rank the candidates and keep the top beam_size sequences for each audio
             saved = 0
@@ -113,7 +112,7 @@ class BeamSearch(BeamSearchDecoder):
                     finished[sequence] = scores[sequence]
                 else:
                     next_tokens.append(sequence)
-                    source_indices.append(sources[sequence])
+                    source_indices.append(where[sequence] // k)
                     picked.append(where[sequence])
 
                     saved += 1
