@@ -21,9 +21,10 @@ weights once, so at a few clips a step it is bound by memory bandwidth: on an H1
 step's linear layers took 0.64 ms a pass of 8 layers against bf16's 1.37, and 384 tokens
 2.8 to 3.1 s in the pipeline against bf16's 3.8 to 4.1 (bench/results/gpu_h100.md). A
 prompt's thousands of rows take cuBLAS with the weights widened to bf16 (tinygemm is made
-for a few rows: through it the prompt cost 2.3 s more). The price is precision: four-bit groups round a weight by up to 1/30 of its group's range, and
-the answers' quality on real weights is not measured here (no real weights on our machines),
-so bf16 stays the default where it fits.
+for a few rows: through it the prompt cost 2.3 s more). The price is precision: four-bit
+groups round a weight by up to 1/30 of its group's range, and the answers' quality on real
+weights is not measured here (no real weights on our machines), so bf16 stays the default
+where it fits.
 ``fp8`` and ``int8`` (GPU only, chosen by name) store them in one byte each: 6.5 GB less,
 for a GPU where bf16 does not fit beside the other models. They are not faster on an H100
 (bench/gpu/linear_bench.py, bench/gpu/step_profile.py): cuBLAS streams bf16 weights at 2.3

@@ -46,7 +46,7 @@ class VideoLlavaResult(AnalyzerResult):
     frames_used: int
     scenes_from: str = Field(description="scene_segmentation or whole_clip")
     precision: str = Field(
-        description="bf16, fp8, int8, nf4 or fp32: what the model ran in (fp8 and int8: its "
-        "decoder weights, on top of bf16)"
+        description="bf16, int4, fp8, int8, nf4 or fp32: what the model ran in (int4, fp8 "
+        "and int8: its decoder weights, on top of bf16)"
     )
     timings: Timings
