@@ -45,7 +45,7 @@ from tiktok_analyzer.orchestrator.probe import (
     media_file,
     open_container,
 )
-from tiktok_analyzer.orchestrator.region import Region, layout, nbytes
+from tiktok_analyzer.orchestrator.region import Region, layout, nbytes, view
 
 __all__ = ["Decoded", "FrameSet", "decode", "target_size"]
 
@@ -311,10 +311,7 @@ def _place(
         wanted.append(((audio_len,), np.dtype(np.float32)))
     offsets, total = layout([nbytes(shape, dtype) for shape, dtype in wanted])
     buffer, region = _memory(total, region, state.name)
-    views = iter(
-        buffer[o : o + nbytes(shape, dt)].view(dt).reshape(shape)
-        for o, (shape, dt) in zip(offsets, wanted, strict=True)
-    )
+    views = iter(view(buffer, o, shape, dt) for o, (shape, dt) in zip(offsets, wanted, strict=True))
     tasks: list[Callable[[], None]] = []
     frame_sets = {}
     for spec, frames, stamps, idx in sets:

@@ -15,8 +15,9 @@ as long as an array views it, so unlinking never pulls memory from under a frame
 Not ``multiprocessing.shared_memory``: on Python 3.11 it registers every region with the
 resource tracker (which then warns about, or unlinks, regions another process owns), its
 ``close`` refuses while numpy views exist, and it sizes a region with ``ftruncate`` alone: a
-write to a page that a full ``/dev/shm`` cannot back kills the process with SIGBUS. Here the pages are
-reserved with ``posix_fallocate``: no room is an ``OSError`` (ENOSPC) that the caller acts on.
+write to a page that a full ``/dev/shm`` cannot back kills the process with SIGBUS. Here the
+pages are reserved with ``posix_fallocate``: no room is an ``OSError`` (ENOSPC) that the
+caller acts on.
 tritonclient's ``shared_memory`` module unmaps and unlinks in one call, under live views.
 """
 
@@ -29,7 +30,7 @@ import uuid
 
 import numpy as np
 
-__all__ = ["ALIGN", "SHM_DIR", "Region", "layout", "nbytes", "new_name"]
+__all__ = ["ALIGN", "SHM_DIR", "Region", "layout", "nbytes", "new_name", "view"]
 
 #: Where glibc's shm_open puts a region (the name Triton opens is ``/<name>``).
 SHM_DIR = "/dev/shm"
@@ -40,6 +41,12 @@ ALIGN = 64
 def nbytes(shape: tuple[int, ...], dtype: np.dtype | str) -> int:
     """Bytes of an array of ``shape`` and ``dtype``."""
     return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+def view(buffer: np.ndarray, offset: int, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """An array of ``shape`` and ``dtype`` over the bytes of ``buffer`` (uint8) from
+    ``offset``."""
+    return buffer[offset : offset + nbytes(shape, dtype)].view(dtype).reshape(shape)
 
 
 def layout(sizes: list[int]) -> tuple[list[int], int]:
@@ -128,7 +135,7 @@ class Region:
         size = nbytes(shape, dtype)
         if offset < 0 or offset + size > self.size:
             raise ValueError(f"region {self.name}: {size} bytes at {offset} lie outside it")
-        return self.buffer[offset : offset + size].view(dtype).reshape(shape)
+        return view(self.buffer, offset, shape, dtype)
 
     def offset_of(self, arr: np.ndarray) -> int | None:
         """Where ``arr`` starts in the region, if it is one contiguous block inside it."""
