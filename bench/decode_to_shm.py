@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
+
+from pipeline_bench import machine  # bench/pipeline_bench.py, beside this file
 
 from tiktok_analyzer.orchestrator import pipeline
 from tiktok_analyzer.orchestrator.decode import decode
@@ -33,16 +33,6 @@ from tiktok_analyzer.orchestrator.worker import probe_and_decode_isolated, shutd
 from tiktok_analyzer.serving.launcher import default_model_repository
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    cores = len(os.sched_getaffinity(0))
-    return f"{cpu}, {cores} cores usable, Python {platform.python_version()}, {platform.release()}"
 
 
 def in_process(clip: str, specs, audio: bool) -> tuple[float, int]:
