@@ -5,6 +5,7 @@ sound) whose first audio packet is zeroed, as in a film whose first AC3 packet f
 
 from __future__ import annotations
 
+import io
 from fractions import Fraction
 from pathlib import Path
 
@@ -104,3 +105,44 @@ def test_nothing_decodable_is_refused(tmp_path):
     info = probe(path)
     with pytest.raises(BadInput, match="no decodable data"):
         decode(path, info, [], audio=True)
+
+
+def _tone_file(rate: int, layout: str, hz: float, codec: str, fmt: str) -> bytes:
+    """One second of a ``hz`` tone as a raw ``fmt`` stream (no container header to clash)."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=rate, layout=layout)
+        size = stream.codec_context.frame_size or 1152
+        channels = 2 if layout == "stereo" else 1
+        for t in range(0, rate, size):
+            tone = (np.sin(2 * np.pi * hz * (np.arange(size) + t) / rate) * 0.3).astype(np.float32)
+            frame = av.AudioFrame.from_ndarray(np.stack([tone] * channels), "fltp", layout)
+            frame.sample_rate, frame.pts, frame.time_base = rate, t, Fraction(1, rate)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+def _peak_hz(samples: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.argmax(spectrum) * AUDIO_RATE / len(samples))
+
+
+@pytest.mark.parametrize("codec, fmt", [("mp3", "mp3"), ("aac", "adts")])
+def test_a_stream_that_changes_rate_and_layout_midway_decodes_whole(tmp_path, codec, fmt):
+    # Two files joined byte to byte: a 44.1 kHz mono 440 Hz second, then a 22.05 kHz stereo
+    # 880 Hz one. Every frame header carries its own rate, so the decoder's frames change
+    # setup midway; a resampler built for the first refuses the second (found by fuzzing).
+    path = tmp_path / f"joined.{fmt}"
+    path.write_bytes(
+        _tone_file(44100, "mono", 440, codec, fmt) + _tone_file(22050, "stereo", 880, codec, fmt)
+    )
+    decoded = decode(str(path), probe(str(path)), [], audio=True)
+    assert decoded.audio is not None
+    # both seconds, each resampled at its own rate (encoder padding adds up to ~0.1 s each)
+    assert 1.9 * AUDIO_RATE < len(decoded.audio) < 2.3 * AUDIO_RATE
+    first, second = decoded.audio[2000:14000], decoded.audio[-14000:-2000]
+    assert abs(_peak_hz(first) - 440) < 5
+    assert abs(_peak_hz(second) - 880) < 5

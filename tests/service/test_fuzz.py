@@ -5,8 +5,9 @@ fuzzing process, standing for the service, must never crash. A decoder crash in 
 is tolerated (that is what the worker is for); an exception of our own code there is not.
 
 Found by this run and fixed: a video stream with no decoder (probe read a missing codec
-context), tags in a broken encoding (PyAV's strict UTF-8 refused to open the file), and a
-container that finds its streams only while probing (PyAV refused per-stream options)."""
+context), tags in a broken encoding (PyAV's strict UTF-8 refused to open the file), a
+container that finds its streams only while probing (PyAV refused per-stream options), and an
+audio stream whose rate or layout changes midway (the resampler refused the new frames)."""
 
 from __future__ import annotations
 

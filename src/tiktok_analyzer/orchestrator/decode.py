@@ -463,7 +463,7 @@ def _demux(container, state: _Pass, want_video, want_audio, name, limits, warnin
     streams = [s for s in (vstream, astream) if s is not None]
     if vstream is not None:
         vstream.thread_type = "AUTO"
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE) if astream else None
+    mono = _Mono(state.chunks) if astream is not None else None
     start_time = (
         float(vstream.start_time * vstream.time_base)
         if vstream is not None and vstream.start_time is not None
@@ -482,8 +482,7 @@ def _demux(container, state: _Pass, want_video, want_audio, name, limits, warnin
                 continue
             for frame in frames:
                 if kind == "audio":
-                    for out in resampler.resample(frame):
-                        state.chunks.append(out.to_ndarray().reshape(-1))
+                    mono.add(frame)
                 else:
                     state.video_frame(frame, start_time, name, limits.max_duration_s)
     except MemoryError:
@@ -496,6 +495,35 @@ def _demux(container, state: _Pass, want_video, want_audio, name, limits, warnin
             ) from None
         warnings.append(f"decoding stopped early at frame {state.n_frames}: {exc.strerror or exc}")
         log.warning("%s: %s", name, warnings[-1])
-    if resampler is not None:
-        for out in resampler.resample(None):
-            state.chunks.append(out.to_ndarray().reshape(-1))
+    if mono is not None:
+        mono.flush()
+
+
+class _Mono:
+    """Audio frames to mono float samples at ``AUDIO_RATE``, appended to ``chunks``.
+
+    A spliced or damaged stream can change its sample rate, layout or sample format
+    mid-stream (two MP3s joined, an ADTS stream re-cut), and PyAV's resampler refuses a
+    frame unlike its first. Such a change flushes the resampler and starts a new one."""
+
+    def __init__(self, chunks: list[np.ndarray]) -> None:
+        self.chunks = chunks
+        self.resampler: av.AudioResampler | None = None
+        self.setup: tuple | None = None
+
+    def add(self, frame: av.AudioFrame) -> None:
+        setup = (frame.format.name, frame.layout.name, frame.layout.nb_channels, frame.sample_rate)
+        if setup != self.setup:
+            self.flush()
+            self.resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
+            self.setup = setup
+        self._take(self.resampler.resample(frame))
+
+    def flush(self) -> None:
+        if self.resampler is not None:
+            self._take(self.resampler.resample(None))
+            self.resampler = None
+
+    def _take(self, frames) -> None:
+        for out in frames:
+            self.chunks.append(out.to_ndarray().reshape(-1))
