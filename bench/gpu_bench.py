@@ -125,18 +125,53 @@ def gpu_info() -> str:
         torch_v = f"torch {torch.__version__} (CUDA {torch.version.cuda})"
     except ImportError:
         torch_v = "no torch"
-    return f"{out}; {torch_v}; Python {platform.python_version()}; {os.cpu_count()} CPU cores"
+    # bench/gpu/run.sh --mps starts NVIDIA's MPS daemon and exports its pipe folder: every
+    # CUDA process started after (the server's stubs) then shares one GPU context.
+    mps = os.environ.get("CUDA_MPS_PIPE_DIRECTORY")
+    return f"{out}; {torch_v}; Python {platform.python_version()}; {os.cpu_count()} CPU cores; " + (
+        f"CUDA MPS on (pipes in {mps})" if mps else "CUDA MPS off"
+    )
+
+
+def host_cpu() -> tuple[int, int] | None:
+    """The host's busy and total CPU ticks so far, from the first line of /proc/stat (every
+    process, the server's stubs included); None where there is no /proc."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
+
+
+def cpu_load(before: tuple[int, int] | None, after: tuple[int, int] | None, n: int) -> dict:
+    """Between two :func:`host_cpu` readings: busy cores on average, and CPU seconds a clip."""
+    if before is None or after is None or after[1] <= before[1]:
+        return {}
+    busy, total = after[0] - before[0], after[1] - before[1]
+    cores = os.cpu_count() or 1
+    return {
+        "cpu_busy_cores": round(cores * busy / total, 2),
+        "cpu_s_per_clip": round(busy / os.sysconf("SC_CLK_TCK") / max(n, 1), 2),
+    }
 
 
 class GpuSampler(threading.Thread):
-    """Samples nvidia-smi's per-process GPU memory; maps each stub's pid to its model."""
+    """Samples nvidia-smi's per-process GPU memory (each stub's pid mapped to its model) and
+    the GPU's utilization (the share of time a kernel was running)."""
 
     def __init__(self, repo: Path, period_s: float = 0.25) -> None:
         super().__init__(daemon=True)
         self.repo, self.period_s = str(repo), period_s
         self.peak_by_model: dict[str, int] = {}
         self.peak_total = 0
+        self.utilization: list[tuple[float, int]] = []  # (perf_counter, percent)
         self.stop_event = threading.Event()
+
+    def mean_utilization(self, t0: float, t1: float) -> float | None:
+        """nvidia-smi's utilization averaged over the samples taken between t0 and t1."""
+        values = [u for t, u in self.utilization if t0 <= t <= t1]
+        return round(statistics.mean(values), 1) if values else None
 
     def _model_of(self, pid: str) -> str | None:
         try:
@@ -162,8 +197,9 @@ class GpuSampler(threading.Thread):
             return
         while not self.stop_event.is_set():
             try:
-                total = self._smi("--query-gpu=memory.used")
-                self.peak_total = max(self.peak_total, int(total.split()[0]))
+                total, util = self._smi("--query-gpu=memory.used,utilization.gpu").split(",")[:2]
+                self.peak_total = max(self.peak_total, int(total))
+                self.utilization.append((time.perf_counter(), int(util)))
                 for line in self._smi("--query-compute-apps=pid,used_memory").splitlines():
                     pid, mem = (p.strip() for p in line.split(","))
                     model = self._model_of(pid)
@@ -393,14 +429,21 @@ def serve_phase(args, repo: Path, names: list[str], decls: dict, clock: Clock, o
                 res["skipped"].append(f"concurrency {c}: ~{estimate:.0f} s would pass the deadline")
                 print(f"skipped concurrency {c} (deadline)", flush=True)
                 continue
-            before = compute_us(server.metrics_url)
+            before, cpu_before, t_level = (
+                compute_us(server.metrics_url),
+                host_cpu(),
+                time.perf_counter(),
+            )
             level = asyncio.run(run_level(args.clip, options_for, n, c))
-            after = compute_us(server.metrics_url)
+            after, cpu_after = compute_us(server.metrics_url), host_cpu()
             compute = {k: (after.get(k, 0.0) - before.get(k, 0.0)) / 1e6 / max(n, 1) for k in names}
             if c == 1:
                 res["compute_s"] = compute
                 res["runs"] = level["clips"]
             summary = level_summary(level)
+            # Which side bounds a loaded level: the host's cores or the GPU.
+            summary.update(cpu_load(cpu_before, cpu_after, n))
+            summary["gpu_utilization_pct"] = sampler.mean_utilization(t_level, time.perf_counter())
             # Where a loaded level's time goes: the slowest clip's chain of stages, and the
             # analyzers with the most Triton compute a clip (queueing excluded).
             slowest = max(level["clips"], key=lambda c_: c_["report"].processing.wall_s)
@@ -617,6 +660,10 @@ def _f(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} %"
+
+
 def analyzer_rows(names, serve: dict, base: dict | None, budgets: dict) -> list[str]:
     runs = serve.get("runs", [])
     passes = (base or {}).get("passes", [])
@@ -693,11 +740,14 @@ def table(args, names, decls, serve: dict, base: dict | None, budgets, meta: dic
         f"(realtime factor {_f(wall / meta['duration_s'] if wall else None, 3)}).",
         f"Critical path (median run): {spanlib.describe(chain, median['report'].processing.wall_s)}.",
         "",
-        "| concurrency | clips | wall (s) | clips a minute | median clip wall (s) |",
-        "|---:|---:|---:|---:|---:|",
+        "| concurrency | clips | wall (s) | clips a minute | median clip wall (s) "
+        f"| host CPU busy (of {os.cpu_count()} cores) | CPU s a clip | GPU utilization |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
         *(
             f"| {lv['concurrency']} | {lv['clips']} | {lv['wall_s']:.2f} | "
-            f"**{lv['clips_per_min']:.1f}** | {_f(lv['clip_wall_median_s'], 2)} |"
+            f"**{lv['clips_per_min']:.1f}** | {_f(lv['clip_wall_median_s'], 2)} | "
+            f"{_f(lv.get('cpu_busy_cores'), 1)} | {_f(lv.get('cpu_s_per_clip'), 1)} | "
+            f"{_pct(lv.get('gpu_utilization_pct'))} |"
             for lv in serve["levels"]
         ),
     ]

@@ -4,7 +4,11 @@
 # bench/gpu_bench.py for each precision the call's 10 minutes allow (bf16 first). Results and
 # this call's log go under $OUT, which the device sends back.
 #
-#   bench/gpu/run.sh [--precision bf16,nf4] [FOLDER ...] [-- BENCH ARGS ...]
+#   bench/gpu/run.sh [--precision bf16,nf4] [--mps] [FOLDER ...] [-- BENCH ARGS ...]
+#
+# --mps starts NVIDIA's MPS control daemon for this call (pipes and log under /tmp) before
+# the server, so the ~20 model processes share the GPU at once instead of taking turns
+# (time slices), and stops it at the end. It changes no setting of the GPU.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${OUT:-/tmp/gpu-out}"
@@ -12,12 +16,14 @@ mkdir -p "$OUT"
 exec > >(tee -a "$OUT/run.log") 2>&1
 VENV="${GPU_VENV:-/tmp/gpuvenv}"
 PRECISIONS=bf16
+MPS=0
 # Seconds this call may use in all (the device stops a call at 600 s).
 BUDGET_S="${GPU_CALL_BUDGET_S:-570}"
 FOLDERS=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --precision) PRECISIONS="$2"; shift 2 ;;
+        --mps) MPS=1; shift ;;
         --) shift; break ;;
         *) FOLDERS+=("$1"); shift ;;
     esac
@@ -42,6 +48,14 @@ fi
 nvidia-smi --query-gpu=name,memory.total,memory.used --format=csv,noheader || true
 timeout 120 "$VENV/bin/python" bench/gpu/preflight.py || exit 1
 CLIP="$VENV/bench30.mp4"
+if [ "$MPS" = 1 ]; then
+    control=$(command -v nvidia-cuda-mps-control || echo /usr/local/nvidia/bin/nvidia-cuda-mps-control)
+    export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+    mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+    "$control" -d || { echo "run.sh: the MPS daemon did not start ($control)" >&2; exit 1; }
+    trap 'echo quit | "$control"; sleep 1; echo "== MPS log:"; tail -5 "$CUDA_MPS_LOG_DIRECTORY/control.log"' EXIT
+    echo "== MPS daemon started ($control)"
+fi
 first=1
 for p in ${PRECISIONS//,/ }; do
     left=$((BUDGET_S - SECONDS))

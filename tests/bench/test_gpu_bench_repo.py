@@ -4,8 +4,10 @@ the parameter, a loud stop where they do not."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,23 @@ def test_tokens_made_are_read_from_the_result_or_its_segments():
     assert gpu_bench.made_tokens("speech_transcription", {"segments": segments}) == 55
     assert gpu_bench.made_tokens("speech_transcription", {"segments": [{"text": "a"}]}) is None
     assert gpu_bench.made_tokens("video_llava", None) is None
+
+
+def test_host_cpu_load_counts_a_busy_core():
+    # One core spinning for 0.5 s reads as at least ~0.5 CPU s (a 2-core host's other work
+    # only adds), and never more cores busy than the host has.
+    before = gpu_bench.host_cpu()
+    end = time.perf_counter() + 0.5
+    while time.perf_counter() < end:
+        pass
+    load = gpu_bench.cpu_load(before, gpu_bench.host_cpu(), 1)
+    assert load["cpu_s_per_clip"] >= 0.4
+    assert 0.4 <= load["cpu_busy_cores"] <= (os.cpu_count() or 1)
+    assert gpu_bench.cpu_load(None, before, 1) == {}
+
+
+def test_gpu_utilization_is_averaged_over_the_level_only():
+    sampler = gpu_bench.GpuSampler(Path("/nonexistent"))
+    sampler.utilization = [(1.0, 100), (2.0, 40), (3.0, 60), (4.0, 0)]
+    assert sampler.mean_utilization(1.5, 3.5) == 50.0
+    assert sampler.mean_utilization(5.0, 6.0) is None
