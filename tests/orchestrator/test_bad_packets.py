@@ -146,3 +146,16 @@ def test_a_stream_that_changes_rate_and_layout_midway_decodes_whole(tmp_path, co
     first, second = decoded.audio[2000:14000], decoded.audio[-14000:-2000]
     assert abs(_peak_hz(first) - 440) < 5
     assert abs(_peak_hz(second) - 880) < 5
+
+
+def test_an_audio_frame_the_resampler_cannot_take_is_skipped(tmp_path):
+    # Found by tests/service/test_fuzz.py (a mutant of its AAC seed): a damaged AAC header
+    # decodes to one frame of 48 channels, which the resampler cannot convert. The frame is
+    # counted with the undecodable packets; the audio before and after it is kept.
+    path = str(
+        Path(__file__).parents[1] / "service" / "fuzz_found" / "aac_frame_of_48_channels.mp4"
+    )
+    decoded = decode(path, probe(path), SPECS, audio=True)
+    assert decoded.n_frames == 3  # the mutant's other damage: 6 of 10 video packets
+    assert decoded.audio is not None and len(decoded.audio) >= 4 * 1024
+    assert any("undecodable audio packets" in w for w in decoded.warnings)

@@ -7,13 +7,15 @@ is tolerated (that is what the worker is for); an exception of our own code ther
 Found by this run and fixed: a video stream with no decoder (probe read a missing codec
 context), tags in a broken encoding (PyAV's strict UTF-8 refused to open the file), a
 container that finds its streams only while probing (PyAV refused per-stream options), and an
-audio stream whose rate or layout changes midway (the resampler refused the new frames)."""
+audio stream whose rate or layout changes midway, or a frame of 48 channels (the resampler
+refused them). Inputs that found a defect are kept in fuzz_found/ and seed every run."""
 
 from __future__ import annotations
 
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -30,6 +32,7 @@ pytest.importorskip("atheris", reason="atheris is in the test extras")
 
 ROOT = Path(__file__).resolve().parents[2]
 HARNESS = Path(__file__).with_name("fuzz_probe_decode.py")
+FOUND = Path(__file__).with_name("fuzz_found")
 #: Seconds of fuzzing: CI-sized. Override with $FUZZ_SECONDS for a longer hunt.
 BUDGET_S = int(os.environ.get("FUZZ_SECONDS", "20"))
 
@@ -66,6 +69,9 @@ def corpus(tmp_path) -> Path:
     tiny = tiny_h264(tmp_path / "tiny.mp4")
     claim_size(tiny, seeds / "claims_30000.mp4", 30000, 30000)
     claim_duration(tiny, seeds / "claims_10h.mp4", 36000)
+    # what earlier runs found, so that every run tries them and their mutants again
+    for found in FOUND.iterdir():
+        shutil.copy(found, seeds / found.name)
     return seeds
 
 

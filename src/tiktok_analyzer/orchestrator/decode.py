@@ -237,9 +237,11 @@ class _Pass:
         self.in_flight.append(future)
         return future
 
-    def undecodable(self, kind: str, exc: av.error.FFmpegError) -> None:
+    def undecodable(self, kind: str, exc: Exception) -> None:
         self.bad_packets[kind] += 1
-        self.first_error = self.first_error or (exc.strerror or type(exc).__name__)
+        self.first_error = self.first_error or (
+            getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        )
 
     @property
     def decoded_anything(self) -> bool:
@@ -463,7 +465,7 @@ def _demux(container, state: _Pass, want_video, want_audio, name, limits, warnin
     streams = [s for s in (vstream, astream) if s is not None]
     if vstream is not None:
         vstream.thread_type = "AUTO"
-    mono = _Mono(state.chunks) if astream is not None else None
+    mono = _Mono(state) if astream is not None else None
     start_time = (
         float(vstream.start_time * vstream.time_base)
         if vstream is not None and vstream.start_time is not None
@@ -500,14 +502,16 @@ def _demux(container, state: _Pass, want_video, want_audio, name, limits, warnin
 
 
 class _Mono:
-    """Audio frames to mono float samples at ``AUDIO_RATE``, appended to ``chunks``.
+    """Audio frames to mono float samples at ``AUDIO_RATE``, appended to the pass's chunks.
 
     A spliced or damaged stream can change its sample rate, layout or sample format
     mid-stream (two MP3s joined, an ADTS stream re-cut), and PyAV's resampler refuses a
-    frame unlike its first. Such a change flushes the resampler and starts a new one."""
+    frame unlike its first: such a change flushes the resampler and starts a new one. A
+    frame it cannot convert at all (a damaged header's 48 channels) is skipped and counted
+    like an undecodable packet; the resampler, its graph now broken, starts anew."""
 
-    def __init__(self, chunks: list[np.ndarray]) -> None:
-        self.chunks = chunks
+    def __init__(self, state: _Pass) -> None:
+        self.state = state
         self.resampler: av.AudioResampler | None = None
         self.setup: tuple | None = None
 
@@ -517,13 +521,19 @@ class _Mono:
             self.flush()
             self.resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
             self.setup = setup
-        self._take(self.resampler.resample(frame))
+        self._convert(frame)
 
     def flush(self) -> None:
         if self.resampler is not None:
-            self._take(self.resampler.resample(None))
-            self.resampler = None
+            self._convert(None)
+        self.resampler = self.setup = None
 
-    def _take(self, frames) -> None:
-        for out in frames:
-            self.chunks.append(out.to_ndarray().reshape(-1))
+    def _convert(self, frame: av.AudioFrame | None) -> None:
+        try:
+            for out in self.resampler.resample(frame):
+                self.state.chunks.append(out.to_ndarray().reshape(-1))
+        except MemoryError:
+            raise  # the worker's memory cap (PyAV's ENOMEM is both)
+        except (av.error.FFmpegError, ValueError) as exc:
+            self.state.undecodable("audio", exc)
+            self.resampler = self.setup = None
