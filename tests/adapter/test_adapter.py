@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import sys
 
 import jsonschema
@@ -42,6 +43,11 @@ def fake_backend():
         yield
     sys.modules.pop("triton_python_backend_utils", None)
     sys.modules.pop("tiktok_analyzer.serving.adapter", None)
+    # initialize hung the Triton log handler on the project's loggers: not for later tests
+    project = logging.getLogger("tiktok_analyzer")
+    for handler in [h for h in project.handlers if type(h).__name__ == "_TritonLog"]:
+        project.removeHandler(handler)
+    project.setLevel(logging.NOTSET)
 
 
 def _config_json(name: str) -> str:
@@ -328,3 +334,26 @@ def test_product_detection_without_weights_answers_the_brands_on_screen(tmp_path
     schema = report_schema()
     entry = schema["properties"]["analyzers"]["properties"]["product_detection"]
     jsonschema.validate(env, {"$defs": schema["$defs"], **entry})
+
+
+def test_the_analyzers_log_records_reach_tritons_log():
+    """In a stub, nothing handled the project's log records: INFO was dropped. After
+    initialize they go to Triton's logger at their level, named by their module."""
+    _model("cut_analysis")
+    pb.Logger.lines.clear()
+    log = logging.getLogger("tiktok_analyzer.analyzers.llava")
+    log.info("warm-up of batch %d took %.1f s", 4, 12.5)
+    log.warning("bf16 asked on the CPU")
+    log.error("failed")
+    logging.getLogger("tiktok_analyzer.analyzers.cuts").debug("not at INFO")
+    logging.getLogger("urllib3").warning("not ours")
+    assert pb.Logger.lines == [
+        "I tiktok_analyzer.analyzers.llava: warm-up of batch 4 took 12.5 s",
+        "W tiktok_analyzer.analyzers.llava: bf16 asked on the CPU",
+        "E tiktok_analyzer.analyzers.llava: failed",
+    ]
+    # a second instance in the same stub does not log everything twice
+    _model("scene_segmentation")
+    pb.Logger.lines.clear()
+    log.info("once")
+    assert pb.Logger.lines == ["I tiktok_analyzer.analyzers.llava: once"]

@@ -158,3 +158,12 @@ def test_the_packaged_tier_in_the_stub_reads_her_age(packaged_server, face_frame
     # (tests/unit/test_age_packaged.py)
     assert 25 <= face["mean_age"] <= 55, face
     assert 0.5 <= face["confidence"] <= 1.0
+
+
+def test_why_the_packaged_tier_ran_is_in_the_servers_log(packaged_server):
+    """The stub's INFO record saying why auto chose the packaged tier reaches Triton's log
+    (serving/adapter.py forwards the project's log records): before, a stub dropped it."""
+    text = packaged_server.log_path.read_text(errors="replace")
+    line = next((x for x in text.splitlines() if "tiktok_analyzer.analyzers.age:" in x), None)
+    assert line is not None, text[-3000:]
+    assert "age_estimation: no " in line and "the packaged" in line, line

@@ -611,6 +611,7 @@ class VideoLlava(LearnedAnalyzer):
         self.precision = self._choose_precision()
         self._dtype = torch.float32 if self.precision == "fp32" else torch.bfloat16
         self.synthetic = weights.kind != "real"
+        started = time.perf_counter()
         if weights.kind == "real":
             assert weights.path is not None
             self._load_pretrained(weights.path)
@@ -622,6 +623,13 @@ class VideoLlava(LearnedAnalyzer):
             config = build_config(weights.config or {})
             self.processor = build_processor(config)
             self.model = build_random_model(config, self.device, self._dtype)
+        log.info(
+            "%s: %s weights on %s in %.1f s",
+            self.name,
+            weights.kind,
+            self.model.device,
+            time.perf_counter() - started,
+        )
         if self.precision in _QUANTIZED:
             self._quantize()
         self.processor.tokenizer.padding_side = "left"

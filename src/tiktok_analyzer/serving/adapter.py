@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import faulthandler
 import json
+import logging
 import os
 import signal
 import sys
@@ -174,12 +175,42 @@ def _device(args: dict) -> str:
     return "cpu"
 
 
+class _TritonLog(logging.Handler):
+    """The project's log records, from INFO up, into Triton's log beside the server's own
+    lines. In a stub nothing else handles them: INFO was dropped (video_llava's quantizing
+    and per-batch warm-up times, the decoder's "cache grows, compiles again") and a warning
+    reached only the stub's stderr, without Triton's timestamp."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+            if record.levelno >= logging.ERROR:
+                pb_utils.Logger.log_error(text)
+            elif record.levelno >= logging.WARNING:
+                pb_utils.Logger.log_warn(text)
+            else:
+                pb_utils.Logger.log_info(text)
+        except Exception:  # noqa: BLE001 - logging never fails the model
+            self.handleError(record)
+
+
+def _log_to_triton() -> None:
+    """Once a stub: the ``tiktok_analyzer`` loggers' records go to Triton's log."""
+    root = logging.getLogger("tiktok_analyzer")
+    if not any(isinstance(h, _TritonLog) for h in root.handlers):
+        handler = _TritonLog()
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+
+
 def make_model(analyzer_name: str):
     """Build the TritonPythonModel class for one analyzer."""
 
     class TritonPythonModel:
         def initialize(self, args):
             self.logger = pb_utils.Logger
+            _log_to_triton()
             config = json.loads(args["model_config"])
             raw = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
             raw = wire.tunables(raw)
