@@ -413,9 +413,16 @@ def serve_phase(args, repo: Path, names: list[str], decls: dict, clock: Clock, o
             )
 
         t = time.perf_counter()
-        analyze_clip(args.clip, options_for(None, None))
+        warm = analyze_clip(args.clip, options_for(None, None))
         res["warm_s"] = time.perf_counter() - t
-        print(f"warm-up analysis: {res['warm_s']:.1f} s", flush=True)
+        # The first clip after start-up is slow (42 s in run H, 5.4 s after): which models.
+        res["warm_slowest_s"] = dict(
+            sorted(
+                ((n, e.elapsed_s or 0.0) for n, e in warm.analyzers.items()), key=lambda kv: -kv[1]
+            )[:4]
+        )
+        slowest = ", ".join(f"{k} {v:.1f} s" for k, v in res["warm_slowest_s"].items())
+        print(f"warm-up analysis: {res['warm_s']:.1f} s (slowest: {slowest})", flush=True)
         for c in args.concurrency:
             n = args.runs if c == 1 else c * args.rounds
             per_clip = res["levels"][0]["clip_wall_median_s"] if res["levels"] else res["warm_s"]
@@ -720,7 +727,14 @@ def table(args, names, decls, serve: dict, base: dict | None, budgets, meta: dic
         "",
         f"Machine: {meta['machine']}.",
         f"Clip: {Path(args.clip).name}, {meta['clip']}. Server start-up (all models loaded): "
-        f"{serve['start_s']:.1f} s; warm-up analysis: {serve['warm_s']:.1f} s.",
+        f"{serve['start_s']:.1f} s; warm-up analysis: {serve['warm_s']:.1f} s"
+        + (
+            " (slowest: "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in serve.get("warm_slowest_s", {}).items())
+            + ")."
+            if serve.get("warm_slowest_s")
+            else "."
+        ),
         f"Budgets: video_llava {budgets.get(LLAVA, '-')} new tokens (its max_new_tokens); "
         f"speech_transcription {_speech_budget(budgets, meta)}.",
         f"Command: `{meta['command']}`",
