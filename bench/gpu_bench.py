@@ -197,7 +197,8 @@ class GpuSampler(threading.Thread):
             return
         while not self.stop_event.is_set():
             try:
-                total, util = self._smi("--query-gpu=memory.used,utilization.gpu").split(",")[:2]
+                first = self._smi("--query-gpu=memory.used,utilization.gpu").splitlines()[0]
+                total, util = first.split(",")[:2]  # the first card (the bench uses one)
                 self.peak_total = max(self.peak_total, int(total))
                 self.utilization.append((time.perf_counter(), int(util)))
                 for line in self._smi("--query-compute-apps=pid,used_memory").splitlines():

@@ -93,3 +93,20 @@ def test_gpu_utilization_is_averaged_over_the_level_only():
     sampler.utilization = [(1.0, 100), (2.0, 40), (3.0, 60), (4.0, 0)]
     assert sampler.mean_utilization(1.5, 3.5) == 50.0
     assert sampler.mean_utilization(5.0, 6.0) is None
+
+
+def test_gpu_sampler_reads_the_first_card_of_several(monkeypatch):
+    # nvidia-smi answers a line a card: two cards once made the whole sample unreadable.
+    sampler = gpu_bench.GpuSampler(Path("/nonexistent"))
+
+    def smi(*query):
+        if query[0].startswith("--query-gpu"):
+            return "30350, 87\n1200, 0\n"
+        sampler.stop_event.set()
+        return ""
+
+    monkeypatch.setattr(sampler, "_smi", smi)
+    monkeypatch.setattr(gpu_bench.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+    sampler.run()
+    assert sampler.peak_total == 30350
+    assert [u for _, u in sampler.utilization] == [87]
