@@ -422,7 +422,7 @@ def serve_phase(args, repo: Path, names: list[str], decls: dict, clock: Clock, o
                 ((n, e.elapsed_s or 0.0) for n, e in warm.analyzers.items()), key=lambda kv: -kv[1]
             )[:4]
         )
-        slowest = ", ".join(f"{k} {v:.1f} s" for k, v in res["warm_slowest_s"].items())
+        slowest = _seconds(res["warm_slowest_s"], 1)
         print(f"warm-up analysis: {res['warm_s']:.1f} s (slowest: {slowest})", flush=True)
         for c in args.concurrency:
             n = args.runs if c == 1 else c * args.rounds
@@ -437,11 +437,8 @@ def serve_phase(args, repo: Path, names: list[str], decls: dict, clock: Clock, o
                 res["skipped"].append(f"concurrency {c}: ~{estimate:.0f} s would pass the deadline")
                 print(f"skipped concurrency {c} (deadline)", flush=True)
                 continue
-            before, cpu_before, t_level = (
-                compute_us(server.metrics_url),
-                host_cpu(),
-                time.perf_counter(),
-            )
+            before, cpu_before = compute_us(server.metrics_url), host_cpu()
+            t_level = time.perf_counter()
             level = asyncio.run(run_level(args.clip, options_for, n, c))
             after, cpu_after = compute_us(server.metrics_url), host_cpu()
             compute = {k: (after.get(k, 0.0) - before.get(k, 0.0)) / 1e6 / max(n, 1) for k in names}
@@ -668,6 +665,11 @@ def _f(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _seconds(by_name: dict[str, float], digits: int) -> str:
+    """``{"video_llava": 35.04}`` -> ``"video_llava 35.0 s"``, comma-separated."""
+    return ", ".join(f"{k} {v:.{digits}f} s" for k, v in by_name.items())
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} %"
 
@@ -730,9 +732,7 @@ def table(args, names, decls, serve: dict, base: dict | None, budgets, meta: dic
         f"Clip: {Path(args.clip).name}, {meta['clip']}. Server start-up (all models loaded): "
         f"{serve['start_s']:.1f} s; warm-up analysis: {serve['warm_s']:.1f} s"
         + (
-            " (slowest: "
-            + ", ".join(f"{k} {v:.1f} s" for k, v in serve.get("warm_slowest_s", {}).items())
-            + ")."
+            f" (slowest: {_seconds(serve['warm_slowest_s'], 1)})."
             if serve.get("warm_slowest_s")
             else "."
         ),
@@ -768,7 +768,7 @@ def table(args, names, decls, serve: dict, base: dict | None, budgets, meta: dic
     ]
     for lv in serve["levels"]:
         if lv["concurrency"] > 1 and lv.get("slowest_path"):
-            top = ", ".join(f"{k} {v:.2f} s" for k, v in lv.get("top_compute_s", {}).items())
+            top = _seconds(lv.get("top_compute_s", {}), 2)
             lines += [
                 "",
                 f"Concurrency {lv['concurrency']}: slowest clip {lv['slowest_path']}; "
