@@ -15,7 +15,7 @@ from tiktok_analyzer.orchestrator.endpoints import (
     classify,
     parse_urls,
 )
-from tiktok_analyzer.serving.launcher import free_port
+from tiktok_analyzer.serving.launcher import free_ports
 
 URLS = [
     ("127.0.0.1:8001", ["127.0.0.1:8001"]),
@@ -67,7 +67,7 @@ def test_classify(status, message, fault):
 
 
 def test_a_pool_with_nothing_behind_it():
-    urls = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+    urls = [f"127.0.0.1:{p}" for p in free_ports(2)]
 
     async def main():
         pool = EndpointPool(urls)

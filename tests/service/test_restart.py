@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tiktok_analyzer.serving.launcher import EmbeddedTriton, free_port
+from tiktok_analyzer.serving.launcher import EmbeddedTriton, free_ports
 
 from .conftest import start_service
 from .test_service_live import http
@@ -26,7 +26,7 @@ def _wait_for(url: str, status: int, within_s: float) -> float:
 
 
 def test_the_service_follows_triton_down_and_back(root, cuts_clip):
-    ports = {"grpc_port": free_port(), "http_port": free_port(), "metrics_port": free_port()}
+    ports = dict(zip(("grpc_port", "http_port", "metrics_port"), free_ports(3), strict=True))
     body = {"video_path": str(cuts_clip[0]), "analyzers": ["cut_analysis"]}
     first = EmbeddedTriton(models=["cut_analysis"], **ports)
     first.start()

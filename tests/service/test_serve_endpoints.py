@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tiktok_analyzer.serving.launcher import free_port
+from tiktok_analyzer.serving.launcher import free_ports
 
 CLI = str(Path(sys.executable).parent / "tiktok-analyzer")
 
@@ -29,8 +29,8 @@ def _health(url: str) -> tuple[int, dict] | None:
 
 
 def test_serve_takes_a_list_of_endpoints(tmp_path):
-    urls = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
-    http_port = free_port()
+    a, b, grpc_port, http_port = free_ports(4)
+    urls = [f"127.0.0.1:{a}", f"127.0.0.1:{b}"]
     proc = subprocess.Popen(
         [
             CLI,
@@ -38,7 +38,7 @@ def test_serve_takes_a_list_of_endpoints(tmp_path):
             "--triton-url",
             ",".join(urls),
             "--grpc-port",
-            str(free_port()),
+            str(grpc_port),
             "--http-port",
             str(http_port),
             "--allowed-root",
@@ -81,10 +81,11 @@ def test_serve_refuses_a_state_dir_in_use(tmp_path):
     from tiktok_analyzer.service.jobstore import SqliteStore
 
     held = SqliteStore(tmp_path)
+    ports = free_ports(3)
     try:
         proc = subprocess.run(
-            [CLI, "serve", "--triton-url", f"127.0.0.1:{free_port()}", "--state-dir", str(tmp_path)]
-            + ["--grpc-port", str(free_port()), "--http-port", str(free_port())],
+            [CLI, "serve", "--triton-url", f"127.0.0.1:{ports[0]}", "--state-dir", str(tmp_path)]
+            + ["--grpc-port", str(ports[1]), "--http-port", str(ports[2])],
             capture_output=True,
             text=True,
             timeout=60,

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tiktok_analyzer.serving.launcher import EmbeddedTriton, free_port
+from tiktok_analyzer.serving.launcher import EmbeddedTriton, free_ports
 
 from ..live.fault_repo import make_repository
 from .conftest import start_service
@@ -42,7 +42,7 @@ def test_a_submit_job_is_run_again_once_triton_is_back(tmp_path, root, cuts_clip
     repo = make_repository(tmp_path, [], hang_s=HANG_S)
     clip = root / "retry.mp4"
     shutil.copy(cuts_clip[0], clip)
-    ports = {"grpc_port": free_port(), "http_port": free_port(), "metrics_port": free_port()}
+    ports = dict(zip(("grpc_port", "http_port", "metrics_port"), free_ports(3), strict=True))
     first = EmbeddedTriton(models=["hang_test"], model_repository=repo, **ports)
     first.start()
     svc = start_service(first.grpc_url, [root], model_repository=repo)

@@ -41,6 +41,9 @@ def test_one_server_per_card_each_on_its_own_card_and_ports(built, n: int) -> No
         assert "--model-config-name=gpu" in argv
         assert sorted(flags(argv, "load-model")) == MODELS
         assert flags(argv, "model-control-mode") == ["explicit"]
+        # every model loads at once: video_llava never waits for a loading thread
+        loaded = flags(argv, "load-model")
+        assert flags(argv, "model-load-thread-count") == [str(max(4, len(loaded)))]
     ports = [
         p
         for argv, _ in lines
@@ -77,6 +80,7 @@ def test_without_gpus_the_command_is_as_before(monkeypatch) -> None:
         server.stop()
     assert "CUDA_VISIBLE_DEVICES" not in env
     assert "--model-config-name=gpu" not in argv
+    assert flags(argv, "model-load-thread-count") == []
     assert flags(argv, "load-model") == ["cut_analysis"]
 
 

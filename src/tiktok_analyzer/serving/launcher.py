@@ -125,9 +125,20 @@ def host_has_gpu() -> bool:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct free ports. Each socket stays bound until all are chosen: ports
+    asked for one at a time can come back twice (seen: two servers of a group given the
+    same metrics port)."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((host, 0))
+            ports.append(sock.getsockname()[1])
+        return ports
 
 
 @dataclass
@@ -232,9 +243,9 @@ class EmbeddedTriton:
             dst = python_backend / src.name
             if not dst.exists():
                 os.symlink(src, dst)
-        for attr in ("grpc_port", "http_port", "metrics_port"):
-            if not getattr(self, attr):
-                setattr(self, attr, free_port(self.host))
+        missing = [a for a in ("grpc_port", "http_port", "metrics_port") if not getattr(self, a)]
+        for attr, port in zip(missing, free_ports(len(missing), self.host), strict=True):
+            setattr(self, attr, port)
         # A prefix of our own on the Python backend's shm regions, so that shutdown removes
         # exactly this server's regions and servers side by side never collide.
         self.shm_prefix = f"tta{os.getpid()}x{uuid.uuid4().hex[:8]}_"
@@ -272,6 +283,11 @@ class EmbeddedTriton:
             self.gpu = self.cuda_devices is not None or host_has_gpu()
         if self.gpu:
             cmd.append("--model-config-name=gpu")
+            # Triton loads 4 models at a time by default: on the H100 video_llava (the
+            # slowest to load, its compiles included) waited 68 s for a thread before its
+            # own 171 s began (run H, bench/results/gpu_h100.md). On a GPU host every model
+            # loads at once; a CPU host keeps 4, its few cores being the bound.
+            cmd.append(f"--model-load-thread-count={max(4, len(self.models))}")
         return cmd, self._environment(wheel)
 
     def _start_watchdog(self) -> None:
@@ -535,10 +551,15 @@ class TritonGroup:
 
     def assign_ports(self) -> None:
         """Free ports for every server now, so :attr:`url` is known before they start."""
-        for server in self.servers:
-            for attr in ("grpc_port", "http_port", "metrics_port"):
-                if not getattr(server, attr):
-                    setattr(server, attr, free_port(server.host))
+        attrs = ("grpc_port", "http_port", "metrics_port")
+        missing = [(s, a) for s in self.servers for a in attrs if not getattr(s, a)]
+        # A port given by the caller is not bound yet: the OS may hand it out again.
+        given = {getattr(s, a) for s in self.servers for a in attrs if getattr(s, a)}
+        for host in {s.host for s, _ in missing}:
+            wanted = [(s, a) for s, a in missing if s.host == host]
+            ports = [p for p in free_ports(len(wanted) + len(given), host) if p not in given]
+            for (server, attr), port in zip(wanted, ports, strict=False):
+                setattr(server, attr, port)
 
     def start(self) -> None:
         """Start every server at once (each load takes minutes on a GPU); if one fails to
