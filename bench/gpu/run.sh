@@ -55,6 +55,14 @@ if [ "$MPS" = 1 ]; then
     "$control" -d || { echo "run.sh: the MPS daemon did not start ($control)" >&2; exit 1; }
     trap 'echo quit | "$control"; sleep 1; echo "== MPS log:"; tail -5 "$CUDA_MPS_LOG_DIRECTORY/control.log"' EXIT
     echo "== MPS daemon started ($control)"
+    # A container may start the daemon yet refuse its clients: then every GPU model would
+    # fail to load and the call would be spent. Check with one CUDA tensor first.
+    if ! timeout 90 "$VENV/bin/python" -c "import torch; torch.ones(1, device='cuda').sum().item()"; then
+        echo "== MPS: a CUDA client failed under the daemon; quitting it, measuring without MPS"
+        echo quit | "$control"; sleep 2; trap - EXIT
+        unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+        MPS=0
+    fi
 fi
 first=1
 for p in ${PRECISIONS//,/ }; do
