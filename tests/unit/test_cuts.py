@@ -323,3 +323,27 @@ def test_wipes(direction, length):
     assert cut.kind == "wipe"
     assert abs(cut.frame - (30 + length // 2)) <= MATCH_FRAMES
     assert cut.start_s <= 30 / 30 + 0.1 and cut.end_s >= (30 + length - 1) / 30 - 0.1
+
+
+def test_continuity_in_threads_gives_exactly_what_one_thread_gives(monkeypatch) -> None:
+    """continuity() splits its frame pairs over threads: each pair's correlation and shift
+    must be the one a single loop finds (a panning picture, a flat stretch, a cut)."""
+    from tiktok_analyzer.analyzers import _frames
+
+    rng = np.random.default_rng(7)
+    scene = rng.uniform(0, 255, (160, 200)).astype(np.float32)
+    other = rng.uniform(0, 255, (140, 200)).astype(np.float32)
+    frames = [scene[10 + t % 20 : 124 + t % 20, t % 40 : 64 + t % 40] for t in range(200)]
+    frames += [np.full((114, 64), 30, np.float32)] * 20  # featureless
+    frames += [other[t % 9 : 114 + t % 9, 5:69] for t in range(80)]
+    gray = np.ascontiguousarray(np.stack(frames))
+    monkeypatch.setattr(_frames, "_CONTINUITY_THREADS", 1)
+    corr1, shift1 = _frames.continuity(gray)
+    monkeypatch.setattr(_frames, "_CONTINUITY_THREADS", 4)
+    monkeypatch.setattr(_frames.os, "cpu_count", lambda: 4)
+    corr4, shift4 = _frames.continuity(gray)
+    np.testing.assert_array_equal(corr4, corr1)
+    np.testing.assert_array_equal(shift4, shift1)
+    # and it measured something: the pan is continuous, the cut into the flat frames not
+    assert corr1[5] > 0.9 and corr1[200] < 0.5 and corr1[210] == 1.0
+    assert abs(abs(shift1[5][0]) - 1.0) < 0.2
