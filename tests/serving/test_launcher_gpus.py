@@ -84,9 +84,10 @@ def test_without_gpus_the_command_is_as_before(monkeypatch) -> None:
     assert flags(argv, "load-model") == ["cut_analysis"]
 
 
-def test_openmp_threads_sleep_while_they_wait_on_a_cpu_host_only(monkeypatch) -> None:
-    """Every stub runs at once on a CPU host: spinning OpenMP threads would take the cores
-    from the others. A GPU server keeps OpenMP's default, and a caller's value wins."""
+def test_openmp_threads_sleep_while_they_wait_on_every_host(monkeypatch) -> None:
+    """Every stub runs at once: spinning OpenMP threads would take the cores from the
+    others, on a CPU host and on a GPU host alike (measured on both). A caller's value
+    wins."""
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     envs = {}
@@ -98,11 +99,12 @@ def test_openmp_threads_sleep_while_they_wait_on_a_cpu_host_only(monkeypatch) ->
         finally:
             server.stop()
     assert envs["0"]["OMP_WAIT_POLICY"] == "PASSIVE"
-    assert "OMP_WAIT_POLICY" not in envs["1"]
-    monkeypatch.setenv("TIKTOK_ANALYZER_GPU", "0")
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    server = EmbeddedTriton(models=["cut_analysis"])
-    try:
-        assert server.command_line()[1]["OMP_WAIT_POLICY"] == "ACTIVE"
-    finally:
-        server.stop()
+    assert envs["1"]["OMP_WAIT_POLICY"] == "PASSIVE"
+    for gpu in ("0", "1"):
+        monkeypatch.setenv("TIKTOK_ANALYZER_GPU", gpu)
+        monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+        server = EmbeddedTriton(models=["cut_analysis"])
+        try:
+            assert server.command_line()[1]["OMP_WAIT_POLICY"] == "ACTIVE"
+        finally:
+            server.stop()

@@ -356,12 +356,14 @@ class EmbeddedTriton:
         # numpy 1.x beside a numpy 2.x interpreter) names that folder itself.
         env.setdefault(SITE_PACKAGES_ENV, sysconfig.get_paths()["purelib"])
         env.pop("PYTHONHOME", None)
-        if not self.gpu:
-            # A CPU host runs every model's stub at once on a few cores: OpenMP threads that
-            # spin while they wait (torch's default) burn the cores the other stubs need.
-            # On the 2-core host the demo clip took 14.4 CPU-s instead of 16.1, median of 3
-            # each (bench/results/cpu_pipeline.md). A value set by the caller wins.
-            env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        # Every model's stub runs at once: OpenMP threads that spin while they wait (torch's
+        # default) burn the cores the other stubs, and the clips' decoding, need. On the
+        # 2-core host the demo clip took 14.4 CPU-s instead of 16.1 (median of 3 each,
+        # bench/results/cpu_pipeline.md); on the H100's 16-core host 31 CPU-s a clip instead
+        # of 54 at one clip in flight, 4.76 s wall instead of 5.88, and 19.9 clips a minute
+        # instead of 15.7 at eight (bench/results/gpu_h100.md, fifth session). A value set
+        # by the caller wins.
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         if self.cuda_devices is not None:
             env["CUDA_VISIBLE_DEVICES"] = self.cuda_devices
         env.update(self.env)
