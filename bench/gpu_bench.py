@@ -373,6 +373,21 @@ def level_summary(level: dict) -> dict:
     }
 
 
+def llava_batches(clips: list[dict]) -> dict[str, dict[str, float]]:
+    """How video_llava batched a level's clips: per batch size, the clips that ran in such
+    batches and the median generation time of those batches (its result's timings)."""
+    by_size: dict[int, list[float]] = {}
+    for clip in clips:
+        entry = clip["report"].analyzers.get("video_llava")
+        timings = (getattr(entry, "result", None) or {}).get("timings") or {}
+        if "batch_clips" in timings and "generate_s" in timings:
+            by_size.setdefault(int(timings["batch_clips"]), []).append(float(timings["generate_s"]))
+    return {
+        str(size): {"clips": len(times), "generate_s": round(statistics.median(times), 3)}
+        for size, times in sorted(by_size.items())
+    }
+
+
 def baseline_estimate(res: dict, per_clip_s: float) -> float:
     """Loading every model in one process takes about as long as the server's start (which
     loads them side by side) and more; then a warm-up pass and a timed one."""
@@ -458,6 +473,8 @@ def serve_phase(args, repo: Path, names: list[str], decls: dict, clock: Clock, o
                 slowest["report"].processing.wall_s,
             )
             summary["top_compute_s"] = dict(sorted(compute.items(), key=lambda kv: -kv[1])[:4])
+            # Whether the one video_llava instance batched the clips it got at once.
+            summary["llava_batches"] = llava_batches(level["clips"])
             print(f"  concurrency {c}: slowest clip {summary['slowest_path']}", flush=True)
             res["levels"].append(summary)
             out.save("triton", res)
@@ -769,10 +786,15 @@ def table(args, names, decls, serve: dict, base: dict | None, budgets, meta: dic
     for lv in serve["levels"]:
         if lv["concurrency"] > 1 and lv.get("slowest_path"):
             top = _seconds(lv.get("top_compute_s", {}), 2)
+            batches = ", ".join(
+                f"{b['clips']} clips in batches of {size} (generation {b['generate_s']:.2f} s)"
+                for size, b in lv.get("llava_batches", {}).items()
+            )
             lines += [
                 "",
                 f"Concurrency {lv['concurrency']}: slowest clip {lv['slowest_path']}; "
-                f"most Triton compute a clip: {top}.",
+                f"most Triton compute a clip: {top}."
+                + (f" video_llava: {batches}." if batches else ""),
             ]
     if serve["skipped"] or base is None:
         lines += [

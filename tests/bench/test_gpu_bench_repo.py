@@ -110,3 +110,20 @@ def test_gpu_sampler_reads_the_first_card_of_several(monkeypatch):
     sampler.run()
     assert sampler.peak_total == 30350
     assert [u for _, u in sampler.utilization] == [87]
+
+
+def test_llava_batches_group_a_levels_clips_by_the_batch_they_ran_in():
+    from types import SimpleNamespace as NS
+
+    def clip(batch, generate_s):
+        timings = {"batch_clips": batch, "generate_s": generate_s, "preprocess_s": 0.1}
+        return {"report": NS(analyzers={"video_llava": NS(result={"timings": timings})})}
+
+    clips = [clip(1, 3.0), clip(4, 5.0), clip(4, 5.0), clip(4, 5.0), clip(4, 5.0), clip(2, 4.0)]
+    clips.append({"report": NS(analyzers={"video_llava": NS(result=None)})})  # it failed
+    clips.append({"report": NS(analyzers={})})  # not asked for
+    assert gpu_bench.llava_batches(clips) == {
+        "1": {"clips": 1, "generate_s": 3.0},
+        "2": {"clips": 1, "generate_s": 4.0},
+        "4": {"clips": 4, "generate_s": 5.0},
+    }
