@@ -10,8 +10,15 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, Prepared
-from tiktok_analyzer.analyzers.base import AnalyzerResult, Clip, ClipMeta, NotApplicable
+from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, Prepared, warm_up_clip
+from tiktok_analyzer.analyzers.base import (
+    AUDIO_RATE,
+    AnalyzerResult,
+    Clip,
+    ClipMeta,
+    FrameSpec,
+    NotApplicable,
+)
 from tiktok_analyzer.analyzers.weights import MODE_ENV
 
 META = ClipMeta(duration_s=1.0, fps=1.0, width=8, height=8)
@@ -114,3 +121,55 @@ def test_the_device_is_a_constructor_argument(monkeypatch):
     assert Summed(device="cuda:3").device == "cuda:3"  # taken as given; load() places
     assert Summed.from_strings({"batch_size": "2"}, device="cpu").device == "cpu"
     assert Summed.from_strings({}).device in ("cpu", "cuda")  # torch's own view
+
+
+def test_a_gpu_instance_warms_its_model_with_one_clip_at_load(monkeypatch):
+    """A model's first call pays CUDA's lazy loading: on a GPU the constructor sends one
+    made-up clip through the whole batch path; on a CPU it sends nothing."""
+    monkeypatch.setenv(MODE_ENV, "synthetic-tiny")
+    on_cpu = Summed(device="cpu")
+    assert on_cpu.calls == []
+    on_gpu = Summed(device="cuda:0")  # Summed's "model" touches no GPU
+    # one clip: its 2 s of audio at 16 kHz, one "input" a sample, in batches of 3
+    assert sum(len(c) for c in on_gpu.calls) == 2 * AUDIO_RATE
+    assert max(len(c) for c in on_gpu.calls) == 3
+
+
+def test_a_warm_up_that_fails_does_not_stop_the_load(monkeypatch, caplog):
+    monkeypatch.setenv(MODE_ENV, "synthetic-tiny")
+
+    class Broken(Summed):
+        def prepare(self, clip):
+            raise RuntimeError("no")
+
+        def analyze_batch(self, clips):
+            raise RuntimeError("broken before any clip")
+
+    with caplog.at_level("ERROR"):
+        model = Broken(device="cuda:0")
+    assert model.available
+    assert "first-call warm-up failed" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("spec", "audio", "shape"),
+    [
+        (FrameSpec(short_side=64, every_frame=True), False, (60, 114, 64, 3)),
+        (FrameSpec(short_side=480, fps=4.0), True, (8, 854, 480, 3)),
+        (FrameSpec(short_side=336, count=32), False, (32, 598, 336, 3)),
+        (None, True, None),
+    ],
+)
+def test_the_warm_up_clip_has_the_shapes_the_orchestrator_sends(spec, audio, shape):
+    clip = warm_up_clip(spec, audio)
+    assert (None if clip.frames is None else clip.frames.shape) == shape
+    assert clip.meta.has_video == (shape is not None)
+    if shape is not None:
+        assert clip.frames.dtype == np.uint8 and clip.frames.std() > 10  # not one flat grey
+        assert len(clip.timestamps_s) == len(clip.frame_indices) == shape[0]
+        assert clip.timestamps_s[-1] < clip.meta.duration_s
+    if audio:
+        assert clip.audio.dtype == np.float32 and clip.audio.shape == (2 * AUDIO_RATE,)
+        assert 0.1 < float(np.abs(clip.audio).max()) <= 1.0
+    else:
+        assert clip.audio is None

@@ -25,6 +25,7 @@ batch fails, fails alone (or with the clips of that batch): never its neighbours
 from __future__ import annotations
 
 import logging
+import time
 from abc import abstractmethod
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,9 +35,12 @@ import numpy as np
 
 from tiktok_analyzer.analyzers import weights as weights_layer
 from tiktok_analyzer.analyzers.base import (
+    AUDIO_RATE,
     Analyzer,
     AnalyzerResult,
     Clip,
+    ClipMeta,
+    FrameSpec,
     NotApplicable,
     Partial,
     Unavailable,
@@ -51,6 +55,7 @@ __all__ = [
     "chunks",
     "default_device",
     "seeded",
+    "warm_up_clip",
 ]
 
 log = logging.getLogger(__name__)
@@ -170,6 +175,8 @@ class LearnedAnalyzer(Analyzer):
                 reason=f"the Python module {exc.name or exc} is not installed",
                 fix="run the setup command in README.md",
             )
+        if self._unavailable is None and str(self.device).startswith("cuda"):
+            self.warm_up_first_call()
         if self._unavailable:
             # Loaded and answering, but each clip says what is missing and how to fix it.
             log.warning("%s: %s", self.name, self._unavailable)
@@ -208,6 +215,27 @@ class LearnedAnalyzer(Analyzer):
         analyzers that name :attr:`made_by_model`."""
         raise NotImplementedError(
             f"{type(self).__name__} names made_by_model fields but no measure_only"
+        )
+
+    def warm_up_first_call(self) -> None:
+        """One made-up clip through the whole batch path, once at load on a GPU: a model's
+        first call pays CUDA's lazy kernel loading and cuDNN's choice of kernels. Each GPU
+        instance loads its own, and a clip Triton sent to a second instance nobody had
+        called yet took 3.3 s in object_detection instead of 0.4 (the H100, 2026-12-07).
+        What the clip gives is dropped; a failure is logged, never raised."""
+        clip = warm_up_clip(self.frames, self.audio)
+        start = time.perf_counter()
+        try:
+            out = self.analyze_batch([clip])
+        except Exception:  # noqa: BLE001 - a warm-up never stops the model loading
+            log.exception("%s: the first-call warm-up failed", self.name)
+            return
+        outcome = type(out[0]).__name__ if out else "nothing"
+        log.info(
+            "%s: first call warmed up in %.1f s (%s)",
+            self.name,
+            time.perf_counter() - start,
+            outcome,
         )
 
     def warm_up_measures(self) -> None:
@@ -336,3 +364,42 @@ class LearnedAnalyzer(Analyzer):
         if not isinstance(exc, _CLIP_OUTCOMES):
             log.exception("%s failed", self.name, exc_info=exc)
         return exc
+
+
+def warm_up_clip(spec: FrameSpec | None, audio: bool, seconds: float = 2.0) -> Clip:
+    """A short made-up vertical clip (1080x1920 at 30 fps) in the shapes the orchestrator
+    would send for ``spec`` and ``audio``: smooth shaded frames with a bright box, and a
+    tone with some noise."""
+    fps, width, height = 30.0, 1080, 1920
+    frames = timestamps = indices = None
+    if spec is not None:
+        if spec.every_frame:
+            n = int(seconds * fps)
+        elif spec.count is not None:
+            n = int(spec.count)
+        else:
+            n = max(1, int(round(seconds * min(float(spec.fps or fps), fps))))
+        side = spec.short_side or width
+        w, h = side - side % 2, int(round(side * height / width / 2)) * 2
+        ramp = np.linspace(40, 200, h, dtype=np.float32)[:, None, None]
+        picture = np.broadcast_to(ramp, (h, w, 3)).astype(np.uint8).copy()
+        picture[h // 3 : h // 2, w // 4 : 3 * w // 4] = 235
+        frames = np.repeat(picture[None], n, axis=0)
+        timestamps = np.linspace(0.0, seconds, n, endpoint=False)
+        indices = np.round(timestamps * fps).astype(np.int64)
+    sound = None
+    if audio:
+        t = np.arange(int(seconds * AUDIO_RATE), dtype=np.float32) / AUDIO_RATE
+        noise = np.random.default_rng(0).normal(0.0, 0.01, t.shape).astype(np.float32)
+        sound = (0.2 * np.sin(2 * np.pi * 220.0 * t) + noise).astype(np.float32)
+    meta = ClipMeta(
+        duration_s=seconds,
+        fps=fps,
+        width=width,
+        height=height,
+        has_video=frames is not None,
+        has_audio=sound is not None,
+    )
+    return Clip(
+        meta=meta, frames=frames, timestamps_s=timestamps, frame_indices=indices, audio=sound
+    )

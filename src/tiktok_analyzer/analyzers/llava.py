@@ -645,6 +645,9 @@ class VideoLlava(LearnedAnalyzer):
         if self.compiled:
             self._warm_up()
 
+    def warm_up_first_call(self) -> None:
+        """Nothing more: :meth:`load` already generated a full answer per batch size."""
+
     def _warm_up(self) -> None:
         """Compile now, in Triton's initialize, not on the first clip: one generation of
         the full ``max_new_tokens`` at the real frame count per padded batch size."""
