@@ -222,7 +222,10 @@ class LearnedAnalyzer(Analyzer):
         first call pays CUDA's lazy kernel loading and cuDNN's choice of kernels. Each GPU
         instance loads its own, and a clip Triton sent to a second instance nobody had
         called yet took 3.3 s in object_detection instead of 0.4 (the H100, 2026-12-07).
-        What the clip gives is dropped; a failure is logged, never raised."""
+        It warms what the made-up clip reaches: a model behind a gate it does not pass
+        (Whisper behind voice activity, a second stage behind detections) still starts on
+        the first real clip. What the clip gives is dropped; a failure is logged, never
+        raised."""
         clip = warm_up_clip(self.frames, self.audio)
         start = time.perf_counter()
         try:
