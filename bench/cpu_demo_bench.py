@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline_bench import machine  # bench/pipeline_bench.py, beside this file
+
 from tiktok_analyzer.analyzers import ANALYZER_NAMES
 from tiktok_analyzer.orchestrator.models import read_declarations
 from tiktok_analyzer.orchestrator.pipeline import AnalysisOptions, analyze_clip
@@ -65,6 +67,8 @@ def main() -> int:
     env = dict(item.split("=", 1) for item in args.env)
     names = list(ANALYZER_NAMES)
     decls = read_declarations(default_model_repository())
+    print(f"machine: {machine()}", flush=True)
+    print(f"clip: {args.clip}", flush=True)
     started = time.perf_counter()
     rows = []
     with EmbeddedTriton(models=names, env=env) as server:
