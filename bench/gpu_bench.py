@@ -48,9 +48,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench" / "gpu"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import spans as spanlib  # noqa: E402
 import whisper_tokens  # noqa: E402
+from pipeline_bench import cpu_name  # noqa: E402
 
 LLAVA, SPEECH = "video_llava", "speech_transcription"
 WEIGHTS_ENV = "TIKTOK_ANALYZER_WEIGHTS"
@@ -128,9 +130,10 @@ def gpu_info() -> str:
     # bench/gpu/run.sh --mps starts NVIDIA's MPS daemon and exports its pipe folder: every
     # CUDA process started after (the server's stubs) then shares one GPU context.
     mps = os.environ.get("CUDA_MPS_PIPE_DIRECTORY")
-    return f"{out}; {torch_v}; Python {platform.python_version()}; {os.cpu_count()} CPU cores; " + (
-        f"CUDA MPS on (pipes in {mps})" if mps else "CUDA MPS off"
-    )
+    return (
+        f"{out}; {torch_v}; Python {platform.python_version()}; "
+        f"{os.cpu_count()} CPU cores ({cpu_name()}); "
+    ) + (f"CUDA MPS on (pipes in {mps})" if mps else "CUDA MPS off")
 
 
 def host_cpu() -> tuple[int, int] | None:

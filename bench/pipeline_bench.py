@@ -36,25 +36,32 @@ ROOT = Path(__file__).resolve().parents[1]
 _SIMD = (("amx_tile", "AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2"), ("sse4_2", "SSE4.2"))
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    named, flags = False, set[str]()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and not named:
-                cpu, named = line.split(":", 1)[1].strip(), True
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-            if named and flags:
-                break
-    except OSError:
-        pass
-    # The widest vector unit, which convolutions on a CPU depend on. The same code on two
-    # 2-core hosts gave realtime factor 0.48 on an Intel Xeon and 0.62 on an AMD EPYC
-    # with AVX2 only; the Xeon's vector unit was not recorded.
+def cpu_name(cpuinfo: str | None = None) -> str:
+    """The CPU's model name with its widest vector unit, from ``cpuinfo`` (the text of
+    /proc/cpuinfo; read here when None). Convolutions on a CPU depend on that unit: the
+    same code on two 2-core hosts gave realtime factor 0.48 on an Intel Xeon and 0.62 on an
+    AMD EPYC with AVX2 only (the Xeon's unit was not recorded then)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    cpu, flags = "", set[str]()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and not cpu:
+            cpu = value.strip()
+        elif key.strip() == "flags" and not flags:
+            flags = set(value.split())
+        if cpu and flags:
+            break
+    cpu = cpu or platform.processor() or "unknown CPU"
     simd = next((name for flag, name in _SIMD if flag in flags), "")
-    if simd:
-        cpu = f"{cpu} ({simd})"
+    return f"{cpu} ({simd})" if simd else cpu
+
+
+def machine() -> str:
+    cpu = cpu_name()
     mem = ""
     try:
         kb = int(Path("/proc/meminfo").read_text().split()[1])
