@@ -3,20 +3,16 @@ the parameter, a loud stop where they do not."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "bench" / "gpu_bench.py")
-gpu_bench = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = gpu_bench  # dataclasses look their module up there
-_spec.loader.exec_module(gpu_bench)
+from tests.bench import ROOT, load_script
+
+gpu_bench = load_script("gpu_bench", ROOT / "bench" / "gpu_bench.py")
 
 CONFIG = """name: "speech_transcription"
 parameters { key: "beam_size" value { string_value: "5" } }

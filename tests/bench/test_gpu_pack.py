@@ -3,25 +3,13 @@ whose names are those pip really installs for Python 3.12 (empty files and folde
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench import ROOT, load_script
 
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses look their module up in sys.modules
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-pack = _load("gpu_pack", ROOT / "bench" / "gpu" / "pack.py")
+pack = load_script("gpu_pack", ROOT / "bench" / "gpu" / "pack.py")
 
 #: What `pip install --target` left for PACKAGES on 2026-12-06 (after PRUNE).
 SITE_DIRS = """

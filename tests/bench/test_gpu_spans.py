@@ -3,26 +3,10 @@ bench/gpu/whisper_tokens.py, on timings and ranks made up for the purpose."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from tests.bench import ROOT, load_script
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(
-        f"gpu_{name}", ROOT / "bench" / "gpu" / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses look their module up in sys.modules
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-spans = _load("spans")
-whisper_tokens = _load("whisper_tokens")
+spans = load_script("gpu_spans", ROOT / "bench" / "gpu" / "spans.py")
+whisper_tokens = load_script("gpu_whisper_tokens", ROOT / "bench" / "gpu" / "whisper_tokens.py")
 
 DEPS = {
     "cut_analysis": (),

@@ -4,22 +4,9 @@ and 0.62; the line must tell them apart)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from tests.bench import ROOT, load_script
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-pipeline_bench = _load("pipeline_bench", ROOT / "bench" / "pipeline_bench.py")
+pipeline_bench = load_script("pipeline_bench", ROOT / "bench" / "pipeline_bench.py")
 
 
 def _cpuinfo(model: str, flags: str, cpus: int = 2) -> str:
