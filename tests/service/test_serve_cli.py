@@ -18,7 +18,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tiktok_analyzer.serving.launcher import default_model_repository, free_port
+from tiktok_analyzer.serving.launcher import default_model_repository, free_port, free_ports
 
 pytestmark = pytest.mark.live
 
@@ -51,7 +51,7 @@ def served(tmp_path_factory, root):
     real = default_model_repository()
     for name in ("cut_analysis",):
         (repo / name).symlink_to(real / name)
-    grpc_port, http_port = free_port(), free_port()
+    grpc_port, http_port = free_ports(2)
     env = dict(os.environ, TIKTOK_ANALYZER_MODEL_REPOSITORY=str(repo))
     proc = subprocess.Popen(
         [

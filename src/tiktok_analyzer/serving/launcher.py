@@ -141,6 +141,22 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
         return ports
 
 
+_PORT_ATTRS = ("grpc_port", "http_port", "metrics_port")
+
+
+def _assign_free_ports(servers: Sequence[EmbeddedTriton]) -> None:
+    """Give every port of ``servers`` that is not set yet a free one, all chosen together
+    per host (:func:`free_ports`), none equal to a port a caller set."""
+    missing = [(s, a) for s in servers for a in _PORT_ATTRS if not getattr(s, a)]
+    # A port given by the caller is not bound yet: the OS may hand it out again.
+    given = {getattr(s, a) for s in servers for a in _PORT_ATTRS if getattr(s, a)}
+    for host in {s.host for s, _ in missing}:
+        wanted = [(s, a) for s, a in missing if s.host == host]
+        ports = [p for p in free_ports(len(wanted) + len(given), host) if p not in given]
+        for (server, attr), port in zip(wanted, ports, strict=False):
+            setattr(server, attr, port)
+
+
 @dataclass
 class EmbeddedTriton:
     """The embedded tritonserver as a context manager.
@@ -243,9 +259,7 @@ class EmbeddedTriton:
             dst = python_backend / src.name
             if not dst.exists():
                 os.symlink(src, dst)
-        missing = [a for a in ("grpc_port", "http_port", "metrics_port") if not getattr(self, a)]
-        for attr, port in zip(missing, free_ports(len(missing), self.host), strict=True):
-            setattr(self, attr, port)
+        _assign_free_ports([self])
         # A prefix of our own on the Python backend's shm regions, so that shutdown removes
         # exactly this server's regions and servers side by side never collide.
         self.shm_prefix = f"tta{os.getpid()}x{uuid.uuid4().hex[:8]}_"
@@ -553,15 +567,7 @@ class TritonGroup:
 
     def assign_ports(self) -> None:
         """Free ports for every server now, so :attr:`url` is known before they start."""
-        attrs = ("grpc_port", "http_port", "metrics_port")
-        missing = [(s, a) for s in self.servers for a in attrs if not getattr(s, a)]
-        # A port given by the caller is not bound yet: the OS may hand it out again.
-        given = {getattr(s, a) for s in self.servers for a in attrs if getattr(s, a)}
-        for host in {s.host for s, _ in missing}:
-            wanted = [(s, a) for s, a in missing if s.host == host]
-            ports = [p for p in free_ports(len(wanted) + len(given), host) if p not in given]
-            for (server, attr), port in zip(wanted, ports, strict=False):
-                setattr(server, attr, port)
+        _assign_free_ports(self.servers)
 
     def start(self) -> None:
         """Start every server at once (each load takes minutes on a GPU); if one fails to
