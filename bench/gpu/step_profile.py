@@ -6,12 +6,13 @@ static cache, compiled step, CUDA graphs) after a prompt of ``--prompts`` tokens
 x 144 video tokens plus the question come to about 4,864), and prints per variant the
 milliseconds per token, then the CUDA kernels of 64 tokens by total time (torch.profiler).
 Variants: each prompt length in bf16, and for each of ``--quant`` (int4, fp8, int8) the
-longest again with the decoder's weights in that format (analyzers/_quant.py); int4 also
+longest again with the decoder's weights in that format (analyzers/_quant.py), each at every
+``--batches`` size (rows decoded together, as video_llava batches clips); int4 also
 times the prompt through tinygemm (``prefill_tinygemm_s``) besides the default, which widens
 the weights to bf16 for a prompt's many rows.
 
     python bench/gpu/step_profile.py --prompts 4864,512 --tokens 256 --quant int4,fp8 \
-        --out $OUT/step.json
+        --batches 1,4 --out $OUT/step.json
 """
 
 from __future__ import annotations
@@ -52,11 +53,13 @@ def build(quant: str | None):
     return model
 
 
-def run(model, decoder_cls, prompt: int, tokens: int, profile: bool, quant: str | None) -> dict:
-    decoder = decoder_cls(model, compile=True, max_batch=1)
+def run(
+    model, decoder_cls, prompt: int, tokens: int, profile: bool, quant: str | None, batch: int = 1
+) -> dict:
+    decoder = decoder_cls(model, compile=True, max_batch=batch)
     inputs = {
-        "input_ids": torch.randint(1, 32000, (1, prompt), device="cuda"),
-        "attention_mask": torch.ones((1, prompt), dtype=torch.long, device="cuda"),
+        "input_ids": torch.randint(1, 32000, (batch, prompt), device="cuda"),
+        "attention_mask": torch.ones((batch, prompt), dtype=torch.long, device="cuda"),
     }
 
     def generate(n: int) -> float:
@@ -74,7 +77,7 @@ def run(model, decoder_cls, prompt: int, tokens: int, profile: bool, quant: str 
     prefill = min(generate(1) for _ in range(3))
     whole = min(generate(tokens) for _ in range(2))
     extra = {}
-    if quant == "int4":
+    if quant == "int4" and batch == 1:
         # The prompt through tinygemm too (Int4Linear widens to bf16 above DENSE_ROWS rows).
         layer_cls = analyzer_module("_quant").Int4Linear
         kept, layer_cls.DENSE_ROWS = layer_cls.DENSE_ROWS, 10**9
@@ -84,9 +87,12 @@ def run(model, decoder_cls, prompt: int, tokens: int, profile: bool, quant: str 
             layer_cls.DENSE_ROWS = kept
     result = {
         "prompt": prompt,
+        "batch": batch,
         "tokens": tokens,
         "prefill_s": round(prefill, 4),
         "ms_per_token": round((whole - prefill) / (tokens - 1) * 1e3, 3),
+        "ms_per_token_per_row": round((whole - prefill) / (tokens - 1) * 1e3 / batch, 3),
+        "peak_gb": round(torch.cuda.max_memory_allocated() / 2**30, 1),
         "whole_s": round(whole, 3),
         "first_two_calls_s": round(compile_s, 1),
         **extra,
@@ -118,6 +124,11 @@ def main() -> int:
     ap.add_argument("--prompts", default="4864,512")
     ap.add_argument("--tokens", type=int, default=256)
     ap.add_argument("--quant", default="", help="comma-separated: int4, fp8, int8")
+    ap.add_argument(
+        "--batches",
+        default="1",
+        help="comma-separated rows a step: each precision runs the longest prompt at each",
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -131,16 +142,20 @@ def main() -> int:
     decoder_cls = analyzer_module("_decoding").StaticGreedyDecoder
     prompts = [int(p) for p in args.prompts.split(",")]
     quants = [q for q in args.quant.split(",") if q]
-    variants = [(p, None) for p in prompts] + [(max(prompts), q) for q in quants]
+    batches = [int(b) for b in args.batches.split(",")]
+    longest = max(prompts)
+    variants = [(p, None, 1) for p in prompts] + [(longest, None, b) for b in batches if b > 1]
+    variants += [(longest, q, b) for q in quants for b in batches]
     results = []
     model, built = None, "none"
-    for prompt, quant in variants:
+    for prompt, quant, batch in variants:
         if built != quant:
             model = None
             torch.cuda.empty_cache()
             model, built = build(quant), quant
         torch._dynamo.reset()
-        res = run(model, decoder_cls, prompt, args.tokens, True, quant)
+        torch.cuda.reset_peak_memory_stats()
+        res = run(model, decoder_cls, prompt, args.tokens, True, quant, batch)
         res["precision"] = quant or "bf16"
         results.append(res)
         print(json.dumps(res, indent=1), flush=True)
