@@ -187,6 +187,23 @@ def test_the_instance_device_reaches_the_analyzer():
     assert next(model.analyzer.model.parameters()).device.type == "cpu"
 
 
+def test_on_a_gpu_only_the_critical_model_keeps_mps_normal_priority(monkeypatch):
+    from tiktok_analyzer.serving import adapter
+
+    monkeypatch.delenv(adapter.MPS_PRIORITY_ENV, raising=False)
+    adapter._mps_priority(load_class("video_llava"), "cpu")
+    assert adapter.MPS_PRIORITY_ENV not in adapter.os.environ  # a CPU instance: untouched
+    for name, expected in (("video_llava", "0"), ("object_detection", "1")):
+        monkeypatch.delenv(adapter.MPS_PRIORITY_ENV, raising=False)
+        adapter._mps_priority(load_class(name), "cuda:0")
+        assert adapter.os.environ[adapter.MPS_PRIORITY_ENV] == expected
+    # A value the server was started with wins.
+    monkeypatch.setenv(adapter.MPS_PRIORITY_ENV, "0")
+    adapter._mps_priority(load_class("object_detection"), "cuda:0")
+    assert adapter.os.environ[adapter.MPS_PRIORITY_ENV] == "0"
+    assert [n for n in ANALYZER_NAMES if load_class(n).gpu_critical] == ["video_llava"]
+
+
 def test_tensor_shape_errors_are_invalid_arg():
     name = "cut_analysis"
     model = _model(name)

@@ -237,6 +237,9 @@ class Analyzer(ABC):
         gpu_instances / preferred_batch / gpu_note: that configuration's KIND_GPU
             instance count, Triton's preferred batch sizes (empty: any up to the maximum)
             and why, written into it as a comment.
+        gpu_critical: the model sets the wall time of one clip (its chain of stages is the
+            longest): on a GPU shared through NVIDIA's MPS its kernels go first
+            (``serving/adapter.py``); without MPS this changes nothing.
     """
 
     name: ClassVar[str]
@@ -258,6 +261,7 @@ class Analyzer(ABC):
     gpu_note: ClassVar[str] = (
         "a small model: two instances overlap one's CPU work with the other's GPU work"
     )
+    gpu_critical: ClassVar[bool] = False
 
     @dataclass
     class Params:

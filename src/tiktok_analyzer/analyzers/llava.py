@@ -557,6 +557,8 @@ class VideoLlava(LearnedAnalyzer):
         "one 7 B model in bf16 (~20 GB with its cache) batches clips itself; its batches are "
         "padded to the compiled sizes 1, 2 and 4"
     )
+    # Its 384 tokens are most of a clip's wall time on a GPU (bench/results/gpu_h100.md).
+    gpu_critical = True
 
     @dataclass
     class Params:

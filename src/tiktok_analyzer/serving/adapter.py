@@ -167,6 +167,20 @@ def _own_numba_cache(instance: str) -> None:
     )
 
 
+#: NVIDIA MPS reads a client's priority from this when the process first uses CUDA: 0 is
+#: normal, 1 below normal. Without an MPS daemon it is ignored.
+MPS_PRIORITY_ENV = "CUDA_MPS_CLIENT_PRIORITY"
+
+
+def _mps_priority(cls, device: str) -> None:
+    """On a GPU, the analyzer on the critical path (``gpu_critical``) keeps MPS's normal
+    priority and every other model runs below it, so that when the models' kernels share
+    the GPU at once (MPS) the critical one's wait least. Set before the model touches CUDA;
+    a value the server was started with wins."""
+    if device.startswith("cuda"):
+        os.environ.setdefault(MPS_PRIORITY_ENV, "0" if cls.gpu_critical else "1")
+
+
 def _device(args: dict) -> str:
     """The device of this model instance: the learned analyzers put their model there
     (_learned.py)."""
@@ -218,8 +232,10 @@ def make_model(analyzer_name: str):
             faulthandler.enable()
             _own_numba_cache(str(args.get("model_instance_name") or analyzer_name))
             cls = load_class(analyzer_name)
+            device = _device(args)
+            _mps_priority(cls, device)
             # Heavy work happens once, here: weights, JIT warm-up, lookup tables.
-            self.analyzer = cls.from_strings(raw, device=_device(args))
+            self.analyzer = cls.from_strings(raw, device=device)
             self.logger.log_info(
                 f"{analyzer_name}: ready on {args.get('model_instance_kind', 'CPU')} "
                 f"(instance {args.get('model_instance_name')})"
