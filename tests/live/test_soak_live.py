@@ -5,11 +5,13 @@ must not grow (regions left registered stay mapped inside it: 12 MB each, seen a
 $SOAK_SECONDS sets the length: 600 s by default, what CI runs. Seen on the 2-core machine:
 1137 analyses, the RSS floor 230 MB after the warm-up, 239 MB by the second minute and 240
 MB at the end (a plateau); in a CI run, 1852 analyses, 193 MB until 290 s, then one step to
-264 MB and flat to the end (a late fill, not a leak: see the assertions)."""
+264 MB and flat to the end; in another, 185 -> 255 MB at 410 s (late fills, not leaks:
+see the assertions)."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 
@@ -25,8 +27,10 @@ pytestmark = [pytest.mark.live, pytest.mark.slow]
 
 SOAK_S = float(os.environ.get("SOAK_SECONDS", "600"))
 CLIENTS = 8
-#: Growth of the RSS floor allowed over the last two fifths of the run (a leak still running).
-MAX_GROWTH_MB = 20.0
+#: The RSS floor is taken in this many parts of the run; it may rise between two only once.
+PARTS = 8
+#: A rise of the floor between two parts that counts as a step (a fill or a leak).
+STEP_MB = 20.0
 #: Growth allowed over the whole run: one fill of the shm pool and arenas (seen: 71.5 MB).
 MAX_FILL_MB = 120.0
 #: The backend's shm pools and allocator arenas fill in the first minute (seen: 194 -> 280 MB).
@@ -80,21 +84,21 @@ def test_tritonserver_memory_stays_flat_under_load(clip_factory):
 
         left = asyncio.run(soak())
     # RSS swings by tens of MB with the requests in flight; a leak raises its floor, the
-    # lowest reading of each fifth of the samples, again and again. The backend's shm pool
-    # and the allocator's arenas fill once, in a step, when a burst first arrives: usually in
-    # the warm-up, but once (CI, 2026-12-06) at 290 s, 193 -> 264 MB, flat for the 300 s
-    # after. So: no growth over the last two fifths (a leak still running), and the whole
-    # run's growth bounded by one such fill (the region leak this guards against grew the
-    # floor 206 MB in 5 minutes, at every step).
-    fifth = max(1, len(series) // 5)
-    floors = [min(series[i * fifth : (i + 1) * fifth]) for i in range(4)] + [min(series[-fifth:])]
-    late, total = floors[4] - floors[3], floors[4] - floors[0]
+    # lowest reading of each eighth of the samples, again and again. The backend's shm pool
+    # and the allocator's arenas fill once, in one step of about 70 MB, when a burst first
+    # arrives: usually in the warm-up, but in CI at 290 s (2026-12-06) and at 410 s
+    # (2026-12-07), flat after. So the floor may rise once, by at most one such fill; the
+    # region leak this guards against grew the floor 206 MB in 5 minutes, about 44 MB in
+    # every eighth of this run.
+    eighth = max(1, len(series) // PARTS)
+    floors = [min(series[i * eighth : (i + 1) * eighth]) for i in range(PARTS - 1)]
+    floors.append(min(series[-eighth:]))
+    rises = [round(b - a, 1) for a, b in itertools.pairwise(floors) if b - a >= STEP_MB]
+    total = floors[-1] - floors[0]
     print(f"{done[0]} analyses in {SOAK_S:.0f} s; tritonserver RSS every 5 s (MB): {series}")
-    print(
-        f"floors by fifth (MB): {floors}; growth over the last two {late:.1f}, in all {total:.1f}"
-    )
+    print(f"floors by eighth (MB): {floors}; rises of {STEP_MB:.0f} MB or more: {rises}")
     assert done[0] >= CLIENTS, "the soak made too few analyses to say anything"
     assert left == [], f"regions still registered: {left}"
     assert pipeline.SHM_UNREGISTER_FAILURES[0] == failures_before
-    assert late < MAX_GROWTH_MB, f"tritonserver still grew {late:.1f} MB at the end: {floors}"
+    assert len(rises) <= 1, f"tritonserver's memory rose again and again: {floors}"
     assert total < MAX_FILL_MB, f"tritonserver grew {total:.1f} MB under load: {floors}"
