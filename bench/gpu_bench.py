@@ -130,18 +130,28 @@ def gpu_info() -> str:
     # bench/gpu/run.sh --mps starts NVIDIA's MPS daemon and exports its pipe folder: every
     # CUDA process started after (the server's stubs) then shares one GPU context.
     mps = os.environ.get("CUDA_MPS_PIPE_DIRECTORY")
-    # The adapter gives video_llava MPS's normal priority and every other GPU model below
-    # normal, unless the server was started with one value for all (the control run).
+    # The adapter gives the gpu_critical analyzers MPS's normal priority and every other GPU
+    # model below normal, unless the server was started with one value for all (the control
+    # run).
     given = os.environ.get("CUDA_MPS_CLIENT_PRIORITY")
     priority = (
         f"every model at MPS client priority {given}"
         if given is not None
-        else "video_llava at MPS's normal client priority, the other GPU models below"
+        else f"{', '.join(critical_analyzers()) or 'no model'} at MPS's normal client "
+        "priority, the other GPU models below"
     )
     return (
         f"{out}; {torch_v}; Python {platform.python_version()}; "
         f"{os.cpu_count()} CPU cores ({cpu_name()}); "
     ) + (f"CUDA MPS on (pipes in {mps}), {priority}" if mps else "CUDA MPS off")
+
+
+def critical_analyzers() -> list[str]:
+    """The analyzers marked ``gpu_critical``: the adapter keeps them at MPS's normal client
+    priority."""
+    from tiktok_analyzer.analyzers import ANALYZER_NAMES, load_class
+
+    return [name for name in ANALYZER_NAMES if load_class(name).gpu_critical]
 
 
 def host_cpu() -> tuple[int, int] | None:

@@ -123,3 +123,16 @@ def test_llava_batches_group_a_levels_clips_by_the_batch_they_ran_in():
         "2": {"clips": 1, "generate_s": 4.0},
         "4": {"clips": 4, "generate_s": 5.0},
     }
+
+
+def test_machine_line_names_the_critical_analyzers_from_their_classes(monkeypatch):
+    from tiktok_analyzer.analyzers.llava import VideoLlava
+
+    monkeypatch.setenv("CUDA_MPS_PIPE_DIRECTORY", "/tmp/mps")
+    monkeypatch.delenv("CUDA_MPS_CLIENT_PRIORITY", raising=False)
+    assert gpu_bench.critical_analyzers() == ["video_llava"]
+    assert "video_llava at MPS's normal client priority" in gpu_bench.gpu_info()
+    monkeypatch.setattr(VideoLlava, "gpu_critical", False)
+    assert "no model at MPS's normal client priority" in gpu_bench.gpu_info()
+    monkeypatch.setenv("CUDA_MPS_CLIENT_PRIORITY", "0")
+    assert "every model at MPS client priority 0" in gpu_bench.gpu_info()
