@@ -8,7 +8,7 @@ with other work the wall moves with their load, the CPU seconds much less, so a 
 judged on both. The 1-minute load average at each run's start is printed with it.
 
     .venv/bin/python bench/cpu_demo_bench.py [--clip samples/sample.mp4] [--runs 3]
-        [--env KEY=VALUE ...]
+        [--env KEY=VALUE ...] [--per-process]
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu_s(root: int) -> float:
+def tree_cpu(root: int) -> dict[str, float]:
     """CPU seconds (user + system, children reaped included) of ``root`` and every process
-    under it, from /proc: the stubs are the server's children, not ours."""
+    under it, from /proc, by who they are (:func:`label`): the stubs are the server's
+    children, not ours."""
     children: dict[int, list[int]] = {}
     used: dict[int, float] = {}
     for entry in os.listdir("/proc"):
@@ -47,12 +48,33 @@ def tree_cpu_s(root: int) -> float:
         fields = stat[stat.rindex(")") + 2 :].split()
         children.setdefault(int(fields[1]), []).append(int(entry))
         used[int(entry)] = sum(int(f) for f in fields[11:15]) / _TICK
-    total, todo = 0.0, [root]
+    by: dict[str, float] = {}
+    todo = [root]
     while todo:
         pid = todo.pop()
-        total += used.get(pid, 0.0)
+        name = "this process (decode, client)" if pid == root else label(pid)
+        by[name] = by.get(name, 0.0) + used.get(pid, 0.0)
         todo += children.get(pid, [])
-    return total
+    return by
+
+
+def label(pid: int) -> str:
+    """``tritonserver``, ``stub <model>`` for a Python backend stub (its model.py's
+    folder), else the program's name."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return "gone"
+    program = Path(argv[0]).name
+    if "stub" in program:
+        for arg in argv[1:]:
+            if arg.endswith("model.py"):
+                return f"stub {Path(arg).parent.parent.name}"
+    return program or "?"
+
+
+def diff(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {k: v - before.get(k, 0.0) for k, v in after.items()}
 
 
 def main() -> int:
@@ -60,6 +82,11 @@ def main() -> int:
     parser.add_argument("--clip", default=str(ROOT / "samples" / "sample.mp4"))
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server")
+    parser.add_argument(
+        "--per-process",
+        action="store_true",
+        help="also print each process's CPU seconds a clip (tritonserver, each model's stub)",
+    )
     args = parser.parse_args()
     if not Path(args.clip).exists():
         print(f"{args.clip} does not exist: run scripts/setup.sh first", file=sys.stderr)
@@ -70,20 +97,24 @@ def main() -> int:
     print(f"machine: {machine()}", flush=True)
     print(f"clip: {args.clip}", flush=True)
     started = time.perf_counter()
-    rows = []
+    rows: list[dict] = []
+    per_process: list[dict[str, float]] = []
     with EmbeddedTriton(models=names, env=env) as server:
         print(f"server start {time.perf_counter() - started:.1f} s", flush=True)
         options = AnalysisOptions(triton_url=server.grpc_url, analyzers=names, declarations=decls)
         for i in range(args.runs + 1):
-            load, cpu0 = os.getloadavg()[0], tree_cpu_s(os.getpid())
+            load, cpu0 = os.getloadavg()[0], tree_cpu(os.getpid())
             report = analyze_clip(args.clip, options)
+            used = diff(tree_cpu(os.getpid()), cpu0)
+            if i:
+                per_process.append(used)
             p = report.processing
             row = {
                 "run": i,
                 "wall_s": round(p.wall_s, 2),
                 "realtime_factor": round(p.realtime_factor, 3),
                 "decode_s": round(p.decode_s, 2),
-                "cpu_s": round(tree_cpu_s(os.getpid()) - cpu0, 1),
+                "cpu_s": round(sum(used.values()), 1),
                 "load1": round(load, 1),
                 "slowest": {
                     n: round(e.elapsed_s, 2)
@@ -100,6 +131,15 @@ def main() -> int:
         f"realtime factor {statistics.median(r['realtime_factor'] for r in counted):.3f}, "
         f"CPU {statistics.median(r['cpu_s'] for r in counted):.1f} s"
     )
+    if args.per_process and per_process:
+        medians = {
+            k: statistics.median(u.get(k, 0.0) for u in per_process)
+            for k in set().union(*per_process)
+        }
+        print(f"CPU seconds a clip by process (median of {len(per_process)}):")
+        for k, v in sorted(medians.items(), key=lambda kv: -kv[1]):
+            if v >= 0.005:
+                print(f"  {v:6.2f}  {k}")
     return 0
 
 
