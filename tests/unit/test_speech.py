@@ -63,6 +63,26 @@ def test_language_is_read_from_the_speech_after_leading_music():
     assert result.words[0].start_s >= info["speech"]["start_s"] - EDGE_S
 
 
+@pytest.mark.parametrize("name", ["speech_160", "speech_after_music"])
+def test_language_and_first_window_share_one_encoding(name):
+    """The language is read from the encoding transcribe then reuses (one encoder pass a
+    clip of up to 30 s of speech, not two), and reads as the library's own detection."""
+    from .speech_clips import transcriber
+
+    analyzer = transcriber()
+    engine = analyzer._engine
+    clip, _ = clip_of(name)
+    hits = engine._reuse.hits
+    result = analyzer.analyze(clip)
+    assert engine._reuse.hits == hits + 1
+    assert result.text == transcript(name)[0].text
+    audio = np.ascontiguousarray(clip.audio, dtype=np.float32)
+    window = analyzer._voiced_window(audio, analyzer._voiced(audio))
+    language, probability, _ = engine.model.detect_language(audio=window)
+    assert result.language == language == "en"
+    assert abs(result.language_probability - probability) < 0.05
+
+
 def test_music_alone_has_no_speech():
     result, _ = transcript("music_only")
     assert result.language is None
