@@ -83,6 +83,25 @@ def test_language_and_first_window_share_one_encoding(name):
     assert abs(result.language_probability - probability) < 0.05
 
 
+def test_over_30_s_of_speech_still_encodes_the_first_window_once():
+    """Four clips of speech end to end (over 30 s voiced, two windows): the language's
+    window is still transcribe's first, so one of its two encodings is saved."""
+    from .speech_clips import transcriber
+
+    analyzer = transcriber()
+    engine = analyzer._engine
+    parts = [clip_of(name)[0].audio for name in [*RATES, "speech_160"]]
+    audio = np.concatenate(parts).astype(np.float32)
+    voiced = analyzer._voiced(audio)
+    assert sum(e - s for s, e in voiced) > 30.0
+    meta = ClipMeta(duration_s=len(audio) / 16000, fps=0.0, width=0, height=0, has_video=False)
+    hits = engine._reuse.hits
+    result = analyzer.analyze(Clip(meta=meta, audio=audio))
+    assert engine._reuse.hits == hits + 1
+    assert result.language == "en"
+    assert result.segments[-1].end_s > 30.0
+
+
 def test_music_alone_has_no_speech():
     result, _ = transcript("music_only")
     assert result.language is None

@@ -41,7 +41,8 @@ Per clip:
 2. Language: detected on the first ``language_window_s`` of voiced audio only (the voiced
    stretches joined), not on the clip's first 30 s: short clips often open on music, which
    Whisper would otherwise "hear" as some language. On a CPU (one window after another)
-   that window's encoding is the one transcription starts with: it is computed once.
+   that window's encoding is the one transcription starts with: it is computed once (the
+   features are those of all the voiced audio joined, as transcription computes them).
 3. Transcription of the voiced stretches with word timestamps (Whisper's cross-attention
    alignment); times are mapped back to the clip, then each word is shrunk to the voiced
    windows it covers (:func:`_snap_to_voice`): Whisper's edges swallow silence and music.
@@ -178,6 +179,12 @@ class _FasterWhisper:
         self._reuse = _Reuse(self.model.encode)
         self.model.encode = self._reuse.encode
 
+    @property
+    def whole_voiced(self) -> bool:
+        """Whether :meth:`detect_language` takes every voiced stretch, not only the first
+        ``language_window_s``: sequential transcription, whose first window it reuses."""
+        return self.pipeline is None
+
     def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
         if self.pipeline is not None:
             language, probability, _ = self.model.detect_language(audio=audio)
@@ -187,10 +194,16 @@ class _FasterWhisper:
         # On the 2-core host this was 1.5 of the 3.8 CPU-s of the demo clip's speech.
         from faster_whisper.audio import pad_or_trim
 
+        # ``audio`` is every voiced stretch joined (:attr:`whole_voiced`), as transcribe's
+        # VAD joins them: the same features (their log-mel floor is set by the whole).
         extractor = self.model.feature_extractor
         features = extractor(audio)
-        # generate_segments' first window: up to 30 s of every frame but the last.
-        window = pad_or_trim(features[:, : min(extractor.nb_max_frames, features.shape[-1] - 1)])
+        # generate_segments' first window: up to 30 s of every frame but the last (and up to
+        # language_window_s: a shorter window is not transcribe's and is encoded again).
+        frames = round(self.params.language_window_s / extractor.time_per_frame)
+        window = pad_or_trim(
+            features[:, : min(extractor.nb_max_frames, frames, features.shape[-1] - 1)]
+        )
         results = self.model.model.detect_language(self._reuse.encode(window, keep=True))[0]
         token, probability = results[0]
         return token[2:-2], float(probability)
@@ -277,9 +290,9 @@ class _Reuse:
     """``WhisperModel.encode`` that hands back a kept encoding when asked for the same
     features again: the language is detected on the voiced audio's first window, and
     transcribe (faster-whisper's VAD joins the same voiced stretches) encodes that same
-    window first. The features are compared whole, so any difference (voiced audio over
-    30 s, whose first window's edge frames see more sound; another faster-whisper) only
-    costs the second encoding. ``hits`` counts the encodings saved."""
+    window first. The features are compared whole, so any difference (a
+    ``language_window_s`` under 30 s; another faster-whisper) only costs the second
+    encoding. ``hits`` counts the encodings saved."""
 
     def __init__(self, encode) -> None:
         self._encode = encode
@@ -1355,7 +1368,9 @@ class SpeechTranscription(LearnedAnalyzer):
         if p.language:
             language, probability = p.language, 1.0
         else:
-            language, probability = self._engine.detect_language(self._voiced_window(audio, voiced))
+            whole = getattr(self._engine, "whole_voiced", False)
+            window = self._voiced_window(audio, voiced, whole=whole)
+            language, probability = self._engine.detect_language(window)
         # Its probabilities come back to the host: the device is done when the clock is read.
         language_s = time.perf_counter() - start if not p.language else 0.0
         raw = self._engine.transcribe(audio, language, voiced)
@@ -1420,9 +1435,12 @@ class SpeechTranscription(LearnedAnalyzer):
         padded = np.pad(audio, (0, -len(audio) % _VAD_WINDOW))
         return np.asarray(get_vad_model()(padded)).reshape(-1)
 
-    def _voiced_window(self, audio: np.ndarray, voiced: list[tuple[float, float]]) -> np.ndarray:
-        """The first ``language_window_s`` of voiced audio, the stretches joined."""
-        limit = round(self.params.language_window_s * AUDIO_RATE)
+    def _voiced_window(
+        self, audio: np.ndarray, voiced: list[tuple[float, float]], whole: bool = False
+    ) -> np.ndarray:
+        """The first ``language_window_s`` of voiced audio (``whole``: all of it), the
+        stretches joined."""
+        limit = len(audio) if whole else round(self.params.language_window_s * AUDIO_RATE)
         parts, n = [], 0
         for s, e in voiced:
             part = audio[round(s * AUDIO_RATE) : round(e * AUDIO_RATE)][: limit - n]
