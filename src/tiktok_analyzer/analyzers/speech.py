@@ -129,6 +129,10 @@ class _Segment:
 
 
 class _Engine(Protocol):
+    #: detect_language takes every voiced stretch joined, not only the first
+    #: ``language_window_s`` (it cuts that window from their features itself).
+    whole_voiced: bool
+
     def detect_language(self, audio: np.ndarray) -> tuple[str, float]: ...
 
     def transcribe(
@@ -301,11 +305,7 @@ class _Reuse:
 
     def encode(self, features: np.ndarray, keep: bool = False):
         kept = self._kept
-        if (
-            kept is not None
-            and kept[0].shape == features.shape
-            and np.array_equal(kept[0], features)
-        ):
+        if kept is not None and np.array_equal(kept[0], features):
             self._kept = None
             self.hits += 1
             return kept[1]
@@ -445,6 +445,8 @@ class _OpenAIWhisper:
     :func:`_add_words`: transcribe's add_word_timestamps without its second encoder pass).
     Each window is decoded once, at temperature 0, without the previous window's
     text: a window waits for no other."""
+
+    whole_voiced = False
 
     def __init__(
         self,
@@ -1368,8 +1370,7 @@ class SpeechTranscription(LearnedAnalyzer):
         if p.language:
             language, probability = p.language, 1.0
         else:
-            whole = getattr(self._engine, "whole_voiced", False)
-            window = self._voiced_window(audio, voiced, whole=whole)
+            window = self._voiced_window(audio, voiced, whole=self._engine.whole_voiced)
             language, probability = self._engine.detect_language(window)
         # Its probabilities come back to the host: the device is done when the clock is read.
         language_s = time.perf_counter() - start if not p.language else 0.0
