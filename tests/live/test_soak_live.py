@@ -14,7 +14,8 @@ Not the whole VmRSS: it also holds the Python backend's shared-memory pools betw
 server and its stubs, which fill once under load, at a time and by an amount that vary
 (CI runs: 185 -> 255 MB at 410 s; 129 -> 236 MB at 100 s, then 262 MB by 300 s, flat
 after), and the regions in flight (0 to 8 clips' worth at any reading). On the 2-core
-machine, 300 s: the server's own memory 38 -> 39 MB, the backend's pools 100 -> 160 MB.
+machine, 300 s: the server's own memory 38 -> 39 MB after the warm-up; its RssShmem (the
+pools and the regions in flight) 106 to 165 MB from one reading to the next.
 
 $SOAK_SECONDS sets the length: 600 s by default, what CI runs."""
 
