@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from pipeline_bench import machine  # bench/pipeline_bench.py, beside this file
+from proc_cpu import diff, tree_cpu  # bench/proc_cpu.py
 
 from tiktok_analyzer.analyzers import ANALYZER_NAMES
 from tiktok_analyzer.orchestrator.models import read_declarations
@@ -29,52 +30,6 @@ from tiktok_analyzer.orchestrator.pipeline import AnalysisOptions, analyze_clip
 from tiktok_analyzer.serving.launcher import EmbeddedTriton, default_model_repository
 
 ROOT = Path(__file__).resolve().parents[1]
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu(root: int) -> dict[str, float]:
-    """CPU seconds (user + system, children reaped included) of ``root`` and every process
-    under it, from /proc, by who they are (:func:`label`): the stubs are the server's
-    children, not ours."""
-    children: dict[int, list[int]] = {}
-    used: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue  # gone meanwhile
-        fields = stat[stat.rindex(")") + 2 :].split()
-        children.setdefault(int(fields[1]), []).append(int(entry))
-        used[int(entry)] = sum(int(f) for f in fields[11:15]) / _TICK
-    by: dict[str, float] = {}
-    todo = [root]
-    while todo:
-        pid = todo.pop()
-        name = "this process (decode, client)" if pid == root else label(pid)
-        by[name] = by.get(name, 0.0) + used.get(pid, 0.0)
-        todo += children.get(pid, [])
-    return by
-
-
-def label(pid: int) -> str:
-    """``tritonserver``, ``stub <model>`` for a Python backend stub (its model.py's
-    folder), else the program's name."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return "gone"
-    program = Path(argv[0]).name
-    if "stub" in program:
-        for arg in argv[1:]:
-            if arg.endswith("model.py"):
-                return f"stub {Path(arg).parent.parent.name}"
-    return program or "?"
-
-
-def diff(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
-    return {k: v - before.get(k, 0.0) for k, v in after.items()}
 
 
 def main() -> int:

@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import spans as spanlib  # noqa: E402
 import whisper_tokens  # noqa: E402
 from pipeline_bench import cpu_name  # noqa: E402
+from proc_cpu import diff, tree_cpu  # noqa: E402
 
 LLAVA, SPEECH = "video_llava", "speech_transcription"
 WEIGHTS_ENV = "TIKTOK_ANALYZER_WEIGHTS"
@@ -409,6 +410,17 @@ def llava_batches(clips: list[dict]) -> dict[str, dict[str, float]]:
     }
 
 
+def by_process(used: dict[str, float], clips: int, top: int = 8) -> dict[str, float]:
+    """The ``top`` processes by CPU seconds a clip (tritonserver, ``stub <model>``, the
+    bench with its decode children), largest first; the rest summed as ``others``."""
+    per_clip = sorted(((k, v / max(clips, 1)) for k, v in used.items()), key=lambda kv: -kv[1])
+    out = {k: round(v, 2) for k, v in per_clip[:top] if v >= 0.005}
+    rest = sum(v for _, v in per_clip[top:])
+    if rest >= 0.005:
+        out["others"] = round(rest, 2)
+    return out
+
+
 def baseline_estimate(res: dict, per_clip_s: float) -> float:
     """Loading every model in one process takes about as long as the server's start (which
     loads them side by side) and more; then a warm-up pass and a timed one."""
@@ -474,9 +486,11 @@ def serve_phase(args, repo: Path, names: list[str], decls: dict, clock: Clock, o
                 print(f"skipped concurrency {c} (deadline)", flush=True)
                 continue
             before, cpu_before = compute_us(server.metrics_url), host_cpu()
+            procs_before = tree_cpu(os.getpid())
             t_level = time.perf_counter()
             level = asyncio.run(run_level(args.clip, options_for, n, c))
             after, cpu_after = compute_us(server.metrics_url), host_cpu()
+            procs = diff(tree_cpu(os.getpid()), procs_before)
             compute = {k: (after.get(k, 0.0) - before.get(k, 0.0)) / 1e6 / max(n, 1) for k in names}
             if c == 1:
                 res["compute_s"] = compute
@@ -484,6 +498,7 @@ def serve_phase(args, repo: Path, names: list[str], decls: dict, clock: Clock, o
             summary = level_summary(level)
             # Which side bounds a loaded level: the host's cores or the GPU.
             summary.update(cpu_load(cpu_before, cpu_after, n))
+            summary["cpu_s_by_process"] = by_process(procs, n)
             summary["gpu_utilization_pct"] = sampler.mean_utilization(t_level, time.perf_counter())
             # Where a loaded level's time goes: the slowest clip's chain of stages, and the
             # analyzers with the most Triton compute a clip (queueing excluded).
@@ -497,6 +512,11 @@ def serve_phase(args, repo: Path, names: list[str], decls: dict, clock: Clock, o
             # Whether the one video_llava instance batched the clips it got at once.
             summary["llava_batches"] = llava_batches(level["clips"])
             print(f"  concurrency {c}: slowest clip {summary['slowest_path']}", flush=True)
+            print(
+                f"  concurrency {c}: CPU s a clip by process: "
+                f"{_seconds(summary['cpu_s_by_process'], 2)}",
+                flush=True,
+            )
             res["levels"].append(summary)
             out.save("triton", res)
         if server.log_path is not None and out.dir is not None:
@@ -816,6 +836,13 @@ def table(args, names, decls, serve: dict, base: dict | None, budgets, meta: dic
                 f"Concurrency {lv['concurrency']}: slowest clip {lv['slowest_path']}; "
                 f"most Triton compute a clip: {top}."
                 + (f" video_llava: {batches}." if batches else ""),
+            ]
+    for lv in serve["levels"]:
+        if lv.get("cpu_s_by_process"):
+            lines += [
+                "",
+                f"CPU s a clip by process at concurrency {lv['concurrency']}: "
+                f"{_seconds(lv['cpu_s_by_process'], 2)}.",
             ]
     if serve["skipped"] or base is None:
         lines += [

@@ -1,0 +1,60 @@
+"""bench/proc_cpu.py: CPU seconds by process under the bench, read from /proc."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from tests.bench import ROOT, load_script
+
+proc_cpu = load_script("proc_cpu", ROOT / "bench" / "proc_cpu.py")
+gpu_bench = load_script("gpu_bench", ROOT / "bench" / "gpu_bench.py")
+
+SPIN = "import time\nt = time.process_time()\nwhile time.process_time() - t < {s}: pass\n"
+
+
+def test_a_live_child_is_counted_under_its_program_and_a_reaped_one_under_us():
+    before = proc_cpu.tree_cpu(os.getpid())
+    live = subprocess.Popen([sys.executable, "-c", SPIN.format(s=0.6) + "time.sleep(30)"])
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # until the child has spun its 0.6 s
+            used = proc_cpu.diff(proc_cpu.tree_cpu(os.getpid()), before)
+            if sum(v for k, v in used.items() if k != "this process (decode, client)") >= 0.55:
+                break
+            time.sleep(0.05)
+        program = os.path.basename(sys.executable)
+        assert used.get(program, 0.0) >= 0.55, used
+    finally:
+        live.kill()
+        live.wait()
+    mid = proc_cpu.tree_cpu(os.getpid())
+    subprocess.run([sys.executable, "-c", SPIN.format(s=0.4)], check=True)
+    used = proc_cpu.diff(proc_cpu.tree_cpu(os.getpid()), mid)
+    # The ended child is reaped: its time is in this process's children's fields.
+    assert used["this process (decode, client)"] >= 0.35, used
+
+
+def test_label_names_a_stub_by_its_model_folder(tmp_path):
+    model = tmp_path / "video_llava" / "1" / "model.py"
+    model.parent.mkdir(parents=True)
+    model.write_text("")
+    # A program named as Triton's stub, given the model's file as the stub is.
+    stub = tmp_path / "triton_python_backend_stub"
+    stub.symlink_to(sys.executable)
+    child = subprocess.Popen([str(stub), "-c", "import time; time.sleep(30)", str(model)])
+    try:
+        time.sleep(0.2)
+        assert proc_cpu.label(child.pid) == "stub video_llava"
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_by_process_is_per_clip_largest_first_with_the_rest_summed():
+    used = {"stub text_overlay": 8.0, "tritonserver": 0.4, "stub cuts": 2.0, "a": 0.2, "b": 0.2}
+    out = gpu_bench.by_process(used, clips=2, top=2)
+    assert list(out) == ["stub text_overlay", "stub cuts", "others"]
+    assert out == {"stub text_overlay": 4.0, "stub cuts": 1.0, "others": 0.4}
