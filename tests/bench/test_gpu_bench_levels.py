@@ -1,4 +1,5 @@
-"""bench/proc_cpu.py: CPU seconds by process under the bench, read from /proc."""
+"""What gpu_bench records of each concurrency level: CPU seconds by process (bench/proc_cpu.py,
+read from /proc) and whether every analyzer ended ok, without which a level is no figure."""
 
 from __future__ import annotations
 
@@ -58,3 +59,18 @@ def test_by_process_is_per_clip_largest_first_with_the_rest_summed():
     out = gpu_bench.by_process(used, clips=2, top=2)
     assert list(out) == ["stub text_overlay", "stub cuts", "others"]
     assert out == {"stub text_overlay": 4.0, "stub cuts": 1.0, "others": 0.4}
+
+
+def test_a_level_with_an_analyzer_not_ok_is_no_throughput_figure():
+    from types import SimpleNamespace as NS
+
+    def clip(llava: str, error: str | None = None):
+        analyzers = {
+            "cut_analysis": NS(status="ok", error=None),
+            "video_llava": NS(status=llava, error=error),
+        }
+        return {"report": NS(analyzers=analyzers)}
+
+    assert gpu_bench.not_ok([clip("ok"), clip("ok")]) == {}
+    bad = gpu_bench.not_ok([clip("ok"), clip("error", "CUDA out of memory"), clip("error", "x")])
+    assert bad == {"video_llava": "2 of 3 clips error (CUDA out of memory)"}
