@@ -257,6 +257,55 @@ def test_batch_keeps_each_clip_apart(tiny):
     assert first.scenes[0].description == first.description
 
 
+def test_vision_tower_runs_in_passes_with_the_same_features(tiny, monkeypatch):
+    """A batch's frames go through the vision tower a few at a time, keeping only the
+    layer the model reads (the tower's peak is one pass's), and the language model gets
+    the same features, so the same answers."""
+    import torch
+
+    from tiktok_analyzer.analyzers.llava import chunk_vision_tower
+
+    owner = tiny.model.model
+    tower = owner.vision_tower
+    assert tower.forward.frames == tiny.params.vision_frames == 32
+    whole = tower.forward.unchunked
+    passes: list[int] = []
+
+    def counted(pixel_values, *args, **kwargs):  # the tower's own pass, counted
+        passes.append(int(pixel_values.shape[0]))
+        return whole(pixel_values, *args, **kwargs)
+
+    monkeypatch.setattr(tower, "forward", counted)
+    try:
+        side = int(tiny.model.config.vision_config.image_size)
+        pixels = torch.randn(3, 2, 3, side, side, generator=torch.Generator().manual_seed(0))
+        kwargs = {
+            "vision_feature_layer": tiny.model.config.vision_feature_layer,
+            "vision_feature_select_strategy": tiny.model.config.vision_feature_select_strategy,
+        }
+        want = owner.get_video_features(pixels, **kwargs)
+        assert passes == [6]
+        passes.clear()
+        chunk_vision_tower(tiny.model, 2)  # two frames a pass: one tiny clip's
+        got = owner.get_video_features(pixels, **kwargs)
+        assert passes == [2, 2, 2]
+        got, want = (getattr(x, "pooler_output", x) for x in (got, want))
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+        monkeypatch.setattr(tiny.params, "max_new_tokens", 8)
+        clips = [_clip(_frames(2, seed=k), UPSTREAM) for k in range(3)]
+        assert tower.forward.frames == 2
+        passes.clear()
+        chunked_answers = [r.raw_text for r in tiny.analyze_batch(clips)]
+        assert passes == [2, 2, 2]
+        tower.forward = counted
+        passes.clear()
+        assert [r.raw_text for r in tiny.analyze_batch(clips)] == chunked_answers
+        assert passes == [6]
+    finally:
+        chunk_vision_tower(tiny.model, tiny.params.vision_frames)
+
+
 @pytest.mark.parametrize(
     ("size", "want"), [(1, [1]), (2, [1, 2]), (4, [1, 2, 4]), (6, [1, 2, 4, 6]), (8, [1, 2, 4, 8])]
 )

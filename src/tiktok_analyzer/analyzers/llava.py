@@ -593,6 +593,11 @@ class VideoLlava(LearnedAnalyzer):
         # The warm-up's prompt has this many scenes, so that clips with up to this many
         # reuse its compiled graphs (a clip with more compiles once more, on first sight).
         warm_up_scenes: int = 24
+        # Frames through the vision tower at once (0: every frame of the batch). The
+        # tower keeps every layer's hidden states, about 1 GB a clip of 32 frames in
+        # bf16: on the H100, with every other model loaded, a batch of 7 clips ran out of
+        # memory there (bench/results/gpu_h100.md).
+        vision_frames: int = 32
 
     Result = VideoLlavaResult
 
@@ -634,6 +639,8 @@ class VideoLlava(LearnedAnalyzer):
         )
         if self.precision in _QUANTIZED:
             self._quantize()
+        if p.vision_frames > 0:
+            chunk_vision_tower(self.model, p.vision_frames)
         self.processor.tokenizer.padding_side = "left"
         self._video_token = getattr(self.processor, "video_token", "<video>")
         # transformers compiles the static cache's decoding step only on CUDA; a CPU keeps
@@ -934,6 +941,63 @@ class VideoLlava(LearnedAnalyzer):
             precision=self.precision,
             timings=timings,
         )
+
+
+def chunk_vision_tower(model, frames: int) -> None:
+    """Make ``model`` (a LLaVA-NeXT-Video) run its vision tower on at most ``frames``
+    frames at a time, and keep of every pass only the layers the model reads
+    (``vision_feature_layer``; the others become None). The tower keeps each layer's
+    hidden states, about 1 GB a clip of 32 frames in bf16, and its batch is every frame
+    of every clip: a batch of 7 clips ran out of memory there on the H100. The features
+    are the same, in the same order. An output without hidden states (a tuple) is left to
+    the tower's own one pass."""
+    owner = getattr(model, "model", model)  # the inner LlavaNextVideoModel
+    tower = getattr(owner, "vision_tower", None)
+    if tower is None:
+        return
+    original = getattr(tower.forward, "unchunked", tower.forward)
+    layer = model.config.vision_feature_layer
+    wanted = [layer] if isinstance(layer, int) else list(layer)
+    step = max(1, int(frames))
+
+    def forward(pixel_values, *args, **kwargs):
+        n = int(pixel_values.shape[0])
+        if n <= step:
+            return original(pixel_values, *args, **kwargs)
+        parts = []
+        for start in range(0, n, step):
+            part = original(pixel_values[start : start + step], *args, **kwargs)
+            if getattr(part, "hidden_states", None) is None:
+                del parts, part  # not the form this knows: one pass, as the model would
+                return original(pixel_values, *args, **kwargs)
+            keep = {i % len(part.hidden_states) for i in wanted}
+            part.hidden_states = tuple(
+                h if i in keep else None for i, h in enumerate(part.hidden_states)
+            )
+            part.attentions = None
+            parts.append(part)
+        return _joined(parts)
+
+    forward.unchunked = original  # type: ignore[attr-defined]
+    forward.frames = step  # type: ignore[attr-defined]
+    tower.forward = forward
+
+
+def _joined(parts):
+    """One tower output from the passes' outputs, each field joined along the frames."""
+    import torch
+
+    def cat(tensors):
+        return None if tensors[0] is None else torch.cat(tensors, dim=0)
+
+    first = parts[0]
+    for key in ("last_hidden_state", "pooler_output"):
+        if getattr(first, key, None) is not None:
+            setattr(first, key, cat([getattr(p, key) for p in parts]))
+    first.hidden_states = tuple(
+        cat([p.hidden_states[i] for p in parts]) for i in range(len(first.hidden_states))
+    )
+    return first
 
 
 def batch_buckets(batch_size: int) -> list[int]:
