@@ -392,6 +392,37 @@ def level_summary(level: dict) -> dict:
         "wall_s": round(level["wall_s"], 3),
         "clips_per_min": round(60.0 * len(walls) / level["wall_s"], 2) if walls else 0.0,
         "clip_wall_median_s": round(statistics.median(walls), 3) if walls else None,
+        "not_ok": not_ok(level["clips"]),
+    }
+
+
+def level_row(lv: dict) -> str:
+    """A concurrency level's row of the table; its clips a minute only where every
+    analyzer ended ok in every clip."""
+    rate = (
+        f"**{lv['clips_per_min']:.1f}**"
+        if not lv.get("not_ok")
+        else f"not valid ({', '.join(lv['not_ok'])} not ok)"
+    )
+    return (
+        f"| {lv['concurrency']} | {lv['clips']} | {lv['wall_s']:.2f} | {rate} | "
+        f"{_f(lv['clip_wall_median_s'], 2)} | {_f(lv.get('cpu_busy_cores'), 1)} | "
+        f"{_f(lv.get('cpu_s_per_clip'), 1)} | {_pct(lv.get('gpu_utilization_pct'))} |"
+    )
+
+
+def not_ok(clips: list[dict]) -> dict[str, str]:
+    """Per analyzer that did not end ok in some of a level's clips: in how many, and the
+    first error. A level with any is no throughput figure: those clips skipped work."""
+    bad: dict[str, list] = {}
+    for clip in clips:
+        for name, entry in clip["report"].analyzers.items():
+            if entry.status != "ok":
+                bad.setdefault(name, []).append(entry)
+    return {
+        name: f"{len(entries)} of {len(clips)} clips {entries[0].status}"
+        + (f" ({str(entries[0].error)[:120]})" if entries[0].error else "")
+        for name, entries in sorted(bad.items())
     }
 
 
@@ -816,13 +847,7 @@ def table(args, names, decls, serve: dict, base: dict | None, budgets, meta: dic
         "| concurrency | clips | wall (s) | clips a minute | median clip wall (s) "
         f"| host CPU busy (of {os.cpu_count()} cores) | CPU s a clip | GPU utilization |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
-        *(
-            f"| {lv['concurrency']} | {lv['clips']} | {lv['wall_s']:.2f} | "
-            f"**{lv['clips_per_min']:.1f}** | {_f(lv['clip_wall_median_s'], 2)} | "
-            f"{_f(lv.get('cpu_busy_cores'), 1)} | {_f(lv.get('cpu_s_per_clip'), 1)} | "
-            f"{_pct(lv.get('gpu_utilization_pct'))} |"
-            for lv in serve["levels"]
-        ),
+        *(level_row(lv) for lv in serve["levels"]),
     ]
     for lv in serve["levels"]:
         if lv["concurrency"] > 1 and lv.get("slowest_path"):
@@ -837,6 +862,9 @@ def table(args, names, decls, serve: dict, base: dict | None, budgets, meta: dic
                 f"most Triton compute a clip: {top}."
                 + (f" video_llava: {batches}." if batches else ""),
             ]
+    for lv in serve["levels"]:
+        for name, what in lv.get("not_ok", {}).items():
+            lines += ["", f"Concurrency {lv['concurrency']}: {name} {what}."]
     for lv in serve["levels"]:
         if lv.get("cpu_s_by_process"):
             lines += [

@@ -74,3 +74,18 @@ def test_a_level_with_an_analyzer_not_ok_is_no_throughput_figure():
     assert gpu_bench.not_ok([clip("ok"), clip("ok")]) == {}
     bad = gpu_bench.not_ok([clip("ok"), clip("error", "CUDA out of memory"), clip("error", "x")])
     assert bad == {"video_llava": "2 of 3 clips error (CUDA out of memory)"}
+    level = {
+        "concurrency": 8,
+        "clips": 8,
+        "wall_s": 20.76,
+        "clips_per_min": 23.12,
+        "clip_wall_median_s": 20.4,
+        "cpu_busy_cores": 9.7,
+        "cpu_s_per_clip": 25.3,
+        "gpu_utilization_pct": 26.0,
+        "not_ok": {},
+    }
+    assert "**23.1**" in gpu_bench.level_row(level)
+    level["not_ok"] = bad
+    row = gpu_bench.level_row(level)
+    assert "23.1" not in row and "not valid (video_llava not ok)" in row
