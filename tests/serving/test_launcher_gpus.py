@@ -108,3 +108,33 @@ def test_openmp_threads_sleep_while_they_wait_on_every_host(monkeypatch) -> None
             assert server.command_line()[1]["OMP_WAIT_POLICY"] == "ACTIVE"
         finally:
             server.stop()
+
+
+def test_opencv_runs_one_thread_a_stub_unless_the_caller_says(monkeypatch) -> None:
+    """OpenCV's pool spins between its parallel loops, which on our small frames cost CPU
+    and bought no wall time: the stubs get one OpenCV thread each. The variable is the one
+    OpenCV reads (checked on the installed library), and a caller's value wins."""
+    import subprocess
+    import sys
+
+    monkeypatch.delenv("OPENCV_FOR_THREADS_NUM", raising=False)
+    server = EmbeddedTriton(models=["cut_analysis"])
+    try:
+        env = server.command_line()[1]
+    finally:
+        server.stop()
+    assert env["OPENCV_FOR_THREADS_NUM"] == "1"
+    threads = subprocess.run(
+        [sys.executable, "-c", "import cv2; print(cv2.getNumThreads())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert threads == "1"
+    monkeypatch.setenv("OPENCV_FOR_THREADS_NUM", "3")
+    server = EmbeddedTriton(models=["cut_analysis"])
+    try:
+        assert server.command_line()[1]["OPENCV_FOR_THREADS_NUM"] == "3"
+    finally:
+        server.stop()

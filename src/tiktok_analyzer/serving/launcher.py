@@ -378,6 +378,11 @@ class EmbeddedTriton:
         # instead of 15.7 at eight (bench/results/gpu_h100.md, fifth session). A value set
         # by the caller wins.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        # OpenCV's own thread pool (pthreads in the opencv-python wheels) spins too, and its
+        # frames here are small: camera_analysis's 300 frames of 144x256 took 0.82 CPU-s
+        # with 2 threads and 0.46 with 1, and no less wall; on the H100's 16-core host it
+        # spent 2.5-3.6 CPU-s a clip. One thread a stub; the stubs run side by side.
+        env.setdefault("OPENCV_FOR_THREADS_NUM", "1")
         if self.cuda_devices is not None:
             env["CUDA_VISIBLE_DEVICES"] = self.cuda_devices
         env.update(self.env)
