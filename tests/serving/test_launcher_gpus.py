@@ -84,6 +84,15 @@ def test_without_gpus_the_command_is_as_before(monkeypatch) -> None:
     assert flags(argv, "load-model") == ["cut_analysis"]
 
 
+def server_env() -> dict[str, str]:
+    """The environment a server for one classical model would start with."""
+    server = EmbeddedTriton(models=["cut_analysis"])
+    try:
+        return server.command_line()[1]
+    finally:
+        server.stop()
+
+
 def test_openmp_threads_sleep_while_they_wait_on_every_host(monkeypatch) -> None:
     """Every stub runs at once: spinning OpenMP threads would take the cores from the
     others, on a CPU host and on a GPU host alike (measured on both). A caller's value
@@ -93,21 +102,13 @@ def test_openmp_threads_sleep_while_they_wait_on_every_host(monkeypatch) -> None
     envs = {}
     for gpu in ("0", "1"):
         monkeypatch.setenv("TIKTOK_ANALYZER_GPU", gpu)
-        server = EmbeddedTriton(models=["cut_analysis"])
-        try:
-            envs[gpu] = server.command_line()[1]
-        finally:
-            server.stop()
+        envs[gpu] = server_env()
     assert envs["0"]["OMP_WAIT_POLICY"] == "PASSIVE"
     assert envs["1"]["OMP_WAIT_POLICY"] == "PASSIVE"
     for gpu in ("0", "1"):
         monkeypatch.setenv("TIKTOK_ANALYZER_GPU", gpu)
         monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-        server = EmbeddedTriton(models=["cut_analysis"])
-        try:
-            assert server.command_line()[1]["OMP_WAIT_POLICY"] == "ACTIVE"
-        finally:
-            server.stop()
+        assert server_env()["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
 def test_opencv_runs_one_thread_a_stub_unless_the_caller_says(monkeypatch) -> None:
@@ -118,11 +119,7 @@ def test_opencv_runs_one_thread_a_stub_unless_the_caller_says(monkeypatch) -> No
     import sys
 
     monkeypatch.delenv("OPENCV_FOR_THREADS_NUM", raising=False)
-    server = EmbeddedTriton(models=["cut_analysis"])
-    try:
-        env = server.command_line()[1]
-    finally:
-        server.stop()
+    env = server_env()
     assert env["OPENCV_FOR_THREADS_NUM"] == "1"
     threads = subprocess.run(
         [sys.executable, "-c", "import cv2; print(cv2.getNumThreads())"],
@@ -133,8 +130,4 @@ def test_opencv_runs_one_thread_a_stub_unless_the_caller_says(monkeypatch) -> No
     ).stdout.strip()
     assert threads == "1"
     monkeypatch.setenv("OPENCV_FOR_THREADS_NUM", "3")
-    server = EmbeddedTriton(models=["cut_analysis"])
-    try:
-        assert server.command_line()[1]["OPENCV_FOR_THREADS_NUM"] == "3"
-    finally:
-        server.stop()
+    assert server_env()["OPENCV_FOR_THREADS_NUM"] == "3"
