@@ -381,7 +381,7 @@ class EmbeddedTriton:
         # OpenCV's own thread pool (pthreads in the opencv-python wheels) spins too, and its
         # frames here are small: camera_analysis's 300 frames of 144x256 took 0.82 CPU-s
         # with 2 threads and 0.46 with 1, and no less wall; on the H100's 16-core host it
-        # spent 2.5-3.6 CPU-s a clip. One thread a stub; the stubs run side by side.
+        # spent 2.3-3.6 CPU-s a clip. One thread a stub; the stubs run side by side.
         env.setdefault("OPENCV_FOR_THREADS_NUM", "1")
         if self.cuda_devices is not None:
             env["CUDA_VISIBLE_DEVICES"] = self.cuda_devices
