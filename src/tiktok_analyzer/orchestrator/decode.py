@@ -11,13 +11,20 @@ the GIL): done in the demuxing thread they were most of the decode time, 900 fra
 1080x1920 into 15 frame sets took 9.3 s on a 16-core host, one core busy. A bounded number
 are in flight, so decoding never runs far ahead of them with full-size frames in memory.
 
-How many frames each set holds is known when the demux ends; then one block of memory is
-laid out for every frame set and the audio (a shared-memory :class:`.region.Region` when the
-caller passes one, else this process's heap), and the pool's threads, this one helping,
-copy each converted frame into its slot: that copy is the stack, and the only one. The
-arrays of the result are views of that block. Stacking with ``np.stack`` after the pass, one
-thread, and copying the stacks into shared memory again, took 0.7 s of a 30 s 1080x1920 clip
-on that host.
+Where each frame goes is known before the demux starts: the probe's duration and rate say
+how many frames each set can take, so one block of memory is laid out for every frame set
+at that length and the audio at its longest (a shared-memory :class:`.region.Region` when
+the caller passes one, else this process's heap). A converter thread copies the frame it
+made into its slot at once, while the frame is still in its cache, and drops it; the
+arrays of the result are views of that block, cut to the frames taken. Holding every
+converted frame until the pass ended and then stacking them into a block laid out then
+cost a second pass over cold memory: on the 2-core host, 30 s of 1080x1920 into the 11
+frame sets took 8.4-9.8 CPU-s and 5.1-5.9 s that way, 6.2-7.4 CPU-s and 3.8-4.6 s this
+way. It also held each frame twice in address space, against the decoding child's cap.
+
+A long clip whose plan would not fit beside the decoder under that cap, frames past what
+the header said, and frames that find ``/dev/shm`` full still decode: they are kept apart
+and stacked when the pass ends, as before.
 """
 
 from __future__ import annotations
@@ -183,9 +190,112 @@ def _to_rgb(frame: av.VideoFrame, size: tuple[int, int], rotation: int) -> np.nd
     return arr
 
 
+class _Plan:
+    """Where each frame set goes before any frame is decoded: one block (the region, or
+    heap memory) laid out for every set at its largest length and the audio at its
+    longest, so that a converted frame is copied into its slot on the converter's thread,
+    while it is still in the cache, and then dropped.
+
+    The lengths come from the probe: a rate or a count knows its frames from the duration;
+    every frame is the duration times the rate, with some slack. A region is sized up front
+    but its pages are reserved slot by slot as frames are taken (``posix_fallocate``): a
+    header that claims more than the file holds costs address space, not memory. A frame
+    with no slot (more frames than the header said, or no room left in ``/dev/shm``) is
+    kept apart and its set ends up in this process's memory."""
+
+    def __init__(
+        self,
+        sets: dict[FrameSpec, tuple[int, tuple[int, ...]]],
+        audio_len: int | None,
+        region: Region | None,
+        name: str,
+    ) -> None:
+        wanted: list[tuple[tuple[int, ...], np.dtype]] = []
+        for n, shape in sets.values():
+            wanted += [((n, *shape), np.dtype(np.uint8)), ((n,), np.float64), ((n,), np.int64)]
+        if audio_len is not None:
+            wanted.append(((audio_len,), np.dtype(np.float32)))
+        offsets, total = layout([nbytes(shape, dtype) for shape, dtype in wanted])
+        self.name = name
+        self.warned = False
+        self.region: Region | None = None
+        if region is not None and total:
+            region.allocate(total, reserve=False)  # MemoryError: over the caller's cap
+            self.region = region
+        while True:
+            buffer = self.region.buffer if self.region is not None else np.empty(total, np.uint8)
+            views = iter(
+                view(buffer, o, shape, dt) for o, (shape, dt) in zip(offsets, wanted, strict=True)
+            )
+            #: spec -> (frames, timestamps, frame indices), each at its planned length.
+            self.slots = {spec: (next(views), next(views), next(views)) for spec in sets}
+            self.audio = next(views) if audio_len is not None else None
+            # The times and indices are written as frames are taken, on this thread: their
+            # pages first. Where even those find no room, the whole plan is in the heap.
+            if all(self.reserve(a) for _, *index in self.slots.values() for a in index):
+                break
+            self.done()
+            self.region = None
+
+    def reserve(self, arr: np.ndarray) -> bool:
+        """Whether ``arr`` (a view of the block) may be written: its pages are reserved, or
+        it is heap memory. False (and a warning, once) where ``/dev/shm`` is full."""
+        try:
+            self._reserve(arr)
+            return True
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            if not self.warned:
+                self.warned = True
+                log.warning(
+                    "%s: shared memory is full (%s): frames from here on stay in this process",
+                    self.name,
+                    exc.strerror,
+                )
+            return False
+
+    def _reserve(self, arr: np.ndarray) -> None:
+        if self.region is not None and arr.nbytes:
+            self.region.reserve(self.region.offset_of(arr), arr.nbytes)
+
+    def done(self) -> None:
+        """Nothing more is written: the region's descriptor, kept for reserving, closes."""
+        if self.region is not None:
+            self.region.close()
+
+
+#: How many frames more than its duration times its rate a clip may hold and still have every
+#: frame planned: frame counts and durations disagree by a frame or two, a VFR clip's
+#: average rate by a little more. The slack costs address space only.
+_EVERY_FRAME_SLACK = 1.05
+
+
+#: Address space a decode needs beside its frames: the interpreter, the decoder's own frames
+#: and threads (its stacks, a 4K frame per frame thread).
+_DECODER_ROOM = 1024**3
+
+
+def _plan_budget(limits: Limits) -> int:
+    """The most bytes a plan may map: what the decoder's memory cap leaves beside the
+    decoder, and at least half the cap (a small cap's clip decodes as it did unplanned)."""
+    cap = limits.worker_memory_bytes
+    return max(cap // 2, cap - _DECODER_ROOM)
+
+
+def _plan_lengths(info: MediaInfo, selectors: list[_Selector]) -> dict[FrameSpec, int]:
+    """The most frames each spec can take, from the probe."""
+    return {
+        sel.spec: len(sel.targets)
+        if sel.targets is not None
+        else int(np.ceil(info.duration_s * info.fps * _EVERY_FRAME_SLACK)) + 2
+        for sel in selectors
+    }
+
+
 class _Pass:
-    """The state of one demux pass: what each spec has collected, the audio so far, and
-    the packets that would not decode."""
+    """The state of one demux pass: where each spec's frames go (the plan's slots, or
+    apart), the audio so far, and the packets that would not decode."""
 
     def __init__(
         self,
@@ -202,12 +312,37 @@ class _Pass:
         self.max_in_flight = max_in_flight
         self.selectors = [_Selector(s, info) for s in specs] if want_video else []
         self.sizes = {s: target_size(info.width, info.height, s.short_side) for s in specs}
-        self.collected: dict[FrameSpec, tuple[list, list, list]] = {s: ([], [], []) for s in specs}
+        self.plan: _Plan | None = None
+        #: Frames taken so far into each spec's planned slots.
+        self.taken = dict.fromkeys(specs, 0)
+        #: Frames with no planned slot, per spec: (futures of RGB arrays, times, indices).
+        self.apart: dict[FrameSpec, tuple[list, list, list]] = {s: ([], [], []) for s in specs}
         self.chunks: list[np.ndarray] = []
         self.n_frames = 0
         self.bad_packets = {"video": 0, "audio": 0}
         self.first_error = ""
         self.name = ""
+
+    def make_plan(
+        self, audio_len: int | None, region: Region | None, budget: int, name: str
+    ) -> None:
+        """Lay out the block for every set and the audio, unless it would take more than
+        ``budget`` bytes (a long clip, or a header that says so): then every frame is kept
+        apart and stacked once the pass ends (:func:`_place`)."""
+        sets = {}
+        for spec, n in _plan_lengths(self.info, self.selectors).items():
+            w, h = self.sizes[spec]
+            sets[spec] = (n, (h, w, 3))
+        planned = sum(n * int(np.prod(shape)) for n, shape in sets.values())
+        if planned + 4 * (audio_len or 0) > budget:
+            log.info(
+                "%s: %.0f MB of frames planned, over %.0f MB", name, planned / 1e6, budget / 1e6
+            )
+            return
+        try:
+            self.plan = _Plan(sets, audio_len, region, name)
+        except MemoryError:
+            log.info("%s: no address space for the planned frames", name)
 
     def video_frame(self, frame: av.VideoFrame, start_time: float, name: str, limit: float):
         t = (float(frame.time) - start_time) if frame.time is not None else None
@@ -215,27 +350,64 @@ class _Pass:
             t = self.n_frames / self.info.fps
         if t > limit:
             raise BadInput(f"{name}: runs past {limit:.0f} s although its header says otherwise")
-        resized: dict[tuple[int, int], Future] = {}
+        # Each size is made once per frame: where it goes (slots), and which specs keep the
+        # array itself (frames apart from the plan).
+        slots: dict[tuple[int, int], list[tuple[np.ndarray, int]]] = {}
+        keep: dict[tuple[int, int], list[list]] = {}
         for sel in self.selectors:
             times = sel.take(t)
             if not times:
                 continue
-            size = self.sizes[sel.spec]
-            if size not in resized:  # each size made once per frame
-                resized[size] = self._convert(frame, size)
-            frames, stamps, idx = self.collected[sel.spec]
+            spec = sel.spec
+            size = self.sizes[spec]
+            slots.setdefault(size, [])
             for _ in range(times):
-                frames.append(resized[size])
-                stamps.append(t)
-                idx.append(self.n_frames)
+                slot = self._slot(spec)
+                if slot is not None:
+                    frames, stamps, idx = slot
+                    i = self.taken[spec]
+                    stamps[i], idx[i] = t, self.n_frames
+                    slots[size].append((frames, i))
+                    self.taken[spec] += 1
+                else:
+                    futures, stamps, idx = self.apart[spec]
+                    keep.setdefault(size, []).append(futures)
+                    stamps.append(t)
+                    idx.append(self.n_frames)
+        for size, into in slots.items():
+            future = self._convert(frame, size, into, size in keep)
+            for futures in keep.get(size, ()):
+                futures.append(future)
         self.n_frames += 1
 
-    def _convert(self, frame: av.VideoFrame, size: tuple[int, int]) -> Future:
+    def _slot(self, spec: FrameSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The next planned slot of ``spec``, its pages reserved; None: the frame goes apart
+        (no plan, the plan is full, a frame already went apart, or no room to reserve)."""
+        if self.plan is None or self.apart[spec][0]:
+            return None
+        frames, stamps, idx = self.plan.slots[spec]
+        i = self.taken[spec]
+        if i >= len(frames) or not self.plan.reserve(frames[i]):
+            return None
+        return frames, stamps, idx
+
+    def _convert(
+        self,
+        frame: av.VideoFrame,
+        size: tuple[int, int],
+        into: list[tuple[np.ndarray, int]],
+        keep: bool,
+    ) -> Future:
         while len(self.in_flight) >= self.max_in_flight:
             self.in_flight.popleft().result()  # backpressure; raises what the task raised
-        future = self.pool.submit(_to_rgb, frame, size, self.info.rotation)
+        future = self.pool.submit(_convert_into, frame, size, self.info.rotation, into, keep)
         self.in_flight.append(future)
         return future
+
+    def finish(self) -> None:
+        """Wait for every conversion; raise the first error any raised."""
+        while self.in_flight:
+            self.in_flight.popleft().result()
 
     def undecodable(self, kind: str, exc: Exception) -> None:
         self.bad_packets[kind] += 1
@@ -246,6 +418,21 @@ class _Pass:
     @property
     def decoded_anything(self) -> bool:
         return self.n_frames > 0 or bool(self.chunks)
+
+
+def _convert_into(
+    frame: av.VideoFrame,
+    size: tuple[int, int],
+    rotation: int,
+    into: list[tuple[np.ndarray, int]],
+    keep: bool,
+) -> np.ndarray | None:
+    """One frame to RGB at ``size``, copied into each slot ``(frames, i)``; the array itself
+    only where a set keeps it apart."""
+    arr = _to_rgb(frame, size, rotation)
+    for frames, i in into:
+        frames[i] = arr
+    return arr if keep else None
 
 
 def decode(
@@ -271,10 +458,23 @@ def decode(
     warnings: list[str] = []
     workers = _converters()
     with ThreadPoolExecutor(workers, thread_name_prefix="decode-rgb") as pool:
-        state = _Pass(info, specs, want_video, pool, max_in_flight=4 * workers)
-        _read(source, state, want_video, want_audio, limits, warnings)
-        _check(state, want_video, warnings)
-        frame_sets, audio_out, region = _place(state, _audio_length(state, info), workers, region)
+        state = _Pass(info, specs if want_video else [], want_video, pool, 4 * workers)
+        longest_audio = int(round(info.duration_s * AUDIO_RATE)) if want_audio else None
+        state.make_plan(longest_audio, region, _plan_budget(limits), _name(source))
+        try:
+            _read(source, state, want_video, want_audio, limits, warnings)
+            state.finish()
+            _check(state, want_video, warnings)
+            if state.plan is not None:
+                frame_sets, audio_out = _planned(state, _audio_length(state, info))
+                region = state.plan.region
+        finally:
+            if state.plan is not None:
+                state.plan.done()
+        if state.plan is None:
+            frame_sets, audio_out, region = _place(
+                state, _audio_length(state, info), workers, region
+            )
     if want_audio and audio_out is None:
         warnings.append("the audio stream held no decodable samples")
     return Decoded(
@@ -285,6 +485,10 @@ def decode(
         warnings=warnings,
         region=region,
     )
+
+
+def _name(source) -> str:
+    return source.name if isinstance(source, MediaFile) else str(source)
 
 
 #: Frames one copying task moves: the threads end close together.
@@ -298,12 +502,46 @@ def _audio_length(state: _Pass, info: MediaInfo) -> int | None:
     return min(sum(len(c) for c in state.chunks), int(round(info.duration_s * AUDIO_RATE)))
 
 
+def _planned(
+    state: _Pass, audio_len: int | None
+) -> tuple[dict[FrameSpec, FrameSet], np.ndarray | None]:
+    """The frame sets and audio of a planned pass: views of the block, cut to the frames
+    taken; a set with frames apart is joined with them in this process's memory."""
+    plan = state.plan
+    assert plan is not None
+    frame_sets = {}
+    for spec, (frames, stamps, idx) in plan.slots.items():
+        n = state.taken[spec]
+        futures, more_stamps, more_idx = state.apart[spec]
+        if futures:
+            frames = np.concatenate([frames[:n], np.stack([f.result() for f in futures])])
+            stamps = np.concatenate([stamps[:n], np.asarray(more_stamps, np.float64)])
+            idx = np.concatenate([idx[:n], np.asarray(more_idx, np.int64)])
+            futures.clear()
+        elif n:
+            frames, stamps, idx = frames[:n], stamps[:n], idx[:n]
+        else:
+            continue
+        frame_sets[spec] = FrameSet(
+            spec=spec, frames=frames, timestamps_s=stamps, frame_indices=idx
+        )
+    audio = None
+    if audio_len is not None:
+        audio = plan.audio[:audio_len] if plan.reserve(plan.audio[:audio_len]) else None
+        if audio is None:
+            audio = np.empty(audio_len, np.float32)
+        _copy_audio(audio, state.chunks)()
+    state.chunks = []
+    return frame_sets, audio
+
+
 def _place(
     state: _Pass, audio_len: int | None, workers: int, region: Region | None
 ) -> tuple[dict[FrameSpec, FrameSet], np.ndarray | None, Region | None]:
-    """Lay out one block for every frame set and the audio, then fill it: each converted
-    frame is copied once, into its slot, on the pool's threads and this one."""
-    sets = [(spec, *lists) for spec, lists in state.collected.items() if lists[0]]
+    """An unplanned pass's block, laid out once the pass has ended, for every frame set
+    and the audio, then filled: each converted frame is copied once, into its slot, on
+    the pool's threads and this one."""
+    sets = [(spec, *lists) for spec, lists in state.apart.items() if lists[0]]
     wanted: list[tuple[tuple[int, ...], np.dtype]] = []
     for _, frames, _, _ in sets:
         first = frames[0].result()  # every frame of a set has this one's shape

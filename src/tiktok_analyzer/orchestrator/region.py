@@ -16,8 +16,8 @@ Not ``multiprocessing.shared_memory``: on Python 3.11 it registers every region 
 resource tracker (which then warns about, or unlinks, regions another process owns), its
 ``close`` refuses while numpy views exist, and it sizes a region with ``ftruncate`` alone: a
 write to a page that a full ``/dev/shm`` cannot back kills the process with SIGBUS. Here the
-pages are reserved with ``posix_fallocate``: no room is an ``OSError`` (ENOSPC) that the
-caller acts on.
+pages are reserved with ``posix_fallocate`` (all at once, or range by range before each
+write): no room is an ``OSError`` (ENOSPC) that the caller acts on.
 tritonclient's ``shared_memory`` module unmaps and unlinks in one call, under live views.
 """
 
@@ -90,23 +90,40 @@ class Region:
     def mapped(self) -> bool:
         return self.buffer is not None
 
-    def allocate(self, size: int) -> None:
+    def allocate(self, size: int, reserve: bool = True) -> None:
         """Size the region to ``size`` bytes, map it, and reserve its pages. Raises
         MemoryError where the address-space cap refuses the mapping (a decode worker's
-        RLIMIT_AS counts it), OSError ENOSPC where ``/dev/shm`` has no room."""
+        RLIMIT_AS counts it), OSError ENOSPC where ``/dev/shm`` has no room.
+
+        ``reserve`` False: no page is reserved yet; the writer reserves each range with
+        :meth:`reserve` before it writes there, then closes the region's descriptor
+        (:meth:`close`), which stays open for that till then."""
         if self.mapped or size <= 0:
             raise ValueError(f"region {self.name}: cannot allocate {size} bytes")
         os.ftruncate(self._fd, size)
-        mm = self._mmap(size)
+        try:
+            mm = self._mmap(size)
+        except BaseException:
+            os.ftruncate(self._fd, 0)
+            raise
         try:
             # Mapped first: the cap refuses before any page is taken. Reserved before the
             # first write: a page tmpfs cannot back would be a SIGBUS on touch.
-            os.posix_fallocate(self._fd, 0, size)
+            if reserve:
+                os.posix_fallocate(self._fd, 0, size)
         except OSError:
             mm.close()
             os.ftruncate(self._fd, 0)
             raise
-        self._adopt(mm, size)
+        self._adopt(mm, size, keep_open=not reserve)
+
+    def reserve(self, offset: int, length: int) -> None:
+        """Reserve the pages of ``length`` bytes from ``offset`` (of a region allocated
+        without reserving), so that writing there cannot fault; OSError ENOSPC where
+        ``/dev/shm`` has no room. Reserving a range twice costs a system call, no memory."""
+        if self._fd < 0 or not self.mapped or offset < 0 or offset + length > self.size:
+            raise ValueError(f"region {self.name}: cannot reserve {length} bytes at {offset}")
+        os.posix_fallocate(self._fd, offset, length)
 
     def map(self, size: int) -> None:
         """Map a region another process allocated (to ``size`` bytes) and wrote."""
@@ -123,10 +140,11 @@ class Region:
                 raise MemoryError(f"cannot map {size} bytes of shared memory") from None
             raise
 
-    def _adopt(self, mm: mmap.mmap, size: int) -> None:
+    def _adopt(self, mm: mmap.mmap, size: int, keep_open: bool = False) -> None:
         self.buffer = np.frombuffer(mm, np.uint8)  # keeps the mapping alive
         self.size = size
-        self.close()  # the mapping holds the file; the name reopens it for Triton
+        if not keep_open:
+            self.close()  # the mapping holds the file; the name reopens it for Triton
 
     def array(self, offset: int, shape: tuple[int, ...], dtype: np.dtype | str) -> np.ndarray:
         """A view of the region: ``shape`` of ``dtype`` from byte ``offset``."""
