@@ -47,6 +47,10 @@ if [ ! -f "$stamp" ]; then
            .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
                $(.venv/bin/python -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["tiktok-analyzer"]["no-deps"]))'); } >"$log" 2>&1; then
         grep -v '^WARNING: Location' "$log" | tail -n 30 >&2
+        if grep -q 'No space left on device' "$log"; then
+            # The venv takes about 8.5 GB (torch's CUDA build comes with torchvision).
+            echo "setup: the disk is full: $(df -h --output=avail . | tail -n 1 | tr -d ' ') left here, and .venv needs about 9 GB" >&2
+        fi
         echo "setup: pip install failed (full log: $log)" >&2
         exit 1
     fi
