@@ -527,8 +527,8 @@ def _planned(
         )
     audio = None
     if audio_len is not None:
-        audio = plan.audio[:audio_len] if plan.reserve(plan.audio[:audio_len]) else None
-        if audio is None:
+        audio = plan.audio[:audio_len]
+        if not plan.reserve(audio):
             audio = np.empty(audio_len, np.float32)
         _copy_audio(audio, state.chunks)()
     state.chunks = []
