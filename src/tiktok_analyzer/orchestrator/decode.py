@@ -51,6 +51,7 @@ from tiktok_analyzer.orchestrator.probe import (
     MediaInfo,
     media_file,
     open_container,
+    source_name,
 )
 from tiktok_analyzer.orchestrator.region import Region, layout, nbytes, view
 
@@ -458,9 +459,9 @@ def decode(
     warnings: list[str] = []
     workers = _converters()
     with ThreadPoolExecutor(workers, thread_name_prefix="decode-rgb") as pool:
-        state = _Pass(info, specs if want_video else [], want_video, pool, 4 * workers)
+        state = _Pass(info, specs, want_video, pool, max_in_flight=4 * workers)
         longest_audio = int(round(info.duration_s * AUDIO_RATE)) if want_audio else None
-        state.make_plan(longest_audio, region, _plan_budget(limits), _name(source))
+        state.make_plan(longest_audio, region, _plan_budget(limits), source_name(source))
         try:
             _read(source, state, want_video, want_audio, limits, warnings)
             state.finish()
@@ -485,10 +486,6 @@ def decode(
         warnings=warnings,
         region=region,
     )
-
-
-def _name(source) -> str:
-    return source.name if isinstance(source, MediaFile) else str(source)
 
 
 #: Frames one copying task moves: the threads end close together.

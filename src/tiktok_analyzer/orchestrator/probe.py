@@ -32,6 +32,7 @@ __all__ = [
     "open_container",
     "printable",
     "probe",
+    "source_name",
 ]
 
 
@@ -224,6 +225,11 @@ def media_file(source: str | os.PathLike | MediaFile) -> Iterator[MediaFile]:
         return
     with MediaFile.open(source) as f:
         yield f
+
+
+def source_name(source: str | os.PathLike | MediaFile) -> str:
+    """What messages call ``source``: an open file's name, or the path."""
+    return source.name if isinstance(source, MediaFile) else str(source)
 
 
 def open_container(f: MediaFile, limits: Limits, **kwargs):

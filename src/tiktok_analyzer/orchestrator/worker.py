@@ -33,7 +33,14 @@ from typing import Any, TypeVar
 
 from tiktok_analyzer.analyzers.base import FrameSpec
 from tiktok_analyzer.orchestrator.decode import Decoded, decode
-from tiktok_analyzer.orchestrator.probe import BadInput, Limits, MediaFile, MediaInfo, probe
+from tiktok_analyzer.orchestrator.probe import (
+    BadInput,
+    Limits,
+    MediaFile,
+    MediaInfo,
+    probe,
+    source_name,
+)
 from tiktok_analyzer.orchestrator.region import Region
 
 __all__ = ["probe_and_decode_isolated", "probe_isolated", "run_isolated", "shutdown"]
@@ -196,15 +203,11 @@ def _death(exitcode: int | None) -> str:
     return f"the decoder exited unexpectedly (code {exitcode})"
 
 
-def _name(source: str | MediaFile) -> str:
-    return source.name if isinstance(source, MediaFile) else str(source)
-
-
 async def probe_isolated(path: str | MediaFile, limits: Limits) -> MediaInfo:
     """:func:`.probe.probe` in a child process. A :class:`MediaFile` travels to the child
     as its descriptor: the child reads the file the caller opened, never a name."""
     return await run_isolated(
-        probe, path, limits, what=_name(path), limits=limits, timeout_s=limits.probe_timeout_s
+        probe, path, limits, what=source_name(path), limits=limits, timeout_s=limits.probe_timeout_s
     )
 
 
@@ -240,7 +243,7 @@ async def probe_and_decode_isolated(
             list(specs),
             audio,
             region,
-            what=_name(path),
+            what=source_name(path),
             limits=limits,
             timeout_s=limits.probe_timeout_s + limits.decode_timeout_s,
         )
