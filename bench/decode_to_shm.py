@@ -13,19 +13,28 @@ The median of --runs runs is shown, with this process's CPU seconds where the wo
 done here (not for the isolated way: its child is the forkserver's, not this process's).
 
     .venv/bin/python bench/decode_to_shm.py --clip CLIP [--runs 3]
+
+``--side-by-side N`` instead times N isolated decodes started at once (the service under
+load), with the cores shared out among them and with every decode taking every core,
+alternated: the wall time of all N, and the CPU seconds a clip of every process under this
+one (the forkserver's decode children included).
+
+    .venv/bin/python bench/decode_to_shm.py --clip CLIP --side-by-side 8 [--runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
 from pathlib import Path
 
 from pipeline_bench import machine  # bench/pipeline_bench.py, beside this file
+from proc_cpu import tree_cpu  # bench/proc_cpu.py
 
-from tiktok_analyzer.orchestrator import pipeline
+from tiktok_analyzer.orchestrator import pipeline, worker
 from tiktok_analyzer.orchestrator.decode import decode
 from tiktok_analyzer.orchestrator.models import read_declarations
 from tiktok_analyzer.orchestrator.probe import Limits, probe
@@ -72,10 +81,48 @@ def heap_and_copy(clip: str, specs, audio: bool, decls) -> tuple[float, float | 
         region.unlink()
 
 
+def side_by_side(clip: str, specs, audio: bool, n: int, share: bool) -> tuple[float, float]:
+    """N isolated decodes at once: (wall of all, CPU seconds a clip of this process tree)."""
+    worker.SHARE_CORES = share
+
+    async def all_of_them() -> None:
+        regions = [Region.create() for _ in range(n)]
+        try:
+            await asyncio.gather(
+                *(probe_and_decode_isolated(clip, Limits(), specs, audio, r) for r in regions)
+            )
+        finally:
+            for r in regions:
+                r.unlink()
+
+    before = sum(tree_cpu(os.getpid()).values())
+    t0 = time.perf_counter()
+    asyncio.run(all_of_them())
+    wall = time.perf_counter() - t0
+    return wall, (sum(tree_cpu(os.getpid()).values()) - before) / n
+
+
+def main_side_by_side(clip: str, specs, audio: bool, n: int, runs: int) -> None:
+    side_by_side(clip, specs, audio, 1, True)  # the forkserver starts outside the timing
+    ways: dict[str, list[tuple[float, float]]] = {"shared": [], "every core": []}
+    for _ in range(runs):
+        for name, share in (("shared", True), ("every core", False)):
+            ways[name].append(side_by_side(clip, specs, audio, n, share))
+    for name, results in ways.items():
+        walls = [w for w, _ in results]
+        cpus = [c for _, c in results]
+        print(
+            f"  {n} side by side, {name:10s}: {statistics.median(walls):6.2f} s for all, "
+            f"{statistics.median(cpus):6.2f} CPU-s a clip, {n * 60 / statistics.median(walls):5.1f}"
+            f" clips a minute ({', '.join(f'{w:.2f} s / {c:.2f}' for w, c in results)})"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", default=str(ROOT / "samples" / "sample.mp4"))
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--side-by-side", type=int, default=0, metavar="N")
     args = parser.parse_args()
     decls = read_declarations(default_model_repository())
     specs = [d.frames for d in decls.values() if d.frames]
@@ -86,6 +133,12 @@ def main() -> int:
         f"{args.clip}: {info.width}x{info.height}, {info.fps:g} fps, {info.duration_s:.1f} s; "
         f"{len(set(specs))} frame sets{' and audio' if audio else ''}; median of {args.runs}"
     )
+    if args.side_by_side > 0:
+        try:
+            main_side_by_side(args.clip, specs, audio, args.side_by_side, args.runs)
+        finally:
+            shutdown()
+        return 0
     ways = {
         "in-process": lambda: in_process(args.clip, specs, audio),
         "isolated": lambda: isolated(args.clip, specs, audio),

@@ -81,6 +81,34 @@ def test_one_pass_gives_every_frame_set(clip, monkeypatch):
     assert len(out.audio) == pytest.approx(truth["duration_s"] * AUDIO_RATE, rel=0.02)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_a_share_of_the_cores_decodes_the_same_frames(clip, threads, monkeypatch):
+    """``threads`` (a decode's share beside others) sets the video decoder's threads and
+    the converters; the frames and audio are those of a decode on every core."""
+    path, _ = clip
+    info = probe(path)
+    specs = [FrameSpec(short_side=64, every_frame=True), FrameSpec(short_side=128, count=8)]
+    every_core = decode(path, info, specs, audio=True)
+    counts = []
+    real = decode_mod._demux
+
+    def seeing(container, state, *args):
+        real(container, state, *args)
+        counts.append((container.streams.video[0].thread_count, state.pool._max_workers))
+
+    monkeypatch.setattr(decode_mod, "_demux", seeing)
+    shared = decode(path, info, specs, audio=True, threads=threads)
+    assert counts == [(threads, max(1, threads - 1))]
+    for spec in specs:
+        np.testing.assert_array_equal(
+            shared.frame_sets[spec].frames, every_core.frame_sets[spec].frames
+        )
+        np.testing.assert_array_equal(
+            shared.frame_sets[spec].timestamps_s, every_core.frame_sets[spec].timestamps_s
+        )
+    np.testing.assert_array_equal(shared.audio, every_core.audio)
+
+
 def test_colors_survive_decoding(clip):
     path, truth = clip
     info = probe(path)

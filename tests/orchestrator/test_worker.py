@@ -14,6 +14,7 @@ import pytest
 from tests import worker_hooks
 from tests.hostile_media import broken_tag, tiny_h264, tiny_mpeg_ps, unknown_codec
 from tiktok_analyzer.analyzers.base import FrameSpec
+from tiktok_analyzer.orchestrator import worker
 from tiktok_analyzer.orchestrator.decode import decode
 from tiktok_analyzer.orchestrator.probe import BadInput, Limits, probe
 from tiktok_analyzer.orchestrator.worker import (
@@ -162,3 +163,42 @@ def test_cancelling_the_caller_kills_the_child(tmp_path):
             return
         time.sleep(0.05)
     pytest.fail(f"child {pid} outlived its cancelled caller")
+
+
+@pytest.mark.parametrize(
+    ("side_by_side", "cores", "threads"),
+    [(1, 16, 0), (2, 16, 8), (3, 16, 5), (8, 16, 2), (16, 16, 2), (2, 2, 2), (4, 2, 2)],
+)
+def test_decodes_side_by_side_share_the_cores(side_by_side, cores, threads):
+    """One decode alone takes every core (0); more share them, at least 2 threads each."""
+    assert worker.decode_share(side_by_side, cores) == threads
+
+
+def test_each_decode_gets_its_share_at_its_start(monkeypatch):
+    """The count of decodes running sets a starting decode's threads; an ended one leaves."""
+    monkeypatch.setattr(worker, "usable_cores", lambda: 16)
+    with worker._share() as first:
+        with worker._share() as second, worker._share() as third:
+            assert (first, second, third) == (0, 8, 5)
+        with worker._share() as fourth:
+            assert fourth == 8
+    with worker._share() as alone:
+        assert alone == 0
+    monkeypatch.setattr(worker, "SHARE_CORES", False)
+    with worker._share(), worker._share() as unshared:
+        assert unshared == 0
+
+
+def test_decodes_side_by_side_decode_what_one_alone_does(clip):
+    """Two children at once, each on its share of the cores: the frames of a decode alone."""
+
+    async def two():
+        return await asyncio.gather(
+            *(probe_and_decode_isolated(clip, Limits(), SPECS, True) for _ in range(2))
+        )
+
+    here = decode(clip, probe(clip), SPECS, True)
+    for _, decoded in asyncio.run(two()):
+        for spec, fs in here.frame_sets.items():
+            np.testing.assert_array_equal(decoded.frame_sets[spec].frames, fs.frames)
+        np.testing.assert_array_equal(decoded.audio, here.audio)

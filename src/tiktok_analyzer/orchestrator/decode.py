@@ -323,6 +323,8 @@ class _Pass:
         self.bad_packets = {"video": 0, "audio": 0}
         self.first_error = ""
         self.name = ""
+        #: The video decoder's threads (0: ffmpeg's own choice, one per core).
+        self.threads = 0
 
     def make_plan(
         self, audio_len: int | None, region: Region | None, budget: int, name: str
@@ -443,6 +445,7 @@ def decode(
     audio: bool,
     limits: Limits | None = None,
     region: Region | None = None,
+    threads: int = 0,
 ) -> Decoded:
     """One pass over ``source`` (a path, or a :class:`MediaFile` already open): every
     spec's frame set, and the audio if asked for. A packet that does not decode is skipped
@@ -450,16 +453,21 @@ def decode(
 
     ``region``: a new, empty :class:`.region.Region` to put every array in (the result's
     ``region`` then); its name stays the caller's to unlink, whatever happens here. Where
-    ``/dev/shm`` has no room for it, the arrays stay in this process's memory."""
+    ``/dev/shm`` has no room for it, the arrays stay in this process's memory.
+
+    ``threads``: the cores this decode may keep busy, the video decoder's frame threads
+    and the converters each (0: every core this process may use). Decodes that run side
+    by side each take their share (:func:`.worker.probe_and_decode_isolated`)."""
     limits = limits or Limits()
     started = time.perf_counter()
     specs = list(dict.fromkeys(specs))
     want_video = bool(specs) and info.has_video
     want_audio = audio and info.has_audio
     warnings: list[str] = []
-    workers = _converters()
+    workers = _converters(threads)
     with ThreadPoolExecutor(workers, thread_name_prefix="decode-rgb") as pool:
         state = _Pass(info, specs, want_video, pool, max_in_flight=4 * workers)
+        state.threads = max(0, int(threads))
         longest_audio = int(round(info.duration_s * AUDIO_RATE)) if want_audio else None
         state.make_plan(longest_audio, region, _plan_budget(limits), source_name(source))
         try:
@@ -653,13 +661,18 @@ def _limit_malloc_arenas() -> None:
 _limit_malloc_arenas()
 
 
-def _converters() -> int:
-    """Threads for the RGB conversions: the cores this process may use, less the demuxer's."""
+def usable_cores() -> int:
+    """The cores this process may run on."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, cores - 1)
+        return os.cpu_count() or 1
+
+
+def _converters(threads: int = 0) -> int:
+    """Threads for the RGB conversions: the cores this decode may use (``threads``, else
+    every core of this process), less the demuxer's."""
+    return max(1, (threads if threads > 0 else usable_cores()) - 1)
 
 
 def _read(source, state: _Pass, want_video, want_audio, limits: Limits, warnings) -> None:
@@ -700,6 +713,8 @@ def _demux(container, state: _Pass, want_video, want_audio, name, limits, warnin
     streams = [s for s in (vstream, astream) if s is not None]
     if vstream is not None:
         vstream.thread_type = "AUTO"
+        if state.threads:
+            vstream.thread_count = state.threads
     mono = _Mono(state) if astream is not None else None
     start_time = (
         float(vstream.start_time * vstream.time_base)

@@ -26,13 +26,15 @@ import multiprocessing.connection
 import pickle
 import resource
 import signal
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, TypeVar
 
 from tiktok_analyzer.analyzers.base import FrameSpec
-from tiktok_analyzer.orchestrator.decode import Decoded, decode
+from tiktok_analyzer.orchestrator.decode import Decoded, decode, usable_cores
 from tiktok_analyzer.orchestrator.probe import (
     BadInput,
     Limits,
@@ -211,11 +213,48 @@ async def probe_isolated(path: str | MediaFile, limits: Limits) -> MediaInfo:
     )
 
 
+#: Decodes of this process's callers running now (each in its own child).
+_decoding = 0
+_decoding_lock = threading.Lock()
+#: Whether decodes side by side share the cores (False: each takes every core; benches
+#: compare the two).
+SHARE_CORES = True
+
+
+def decode_share(side_by_side: int, cores: int) -> int:
+    """The threads each of ``side_by_side`` decodes may take on ``cores`` cores: 0 (every
+    core) for one alone, else an even share and at least 2 (a decoder thread and a
+    converter). Each asking for every core, eight decodes on 16 cores ran some 30 threads
+    each (bench/results/cpu_pipeline.md: what sharing changes)."""
+    if side_by_side <= 1:
+        return 0
+    return max(2, cores // side_by_side)
+
+
+@contextmanager
+def _share() -> Iterator[int]:
+    """Count one decode in while it runs; yields its thread share, fixed at its start."""
+    global _decoding
+    with _decoding_lock:
+        _decoding += 1
+        threads = decode_share(_decoding, usable_cores()) if SHARE_CORES else 0
+    try:
+        yield threads
+    finally:
+        with _decoding_lock:
+            _decoding -= 1
+
+
 def _probe_and_decode(
-    path: str | MediaFile, limits: Limits, specs: list[FrameSpec], audio: bool, region: Region
+    path: str | MediaFile,
+    limits: Limits,
+    specs: list[FrameSpec],
+    audio: bool,
+    region: Region,
+    threads: int = 0,
 ) -> tuple[MediaInfo, Decoded, int]:
     info = probe(path, limits)
-    decoded = decode(path, info, specs, audio, limits, region)
+    decoded = decode(path, info, specs, audio, limits, region, threads)
     # The arrays stay in the region; only where they lie goes back, and the region's size.
     return info, decoded.detach(), region.size if decoded.region is not None else 0
 
@@ -231,22 +270,26 @@ async def probe_and_decode_isolated(
     seen here. ``region``: a new, empty :class:`.region.Region` for the arrays (the
     result's ``region`` then), whose name the caller unlinks, also when this raises;
     without one, a region of this call whose name is gone by the time this returns (the
-    arrays still view its memory)."""
+    arrays still view its memory).
+
+    Decodes that run side by side share the cores (:func:`decode_share`)."""
     t0 = time.perf_counter()
     private = region is None
     region = region if region is not None else Region.create()
     try:
-        info, decoded, size = await run_isolated(
-            _probe_and_decode,
-            path,
-            limits,
-            list(specs),
-            audio,
-            region,
-            what=source_name(path),
-            limits=limits,
-            timeout_s=limits.probe_timeout_s + limits.decode_timeout_s,
-        )
+        with _share() as threads:
+            info, decoded, size = await run_isolated(
+                _probe_and_decode,
+                path,
+                limits,
+                list(specs),
+                audio,
+                region,
+                threads,
+                what=source_name(path),
+                limits=limits,
+                timeout_s=limits.probe_timeout_s + limits.decode_timeout_s,
+            )
         if size:
             region.map(size)
             decoded = decoded.attach(region)
