@@ -95,6 +95,10 @@ def _child(
         message = ("bad_input", str(exc))
     except MemoryError:
         message = ("memory", None)
+    except RuntimeError as exc:
+        # A thread whose stack no longer fits under the cap: Python says only this.
+        cap_hit = memory_bytes > 0 and "can't start new thread" in str(exc)
+        message = ("memory", None) if cap_hit else ("error", f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
         message = ("error", f"{type(exc).__name__}: {exc}")
     try:
