@@ -60,7 +60,9 @@ def descendants(root: int) -> list[int]:
 
 def label(pid: int) -> str:
     """``tritonserver``, ``stub <model>`` for a Python backend stub (its model.py's
-    folder), else the program's name."""
+    folder), ``decode children (forkserver)`` for multiprocessing's forkserver (the decode
+    children are its children), a Python module run with ``-m`` by its name, else the
+    program's name."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
@@ -70,6 +72,14 @@ def label(pid: int) -> str:
         for arg in argv[1:]:
             if arg.endswith("model.py"):
                 return f"stub {Path(arg).parent.parent.name}"
+    if program.startswith("python"):
+        rest = " ".join(argv[1:])
+        if "multiprocessing.forkserver" in rest:
+            return "decode children (forkserver)"
+        if "multiprocessing.resource_tracker" in rest:
+            return "resource tracker"
+        if len(argv) > 2 and argv[1] == "-m":
+            return argv[2]
     return program or "?"
 
 

@@ -116,3 +116,27 @@ def test_the_priority_pair_finds_every_stub_thread_and_sets_it(tmp_path):
         for p in (child, other):
             p.kill()
             p.wait()
+
+
+def test_the_forkserver_and_a_module_are_named_for_what_they_run():
+    """The decode children's CPU lands in the forkserver (their parent): named for it."""
+    children = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from multiprocessing.forkserver import main; import time; time.sleep(30)",
+            ]
+        ),
+        subprocess.Popen([sys.executable, "-m", "http.server", "0"], stdout=subprocess.DEVNULL),
+    ]
+    try:
+        time.sleep(0.3)
+        assert [proc_cpu.label(c.pid) for c in children] == [
+            "decode children (forkserver)",
+            "http.server",
+        ]
+    finally:
+        for c in children:
+            c.kill()
+            c.wait()
