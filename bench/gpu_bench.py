@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import spans as spanlib  # noqa: E402
 import whisper_tokens  # noqa: E402
 from pipeline_bench import cpu_name  # noqa: E402
-from proc_cpu import descendants, diff, label, tree_cpu  # noqa: E402
+from proc_cpu import diff, tree_cpu  # noqa: E402
 
 LLAVA, SPEECH = "video_llava", "speech_transcription"
 WEIGHTS_ENV = "TIKTOK_ANALYZER_WEIGHTS"
@@ -396,11 +396,6 @@ def level_summary(level: dict) -> dict:
     }
 
 
-def level_name(lv: dict) -> str:
-    """A level's concurrency, and its variant where it has one."""
-    return f"{lv['concurrency']}" + (f" ({lv['variant']})" if lv.get("variant") else "")
-
-
 def level_row(lv: dict) -> str:
     """A concurrency level's row of the table; its clips a minute only where every
     analyzer ended ok in every clip."""
@@ -410,7 +405,7 @@ def level_row(lv: dict) -> str:
         else f"not valid ({', '.join(lv['not_ok'])} not ok)"
     )
     return (
-        f"| {level_name(lv)} | {lv['clips']} | {lv['wall_s']:.2f} | {rate} | "
+        f"| {lv['concurrency']} | {lv['clips']} | {lv['wall_s']:.2f} | {rate} | "
         f"{_f(lv['clip_wall_median_s'], 2)} | {_f(lv.get('cpu_busy_cores'), 1)} | "
         f"{_f(lv.get('cpu_s_per_clip'), 1)} | {_pct(lv.get('gpu_utilization_pct'))} |"
     )
@@ -461,76 +456,6 @@ def baseline_estimate(res: dict, per_clip_s: float) -> float:
     """Loading every model in one process takes about as long as the server's start (which
     loads them side by side) and more; then a warm-up pass and a timed one."""
     return 1.5 * res.get("start_s", 60.0) + 3.0 * per_clip_s
-
-
-def measure_level(
-    args, server, options_for, names, decls, sampler, c: int, n: int, res: dict, variant: str = ""
-) -> dict:
-    """One level: ``n`` clips, ``c`` in flight; its summary (printed as it ends)."""
-    before, cpu_before = compute_us(server.metrics_url), host_cpu()
-    procs_before = tree_cpu(os.getpid())
-    t_level = time.perf_counter()
-    level = asyncio.run(run_level(args.clip, options_for, n, c))
-    after, cpu_after = compute_us(server.metrics_url), host_cpu()
-    procs = diff(tree_cpu(os.getpid()), procs_before)
-    compute = {k: (after.get(k, 0.0) - before.get(k, 0.0)) / 1e6 / max(n, 1) for k in names}
-    if c == 1:
-        res["compute_s"] = compute
-        res["runs"] = level["clips"]
-    summary = level_summary(level)
-    # Which side bounds a loaded level: the host's cores or the GPU.
-    summary.update(cpu_load(cpu_before, cpu_after, n))
-    summary["cpu_s_by_process"] = by_process(procs, n)
-    summary["gpu_utilization_pct"] = sampler.mean_utilization(t_level, time.perf_counter())
-    # Where a loaded level's time goes: the slowest clip's chain of stages, and the
-    # analyzers with the most Triton compute a clip (queueing excluded).
-    slowest = max(level["clips"], key=lambda c_: c_["report"].processing.wall_s)
-    deps = {k: decls[k].depends_on for k in names}
-    summary["slowest_path"] = spanlib.describe(
-        spanlib.critical_path(slowest["spans"], deps),
-        slowest["report"].processing.wall_s,
-    )
-    summary["top_compute_s"] = dict(sorted(compute.items(), key=lambda kv: -kv[1])[:4])
-    # Whether the one video_llava instance batched the clips it got at once.
-    summary["llava_batches"] = llava_batches(level["clips"])
-    if variant:
-        summary["variant"] = variant
-    name = level_name(summary)
-    print(f"  concurrency {name}: {summary['clips_per_min']:.1f} clips a minute", flush=True)
-    print(f"  concurrency {name}: slowest clip {summary['slowest_path']}", flush=True)
-    print(
-        f"  concurrency {name}: CPU s a clip by process: "
-        f"{_seconds(summary['cpu_s_by_process'], 2)}",
-        flush=True,
-    )
-    return summary
-
-
-def stub_priorities(root: int) -> dict[int, int]:
-    """Every thread of every model stub under ``root`` (the server): its niceness."""
-    out: dict[int, int] = {}
-    for pid in descendants(root):
-        if "stub" not in label(pid):
-            continue
-        try:
-            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                out[tid] = os.getpriority(os.PRIO_PROCESS, tid)
-            except OSError:
-                pass
-    return out
-
-
-def set_priorities(nices: dict[int, int]) -> None:
-    """Each thread to its niceness (lowering one needs root: the GPU host's calls are)."""
-    for tid, nice in nices.items():
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid, nice)
-        except OSError:
-            pass  # gone meanwhile
 
 
 def serve_phase(args, repo: Path, names: list[str], decls: dict, clock: Clock, out) -> dict:
@@ -591,30 +516,40 @@ def serve_phase(args, repo: Path, names: list[str], decls: dict, clock: Clock, o
                 res["skipped"].append(f"concurrency {c}: ~{estimate:.0f} s would pass the deadline")
                 print(f"skipped concurrency {c} (deadline)", flush=True)
                 continue
-            res["levels"].append(
-                measure_level(args, server, options_for, names, decls, sampler, c, n, res)
+            before, cpu_before = compute_us(server.metrics_url), host_cpu()
+            procs_before = tree_cpu(os.getpid())
+            t_level = time.perf_counter()
+            level = asyncio.run(run_level(args.clip, options_for, n, c))
+            after, cpu_after = compute_us(server.metrics_url), host_cpu()
+            procs = diff(tree_cpu(os.getpid()), procs_before)
+            compute = {k: (after.get(k, 0.0) - before.get(k, 0.0)) / 1e6 / max(n, 1) for k in names}
+            if c == 1:
+                res["compute_s"] = compute
+                res["runs"] = level["clips"]
+            summary = level_summary(level)
+            # Which side bounds a loaded level: the host's cores or the GPU.
+            summary.update(cpu_load(cpu_before, cpu_after, n))
+            summary["cpu_s_by_process"] = by_process(procs, n)
+            summary["gpu_utilization_pct"] = sampler.mean_utilization(t_level, time.perf_counter())
+            # Where a loaded level's time goes: the slowest clip's chain of stages, and the
+            # analyzers with the most Triton compute a clip (queueing excluded).
+            slowest = max(level["clips"], key=lambda c_: c_["report"].processing.wall_s)
+            deps = {k: decls[k].depends_on for k in names}
+            summary["slowest_path"] = spanlib.describe(
+                spanlib.critical_path(slowest["spans"], deps),
+                slowest["report"].processing.wall_s,
             )
+            summary["top_compute_s"] = dict(sorted(compute.items(), key=lambda kv: -kv[1])[:4])
+            # Whether the one video_llava instance batched the clips it got at once.
+            summary["llava_batches"] = llava_batches(level["clips"])
+            print(f"  concurrency {c}: slowest clip {summary['slowest_path']}", flush=True)
+            print(
+                f"  concurrency {c}: CPU s a clip by process: "
+                f"{_seconds(summary['cpu_s_by_process'], 2)}",
+                flush=True,
+            )
+            res["levels"].append(summary)
             out.save("triton", res)
-        if args.priority_pair and res["levels"]:
-            # The stubs' CPU priority (TIKTOK_ANALYZER_STUB_NICE), against every stub at the
-            # server's own, on the same server: flat first, then as started again.
-            c = max(args.concurrency)
-            n = c * args.rounds
-            started = stub_priorities(server.process.pid)
-            for variant, nices in (
-                ("stubs flat", dict.fromkeys(started, 0)),
-                ("stubs as started", started),
-            ):
-                if not clock.allows(2 * res["levels"][-1]["wall_s"]):
-                    res["skipped"].append(f"concurrency {c}, {variant}: would pass the deadline")
-                    continue
-                set_priorities(nices)
-                res["levels"].append(
-                    measure_level(
-                        args, server, options_for, names, decls, sampler, c, n, res, variant
-                    )
-                )
-                out.save("triton", res)
         if server.log_path is not None and out.dir is not None:
             shutil.copy(server.log_path, out.dir / f"triton-{args.llava_precision}.log")
         res["log_tail"] = server.log_tail(60)
@@ -923,18 +858,18 @@ def table(args, names, decls, serve: dict, base: dict | None, budgets, meta: dic
             )
             lines += [
                 "",
-                f"Concurrency {level_name(lv)}: slowest clip {lv['slowest_path']}; "
+                f"Concurrency {lv['concurrency']}: slowest clip {lv['slowest_path']}; "
                 f"most Triton compute a clip: {top}."
                 + (f" video_llava: {batches}." if batches else ""),
             ]
     for lv in serve["levels"]:
         for name, what in lv.get("not_ok", {}).items():
-            lines += ["", f"Concurrency {level_name(lv)}: {name} {what}."]
+            lines += ["", f"Concurrency {lv['concurrency']}: {name} {what}."]
     for lv in serve["levels"]:
         if lv.get("cpu_s_by_process"):
             lines += [
                 "",
-                f"CPU s a clip by process at concurrency {level_name(lv)}: "
+                f"CPU s a clip by process at concurrency {lv['concurrency']}: "
                 f"{_seconds(lv['cpu_s_by_process'], 2)}.",
             ]
     if serve["skipped"] or base is None:
@@ -979,12 +914,6 @@ def parse_args(argv=None):
         action="store_false",
         help="decode in this process, not in a child process a clip as the service does "
         "(clips in flight then share this process's GIL: 4 clips took 10.7 s to decode)",
-    )
-    parser.add_argument(
-        "--priority-pair",
-        action="store_true",
-        help="after the levels, the highest again with every stub at the server's CPU "
-        "priority, then as the server started them (TIKTOK_ANALYZER_STUB_NICE)",
     )
     parser.add_argument("--analyzers", help="comma-separated (default: all 21)")
     parser.add_argument("--gpu", type=lambda s: s == "1", default=None, help="1/0 (default: auto)")

@@ -39,25 +39,6 @@ def tree_cpu(root: int) -> dict[str, float]:
     return by
 
 
-def descendants(root: int) -> list[int]:
-    """``root`` and every process under it, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue  # gone meanwhile
-        children.setdefault(int(stat[stat.rindex(")") + 2 :].split()[1]), []).append(int(entry))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo += children.get(pid, [])
-    return out
-
-
 def label(pid: int) -> str:
     """``tritonserver``, ``stub <model>`` for a Python backend stub (its model.py's
     folder), ``decode children (forkserver)`` for multiprocessing's forkserver (the decode

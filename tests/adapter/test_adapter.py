@@ -6,9 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import os
 import sys
-import time
 
 import jsonschema
 import numpy as np
@@ -180,52 +178,6 @@ def test_failure_is_a_response_not_an_exception(name, monkeypatch):
     assert env["error"].startswith("RuntimeError: synthetic failure")
     assert len(env["error"]) <= 300  # short message to the caller, trace to the log
     assert responses[1].error.code() == pb.TritonError.CANCELLED
-
-
-def _niceness_after_cpu_priority(name: str, value: str | None, queue) -> None:
-    """In a child process (niceness only rises without root): every thread's niceness
-    after ``_cpu_priority`` with the environment set so."""
-    import threading
-
-    from tiktok_analyzer.serving import adapter
-
-    os.environ.pop(adapter.STUB_NICE_ENV, None)
-    if value is not None:
-        os.environ[adapter.STUB_NICE_ENV] = value
-    started = threading.Event()
-    threading.Thread(target=lambda: (started.set(), time.sleep(5)), daemon=True).start()
-    started.wait()
-    adapter._cpu_priority(load_class(name))
-    base = os.getpriority(os.PRIO_PROCESS, os.getppid())
-    queue.put(
-        sorted(
-            {os.getpriority(os.PRIO_PROCESS, int(t)) - base for t in os.listdir("/proc/self/task")}
-        )
-    )
-
-
-@pytest.mark.parametrize(
-    ("name", "value", "nices"),
-    [
-        ("object_detection", "5", [5]),  # every thread, the one already running too
-        ("video_llava", "5", [0]),  # the critical analyzer keeps the server's priority
-        ("object_detection", None, [0]),  # unset: nothing changes
-        ("object_detection", "0", [0]),
-        ("object_detection", "-3", [0]),  # out of range: logged, nothing changes
-        ("object_detection", "high", [0]),
-    ],
-)
-def test_stubs_below_the_decode_on_the_cpu_but_the_critical_one(name, value, nices):
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("fork")  # the fake backend module comes along
-    queue = ctx.Queue()
-    child = ctx.Process(target=_niceness_after_cpu_priority, args=(name, value, queue))
-    child.start()
-    try:
-        assert queue.get(timeout=60) == nices
-    finally:
-        child.join(timeout=10)
 
 
 def test_the_instance_device_reaches_the_analyzer():

@@ -91,33 +91,6 @@ def test_a_level_with_an_analyzer_not_ok_is_no_throughput_figure():
     assert "23.1" not in row and "not valid (video_llava not ok)" in row
 
 
-def test_the_priority_pair_finds_every_stub_thread_and_sets_it(tmp_path):
-    """--priority-pair reads the niceness of every thread of every stub under the server,
-    and sets each one: the flat level and the level as started are what they say."""
-    model = tmp_path / "object_detection" / "1" / "model.py"
-    model.parent.mkdir(parents=True)
-    model.write_text("")
-    stub = tmp_path / "triton_python_backend_stub"
-    stub.symlink_to(sys.executable)
-    code = "import threading, time; threading.Thread(target=time.sleep, args=(30,)).start(); time.sleep(30)"
-    child = subprocess.Popen([str(stub), "-c", code, str(model)])
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        deadline = time.monotonic() + 10
-        while len(os.listdir(f"/proc/{child.pid}/task")) < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        found = gpu_bench.stub_priorities(os.getpid())
-        tasks = {int(t) for t in os.listdir(f"/proc/{child.pid}/task")}
-        assert set(found) == tasks and len(tasks) == 2  # the stub's two threads, nothing else
-        gpu_bench.set_priorities(dict.fromkeys(found, 7))
-        assert gpu_bench.stub_priorities(os.getpid()) == dict.fromkeys(tasks, 7)
-        assert os.getpriority(os.PRIO_PROCESS, other.pid) == os.getpriority(os.PRIO_PROCESS, 0)
-    finally:
-        for p in (child, other):
-            p.kill()
-            p.wait()
-
-
 def test_the_forkserver_and_a_module_are_named_for_what_they_run():
     """The decode children's CPU lands in the forkserver (their parent): named for it."""
     children = [

@@ -181,31 +181,6 @@ def _mps_priority(cls, device: str) -> None:
         os.environ.setdefault(MPS_PRIORITY_ENV, "0" if cls.gpu_critical else "1")
 
 
-#: Niceness (0-19) the server's model processes take on the CPU, all but the analyzer on
-#: the critical path (``gpu_critical``). The launcher sets it on a GPU host
-#: (launcher.STUB_NICE); unset or 0: every stub at the server's own priority.
-STUB_NICE_ENV = "TIKTOK_ANALYZER_STUB_NICE"
-
-
-def _cpu_priority(cls) -> None:
-    """Below the clip's decode and the critical analyzer on the host's cores, where the
-    server was started with :data:`STUB_NICE_ENV`: every thread of this stub so far (a
-    thread started later takes its starter's). A wrong value is ignored, logged."""
-    raw = os.environ.get(STUB_NICE_ENV, "")
-    if cls.gpu_critical or not raw:
-        return
-    try:
-        nice = int(raw)
-        if not 0 <= nice <= 19:
-            raise ValueError(f"{nice} is not in 0-19")
-        for tid in os.listdir("/proc/self/task"):
-            os.setpriority(
-                os.PRIO_PROCESS, int(tid), max(nice, os.getpriority(os.PRIO_PROCESS, int(tid)))
-            )
-    except (ValueError, OSError) as exc:
-        pb_utils.Logger.log_warn(f"{STUB_NICE_ENV}={raw!r} not applied: {exc}")
-
-
 def _device(args: dict) -> str:
     """The device of this model instance: the learned analyzers put their model there
     (_learned.py)."""
@@ -259,7 +234,6 @@ def make_model(analyzer_name: str):
             cls = load_class(analyzer_name)
             device = _device(args)
             _mps_priority(cls, device)
-            _cpu_priority(cls)
             # Heavy work happens once, here: weights, JIT warm-up, lookup tables.
             self.analyzer = cls.from_strings(raw, device=device)
             self.logger.log_info(
