@@ -177,6 +177,7 @@ def test_decodes_side_by_side_share_the_cores(side_by_side, cores, threads):
 def test_each_decode_gets_its_share_at_its_start(monkeypatch):
     """The count of decodes running sets a starting decode's threads; an ended one leaves."""
     monkeypatch.setattr(worker, "usable_cores", lambda: 16)
+    monkeypatch.setattr(worker, "SHARE_CORES", True)
     with worker._share() as first:
         with worker._share() as second, worker._share() as third:
             assert (first, second, third) == (0, 8, 5)
@@ -189,8 +190,9 @@ def test_each_decode_gets_its_share_at_its_start(monkeypatch):
         assert unshared == 0
 
 
-def test_decodes_side_by_side_decode_what_one_alone_does(clip):
+def test_decodes_side_by_side_decode_what_one_alone_does(clip, monkeypatch):
     """Two children at once, each on its share of the cores: the frames of a decode alone."""
+    monkeypatch.setattr(worker, "SHARE_CORES", True)
 
     async def two():
         return await asyncio.gather(

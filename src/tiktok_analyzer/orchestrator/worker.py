@@ -220,16 +220,18 @@ async def probe_isolated(path: str | MediaFile, limits: Limits) -> MediaInfo:
 #: Decodes of this process's callers running now (each in its own child).
 _decoding = 0
 _decoding_lock = threading.Lock()
-#: Whether decodes side by side share the cores (False: each takes every core; benches
-#: compare the two).
-SHARE_CORES = True
+#: Whether decodes side by side share the cores (:func:`decode_share`) instead of each
+#: taking every core. Off: on two H100 hosts, eight decodes started at once took 5 % and
+#: 18 % more wall time shared, for 8 % and 5 % less CPU (bench/decode_to_shm.py
+#: --side-by-side 8; bench/results/gpu_h100.md, eighth session), and a clip waits on its
+#: decode's wall time.
+SHARE_CORES = False
 
 
 def decode_share(side_by_side: int, cores: int) -> int:
     """The threads each of ``side_by_side`` decodes may take on ``cores`` cores: 0 (every
     core) for one alone, else an even share and at least 2 (a decoder thread and a
-    converter). Each asking for every core, eight decodes on 16 cores ran some 30 threads
-    each (bench/results/cpu_pipeline.md: what sharing changes)."""
+    converter)."""
     if side_by_side <= 1:
         return 0
     return max(2, cores // side_by_side)
@@ -237,7 +239,8 @@ def decode_share(side_by_side: int, cores: int) -> int:
 
 @contextmanager
 def _share() -> Iterator[int]:
-    """Count one decode in while it runs; yields its thread share, fixed at its start."""
+    """Count one decode in while it runs; yields its thread share, fixed at its start
+    (0, every core, unless :data:`SHARE_CORES`)."""
     global _decoding
     with _decoding_lock:
         _decoding += 1
@@ -276,7 +279,7 @@ async def probe_and_decode_isolated(
     without one, a region of this call whose name is gone by the time this returns (the
     arrays still view its memory).
 
-    Decodes that run side by side share the cores (:func:`decode_share`)."""
+    Decodes that run side by side may share the cores (:data:`SHARE_CORES`)."""
     t0 = time.perf_counter()
     private = region is None
     region = region if region is not None else Region.create()
