@@ -305,6 +305,7 @@ class _Pass:
         want_video: bool,
         pool: ThreadPoolExecutor,
         max_in_flight: int,
+        threads: int = 0,
     ) -> None:
         self.info = info
         self.pool = pool
@@ -324,7 +325,7 @@ class _Pass:
         self.first_error = ""
         self.name = ""
         #: The video decoder's threads (0: ffmpeg's own choice, one per core).
-        self.threads = 0
+        self.threads = max(0, int(threads))
 
     def make_plan(
         self, audio_len: int | None, region: Region | None, budget: int, name: str
@@ -456,8 +457,8 @@ def decode(
     ``/dev/shm`` has no room for it, the arrays stay in this process's memory.
 
     ``threads``: the cores this decode may keep busy, the video decoder's frame threads
-    and the converters each (0: every core this process may use). Decodes that run side
-    by side each take their share (:func:`.worker.probe_and_decode_isolated`)."""
+    and the converters each (0: every core this process may use). Decodes side by side
+    may be given a share each (:data:`.worker.SHARE_CORES`, off)."""
     limits = limits or Limits()
     started = time.perf_counter()
     specs = list(dict.fromkeys(specs))
@@ -466,8 +467,7 @@ def decode(
     warnings: list[str] = []
     workers = _converters(threads)
     with ThreadPoolExecutor(workers, thread_name_prefix="decode-rgb") as pool:
-        state = _Pass(info, specs, want_video, pool, max_in_flight=4 * workers)
-        state.threads = max(0, int(threads))
+        state = _Pass(info, specs, want_video, pool, max_in_flight=4 * workers, threads=threads)
         longest_audio = int(round(info.duration_s * AUDIO_RATE)) if want_audio else None
         state.make_plan(longest_audio, region, _plan_budget(limits), source_name(source))
         try:
