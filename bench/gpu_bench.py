@@ -270,7 +270,10 @@ def default_repo() -> Path:
 
 
 def prepare_repo(
-    precision: str, speech_tokens: int | None, llava_batch: int | None = None
+    precision: str,
+    speech_tokens: int | None,
+    llava_batch: int | None = None,
+    llava_params: dict[str, str] | None = None,
 ) -> tuple[Path, dict[str, int]]:
     """A copy of the model repository with video_llava's precision set and both generators'
     budgets forced; returns it and {analyzer: tokens}. Fails loudly where a config lacks a
@@ -286,6 +289,8 @@ def prepare_repo(
                     text = set_param(text, "precision", precision)
                     if llava_batch:
                         text = set_param(text, "batch_size", llava_batch)
+                    for key, value in (llava_params or {}).items():
+                        text = set_param(text, key, value)
                     tokens = int(params_of(text)["max_new_tokens"])
                     # Older llava.py forced its own shorter synthetic budget: make it the same.
                     if "synthetic_new_tokens" in params_of(text):
@@ -896,6 +901,14 @@ def parse_args(argv=None):
         help="video_llava's batch_size (the sizes it compiles at start-up); 1 is enough for "
         "--concurrency 1 and starts the server a minute sooner (default: as configured)",
     )
+    parser.add_argument(
+        "--llava-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set one more of video_llava's parameters in its configs (repeatable; e.g. "
+        "step=transformers for the model's own decoding step)",
+    )
     parser.add_argument("--weights", default="synthetic-full")
     parser.add_argument("--runs", type=int, default=3, help="clips at concurrency 1, timed")
     parser.add_argument("--concurrency", default="1,4,8", help="levels of clips in flight")
@@ -1004,7 +1017,15 @@ def main(argv=None) -> int:
         ranks = Path(args.whisper_ranks) if args.whisper_ranks else None
         speech_tokens, how = whisper_tokens.transcript_tokens(spec.audio.speech.text, ranks)
         source = f"the clip's transcript, counted by {how}"
-    repo, budgets = prepare_repo(args.llava_precision, speech_tokens, args.llava_batch_size)
+    llava_params = {}
+    for item in args.llava_param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--llava-param wants NAME=VALUE, got {item!r}")
+        llava_params[key.strip()] = value.strip()
+    repo, budgets = prepare_repo(
+        args.llava_precision, speech_tokens, args.llava_batch_size, llava_params
+    )
     decls = read_declarations(repo)
     wanted = args.analyzers.split(",") if args.analyzers else list(ANALYZER_NAMES)
     try:

@@ -11,8 +11,12 @@ longest again with the decoder's weights in that format (analyzers/_quant.py), e
 times the prompt through tinygemm (``prefill_tinygemm_s``) besides the default, which widens
 the weights to bf16 for a prompt's many rows.
 
+``--steps`` times the decoding step three ways: the model's own forward (transformers),
+our walk through its layers (ours), and ours with int4's q, k, v and gate, up products
+fused (ours-fused).
+
     python bench/gpu/step_profile.py --prompts 4864,512 --tokens 256 --quant int4,fp8 \
-        --batches 1,4 --out $OUT/step.json
+        --batches 1,4 --steps transformers,ours-fused --out $OUT/step.json
 """
 
 from __future__ import annotations
@@ -54,9 +58,16 @@ def build(quant: str | None):
 
 
 def run(
-    model, decoder_cls, prompt: int, tokens: int, profile: bool, quant: str | None, batch: int = 1
+    model,
+    decoder_cls,
+    prompt: int,
+    tokens: int,
+    profile: bool,
+    quant: str | None,
+    batch: int = 1,
+    step: str = "auto",
 ) -> dict:
-    decoder = decoder_cls(model, compile=True, max_batch=batch)
+    decoder = decoder_cls(model, compile=True, max_batch=batch, step=step)
     inputs = {
         "input_ids": torch.randint(1, 32000, (batch, prompt), device="cuda"),
         "attention_mask": torch.ones((batch, prompt), dtype=torch.long, device="cuda"),
@@ -77,7 +88,7 @@ def run(
     prefill = min(generate(1) for _ in range(3))
     whole = min(generate(tokens) for _ in range(2))
     extra = {}
-    if quant == "int4" and batch == 1:
+    if quant == "int4" and batch == 1 and step == "transformers":
         # The prompt through tinygemm too (Int4Linear widens to bf16 above DENSE_ROWS rows).
         layer_cls = analyzer_module("_quant").Int4Linear
         kept, layer_cls.DENSE_ROWS = layer_cls.DENSE_ROWS, 10**9
@@ -114,7 +125,7 @@ def run(
                 "share": round(e.device_time_total / total, 3),
                 "calls": e.count,
             }
-            for e in rows[:14]
+            for e in rows[:24]
         ]
     return result
 
@@ -129,6 +140,14 @@ def main() -> int:
         default="1",
         help="comma-separated rows a step: each precision runs the longest prompt at each",
     )
+    ap.add_argument(
+        "--steps",
+        default="ours-fused",
+        help="comma-separated decoding steps, each timed at every variant: transformers "
+        "(the model's own forward), ours (_decoding.LlamaStep), ours-fused (int4 only: "
+        "q, k, v and gate, up fused; bf16 runs it as ours)",
+    )
+    ap.add_argument("--skip-bf16", action="store_true", help="only the --quant variants")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -144,19 +163,33 @@ def main() -> int:
     quants = [q for q in args.quant.split(",") if q]
     batches = [int(b) for b in args.batches.split(",")]
     longest = max(prompts)
-    variants = [(p, None, 1) for p in prompts] + [(longest, None, b) for b in batches if b > 1]
-    variants += [(longest, q, b) for q in quants for b in batches]
+    order = ("transformers", "ours", "ours-fused")  # fusing is for good: last
+    steps = sorted({s for s in args.steps.split(",") if s}, key=order.index)
+    variants = []
+    for step in steps:
+        plain = "ours" if step == "ours-fused" else step
+        if not args.skip_bf16 and (step != "ours-fused" or "ours" not in steps):
+            variants += [(p, None, 1, plain) for p in prompts]
+            variants += [(longest, None, b, plain) for b in batches if b > 1]
+    variants += [(longest, q, b, s) for q in quants for s in steps for b in batches]
     results = []
-    model, built = None, "none"
-    for prompt, quant, batch in variants:
-        if built != quant:
+    model, built = None, ("none", False)
+    for prompt, quant, batch, step in variants:
+        fused = step == "ours-fused" and quant == "int4"
+        if built[0] != quant or (built[1] and not fused):
             model = None
             torch.cuda.empty_cache()
-            model, built = build(quant), quant
+            model, built = build(quant), (quant, False)
+        if fused and not built[1]:
+            analyzer_module("_quant").fuse_int4_projections(model.get_decoder())
+            built = (quant, True)
         torch._dynamo.reset()
         torch.cuda.reset_peak_memory_stats()
-        res = run(model, decoder_cls, prompt, args.tokens, True, quant, batch)
+        res = run(
+            model, decoder_cls, prompt, args.tokens, True, quant, batch, step.removesuffix("-fused")
+        )
         res["precision"] = quant or "bf16"
+        res["step"] = step if fused or step != "ours-fused" else "ours"
         results.append(res)
         print(json.dumps(res, indent=1), flush=True)
     if args.out:

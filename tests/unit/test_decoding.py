@@ -145,3 +145,46 @@ def test_batch_sizes_share_one_storage_and_answer_alike(tiny, inputs):
         assert [layer.keys.data_ptr() for layer in cache.layers] == store
     with pytest.raises(ValueError, match="max_batch 4"):
         run({k: torch.cat([v, v]) for k, v in inputs.items()})
+
+
+def test_our_llama_step_gives_transformers_step_tokens(tiny, inputs):
+    """The tiny model's text model is a Llama: the loop decodes with our own step
+    (LlamaStep), which must give what the model's own forward gives, padding included."""
+    pad = tiny.processor.tokenizer.pad_token_id
+    got = {}
+    for step in ("ours", "transformers"):
+        decoder = StaticGreedyDecoder(tiny.model, compile=False, max_batch=4, step=step)
+        assert decoder.step_kind == step
+        with torch.inference_mode():
+            got[step] = decoder.generate(
+                dict(inputs), max_new_tokens=STEPS, eos_ids=[2], pad_id=pad, forced=True
+            )
+    assert torch.equal(got["ours"], got["transformers"])
+    assert StaticGreedyDecoder(tiny.model, compile=False).step_kind == "ours"  # the default
+
+
+def test_our_step_with_fused_int4_products_stays_with_the_unfused(tiny, inputs):
+    """After int4 quantization, our step takes q, k, v (and gate, up) as one product each;
+    its logits match the unfused step's to int4's rounding (both quantized alike)."""
+    import copy
+
+    from tiktok_analyzer.analyzers._quant import fuse_int4_projections, quantize_linears
+
+    model = copy.deepcopy(tiny.model)  # fp32; the int4 layers compute in bf16 inside
+    quantize_linears(model.get_decoder(), "int4")
+    batch = dict(inputs)
+    pad = tiny.processor.tokenizer.pad_token_id
+
+    def first_logits():
+        decoder = StaticGreedyDecoder(model, compile=False, max_batch=4, step="ours")
+        seen = []
+        step = decoder._step
+        decoder._step = lambda *a: seen.append(step(*a)) or seen[-1]
+        with torch.inference_mode():
+            decoder.generate(dict(batch), max_new_tokens=3, eos_ids=[2], pad_id=pad, forced=True)
+        return torch.stack(seen).float()
+
+    unfused = first_logits()
+    assert fuse_int4_projections(model.get_decoder()) > 0
+    fused = first_logits()
+    assert float((fused - unfused).norm() / unfused.norm()) < 0.02

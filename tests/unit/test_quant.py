@@ -13,6 +13,7 @@ from tiktok_analyzer.analyzers._quant import (
     Int4Linear,
     Int8Linear,
     dequantize_int4,
+    fuse_int4_projections,
     quantize_int4,
     quantize_linears,
 )
@@ -126,3 +127,51 @@ def test_tiny_llava_logits_after_quantizing_its_decoder(mode, bound):
         for m in model.model.vision_tower.modules()
     )
     assert 0 < _relative_error(after, before) < bound
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_fused_int4_layer_answers_as_its_parts_and_they_keep_answering(bias):
+    """q, k and v as one int4 product: the fused layer's output is the parts' outputs side
+    by side (the same values, not quantized again), the parts become views of it (no
+    second copy of the weights) and still answer a prompt's many rows as before."""
+    torch.manual_seed(3)
+    parts = [Int4Linear(nn.Linear(256, n, bias=bias).to(torch.bfloat16)) for n in (256, 128, 128)]
+    few = torch.randn(3, 256).to(torch.bfloat16)
+    many = torch.randn(Int4Linear.DENSE_ROWS + 8, 256).to(torch.bfloat16)
+    before_few = torch.cat([p(few) for p in parts], -1)
+    before_many = [p(many) for p in parts]
+    fused = Int4Linear.fuse(parts)
+    assert fused.out_features == 512 and fused.in_features == 256
+    assert torch.equal(fused(few), before_few)
+    assert _relative_error(fused(many), torch.cat(before_many, -1)) < 1e-6
+    for part, want in zip(parts, before_many, strict=True):
+        assert part.weight is None  # tinygemm's tiles live in the fused layer only
+        assert part.pairs.data_ptr() >= fused.pairs.data_ptr()  # a view, not a copy
+        assert torch.equal(part(many), want)
+    # a few rows through a part (the model's own step): the fused product, cut
+    assert torch.equal(parts[1](few), before_few[:, 256:384])
+
+
+def test_fuse_int4_refuses_parts_of_other_inputs():
+    parts = [Int4Linear(nn.Linear(k, 64)) for k in (128, 256)]
+    with pytest.raises(ValueError, match="same input"):
+        Int4Linear.fuse(parts)
+
+
+def test_fuse_int4_projections_fuses_each_llama_layer_once():
+    from tiktok_analyzer.analyzers.llava import build_config, build_random_model
+    from tiktok_analyzer.analyzers.weights import resolve
+
+    config = build_config(resolve("video_llava", "synthetic-tiny").config)
+    model = build_random_model(config, "cpu", torch.float32)
+    decoder = model.get_decoder()
+    assert fuse_int4_projections(decoder) == 0  # nothing in int4 yet
+    quantize_linears(decoder, "int4")
+    layers = config.text_config.num_hidden_layers
+    assert fuse_int4_projections(decoder) == 2 * layers
+    assert fuse_int4_projections(decoder) == 0  # already fused
+    attn, mlp = decoder.layers[0].self_attn, decoder.layers[0].mlp
+    assert attn.qkv_proj.out_features == sum(
+        getattr(attn, n).out_features for n in ("q_proj", "k_proj", "v_proj")
+    )
+    assert mlp.gate_up_proj.out_features == 2 * mlp.gate_proj.out_features

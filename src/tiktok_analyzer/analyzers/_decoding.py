@@ -18,6 +18,14 @@ The tokens are those of ``generate(do_sample=False, num_beams=1)`` with the same
 * otherwise a row that made an end token gets ``pad_id`` after it, and decoding stops once
   every row has ended (up to ``check_every - 1`` steps later; those are padding).
 
+The decoder step itself is ours too where the text model is a Llama (video_llava's is):
+:class:`LlamaStep` walks the model's own layers and weights for one token, taking a step's
+q, k and v products (and the MLP's gate and up) as one fused int4 kernel each where the
+layers were quantized so (:func:`._quant.fuse_int4_projections`), writing each row's key
+and value at its own cache slot and masking the cache with a mask it builds from the rows'
+slots. Elsewhere (another model family, ``step="transformers"``) the step is the model's
+own forward with the cache, as transformers decodes.
+
 One cache per batch size, kept between calls, so each batch size meets the tensors its
 compiled graphs were recorded on; all of them are views of one storage sized for
 ``max_batch`` (the first rows of it), so batch sizes 1, 2 and 4 cost the memory of 4, not
@@ -36,11 +44,120 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+STEPS = ("auto", "ours", "transformers")
+
+
+class LlamaStep:
+    """One decoding step (one token a row) through a Llama decoder's own modules: the
+    embedding, each layer's norms, products, rotary embedding and attention over the
+    static cache, the final norm and the LM head. The same arithmetic as transformers'
+    Llama forward for one token, in fewer kernels: q, k and v (and gate and up) in one
+    product each where the layers carry a fused int4 version (``qkv_proj``,
+    ``gate_up_proj``), and the attention mask made once a step from each row's cache slot
+    and prompt mask, not through transformers' mask machinery."""
+
+    def __init__(self, decoder, head) -> None:
+        self.decoder, self.head = decoder, head
+        attn = decoder.layers[0].self_attn
+        self.head_dim = attn.head_dim
+        self.scaling = attn.scaling
+        self.gqa = getattr(attn, "num_key_value_groups", 1) > 1
+
+    @staticmethod
+    def fits(decoder) -> bool:
+        """Whether ``decoder`` is a Llama decoder whose modules this step knows."""
+        if type(decoder).__name__ != "LlamaModel":
+            return False
+        need = ("embed_tokens", "layers", "norm", "rotary_emb")
+        layer_need = ("self_attn", "mlp", "input_layernorm", "post_attention_layernorm")
+        attn_need = ("q_proj", "k_proj", "v_proj", "o_proj", "head_dim", "scaling")
+        mlp_need = ("gate_proj", "up_proj", "down_proj", "act_fn")
+        return (
+            all(hasattr(decoder, n) for n in need)
+            and len(decoder.layers) > 0
+            and all(
+                all(hasattr(layer, n) for n in layer_need)
+                and all(hasattr(layer.self_attn, n) for n in attn_need)
+                and all(hasattr(layer.mlp, n) for n in mlp_need)
+                for layer in decoder.layers
+            )
+        )
+
+    def __call__(self, tokens, mask, positions, slots, cache):
+        """Logits (rows, vocab) of the next token: ``tokens``, ``positions`` (rotary) and
+        ``slots`` (where in the cache this token's key and value go) one a row; ``mask``
+        (rows, cache length) the prompt's padding mask, every later slot 1."""
+        import torch
+        import torch.nn.functional as F
+
+        rows = tokens.shape[0]
+        x = self.decoder.embed_tokens(tokens[:, None])  # (rows, 1, hidden)
+        cos, sin = self.decoder.rotary_emb(x, positions[:, None])
+        cos, sin = cos[:, None], sin[:, None]  # (rows, 1 head, 1 token, dim): all heads
+        length = mask.shape[1]
+        seen = torch.arange(length, device=mask.device)[None] <= slots[:, None]
+        visible = (seen & mask.bool())[:, None, None, :]  # (rows, 1, 1 query, length)
+        index = torch.arange(rows, device=tokens.device)
+        for layer, cached in zip(self.decoder.layers, cache.layers, strict=True):
+            attn = layer.self_attn
+            h = layer.input_layernorm(x)
+            if hasattr(attn, "qkv_proj"):
+                q, k, v = attn.qkv_proj(h).split(
+                    [attn.q_proj.out_features, attn.k_proj.out_features, attn.v_proj.out_features],
+                    -1,
+                )
+            else:
+                q, k, v = attn.q_proj(h), attn.k_proj(h), attn.v_proj(h)
+            q = q.view(rows, 1, -1, self.head_dim).transpose(1, 2)  # (rows, heads, 1, dim)
+            k = k.view(rows, 1, -1, self.head_dim).transpose(1, 2)
+            v = v.view(rows, 1, -1, self.head_dim).transpose(1, 2)
+            q = q * cos + _rotate_half(q) * sin
+            k = k * cos + _rotate_half(k) * sin
+            cached.keys[index, :, slots] = k[:, :, 0]
+            cached.values[index, :, slots] = v[:, :, 0]
+            out = F.scaled_dot_product_attention(
+                q,
+                cached.keys,
+                cached.values,
+                attn_mask=visible,
+                scale=self.scaling,
+                enable_gqa=self.gqa,
+            )
+            x = x + attn.o_proj(out.transpose(1, 2).reshape(rows, 1, -1))
+            h = layer.post_attention_layernorm(x)
+            mlp = layer.mlp
+            if hasattr(mlp, "gate_up_proj"):
+                gate, up = mlp.gate_up_proj(h).chunk(2, -1)
+            else:
+                gate, up = mlp.gate_proj(h), mlp.up_proj(h)
+            x = x + mlp.down_proj(mlp.act_fn(gate) * up)
+        return self.head(self.decoder.norm(x)[:, -1])
+
+
+def _rotate_half(x):
+    import torch
+
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
 class StaticGreedyDecoder:
     """Greedy decoding for one model; ``compile`` wraps the decoder step in
-    ``torch.compile(mode="reduce-overhead")`` (CUDA graphs; CUDA only)."""
+    ``torch.compile(mode="reduce-overhead")`` (CUDA graphs; CUDA only). ``step``: "ours"
+    (:class:`LlamaStep`; an error where the model is not a Llama), "transformers" (the
+    model's own forward), "auto" (ours where it fits)."""
 
-    def __init__(self, model, *, compile: bool, max_batch: int = 1, check_every: int = 32) -> None:
+    def __init__(
+        self,
+        model,
+        *,
+        compile: bool,
+        max_batch: int = 1,
+        check_every: int = 32,
+        step: str = "auto",
+    ) -> None:
+        if step not in STEPS:
+            raise ValueError(f"step must be one of {', '.join(STEPS)}, got {step!r}")
         self.model = model
         self.max_batch = max(1, int(max_batch))
         self.decoder = model.get_decoder()
@@ -51,15 +168,24 @@ class StaticGreedyDecoder:
         self._caches: dict[int, Any] = {}
         self._store: list[tuple[Any, Any]] = []  # per layer: keys, values (max_batch rows)
         self._length = 0
-        self._step = self._eager_step
+        fits = LlamaStep.fits(self.decoder)
+        if step == "ours" and not fits:
+            raise ValueError(f"our decoding step is for Llama; this is {type(self.decoder)}")
+        eager = self._llama_step if step != "transformers" and fits else self._eager_step
+        #: Which step decodes: "ours" or "transformers".
+        self.step_kind = "ours" if eager == self._llama_step else "transformers"
+        self._llama = LlamaStep(self.decoder, self.head) if fits else None
+        self._step = eager
         if compile:
             import torch
 
-            self._step = torch.compile(
-                self._eager_step, mode="reduce-overhead", fullgraph=True, dynamic=False
-            )
+            self._step = torch.compile(eager, mode="reduce-overhead", fullgraph=True, dynamic=False)
 
-    def _eager_step(self, tokens, mask, positions, cache):
+    def _llama_step(self, tokens, mask, positions, slots, cache):
+        return self._llama(tokens, mask, positions, slots, cache)
+
+    def _eager_step(self, tokens, mask, positions, slots, cache):
+        # transformers finds the slot from the cache itself (one for every row).
         hidden = self.decoder(
             input_ids=tokens[:, None],
             attention_mask=mask,
@@ -144,11 +270,12 @@ class StaticGreedyDecoder:
             **{self._cache_kw: cache},
             **extra,
         ).logits[:, -1]
+        slots = torch.full((batch,), prompt - 1, dtype=torch.long, device=ids.device)
         return self._loop(
-            logits, mask, positions[:, -1], cache, max_new_tokens, eos_ids, pad_id, forced
+            logits, mask, positions[:, -1], slots, cache, max_new_tokens, eos_ids, pad_id, forced
         )
 
-    def _loop(self, logits, mask, last_position, cache, steps, eos_ids, pad_id, forced):
+    def _loop(self, logits, mask, last_position, slots, cache, steps, eos_ids, pad_id, forced):
         import torch
 
         device = logits.device
@@ -168,5 +295,6 @@ class StaticGreedyDecoder:
             if not forced and (step + 1) % self.check_every == 0 and bool(done.all()):
                 return out[:, : step + 1]
             positions += 1
-            logits = self._step(tokens, mask, positions, cache)
+            slots += 1
+            logits = self._step(tokens, mask, positions, slots, cache)
         return out

@@ -39,7 +39,14 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-__all__ = ["MODES", "Fp8Linear", "Int4Linear", "Int8Linear", "quantize_linears"]
+__all__ = [
+    "MODES",
+    "Fp8Linear",
+    "Int4Linear",
+    "Int8Linear",
+    "fuse_int4_projections",
+    "quantize_linears",
+]
 
 _FP8 = torch.float8_e4m3fn
 _FP8_MAX = float(torch.finfo(_FP8).max)  # 448
@@ -129,29 +136,83 @@ class Int4Linear(nn.Module):
                 "int4 needs in_features a multiple of 32 and out_features a multiple of 16; "
                 f"this layer is {k} -> {n}"
             )
-        group_size, self.inner_k_tiles = sizes[0], tiles[0]
-        self.in_features, self.out_features, self.group_size = k, n, group_size
-        self.out_dtype = weight.dtype
-        scale, zero, q = quantize_int4(weight, group_size)
-        # tinygemm's layout: (groups, out, 2) holding (scale, offset).
-        self.register_buffer(
-            "scale_and_zero", torch.stack([scale, zero], -1).transpose(0, 1).contiguous()
+        scale, zero, q = quantize_int4(weight, sizes[0])
+        # tinygemm's layout: (groups, out, 2) holding (scale, offset). Two values a byte
+        # (even input first, in the high half): the plain form, which many rows widen to
+        # bf16 (see forward), and what tinygemm's tiles are made from.
+        self._setup(
+            torch.stack([scale, zero], -1).transpose(0, 1).contiguous(),
+            (q[:, ::2] << 4 | q[:, 1::2]).to(torch.uint8),
+            linear.bias,
+            weight.dtype,
+            sizes[0],
+            tiles[0],
         )
-        self.on_cuda = weight.is_cuda
-        # Two values a byte (even input first, in the high half): the plain form, which
-        # many rows widen to bf16 (see forward), and what tinygemm's tiles are made from.
-        pairs = (q[:, ::2] << 4 | q[:, 1::2]).to(torch.uint8)
+
+    def _setup(self, scale_and_zero, pairs, bias, out_dtype, group_size, inner_k_tiles) -> None:
+        self.out_features, half = pairs.shape
+        self.in_features, self.group_size = 2 * half, group_size
+        self.inner_k_tiles, self.out_dtype = inner_k_tiles, out_dtype
+        self.register_buffer("scale_and_zero", scale_and_zero)
+        self.on_cuda = pairs.is_cuda
         if self.on_cuda:
-            packed = torch.ops.aten._convert_weight_to_int4pack(pairs, self.inner_k_tiles)
+            packed = torch.ops.aten._convert_weight_to_int4pack(pairs, inner_k_tiles)
         else:
-            packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, self.inner_k_tiles)
+            values = torch.stack([pairs >> 4, pairs & 15], -1).reshape(self.out_features, -1)
+            packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(
+                values.to(torch.int32), inner_k_tiles
+            )
         self.weight = nn.Parameter(packed, requires_grad=False)
         self.register_buffer("pairs", pairs)
-        self.bias = linear.bias
+        self.bias = bias
+
+    @classmethod
+    def fuse(cls, parts: list[Int4Linear]) -> Int4Linear:
+        """One layer whose outputs are ``parts``' outputs side by side (a step's q, k and
+        v products, or gate and up, as one kernel instead of several: fewer launches, and
+        each reads a longer run of weights). The values are the parts' own, not quantized
+        again (groups run along the input, so a row's groups do not change). The parts
+        keep views of the fused values and scales and drop their tinygemm tiles, so the
+        fusion costs no memory: a prompt's many rows widen the part's own values to bf16
+        as before, a few rows take the fused product and keep the part's outputs (whole
+        work for a part: only where the model's own step runs on fused layers).
+        """
+        first = parts[0]
+        if len({(p.in_features, p.group_size, p.out_dtype, p.on_cuda) for p in parts}) != 1:
+            raise ValueError("int4 layers fuse only with the same input, groups and dtype")
+        biases = [p.bias for p in parts]
+        if any(b is None for b in biases) and any(b is not None for b in biases):
+            raise ValueError("int4 layers fuse only where all or none have a bias")
+        fused = cls.__new__(cls)
+        nn.Module.__init__(fused)
+        fused._setup(
+            torch.cat([p.scale_and_zero for p in parts], 1),
+            torch.cat([p.pairs for p in parts]),
+            None if biases[0] is None else nn.Parameter(torch.cat(biases), requires_grad=False),
+            first.out_dtype,
+            first.group_size,
+            first.inner_k_tiles,
+        )
+        start = 0
+        for part in parts:
+            end = start + part.out_features
+            part.pairs = fused.pairs[start:end]
+            part.scale_and_zero = fused.scale_and_zero[:, start:end]
+            part.weight = None
+            part._fused_into = (fused, start, end)  # a tuple: not a child module
+            start = end
+        return fused
+
+    _fused_into: tuple[Int4Linear, int, int] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         rows = x.reshape(-1, shape[-1]).to(torch.bfloat16).contiguous()
+        if self.weight is None and rows.shape[0] <= self.DENSE_ROWS:
+            # A fused part with a few rows (the model's own decoding step, where ours did
+            # not run): the fused product, cut to this part's outputs.
+            fused, start, end = self._fused_into
+            return fused(x)[..., start:end]
         if rows.shape[0] > self.DENSE_ROWS:
             out = nn.functional.linear(rows, self.dense())
         else:
@@ -208,6 +269,34 @@ def dequantize_int4(scale: torch.Tensor, zero: torch.Tensor, q: torch.Tensor) ->
 
 _LAYERS = {"fp8": Fp8Linear, "int8": Int8Linear, "int4": Int4Linear}
 MODES = tuple(_LAYERS)
+
+
+#: A Llama-family layer's products that read the same input, fused by
+#: :func:`fuse_int4_projections` under the name on the left.
+FUSIONS = {
+    "qkv_proj": ("q_proj", "k_proj", "v_proj"),
+    "gate_up_proj": ("gate_proj", "up_proj"),
+}
+
+
+def fuse_int4_projections(module: nn.Module) -> int:
+    """Under ``module``, give every attention (``q_proj``, ``k_proj``, ``v_proj``) and
+    every gated MLP (``gate_proj``, ``up_proj``) whose parts are all :class:`Int4Linear`
+    one fused layer beside them (``qkv_proj``, ``gate_up_proj``; see
+    :meth:`Int4Linear.fuse`). Only code that knows the name uses it (video_llava's
+    decoding step, :mod:`._decoding`); the model's own forward still calls the parts.
+    Returns how many fused layers were made."""
+    count = 0
+    for sub in list(module.modules()):
+        for name, part_names in FUSIONS.items():
+            parts = [getattr(sub, n, None) for n in part_names]
+            if hasattr(sub, name) or not all(isinstance(p, Int4Linear) for p in parts):
+                continue
+            if any(p.weight is None for p in parts):  # already a view of another fusion
+                continue
+            setattr(sub, name, Int4Linear.fuse(parts))
+            count += 1
+    return count
 
 
 def quantize_linears(module: nn.Module, mode: str, skip: Iterable[str] = ()) -> int:

@@ -57,7 +57,8 @@ generation uses a static KV cache and a decoding step compiled with ``torch.comp
 (CUDA graphs). By default (``decoder = "loop"``) our own greedy loop replays that step
 token after token with nothing else between two replays (:mod:`._decoding`: transformers'
 ``generate`` runs its Python and reads a flag back from the GPU at every token; with it the
-H100 took 14 ms a token); ``decoder = "generate"`` uses transformers' ``generate`` with
+H100 took 14 ms a token). The step is our own walk through the Llama text model's layers,
+with q, k, v (and the MLP's gate, up) as one four-bit product each under int4; ``decoder = "generate"`` uses transformers' ``generate`` with
 its own static cache, and takes over if the loop fails to compile. Both give the same
 tokens. Compiling takes tens of seconds per input shape, so :meth:`VideoLlava.load` pays it
 once with warm-up generations at the real frame count and ``max_new_tokens`` for every
@@ -88,7 +89,7 @@ import cv2
 import numpy as np
 
 from tiktok_analyzer.analyzers import weights as weights_layer
-from tiktok_analyzer.analyzers._decoding import StaticGreedyDecoder
+from tiktok_analyzer.analyzers._decoding import STEPS, LlamaStep, StaticGreedyDecoder
 from tiktok_analyzer.analyzers._learned import LearnedAnalyzer, Prepared, seeded
 from tiktok_analyzer.analyzers.base import (
     AnalyzerResult,
@@ -604,6 +605,11 @@ class VideoLlava(LearnedAnalyzer):
         # Python between CUDA graph replays; see _decoding), "generate" uses transformers'
         # generate with its static cache. Both give the same tokens.
         decoder: str = "loop"
+        # GPU only, with decoder "loop": the decoding step. "ours" walks the Llama text
+        # model's layers (int4: q, k, v and gate, up fused into one product each);
+        # "transformers" is the model's own forward; "auto" is ours where the model is
+        # a Llama. Both give the same tokens.
+        step: str = "auto"
         # Prompts are left-padded to a multiple of this many tokens, so prompts of other
         # scene counts reuse one compiled graph instead of compiling their own.
         pad_multiple: int = 256
@@ -628,6 +634,8 @@ class VideoLlava(LearnedAnalyzer):
             )
         if p.decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {p.decoder!r}")
+        if p.step not in STEPS:
+            raise ValueError(f"step must be one of {', '.join(STEPS)}, got {p.step!r}")
         if p.frame_fit not in FRAME_FITS:
             raise ValueError(
                 f"frame_fit must be one of {', '.join(FRAME_FITS)}, got {p.frame_fit!r}"
@@ -666,8 +674,12 @@ class VideoLlava(LearnedAnalyzer):
         self._decoder = None
         if self.compiled and p.decoder == "loop":
             self._decoder = StaticGreedyDecoder(
-                self.model, compile=True, max_batch=max(batch_buckets(p.batch_size))
+                self.model,
+                compile=True,
+                max_batch=max(batch_buckets(p.batch_size)),
+                step=p.step,
             )
+            log.info("%s: decoding step: %s", self.name, self._decoder.step_kind)
         if self.compiled:
             self._warm_up()
 
@@ -698,16 +710,7 @@ class VideoLlava(LearnedAnalyzer):
         )
         for size in batch_buckets(self.params.batch_size):
             start = time.perf_counter()
-            try:
-                self._generate([item] * size)
-            except Exception:
-                if self._decoder is None:
-                    raise
-                # Never a dead model for a faster loop: transformers' generate is the
-                # proven path; the result's timings name the decoder that ran.
-                log.exception("%s: our decoding loop failed to compile; using generate", self.name)
-                self._decoder = None
-                self._generate([item] * size)
+            self._warm_up_batch([item] * size)
             log.info(
                 "%s: warm-up of batch %d (%d frames, %d new tokens) took %.1f s",
                 self.name,
@@ -717,15 +720,45 @@ class VideoLlava(LearnedAnalyzer):
                 time.perf_counter() - start,
             )
 
+    def _warm_up_batch(self, batch: list) -> None:
+        """One warm-up generation. Never a dead model for a faster loop: where our step
+        fails to compile, our loop over the model's own step; where that fails too,
+        transformers' generate (the result's timings name the decoder that ran)."""
+        try:
+            self._generate(batch)
+            return
+        except Exception:
+            if self._decoder is None:
+                raise
+            log.exception("%s: our decoding (step %s) failed", self.name, self._decoder.step_kind)
+        if self._decoder.step_kind == "ours":
+            self._decoder = StaticGreedyDecoder(
+                self.model, compile=True, max_batch=self._decoder.max_batch, step="transformers"
+            )
+            try:
+                self._generate(batch)
+                return
+            except Exception:
+                log.exception("%s: our loop over the model's step failed too", self.name)
+        log.warning("%s: decoding with transformers' generate", self.name)
+        self._decoder = None
+        self._generate(batch)
+
     def _quantize(self) -> None:
         """The text model's decoder layers to four bits or one byte a weight (the LM head
         stays bf16: it is 2 % of the bytes, and the logits set every token)."""
         import torch
 
-        from tiktok_analyzer.analyzers._quant import quantize_linears
+        from tiktok_analyzer.analyzers._quant import fuse_int4_projections, quantize_linears
 
         started = time.perf_counter()
         count = quantize_linears(self.model.get_decoder(), self.precision)
+        fused = 0
+        p = self.params
+        ours = p.decoder == "loop" and p.step != "transformers"
+        if self.precision == "int4" and ours and LlamaStep.fits(self.model.get_decoder()):
+            # q, k, v and gate, up as one product each in our decoding step (_decoding).
+            fused = fuse_int4_projections(self.model.get_decoder())
         if self.precision == "int8":
             # One row at a time, inductor fuses the int8 -> bf16 widening into the
             # matrix-vector product only with this on; without it the step writes the
@@ -736,10 +769,11 @@ class VideoLlava(LearnedAnalyzer):
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()
         log.info(
-            "%s: %d decoder layers' weights in %s (%.1f s)",
+            "%s: %d decoder layers' weights in %s, %d fused products (%.1f s)",
             self.name,
             count,
             self.precision,
+            fused,
             time.perf_counter() - started,
         )
 
