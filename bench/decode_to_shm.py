@@ -20,6 +20,10 @@ alternated: the wall time of all N, and the CPU seconds a clip of every process 
 one (the forkserver's decode children included).
 
     .venv/bin/python bench/decode_to_shm.py --clip CLIP --side-by-side 8 [--runs 3]
+
+``--turns 8,2,1`` with it asks for the N decodes at once but lets K run at a time
+(``worker.DECODES_AT_ONCE``), each taking every core: when the first, the average and the
+last decode end, for each K.
 """
 
 from __future__ import annotations
@@ -81,25 +85,52 @@ def heap_and_copy(clip: str, specs, audio: bool, decls) -> tuple[float, float | 
         region.unlink()
 
 
-def side_by_side(clip: str, specs, audio: bool, n: int, share: bool) -> tuple[float, float]:
-    """N isolated decodes at once: (wall of all, CPU seconds a clip of this process tree)."""
+def side_by_side(
+    clip: str, specs, audio: bool, n: int, share: bool, at_once: int | None = None
+) -> tuple[float, float, list[float]]:
+    """N isolated decodes asked for at once, ``at_once`` of them running side by side (None:
+    all N): (wall of all, CPU seconds a clip of this process tree, each decode's end after
+    the start, sorted)."""
     worker.SHARE_CORES = share
+    worker.DECODES_AT_ONCE = n if at_once is None else at_once
+    ends: list[float] = []
 
-    async def all_of_them() -> None:
+    async def one(region: Region, t0: float) -> None:
+        await probe_and_decode_isolated(clip, Limits(), specs, audio, region)
+        ends.append(time.perf_counter() - t0)
+
+    async def all_of_them(t0: float) -> None:
         regions = [Region.create() for _ in range(n)]
         try:
-            await asyncio.gather(
-                *(probe_and_decode_isolated(clip, Limits(), specs, audio, r) for r in regions)
-            )
+            await asyncio.gather(*(one(r, t0) for r in regions))
         finally:
             for r in regions:
                 r.unlink()
 
     before = sum(tree_cpu(os.getpid()).values())
     t0 = time.perf_counter()
-    asyncio.run(all_of_them())
+    asyncio.run(all_of_them(t0))
     wall = time.perf_counter() - t0
-    return wall, (sum(tree_cpu(os.getpid()).values()) - before) / n
+    return wall, (sum(tree_cpu(os.getpid()).values()) - before) / n, sorted(ends)
+
+
+def main_turns(clip: str, specs, audio: bool, n: int, turns: list[int], runs: int) -> None:
+    """N decodes asked for at once, K at a time for each K of ``turns``, alternated: when
+    the first, the average and the last ends, and the CPU a clip."""
+    side_by_side(clip, specs, audio, 1, False)  # the forkserver starts outside the timing
+    seen: dict[int, list[tuple[float, float, list[float]]]] = {k: [] for k in turns}
+    for _ in range(runs):
+        for k in turns:
+            seen[k].append(side_by_side(clip, specs, audio, n, False, k))
+    for k, results in seen.items():
+        med = statistics.median
+        print(
+            f"  {n} asked, {k} at a time: first ends {med(e[0] for _, _, e in results):6.2f} s, "
+            f"mean {med(statistics.fmean(e) for _, _, e in results):6.2f} s, "
+            f"last {med(w for w, _, _ in results):6.2f} s; "
+            f"{med(c for _, c, _ in results):6.2f} CPU-s a clip "
+            f"({', '.join(f'{w:.2f} s / {c:.2f}' for w, c, _ in results)})"
+        )
 
 
 def main_side_by_side(clip: str, specs, audio: bool, n: int, runs: int) -> None:
@@ -107,7 +138,8 @@ def main_side_by_side(clip: str, specs, audio: bool, n: int, runs: int) -> None:
     ways: dict[str, list[tuple[float, float]]] = {"shared": [], "every core": []}
     for _ in range(runs):
         for name, share in (("shared", True), ("every core", False)):
-            ways[name].append(side_by_side(clip, specs, audio, n, share))
+            wall, cpu, _ = side_by_side(clip, specs, audio, n, share)
+            ways[name].append((wall, cpu))
     for name, results in ways.items():
         walls = [w for w, _ in results]
         cpus = [c for _, c in results]
@@ -123,6 +155,12 @@ def main() -> int:
     parser.add_argument("--clip", default=str(ROOT / "samples" / "sample.mp4"))
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--side-by-side", type=int, default=0, metavar="N")
+    parser.add_argument(
+        "--turns",
+        metavar="K,K",
+        help="with --side-by-side N: the N decodes K at a time (worker.DECODES_AT_ONCE) "
+        "for each K, every one taking every core",
+    )
     args = parser.parse_args()
     decls = read_declarations(default_model_repository())
     specs = [d.frames for d in decls.values() if d.frames]
@@ -135,7 +173,11 @@ def main() -> int:
     )
     if args.side_by_side > 0:
         try:
-            main_side_by_side(args.clip, specs, audio, args.side_by_side, args.runs)
+            if args.turns:
+                turns = [int(k) for k in args.turns.split(",")]
+                main_turns(args.clip, specs, audio, args.side_by_side, turns, args.runs)
+            else:
+                main_side_by_side(args.clip, specs, audio, args.side_by_side, args.runs)
         finally:
             shutdown()
         return 0

@@ -204,3 +204,54 @@ def test_decodes_side_by_side_decode_what_one_alone_does(clip, monkeypatch):
         for spec, fs in here.frame_sets.items():
             np.testing.assert_array_equal(decoded.frame_sets[spec].frames, fs.frames)
         np.testing.assert_array_equal(decoded.audio, here.audio)
+
+
+@pytest.mark.parametrize(
+    ("cores", "set_to", "at_once"), [(2, 0, 1), (16, 0, 2), (64, 0, 8), (16, 3, 3)]
+)
+def test_decodes_at_once_follows_the_cores_unless_set(monkeypatch, cores, set_to, at_once):
+    monkeypatch.setattr(worker, "usable_cores", lambda: cores)
+    monkeypatch.setattr(worker, "DECODES_AT_ONCE", set_to)
+    assert worker.decodes_at_once() == at_once
+
+
+def test_decodes_take_turns_first_come_first_served(clip, monkeypatch):
+    """Four decodes asked for at once with two at a time: never more than two children
+    decode together, the first two wait for nothing, and the frames are a lone decode's."""
+    monkeypatch.setattr(worker, "DECODES_AT_ONCE", 2)
+    running, most = 0, 0
+    real = worker.run_isolated
+
+    async def counted(*args, **kwargs):
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            return await real(*args, **kwargs)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(worker, "run_isolated", counted)
+
+    async def four():
+        return await asyncio.gather(
+            *(probe_and_decode_isolated(clip, Limits(), SPECS, True) for _ in range(4))
+        )
+
+    results = asyncio.run(four())
+    assert most == 2
+    # A turn ends after TURN_S even where the decode goes on: a slow clip holds the ones
+    # behind it up by that long at most.
+    monkeypatch.setattr(worker, "TURN_S", 0.0)
+    most = 0
+    asyncio.run(four())
+    assert most == 4
+    waits = [decoded.waited_s for _, decoded in results]
+    assert waits[0] < 0.05 and waits[1] < 0.05
+    # the last two waited for a turn: at least about as long as a decode of the first two
+    first_two = min(decoded.decode_s - decoded.waited_s for _, decoded in results[:2])
+    assert min(waits[2:]) > 0.5 * first_two
+    here = decode(clip, probe(clip), SPECS, True)
+    for _, decoded in results:
+        for spec, fs in here.frame_sets.items():
+            np.testing.assert_array_equal(decoded.frame_sets[spec].frames, fs.frames)

@@ -75,6 +75,9 @@ class Decoded:
     n_frames: int
     decode_s: float
     warnings: list[str] = field(default_factory=list)
+    #: Of ``decode_s``, the time spent waiting for a turn among decodes side by side
+    #: (orchestrator/worker.py: :func:`~.worker.decodes_at_once`).
+    waited_s: float = 0.0
     #: The shared-memory region every array views, where decode() was given one (and it had
     #: room); None: the arrays are in this process's memory.
     region: Region | None = None

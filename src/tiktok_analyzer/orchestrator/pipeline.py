@@ -421,7 +421,12 @@ async def analyze_clip_async(path: str, options: AnalysisOptions) -> Report:
             if not shared and region is not None:
                 region.unlink()  # no server maps it by name; the arrays keep the memory
                 decoded.region = None
-            log.info("decoded %d frames in %.2f s", decoded.n_frames, decoded.decode_s)
+            log.info(
+                "decoded %d frames in %.2f s (%.2f s of it waiting for a turn)",
+                decoded.n_frames,
+                decoded.decode_s,
+                decoded.waited_s,
+            )
             entries = await _run_models(info, decoded, options, names, pool)
         finally:
             if region is not None:

@@ -23,11 +23,13 @@ import concurrent.futures
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import pickle
 import resource
 import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -237,6 +239,60 @@ def decode_share(side_by_side: int, cores: int) -> int:
     return max(2, cores // side_by_side)
 
 
+#: How many decodes run at once in this process's callers; the others wait their turn,
+#: first come first served. 0: one per :data:`CORES_A_DECODE` usable cores, at least one.
+#: ``TIKTOK_ANALYZER_DECODES_AT_ONCE`` sets it for a process.
+DECODES_AT_ONCE = int(os.environ.get("TIKTOK_ANALYZER_DECODES_AT_ONCE", "0") or 0)
+#: The cores one decode of a 1080x1920 clip keeps busy when it has them all: about 7.5
+#: on a 16-core H100 host (10 CPU-s in 1.33 s; bench/results/gpu_h100.md).
+CORES_A_DECODE = 8
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[int, asyncio.Semaphore]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+#: A decode's turn ends when it does or after this many seconds, whichever comes first: a
+#: slow clip (a long one, or one made to decode slowly) then holds up the clips behind
+#: it by at most this long, not by its whole decode. A 30 s 1080x1920 clip decodes in
+#: 1.3 s on a 16-core H100 host, in about 5.5 s on 2 cores.
+TURN_S = 6.0
+
+
+class _Turn:
+    """One decode's hold on the gate: given back by :meth:`end`, or by the event loop
+    after :data:`TURN_S` while the decode goes on."""
+
+    def __init__(self, gate: asyncio.Semaphore) -> None:
+        self.gate, self.held = gate, True
+        self.timer = asyncio.get_running_loop().call_later(TURN_S, self.release)
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.gate.release()
+
+    def end(self) -> None:
+        self.timer.cancel()
+        self.release()
+
+
+def decodes_at_once() -> int:
+    """How many decodes may run side by side now (:data:`DECODES_AT_ONCE`)."""
+    if DECODES_AT_ONCE > 0:
+        return DECODES_AT_ONCE
+    return max(1, usable_cores() // CORES_A_DECODE)
+
+
+def _gate() -> asyncio.Semaphore:
+    """This event loop's turn-taking for decodes (a new one when the limit changed)."""
+    loop = asyncio.get_running_loop()
+    limit = decodes_at_once()
+    held = _gates.get(loop)
+    if held is None or held[0] != limit:
+        held = _gates[loop] = (limit, asyncio.Semaphore(limit))
+    return held[1]
+
+
 @contextmanager
 def _share() -> Iterator[int]:
     """Count one decode in while it runs; yields its thread share, fixed at its start
@@ -279,24 +335,36 @@ async def probe_and_decode_isolated(
     without one, a region of this call whose name is gone by the time this returns (the
     arrays still view its memory).
 
+    Decodes take turns: at most :func:`decodes_at_once` run side by side, the others wait,
+    first come first served (``waited_s`` of the result), and a turn lasts at most
+    :data:`TURN_S`. Eight 1080x1920 clips decoded at once on 16 cores all end late
+    together; in turns the first ends in a fraction of that and the GPU models start on
+    it, while the last ends about when it would have.
     Decodes that run side by side may share the cores (:data:`SHARE_CORES`)."""
     t0 = time.perf_counter()
     private = region is None
     region = region if region is not None else Region.create()
     try:
-        with _share() as threads:
-            info, decoded, size = await run_isolated(
-                _probe_and_decode,
-                path,
-                limits,
-                list(specs),
-                audio,
-                region,
-                threads,
-                what=source_name(path),
-                limits=limits,
-                timeout_s=limits.probe_timeout_s + limits.decode_timeout_s,
-            )
+        gate = _gate()
+        await gate.acquire()
+        decoded_at = time.perf_counter()
+        turn = _Turn(gate)
+        try:
+            with _share() as threads:
+                info, decoded, size = await run_isolated(
+                    _probe_and_decode,
+                    path,
+                    limits,
+                    list(specs),
+                    audio,
+                    region,
+                    threads,
+                    what=source_name(path),
+                    limits=limits,
+                    timeout_s=limits.probe_timeout_s + limits.decode_timeout_s,
+                )
+        finally:
+            turn.end()
         if size:
             region.map(size)
             decoded = decoded.attach(region)
@@ -307,6 +375,7 @@ async def probe_and_decode_isolated(
     if private:
         decoded = replace(decoded, region=None)
     decoded.decode_s = time.perf_counter() - t0
+    decoded.waited_s = decoded_at - t0
     return info, decoded
 
 
