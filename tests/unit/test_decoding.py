@@ -188,3 +188,37 @@ def test_our_step_with_fused_int4_products_stays_with_the_unfused(tiny, inputs):
     assert fuse_int4_projections(model.get_decoder()) > 0
     fused = first_logits()
     assert float((fused - unfused).norm() / unfused.norm()) < 0.02
+
+
+def test_idle_rows_past_the_batch_change_nothing(tiny, inputs):
+    """A batch of 3 decoded by a step 4 rows wide (a compiled size, the last row idle):
+    the same tokens as the step 3 rows wide, and only the batch's rows come back. The
+    model's own step takes no idle rows (its cache counts where to write by itself)."""
+    pad = tiny.processor.tokenizer.pad_token_id
+    decoder = StaticGreedyDecoder(tiny.model, compile=False, max_batch=4, check_every=4)
+
+    def run(**kw):
+        with torch.inference_mode():
+            return decoder.generate(
+                dict(inputs), max_new_tokens=STEPS, eos_ids=[2], pad_id=pad, forced=True, **kw
+            )
+
+    narrow = run()
+    wide = run(rows=4)
+    assert wide.shape == narrow.shape == (3, STEPS)
+    assert torch.equal(wide, narrow)
+    # not forced: the idle row never holds decoding up (every live row ends, it stops)
+    free = run()
+    ends = [int(free[0, 2]), int(free[1, 3]), int(free[2, 1])]
+    with torch.inference_mode():
+        stopped = decoder.generate(
+            dict(inputs), max_new_tokens=STEPS, eos_ids=ends, pad_id=pad, forced=False, rows=4
+        )
+    assert stopped.shape == (3, 4)
+    with pytest.raises(ValueError, match="at least the batch"):
+        run(rows=2)
+    theirs = StaticGreedyDecoder(tiny.model, compile=False, max_batch=4, step="transformers")
+    with pytest.raises(ValueError, match="idle rows"), torch.inference_mode():
+        theirs.generate(
+            dict(inputs), max_new_tokens=2, eos_ids=[2], pad_id=pad, forced=True, rows=4
+        )

@@ -196,8 +196,9 @@ class StaticGreedyDecoder:
         return self.head(hidden[:, -1])
 
     def _cache(self, batch: int, length: int) -> tuple[Any, int]:
-        """The batch size's cache, emptied, and its length. The storage is rebuilt longer
-        when ``length`` does not fit (every batch size compiles again, once)."""
+        """The batch size's cache (the first ``batch`` rows of the storage), emptied, and
+        its length. The storage is rebuilt longer when ``length`` does not fit (every
+        batch size compiles again, once)."""
         if batch > self.max_batch:
             raise ValueError(f"batch of {batch} over the decoder's max_batch {self.max_batch}")
         if length > self._length:
@@ -249,39 +250,63 @@ class StaticGreedyDecoder:
         eos_ids: list[int],
         pad_id: int,
         forced: bool,
+        rows: int | None = None,
     ):
         """New tokens, (batch, steps) on the model's device: ``inputs`` is what the
-        processor made (``input_ids``, ``attention_mask`` left-padded, pixel values)."""
+        processor made (``input_ids``, ``attention_mask`` left-padded, pixel values).
+
+        ``rows`` (at least the batch): the decoding step runs that many rows, the ones past
+        the batch idle, so that a batch of 3 reuses the graphs compiled for 4 while only
+        its 3 clips go through the vision tower and the prompt (an idle row costs its share
+        of each step, not a clip's prefill)."""
         import torch
 
         ids, prompt_mask = inputs["input_ids"], inputs["attention_mask"]
         batch, prompt = ids.shape
-        cache, length = self._cache(batch, prompt + max_new_tokens)
-        mask = torch.ones((batch, length), dtype=prompt_mask.dtype, device=ids.device)
-        mask[:, :prompt] = prompt_mask
+        rows = batch if rows is None else int(rows)
+        if rows < batch:
+            raise ValueError(f"rows ({rows}) must be at least the batch ({batch})")
+        if rows > batch and self.step_kind != "ours":
+            # transformers' step reads where to write from its cache's own counters, which
+            # the batch's prefill moved on another view: it takes no idle rows.
+            raise ValueError("idle rows need our decoding step; pad the batch instead")
+        # The step's rows first (emptied), then the batch's view of the same storage.
+        step_cache, length = self._cache(rows, prompt + max_new_tokens)
+        cache = step_cache if rows == batch else self._cache(batch, length)[0]
+        mask = torch.ones((rows, length), dtype=prompt_mask.dtype, device=ids.device)
+        mask[:batch, :prompt] = prompt_mask
+        mask[batch:, 1:prompt] = 0  # an idle row sees its first slot: no row sees nothing
         positions = (prompt_mask.long().cumsum(-1) - 1).clamp(min=0)
         extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
         logits = self.model(
             input_ids=ids,
-            attention_mask=mask,
+            attention_mask=mask[:batch],
             position_ids=positions,
             use_cache=True,
             logits_to_keep=1,
             **{self._cache_kw: cache},
             **extra,
         ).logits[:, -1]
-        slots = torch.full((batch,), prompt - 1, dtype=torch.long, device=ids.device)
-        return self._loop(
-            logits, mask, positions[:, -1], slots, cache, max_new_tokens, eos_ids, pad_id, forced
+        last = positions[:, -1]
+        if rows > batch:
+            logits = torch.cat([logits, logits.new_zeros((rows - batch, logits.shape[1]))])
+            last = torch.cat([last, last.new_zeros(rows - batch)])
+        slots = torch.full((rows,), prompt - 1, dtype=torch.long, device=ids.device)
+        out = self._loop(
+            logits, mask, last, slots, step_cache, max_new_tokens, eos_ids, pad_id, forced, batch
         )
+        return out[:batch]
 
-    def _loop(self, logits, mask, last_position, slots, cache, steps, eos_ids, pad_id, forced):
+    def _loop(
+        self, logits, mask, last_position, slots, cache, steps, eos_ids, pad_id, forced, live
+    ):
         import torch
 
         device = logits.device
         eos = torch.tensor(eos_ids, device=device)
         out = torch.full((logits.shape[0], steps), pad_id, dtype=torch.long, device=device)
         done = torch.zeros(logits.shape[0], dtype=torch.bool, device=device)
+        done[live:] = True  # idle rows: padding from the start, never waited for
         positions = last_position.clone()
         for step in range(steps):
             if forced:

@@ -884,11 +884,17 @@ class VideoLlava(LearnedAnalyzer):
         p = self.params
         compiled = getattr(self, "compiled", False)
         real = len(batch)
+        rows = None
         if compiled:
-            # A compiled graph per batch size: fill the batch up to the next warmed-up size
-            # with copies of its last clip (their answers are dropped).
+            # A compiled graph per batch size: our step runs the next warmed-up size with
+            # the rows past the batch idle; elsewhere the batch is filled up to it with
+            # copies of its last clip (their answers are dropped).
             size = next(b for b in batch_buckets(p.batch_size) if b >= real)
-            batch = batch + [batch[-1]] * (size - real)
+            decoder = getattr(self, "_decoder", None)
+            if decoder is not None and decoder.step_kind == "ours":
+                rows = size
+            else:
+                batch = batch + [batch[-1]] * (size - real)
         start = time.perf_counter()
         text_kwargs: dict[str, Any] = {"pad_to_multiple_of": p.pad_multiple} if compiled else {}
         inputs = self.processor(
@@ -917,7 +923,7 @@ class VideoLlava(LearnedAnalyzer):
             kwargs["min_new_tokens"] = p.max_new_tokens
         start = time.perf_counter()
         with torch.inference_mode():
-            new = self._decode(inputs, kwargs, compiled)
+            new = self._decode(inputs, kwargs, compiled, rows)
         on_cuda = str(device).startswith("cuda")
         if on_cuda:
             torch.cuda.synchronize(device)
@@ -941,9 +947,12 @@ class VideoLlava(LearnedAnalyzer):
             results.append(self._result(item, raw, count, timings))
         return results
 
-    def _decode(self, inputs: dict[str, Any], kwargs: dict[str, Any], compiled: bool):
-        """The new tokens of every row (greedy): our loop where it was built, else
-        transformers' generate (static cache and compiled on a GPU, eager on a CPU)."""
+    def _decode(
+        self, inputs: dict[str, Any], kwargs: dict[str, Any], compiled: bool, rows: int | None
+    ):
+        """The new tokens of every row (greedy): our loop where it was built (its step
+        ``rows`` wide), else transformers' generate (static cache and compiled on a GPU,
+        eager on a CPU)."""
         decoder = getattr(self, "_decoder", None)
         if decoder is not None:
             eos = self.model.generation_config.eos_token_id
@@ -955,6 +964,7 @@ class VideoLlava(LearnedAnalyzer):
                 eos_ids=list(eos) if isinstance(eos, list | tuple) else [eos],
                 pad_id=kwargs["pad_token_id"],
                 forced="min_new_tokens" in kwargs,
+                rows=rows,
             )
         if compiled:
             kwargs["cache_implementation"] = "static"
