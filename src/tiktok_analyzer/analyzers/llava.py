@@ -572,8 +572,8 @@ class VideoLlava(LearnedAnalyzer):
     # The batch sizes load() compiles (batch_buckets of the default batch_size 4).
     preferred_batch = (1, 2, 4)
     gpu_note = (
-        "one 7 B model in bf16 (~20 GB with its cache) batches clips itself; its batches are "
-        "padded to the compiled sizes 1, 2 and 4"
+        "one 7 B model in bf16 (~20 GB with its cache) batches clips itself; its decoding "
+        "step runs at the compiled sizes 1, 2 and 4, rows past a batch idle"
     )
     # Its 384 tokens are most of a clip's wall time on a GPU (bench/results/gpu_h100.md).
     gpu_critical = True
