@@ -65,3 +65,31 @@ def test_parse_params_is_strict():
         parse_params(P, {"on": "maybe"})
     with pytest.raises(ValueError, match="unknown"):
         parse_params(P, {"typo": "1"})
+
+
+def test_cpu_models_on_a_gpu_host_take_one_clip_per_instance():
+    """A CPU analyzer with ``gpu_host_instances`` above 1 gets a configs/gpu.pbtxt of that
+    many KIND_CPU instances, each handed one clip (preferred batch 1); the rest have none,
+    and Triton falls back to their config.pbtxt (one instance)."""
+    repo = default_model_repository()
+    with_host_config = {}
+    for name in ANALYZER_NAMES:
+        cls = load_class(name)
+        path = repo / name / "configs" / "gpu.pbtxt"
+        if cls.gpu:
+            assert "kind: KIND_GPU" in path.read_text()
+        elif cls.gpu_host_instances > 1:
+            text = path.read_text()
+            assert f"kind: KIND_CPU count: {cls.gpu_host_instances} " in text
+            assert "preferred_batch_size: [ 1 ]" in text and "KIND_GPU" not in text
+            with_host_config[name] = cls.gpu_host_instances
+        else:
+            assert not path.exists()
+        assert "kind: KIND_CPU count: 1 " in (repo / name / "config.pbtxt").read_text()
+    assert with_host_config == {
+        "camera_analysis": 2,
+        "content_quality": 2,
+        "cut_analysis": 2,
+        "eye_tracking": 3,
+        "visual_effects": 2,
+    }

@@ -126,3 +126,11 @@ def test_parse_gpus() -> None:
 
 def test_cards_for_named_indices_with_a_given_size() -> None:
     assert cards_for("1,3", memory_mib=40960) == [Card(1, 40960), Card(3, 40960)]
+
+
+def test_cpu_models_configs_for_a_gpu_host_need_no_gpu_memory() -> None:
+    """eye_tracking has a configs/gpu.pbtxt, but of KIND_CPU instances: no card is planned
+    for it and no GPU memory figure is asked of it."""
+    assert (REPO / "eye_tracking" / "configs" / "gpu.pbtxt").exists()
+    assert "eye_tracking" not in instance_counts(REPO, MODELS)
+    assert NEEDS["eye_tracking"] == 0

@@ -240,6 +240,9 @@ class Analyzer(ABC):
         gpu_critical: the model sets the wall time of one clip (its chain of stages is the
             longest): on a GPU shared through NVIDIA's MPS its kernels go first
             (``serving/adapter.py``); without MPS this changes nothing.
+        gpu_host_instances: for an analyzer without ``gpu``, its KIND_CPU instance count
+            on a host with a GPU (that host's cores run clips side by side); above 1 it gets
+            a ``configs/gpu.pbtxt`` too, taking one clip per request.
     """
 
     name: ClassVar[str]
@@ -262,6 +265,11 @@ class Analyzer(ABC):
         "a small model: two instances overlap one's CPU work with the other's GPU work"
     )
     gpu_critical: ClassVar[bool] = False
+    #: A CPU analyzer's KIND_CPU instances on a host with a GPU (its ``configs/gpu.pbtxt``),
+    #: each taking one clip at a time. One instance runs a batch's clips one after another:
+    #: at eight clips in flight on the H100 host (16 cores) eye_tracking's one instance
+    #: held the last clip for 15 s (bench/results/gpu_h100.md, tenth session).
+    gpu_host_instances: ClassVar[int] = 1
 
     @dataclass
     class Params:

@@ -56,6 +56,8 @@ class CameraAnalysis(Analyzer):
     # 10 frames a second keeps a fast pan within the LK pyramid's reach; 144 px gives
     # enough corners for a stable fit at ~1 ms a frame pair.
     frames: ClassVar[FrameSpec] = FrameSpec(fps=10.0, short_side=144)
+    # 0.93 s a clip on the H100 host (bench/results/gpu_h100.md, tenth session).
+    gpu_host_instances = 2
     depends_on: ClassVar[tuple[str, ...]] = ("cut_analysis",)
     Result: ClassVar[type[AnalyzerResult]] = CameraResult
 

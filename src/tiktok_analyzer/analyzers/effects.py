@@ -42,6 +42,8 @@ class VisualEffects(Analyzer):
     # The same frame set as cut_analysis: freezes and whip pans are a matter of single
     # frames, and the orchestrator resizes each size once.
     frames = FrameSpec(short_side=64, every_frame=True)
+    # 0.51 s a clip on the H100 host (bench/results/gpu_h100.md, tenth session).
+    gpu_host_instances = 2
     depends_on = ("cut_analysis",)
 
     @dataclass

@@ -115,6 +115,8 @@ class ContentQuality(Analyzer):
     # Quality varies slowly; 2 frames a second is enough, but detail and noise need
     # resolution: at 360 px a 1 px source blur still changes the sharpness energy by ~10 %.
     frames: ClassVar[FrameSpec] = FrameSpec(fps=2.0, short_side=360)
+    # 0.92 s a clip on the H100 host (bench/results/gpu_h100.md, tenth session).
+    gpu_host_instances = 2
     Result: ClassVar[type[AnalyzerResult]] = QualityResult
 
     @dataclass

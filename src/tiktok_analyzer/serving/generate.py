@@ -27,10 +27,17 @@ HERE = Path(__file__).resolve().parent / "model_repository"
 #: ``configs/gpu.pbtxt`` (Triton's custom model configuration) with KIND_GPU instances; the
 #: launcher selects it with ``--model-config-name=gpu`` on a host with a GPU. Their count and
 #: preferred batch sizes are the analyzer's (``gpu_instances``, ``preferred_batch``), with
-#: its ``gpu_note`` as a comment: conservative until measured on the GPU.
+#: its ``gpu_note`` as a comment: conservative until measured on the GPU. An analyzer
+#: without ``gpu`` whose ``gpu_host_instances`` is above 1 gets a ``configs/gpu.pbtxt`` too:
+#: that many KIND_CPU instances, each handed one clip at a time (its ``analyze_batch`` would
+#: run a batch's clips one after another on one instance while the others idle).
 CPU_INSTANCES = 1
 MAX_BATCH = 8
 GPU_COMMENT = "# Conservative until measured on the GPU (docs/DESIGN.md)"
+GPU_HOST_CPU_COMMENT = (
+    "# On a host with a GPU (and the cores that come with it) this CPU model runs clips "
+    "side by side, one a request; the count is its analyzer's gpu_host_instances"
+)
 #: Why the KIND_GPU group names no ``gpus: [...]``: several GPUs run one server each.
 GPU_PLACEMENT_COMMENT = (
     "# Several GPUs: one Triton per GPU, each started with CUDA_VISIBLE_DEVICES set to its "
@@ -75,7 +82,9 @@ def declaration(cls) -> wire.Declaration:
     )
 
 
-def render_config(name: str, kind: str = "KIND_CPU") -> str:
+def render_config(name: str, kind: str = "KIND_CPU", gpu_host: bool = False) -> str:
+    """``name``'s config.pbtxt; ``kind`` KIND_GPU: its ``configs/gpu.pbtxt``;
+    ``gpu_host``: a CPU model's ``configs/gpu.pbtxt`` (its ``gpu_host_instances``)."""
     cls = load_class(name)
     inputs = [_input(wire.META, False)]
     opt = cls.inputs_optional
@@ -93,12 +102,25 @@ def render_config(name: str, kind: str = "KIND_CPU") -> str:
         value = f.default
         params[f.name] = str(value).lower() if isinstance(value, bool) else str(value)
     gpu = kind == "KIND_GPU"
+    if gpu:
+        preferred, count, comments = (
+            cls.preferred_batch,
+            cls.gpu_instances,
+            [
+                f"{GPU_COMMENT}: {cls.gpu_note}.",
+                GPU_PLACEMENT_COMMENT,
+            ],
+        )
+    elif gpu_host:
+        preferred, count, comments = (1,), cls.gpu_host_instances, [GPU_HOST_CPU_COMMENT + "."]
+    else:
+        preferred, count, comments = (), CPU_INSTANCES, []
     lines = [
         f'name: "{name}"',
         'backend: "python"',
         f"max_batch_size: {MAX_BATCH}",
         "dynamic_batching {",
-        *_preferred(cls.preferred_batch if gpu else ()),
+        *_preferred(preferred),
         "  max_queue_delay_microseconds: 2000",
         "  default_queue_policy {",
         "    timeout_action: REJECT",
@@ -113,9 +135,8 @@ def render_config(name: str, kind: str = "KIND_CPU") -> str:
         "output [",
         _input(wire.RESULT, False),
         "]",
-        *([f"{GPU_COMMENT}: {cls.gpu_note}.", GPU_PLACEMENT_COMMENT] if gpu else []),
-        f"instance_group [ {{ kind: {kind} count: "
-        f"{cls.gpu_instances if gpu else CPU_INSTANCES} }} ]",
+        *comments,
+        f"instance_group [ {{ kind: {kind} count: {count} }} ]",
     ]
     for key, value in params.items():
         lines.append(wire.parameter_line(key, value))
@@ -134,8 +155,11 @@ def expected_files() -> dict[Path, str]:
     for name in ANALYZER_NAMES:
         files[HERE / name / "config.pbtxt"] = render_config(name)
         files[HERE / name / "1" / "model.py"] = MODEL_PY.format(name=name)
-        if load_class(name).gpu:
+        cls = load_class(name)
+        if cls.gpu:
             files[HERE / name / "configs" / "gpu.pbtxt"] = render_config(name, "KIND_GPU")
+        elif cls.gpu_host_instances > 1:
+            files[HERE / name / "configs" / "gpu.pbtxt"] = render_config(name, gpu_host=True)
     return files
 
 

@@ -114,14 +114,15 @@ _COUNT = re.compile(r"kind:\s*KIND_GPU\s+count:\s*(\d+)")
 
 
 def instance_counts(repo: Path, models: Iterable[str]) -> dict[str, int]:
-    """Model -> KIND_GPU instances in its ``configs/gpu.pbtxt``; models without one are
-    left out (they run on the CPU)."""
+    """Model -> KIND_GPU instances in its ``configs/gpu.pbtxt``; models without one, or
+    whose one has only KIND_CPU instances (a CPU model's on a GPU host), are left out (they
+    run on the CPU)."""
     counts: dict[str, int] = {}
     for model in models:
         path = repo / model / "configs" / "gpu.pbtxt"
-        if path.exists():
-            found = _COUNT.findall(path.read_text())
-            counts[model] = sum(int(n) for n in found) or 1
+        found = _COUNT.findall(path.read_text()) if path.exists() else []
+        if found:
+            counts[model] = sum(int(n) for n in found)
     return counts
 
 
