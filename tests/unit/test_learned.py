@@ -135,6 +135,25 @@ def test_a_gpu_instance_warms_its_model_with_one_clip_at_load(monkeypatch):
     assert max(len(c) for c in on_gpu.calls) == 3
 
 
+def test_the_warm_up_fills_a_frame_batch_and_starts_another(monkeypatch):
+    """A frame model's warm-up clip runs one full batch of its ``batch_size`` and a part
+    of the next, so a real clip's batches meet kernels already loaded."""
+    monkeypatch.setenv(MODE_ENV, "synthetic-tiny")
+
+    class Framed(Summed):
+        frames = FrameSpec(short_side=64, fps=1.0)
+
+        @dataclass
+        class Params:
+            batch_size: int = 8
+
+    assert Framed(device="cpu").warm_up_seconds() == 9.0  # 9 frames at 1 a second
+    assert warm_up_clip(Framed.frames, False, 9.0).frames.shape[0] == 9
+    assert Summed(device="cpu").warm_up_seconds() == 2.0  # no frames: 2 s as before
+    Framed.frames = FrameSpec(short_side=64, fps=10.0)
+    assert Framed(device="cpu").warm_up_seconds() == 2.0  # 20 frames fill 8 and start 9
+
+
 def test_a_warm_up_that_fails_does_not_stop_the_load(monkeypatch, caplog):
     monkeypatch.setenv(MODE_ENV, "synthetic-tiny")
 
