@@ -513,3 +513,45 @@ def test_gpu_config_prefers_the_compiled_batch_sizes():
     assert "preferred_batch_size: [ 1, 2, 4 ]" in config
     assert "kind: KIND_GPU count: 1 }" in config and "\n# Conservative" in config
     assert "preferred_batch_size" not in render_config("video_llava")  # the CPU config
+
+
+def test_warm_up_falls_back_to_the_models_step_with_its_layers_split_again(tiny, monkeypatch):
+    """Where our step fails in the warm-up, the model's own step takes over; under int4 the
+    fused q/k/v and gate/up products are split back into their parts first (the model's
+    step calls the parts, each of which would otherwise run the whole fused product)."""
+    import torch
+
+    from tiktok_analyzer.analyzers import llava
+    from tiktok_analyzer.analyzers._decoding import StaticGreedyDecoder
+    from tiktok_analyzer.analyzers._quant import fuse_int4_projections, quantize_linears
+
+    decoder_layers = tiny.model.get_decoder()
+    quantize_linears(decoder_layers, "int4")
+    assert fuse_int4_projections(decoder_layers) > 0
+    monkeypatch.setattr(tiny, "compiled", True)
+    monkeypatch.setattr(tiny.params, "max_new_tokens", 4)
+    monkeypatch.setattr(tiny.params, "max_frames", 2)
+    ours = StaticGreedyDecoder(tiny.model, compile=False, max_batch=4)
+    assert ours.step_kind == "ours"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("inductor could not compile the step")
+
+    monkeypatch.setattr(ours, "generate", broken)
+    monkeypatch.setattr(tiny, "_decoder", ours)
+    built = []
+
+    def uncompiled(model, compile, max_batch, step):  # inductor is the GPU's, not the test's
+        built.append(step)
+        return StaticGreedyDecoder(model, compile=False, max_batch=max_batch, step=step)
+
+    monkeypatch.setattr(llava, "StaticGreedyDecoder", uncompiled)
+    item = tiny._prepare(_clip(_frames(2), UPSTREAM))
+    with torch.no_grad():
+        tiny._warm_up_batch([item])
+    assert built == ["transformers"] and tiny._decoder.step_kind == "transformers"
+    assert not any(
+        hasattr(m, "qkv_proj") or hasattr(m, "gate_up_proj") for m in decoder_layers.modules()
+    )
+    result = tiny.analyze(_clip(_frames(2), UPSTREAM))
+    assert result.timings.decoder == "loop" and result.new_tokens == 4

@@ -16,6 +16,7 @@ from tiktok_analyzer.analyzers._quant import (
     fuse_int4_projections,
     quantize_int4,
     quantize_linears,
+    unfuse_int4_projections,
 )
 
 
@@ -150,6 +151,26 @@ def test_fused_int4_layer_answers_as_its_parts_and_they_keep_answering(bias):
         assert torch.equal(part(many), want)
     # a few rows through a part (the model's own step): the fused product, cut
     assert torch.equal(parts[1](few), before_few[:, 256:384])
+
+
+def test_unfused_int4_parts_answer_as_before_on_their_own_tiles():
+    """Where our step fails, the model's own step calls the parts: unfused, each has its
+    own tiles again and gives the same outputs as before the fusion, and the module keeps
+    no fused layer."""
+    torch.manual_seed(4)
+    attn = nn.Module()
+    for n, out in (("q_proj", 256), ("k_proj", 128), ("v_proj", 128)):
+        setattr(attn, n, Int4Linear(nn.Linear(256, out).to(torch.bfloat16)))
+    few = torch.randn(3, 256).to(torch.bfloat16)
+    before = [attn.q_proj(few), attn.k_proj(few), attn.v_proj(few)]
+    assert fuse_int4_projections(attn) == 1 and attn.k_proj.weight is None
+    assert unfuse_int4_projections(attn) == 1
+    assert not hasattr(attn, "qkv_proj")
+    for name, want in zip(("q_proj", "k_proj", "v_proj"), before, strict=True):
+        part = getattr(attn, name)
+        assert part.weight is not None and part._fused_into is None
+        assert torch.equal(part(few), want)
+    assert unfuse_int4_projections(attn) == 0
 
 
 def test_fuse_int4_refuses_parts_of_other_inputs():

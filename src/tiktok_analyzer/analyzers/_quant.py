@@ -205,6 +205,23 @@ class Int4Linear(nn.Module):
 
     _fused_into: tuple[Int4Linear, int, int] | None = None
 
+    def unfuse(self) -> None:
+        """A fused part on its own again: its own copy of its values and scales and its
+        own tinygemm tiles, as before :meth:`fuse`. For the model's own decoding step
+        (where ours failed), which calls the parts: through the fused layer each of q, k
+        and v would run the whole qkv product. Drop the fused layer after this."""
+        if self._fused_into is None:
+            return
+        self._setup(
+            self.scale_and_zero.contiguous().clone(),
+            self.pairs.contiguous().clone(),
+            self.bias,
+            self.out_dtype,
+            self.group_size,
+            self.inner_k_tiles,
+        )
+        self._fused_into = None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         rows = x.reshape(-1, shape[-1]).to(torch.bfloat16).contiguous()
@@ -295,6 +312,22 @@ def fuse_int4_projections(module: nn.Module) -> int:
             if any(p.weight is None for p in parts):  # already a view of another fusion
                 continue
             setattr(sub, name, Int4Linear.fuse(parts))
+            count += 1
+    return count
+
+
+def unfuse_int4_projections(module: nn.Module) -> int:
+    """Undo :func:`fuse_int4_projections` under ``module``: each part its own layer again
+    (:meth:`Int4Linear.unfuse`) and the fused layer gone, so the weights are held once, as
+    before. Returns how many fused layers were dropped."""
+    count = 0
+    for sub in list(module.modules()):
+        for name, part_names in FUSIONS.items():
+            if not isinstance(getattr(sub, name, None), Int4Linear):
+                continue
+            for part_name in part_names:
+                getattr(sub, part_name).unfuse()
+            delattr(sub, name)
             count += 1
     return count
 

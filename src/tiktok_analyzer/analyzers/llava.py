@@ -732,6 +732,12 @@ class VideoLlava(LearnedAnalyzer):
                 raise
             log.exception("%s: our decoding (step %s) failed", self.name, self._decoder.step_kind)
         if self._decoder.step_kind == "ours":
+            from tiktok_analyzer.analyzers._quant import unfuse_int4_projections
+
+            # The model's own step calls q, k, v one by one: each on its own tiles again.
+            unfused = unfuse_int4_projections(self.model.get_decoder())
+            if unfused:
+                log.info("%s: %d fused products split again", self.name, unfused)
             self._decoder = StaticGreedyDecoder(
                 self.model, compile=True, max_batch=self._decoder.max_batch, step="transformers"
             )
