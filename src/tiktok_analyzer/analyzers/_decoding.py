@@ -171,18 +171,20 @@ class StaticGreedyDecoder:
         fits = LlamaStep.fits(self.decoder)
         if step == "ours" and not fits:
             raise ValueError(f"our decoding step is for Llama; this is {type(self.decoder)}")
-        eager = self._llama_step if step != "transformers" and fits else self._eager_step
-        #: Which step decodes: "ours" or "transformers".
-        self.step_kind = "ours" if eager == self._llama_step else "transformers"
-        self._llama = LlamaStep(self.decoder, self.head) if fits else None
+        #: Which step decodes: "ours" (:class:`LlamaStep`) or "transformers".
+        self.step_kind = "ours" if step != "transformers" and fits else "transformers"
+        # A bound method, as the model's own step is: what torch.compile was run with on
+        # the H100.
+        eager = (
+            LlamaStep(self.decoder, self.head).__call__
+            if self.step_kind == "ours"
+            else self._eager_step
+        )
         self._step = eager
         if compile:
             import torch
 
             self._step = torch.compile(eager, mode="reduce-overhead", fullgraph=True, dynamic=False)
-
-    def _llama_step(self, tokens, mask, positions, slots, cache):
-        return self._llama(tokens, mask, positions, slots, cache)
 
     def _eager_step(self, tokens, mask, positions, slots, cache):
         # transformers finds the slot from the cache itself (one for every row).
