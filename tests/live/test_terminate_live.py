@@ -26,8 +26,16 @@ def _regions() -> set[str]:
 
 
 def _children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces, so split after its ")"
+        if entry.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
 
 
 def test_sigterm_during_the_decode_stops_triton_and_unlinks_the_region(tmp_path):
