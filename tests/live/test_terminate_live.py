@@ -21,8 +21,10 @@ pytestmark = pytest.mark.live
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "sample.mp4"
 
 
-def _regions() -> set[str]:
-    return {n for n in os.listdir(SHM_DIR) if n.startswith("tta")}
+def _regions(pid: int) -> set[str]:
+    """``pid``'s regions: its clips' (``tta_<pid>_``) and its Triton's (``tta<pid>x``);
+    other tests running beside this one make their own."""
+    return {n for n in os.listdir(SHM_DIR) if n.startswith((f"tta_{pid}_", f"tta{pid}x"))}
 
 
 def _children(pid: int) -> list[int]:
@@ -39,7 +41,6 @@ def _children(pid: int) -> list[int]:
 
 
 def test_sigterm_during_the_decode_stops_triton_and_unlinks_the_region(tmp_path):
-    before = _regions()
     proc = subprocess.Popen(
         [*CLI, "analyze", str(SAMPLE), "--analyzers", "cut_analysis", "--out", str(tmp_path / "r")],
         stdout=subprocess.DEVNULL,
@@ -51,7 +52,7 @@ def test_sigterm_during_the_decode_stops_triton_and_unlinks_the_region(tmp_path)
     deadline = time.monotonic() + 240
     seen: set[str] = set()
     while time.monotonic() < deadline and proc.poll() is None:
-        seen = {n for n in _regions() - before if n.startswith("tta_")}
+        seen = {n for n in _regions(proc.pid) if n.startswith("tta_")}
         if seen:
             break
         time.sleep(0.01)
@@ -64,7 +65,7 @@ def test_sigterm_during_the_decode_stops_triton_and_unlinks_the_region(tmp_path)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert err.strip().splitlines()[-1] == "terminated" and "Traceback" not in err
-    assert not (_regions() - before), "shared memory left behind"
+    assert not _regions(proc.pid), "shared memory left behind"
     for pid in servers:
         assert (
             not Path(f"/proc/{pid}").exists()
