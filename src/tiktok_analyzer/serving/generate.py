@@ -36,7 +36,9 @@ MAX_BATCH = 8
 GPU_COMMENT = "# Conservative until measured on the GPU (docs/DESIGN.md)"
 GPU_HOST_CPU_COMMENT = (
     "# On a host with a GPU (and the cores that come with it) this CPU model runs clips "
-    "side by side, one a request; the count is its analyzer's gpu_host_instances"
+    "side by side, one a request; the count is its analyzer's gpu_host_instances. One "
+    "instance took the clips in flight one after another: at eight on the H100 host the "
+    "last waited 15 s on eye_tracking's (bench/results/gpu_h100.md, tenth session)"
 )
 #: Why the KIND_GPU group names no ``gpus: [...]``: several GPUs run one server each.
 GPU_PLACEMENT_COMMENT = (
