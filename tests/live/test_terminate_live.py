@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.procs import children
 from tiktok_analyzer.orchestrator.region import SHM_DIR
 
 from .conftest import CLI
@@ -25,19 +26,6 @@ def _regions(pid: int) -> set[str]:
     """``pid``'s regions: its clips' (``tta_<pid>_``) and its Triton's (``tta<pid>x``);
     other tests running beside this one make their own."""
     return {n for n in os.listdir(SHM_DIR) if n.startswith((f"tta_{pid}_", f"tta{pid}x"))}
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text()
-        except (OSError, ValueError):
-            continue
-        # pid (comm) state ppid ...: comm may hold spaces, so split after its ")"
-        if entry.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
 
 
 def test_sigterm_during_the_decode_stops_triton_and_unlinks_the_region(tmp_path):
@@ -58,7 +46,7 @@ def test_sigterm_during_the_decode_stops_triton_and_unlinks_the_region(tmp_path)
         time.sleep(0.01)
     assert seen, f"no frame region before the command ended (rc {proc.poll()})"
     servers = [
-        p for p in _children(proc.pid) if "tritonserver" in Path(f"/proc/{p}/cmdline").read_text()
+        p for p in children(proc.pid) if "tritonserver" in Path(f"/proc/{p}/cmdline").read_text()
     ]
     assert servers, "the command's own Triton is not its child"
     proc.send_signal(signal.SIGTERM)
