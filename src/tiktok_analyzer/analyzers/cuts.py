@@ -72,7 +72,8 @@ class _Event:
 class CutAnalysis(Analyzer):
     name = "cut_analysis"
     frames = FrameSpec(short_side=64, every_frame=True)
-    # 0.43 s a clip on the H100 host, and every clip's later stages wait for it (bench/results/gpu_h100.md, tenth session).
+    # 0.43 s a clip on the H100 host, and every clip's later stages wait for it
+    # (bench/results/gpu_h100.md, tenth session).
     gpu_host_instances = 2
 
     @dataclass

@@ -260,7 +260,8 @@ class EyeTracking(LearnedAnalyzer):
 
     name = "eye_tracking"
     frames = FrameSpec(short_side=480, fps=10.0)
-    # 1.5 s a clip on the H100 host: eight in flight queued 15 s on one instance (bench/results/gpu_h100.md, tenth session).
+    # 1.5 s a clip on the H100 host: eight in flight queued 15 s on one instance
+    # (bench/results/gpu_h100.md, tenth session).
     gpu_host_instances = 3
     model_name = "mediapipe-face-mesh"
     # mediapipe's Python graphs run on the CPU (TFLite with XNNPACK): a KIND_GPU instance
