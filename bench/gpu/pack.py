@@ -86,6 +86,8 @@ PACKAGES: tuple[str, ...] = (
     "mediapipe==0.10.21",
     # video_llava in nf4
     "bitsandbytes==0.50.2",
+    # the GPU's video decoder (orchestrator/nvdec.py, TIKTOK_ANALYZER_VIDEO_DECODER=nvdec)
+    "PyNvVideoCodec==2.2.4",
 )
 
 #: Published as source only: built into a wheel here (pure Python).
@@ -104,6 +106,11 @@ PRUNE: tuple[str, ...] = (
     "bitsandbytes/libbitsandbytes_cuda13[!0]*.so",
     "bitsandbytes/libbitsandbytes_rocm*.so",
     "bitsandbytes/libbitsandbytes_xpu*.so",
+    # PyNvVideoCodec's wheel puts its samples, benchmarks and FFmpeg's source tarball at the
+    # top of the site folder; the decoder needs none of them
+    "benchmarks",
+    "samples",
+    "external",
 )
 
 #: Archive name -> glob patterns of top-level names in the site folder. Each pattern must
@@ -126,6 +133,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "onnxruntime.tar.xz": ("onnxruntime", "onnxruntime-*.dist-info"),
     "mediapipe.tar.xz": ("mediapipe", "mediapipe.libs", "mediapipe-0.10.21.dist-info"),
     "bitsandbytes.tar.xz": ("bitsandbytes", "bitsandbytes-*.dist-info"),
+    "nvdec.tar.xz": ("PyNvVideoCodec", "pynvvideocodec-*.dist-info", "pynvvideocodec."),
     "client.tar.xz": (
         "tritonclient",
         "tritonclient-*.dist-info",

@@ -11,7 +11,8 @@ from tests.bench import ROOT, load_script
 
 pack = load_script("gpu_pack", ROOT / "bench" / "gpu" / "pack.py")
 
-#: What `pip install --target` left for PACKAGES on 2026-12-06 (after PRUNE).
+#: What `pip install --target` left for PACKAGES on 2026-12-06 (after PRUNE; PyNvVideoCodec's
+#: names added 2026-12-08).
 SITE_DIRS = """
 annotated_types annotated_types-0.8.0.dist-info audioread audioread-3.1.0.dist-info av
 av-18.1.0.dist-info av.libs bidi bitsandbytes bitsandbytes-0.50.2.dist-info cffi
@@ -35,7 +36,7 @@ tritonshmutils typing_inspection typing_inspection-0.4.5.dist-info ultralytics
 ultralytics-8.4.190.dist-info ultralytics_thop-2.2.3.dist-info wcwidth wcwidth-0.9.5.dist-info
 whisper _soundfile_data __pycache__ tiktoken tiktoken_ext tiktoken-0.14.0.dist-info
 more_itertools more_itertools-11.2.1.dist-info numba numba-0.61.2.dist-info llvmlite
-llvmlite-0.44.0.dist-info
+llvmlite-0.44.0.dist-info PyNvVideoCodec pynvvideocodec-2.2.4.dist-info pynvvideocodec.
 """.split()
 SITE_FILES = """
 LICENSE.txt _cffi_backend.cpython-312-x86_64-linux-gnu.so _soundfile.py soundfile.py

@@ -35,8 +35,9 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import av
@@ -44,6 +45,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from tiktok_analyzer.analyzers.base import AUDIO_RATE, FrameSpec
+from tiktok_analyzer.orchestrator import nvdec
 from tiktok_analyzer.orchestrator.probe import (
     BadInput,
     Limits,
@@ -51,7 +53,6 @@ from tiktok_analyzer.orchestrator.probe import (
     MediaInfo,
     media_file,
     open_container,
-    source_name,
 )
 from tiktok_analyzer.orchestrator.region import Region, layout, nbytes, view
 
@@ -81,6 +82,8 @@ class Decoded:
     #: The shared-memory region every array views, where decode() was given one (and it had
     #: room); None: the arrays are in this process's memory.
     region: Region | None = None
+    #: What decoded the picture: "cpu" (FFmpeg) or "nvdec" (the GPU's decoder, .nvdec).
+    video_decoder: str = "cpu"
 
     def detach(self) -> Decoded:
         """This result with each array in :attr:`region` replaced by where it lies: what a
@@ -309,8 +312,12 @@ class _Pass:
         pool: ThreadPoolExecutor,
         max_in_flight: int,
         threads: int = 0,
+        convert: Callable[..., np.ndarray | None] | None = None,
     ) -> None:
         self.info = info
+        #: Makes one frame's RGB array at a size and copies it into its slots, on the pool:
+        #: :func:`_convert_into` for PyAV's frames, the GPU's own for NVDEC's (.nvdec).
+        self.convert = convert or _convert_into
         self.pool = pool
         #: Conversions not yet awaited, oldest first: at most ``max_in_flight``.
         self.in_flight: deque[Future] = deque()
@@ -351,8 +358,9 @@ class _Pass:
         except MemoryError:
             log.info("%s: no address space for the planned frames", name)
 
-    def video_frame(self, frame: av.VideoFrame, start_time: float, name: str, limit: float):
-        t = (float(frame.time) - start_time) if frame.time is not None else None
+    def video_frame(self, frame, t: float | None, name: str, limit: float) -> None:
+        """Take the next decoded frame (in display order) into every set that wants it at
+        ``t`` s from the stream's start (None: unknown, its index over the rate)."""
         if t is None:
             t = self.n_frames / self.info.fps
         if t > limit:
@@ -407,7 +415,7 @@ class _Pass:
     ) -> Future:
         while len(self.in_flight) >= self.max_in_flight:
             self.in_flight.popleft().result()  # backpressure; raises what the task raised
-        future = self.pool.submit(_convert_into, frame, size, self.info.rotation, into, keep)
+        future = self.pool.submit(self.convert, frame, size, self.info.rotation, into, keep)
         self.in_flight.append(future)
         return future
 
@@ -450,6 +458,7 @@ def decode(
     limits: Limits | None = None,
     region: Region | None = None,
     threads: int = 0,
+    gpu: bool = False,
 ) -> Decoded:
     """One pass over ``source`` (a path, or a :class:`MediaFile` already open): every
     spec's frame set, and the audio if asked for. A packet that does not decode is skipped
@@ -461,31 +470,32 @@ def decode(
 
     ``threads``: the cores this decode may keep busy, the video decoder's frame threads
     and the converters each (0: every core this process may use). Decodes side by side
-    may be given a share each (:data:`.worker.SHARE_CORES`, off)."""
+    may be given a share each (:data:`.worker.SHARE_CORES`, off).
+
+    ``gpu``: decode the picture on the GPU's decoder (:mod:`.nvdec`) where this process and
+    the clip's codec can; else on the CPU, with a warning that says why."""
     limits = limits or Limits()
     started = time.perf_counter()
     specs = list(dict.fromkeys(specs))
     want_video = bool(specs) and info.has_video
     want_audio = audio and info.has_audio
     warnings: list[str] = []
-    workers = _converters(threads)
-    with ThreadPoolExecutor(workers, thread_name_prefix="decode-rgb") as pool:
-        state = _Pass(info, specs, want_video, pool, max_in_flight=4 * workers, threads=threads)
-        longest_audio = int(round(info.duration_s * AUDIO_RATE)) if want_audio else None
-        state.make_plan(longest_audio, region, _plan_budget(limits), source_name(source))
-        try:
-            _read(source, state, want_video, want_audio, limits, warnings)
-            state.finish()
-            _check(state, want_video, warnings)
-            if state.plan is not None:
-                frame_sets, audio_out = _planned(state, _audio_length(state, info))
-                region = state.plan.region
-        finally:
-            if state.plan is not None:
-                state.plan.done()
-        if state.plan is None:
-            frame_sets, audio_out, region = _place(
-                state, _audio_length(state, info), workers, region
+    with media_file(source) as f, _video_decoder(f, info, gpu and want_video, warnings) as on_gpu:
+        workers = nvdec.CONVERTERS if on_gpu is not None else _converters(threads)
+        with ThreadPoolExecutor(workers, thread_name_prefix="decode-rgb") as pool:
+            state = _Pass(
+                info,
+                specs,
+                want_video,
+                pool,
+                max_in_flight=4 * workers,
+                threads=threads,
+                convert=on_gpu.convert if on_gpu is not None else None,
+            )
+            longest_audio = int(round(info.duration_s * AUDIO_RATE)) if want_audio else None
+            state.make_plan(longest_audio, region, _plan_budget(limits), f.name)
+            frame_sets, audio_out, region = _pass(
+                f, info, state, want_video, want_audio, limits, warnings, workers, region, on_gpu
             )
     if want_audio and audio_out is None:
         warnings.append("the audio stream held no decodable samples")
@@ -496,7 +506,55 @@ def decode(
         decode_s=time.perf_counter() - started,
         warnings=warnings,
         region=region,
+        video_decoder="nvdec" if on_gpu is not None else "cpu",
     )
+
+
+@contextmanager
+def _video_decoder(
+    f: MediaFile, info: MediaInfo, gpu: bool, warnings: list[str]
+) -> Iterator[nvdec.GpuDecoder | None]:
+    """NVDEC opened on ``f`` where asked for and possible; None: the CPU decodes."""
+    if not gpu:
+        yield None
+        return
+    try:
+        decoder = nvdec.open_decoder(f.url, info)
+    except nvdec.Unavailable as exc:
+        warnings.append(f"video decoded on the CPU: {exc}")
+        log.warning("%s: %s", f.name, warnings[-1])
+        yield None
+        return
+    try:
+        yield decoder
+    finally:
+        decoder.close()
+
+
+def _pass(
+    f: MediaFile,
+    info: MediaInfo,
+    state: _Pass,
+    want_video: bool,
+    want_audio: bool,
+    limits: Limits,
+    warnings: list[str],
+    workers: int,
+    region: Region | None,
+    on_gpu: nvdec.GpuDecoder | None,
+) -> tuple[dict[FrameSpec, FrameSet], np.ndarray | None, Region | None]:
+    """The pass itself, once planned: read, wait for every conversion, place the arrays."""
+    try:
+        _read(f, state, want_video, want_audio, limits, warnings, on_gpu)
+        state.finish()
+        _check(state, want_video, warnings)
+        if state.plan is not None:
+            frame_sets, audio_out = _planned(state, _audio_length(state, info))
+            return frame_sets, audio_out, state.plan.region
+    finally:
+        if state.plan is not None:
+            state.plan.done()
+    return _place(state, _audio_length(state, info), workers, region)
 
 
 #: Frames one copying task moves: the threads end close together.
@@ -678,18 +736,24 @@ def _converters(threads: int = 0) -> int:
     return max(1, (threads if threads > 0 else usable_cores()) - 1)
 
 
-def _read(source, state: _Pass, want_video, want_audio, limits: Limits, warnings) -> None:
-    with media_file(source) as f:
-        name = f.name
-        try:
-            container = open_container(f, limits)
-        except av.error.FFmpegError as exc:
-            raise BadInput(
-                f"{name}: cannot open as media ({exc.strerror or type(exc).__name__})"
-            ) from None
-        with container:
-            _demux(container, state, want_video, want_audio, name, limits, warnings)
-    state.name = name
+def _read(
+    f: MediaFile, state: _Pass, want_video, want_audio, limits: Limits, warnings, on_gpu=None
+) -> None:
+    """Demux ``f`` once, decoding the audio and, unless ``on_gpu`` decodes it, the picture;
+    with ``on_gpu``, the picture's frames come from it after the demux, timed by the
+    video packets' times."""
+    name = state.name = f.name
+    try:
+        container = open_container(f, limits)
+    except av.error.FFmpegError as exc:
+        raise BadInput(
+            f"{name}: cannot open as media ({exc.strerror or type(exc).__name__})"
+        ) from None
+    times: list[float] | None = [] if on_gpu is not None and want_video else None
+    with container:
+        _demux(container, state, want_video, want_audio, name, limits, warnings, times)
+    if times is not None:
+        on_gpu.frames(state, sorted(times), name, limits.max_duration_s, warnings)
 
 
 def _check(state: _Pass, want_video: bool, warnings: list[str]) -> None:
@@ -708,9 +772,12 @@ def _check(state: _Pass, want_video: bool, warnings: list[str]) -> None:
         raise BadInput(f"{name}: the video stream holds no decodable frames")
 
 
-def _demux(container, state: _Pass, want_video, want_audio, name, limits, warnings) -> None:
+def _demux(
+    container, state: _Pass, want_video, want_audio, name, limits, warnings, times=None
+) -> None:
     """Feed every packet of the wanted streams through its decoder; a packet that fails
-    is skipped, a container that fails to read on (a damaged tail) ends the pass."""
+    is skipped, a container that fails to read on (a damaged tail) ends the pass.
+    ``times``: the video packets are not decoded here; their times go into this list."""
     vstream = container.streams.video[0] if want_video else None
     astream = container.streams.audio[0] if want_audio else None
     streams = [s for s in (vstream, astream) if s is not None]
@@ -728,6 +795,10 @@ def _demux(container, state: _Pass, want_video, want_audio, name, limits, warnin
         # demux() with no stream reads them all: ask only when something is wanted.
         for packet in container.demux(streams) if streams else ():
             kind = "audio" if packet.stream is astream else "video"
+            if times is not None and kind == "video":
+                if packet.pts is not None and packet.size:
+                    times.append(float(packet.pts * packet.time_base) - start_time)
+                continue
             try:
                 frames = packet.decode()
             except MemoryError:
@@ -739,7 +810,8 @@ def _demux(container, state: _Pass, want_video, want_audio, name, limits, warnin
                 if kind == "audio":
                     mono.add(frame)
                 else:
-                    state.video_frame(frame, start_time, name, limits.max_duration_s)
+                    t = (float(frame.time) - start_time) if frame.time is not None else None
+                    state.video_frame(frame, t, name, limits.max_duration_s)
     except MemoryError:
         raise  # not a damaged tail: the worker's memory cap (PyAV's ENOMEM is both)
     except av.error.FFmpegError as exc:

@@ -28,6 +28,7 @@ from tritonclient.utils import InferenceServerException
 
 from tiktok_analyzer import wire
 from tiktok_analyzer.analyzers.base import ClipMeta
+from tiktok_analyzer.orchestrator import nvdec
 from tiktok_analyzer.orchestrator.decode import Decoded, decode
 from tiktok_analyzer.orchestrator.endpoints import Endpoint, EndpointPool, InferFailed
 from tiktok_analyzer.orchestrator.models import ModelDecl, with_dependencies
@@ -416,7 +417,7 @@ async def analyze_clip_async(path: str, options: AnalysisOptions) -> Report:
                 await check_triton(pool)
                 region = Region.create() if shared else None
                 decoded = await asyncio.to_thread(
-                    decode, path, info, specs, need_audio, options.limits, region
+                    decode, path, info, specs, need_audio, options.limits, region, 0, nvdec.wanted()
                 )
             if not shared and region is not None:
                 region.unlink()  # no server maps it by name; the arrays keep the memory
@@ -439,6 +440,7 @@ async def analyze_clip_async(path: str, options: AnalysisOptions) -> Report:
         triton_url=pool.url,
         versions=_versions(),
         decode_s=round(decoded.decode_s, 3),
+        video_decoder=decoded.video_decoder,
         warnings=decoded.warnings,
     )
     return Report(

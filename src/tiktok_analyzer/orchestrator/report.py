@@ -54,6 +54,9 @@ class Processing(BaseModel):
     triton_url: str
     versions: dict[str, str]
     decode_s: float = 0.0
+    video_decoder: str = Field(
+        default="cpu", description="what decoded the picture: cpu (FFmpeg) or nvdec (the GPU's)"
+    )
     server_start_s: float | None = Field(
         default=None, description="embedded Triton start-up, when this run started it"
     )

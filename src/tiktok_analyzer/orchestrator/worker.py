@@ -36,6 +36,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from tiktok_analyzer.analyzers.base import FrameSpec
+from tiktok_analyzer.orchestrator import nvdec
 from tiktok_analyzer.orchestrator.decode import Decoded, decode, usable_cores
 from tiktok_analyzer.orchestrator.probe import (
     BadInput,
@@ -79,19 +80,24 @@ def _get_context() -> multiprocessing.context.BaseContext:
     if _context is None:
         ctx = multiprocessing.get_context("forkserver")
         # "__main__" too: the forkserver imports the main script once (guarded, as every
-        # script is) rather than every child importing it again.
-        ctx.set_forkserver_preload(["__main__", __name__])
+        # script is) rather than every child importing it again. torch too where the GPU
+        # decodes (importing it starts no CUDA: each child makes its own context).
+        ctx.set_forkserver_preload(["__main__", __name__] + (["torch"] if nvdec.wanted() else []))
         _context = ctx
     return _context
 
 
 def _child(
-    conn: multiprocessing.connection.Connection, work: Callable, args: tuple, memory_bytes: int
+    conn: multiprocessing.connection.Connection,
+    work: Callable,
+    args: tuple,
+    memory_bytes: int,
+    cap: int = resource.RLIMIT_AS,
 ) -> None:
     """The child's whole life: cap memory, do the work, send ``(kind, payload)`` back."""
     try:
         if memory_bytes > 0:
-            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+            resource.setrlimit(cap, (memory_bytes, memory_bytes))
         message: tuple[str, Any] = ("ok", work(*args))
     except BadInput as exc:
         message = ("bad_input", str(exc))
@@ -134,13 +140,15 @@ def _receive(conn: multiprocessing.connection.Connection) -> tuple[str, Any]:
 
 
 class _Child:
-    def __init__(self, work: Callable, args: tuple, memory_bytes: int, timeout_s: float) -> None:
+    def __init__(
+        self, work: Callable, args: tuple, memory_bytes: int, timeout_s: float, cap: int
+    ) -> None:
         ctx = _get_context()
         self.timeout_s = timeout_s
         self.conn, child_end = ctx.Pipe(duplex=False)
         self.process = ctx.Process(
             target=_child,
-            args=(child_end, work, args, memory_bytes),
+            args=(child_end, work, args, memory_bytes, cap),
             daemon=True,
             name="tiktok-analyzer-decode",
         )
@@ -168,13 +176,22 @@ class _Child:
 
 
 async def run_isolated(
-    work: Callable[..., T], *args: Any, what: str, limits: Limits, timeout_s: float
+    work: Callable[..., T],
+    *args: Any,
+    what: str,
+    limits: Limits,
+    timeout_s: float,
+    cap: int = resource.RLIMIT_AS,
 ) -> T:
     """``work(*args)`` in a child process. ``what`` names the input in error messages.
     Raises :class:`BadInput` when the child refuses the input, crashes, runs out of memory
     or time, or fails otherwise (that one is logged as an error: a defect to fix).
-    Cancelling the caller kills the child."""
-    child = _Child(work, args, limits.worker_memory_bytes, timeout_s)
+    Cancelling the caller kills the child.
+
+    ``cap``: the limit that holds the child to ``limits.worker_memory_bytes``: its address
+    space, or (``RLIMIT_DATA``, for a child that uses CUDA, whose driver reserves tens of
+    GiB of address space it never fills) its heap and private writable mappings."""
+    child = _Child(work, args, limits.worker_memory_bytes, timeout_s, cap)
     try:
         loop = asyncio.get_running_loop()
         kind, payload = await loop.run_in_executor(_waiters(), child.wait)
@@ -315,9 +332,10 @@ def _probe_and_decode(
     audio: bool,
     region: Region,
     threads: int = 0,
+    gpu: bool = False,
 ) -> tuple[MediaInfo, Decoded, int]:
     info = probe(path, limits)
-    decoded = decode(path, info, specs, audio, limits, region, threads)
+    decoded = decode(path, info, specs, audio, limits, region, threads, gpu)
     # The arrays stay in the region; only where they lie goes back, and the region's size.
     return info, decoded.detach(), region.size if decoded.region is not None else 0
 
@@ -349,6 +367,7 @@ async def probe_and_decode_isolated(
         await gate.acquire()
         decoded_at = time.perf_counter()
         turn = _Turn(gate)
+        gpu = nvdec.wanted()
         try:
             with _share() as threads:
                 info, decoded, size = await run_isolated(
@@ -359,9 +378,11 @@ async def probe_and_decode_isolated(
                     audio,
                     region,
                     threads,
+                    gpu,
                     what=source_name(path),
                     limits=limits,
                     timeout_s=limits.probe_timeout_s + limits.decode_timeout_s,
+                    cap=resource.RLIMIT_DATA if gpu else resource.RLIMIT_AS,
                 )
         finally:
             turn.end()

@@ -1,0 +1,184 @@
+"""The GPU decoder's glue (orchestrator/nvdec.py), against the CPU decode of the same clips.
+
+No GPU here: NVIDIA's decoder is stood in for by one that hands out PyAV's full-size RGB
+frames as torch tensors, in display order and in batches, as ``PyNvVideoCodec.SimpleDecoder``
+does. What is tested is everything of ours around it: frame times from the demuxed packets,
+the same selection into the same planned slots, the resizes and turns in torch, the audio,
+the fall-back to the CPU, and a decoder that fails. The decoder itself is measured on the GPU
+host (bench/gpu/nvdec_probe.py, and the pipeline bench with
+``TIKTOK_ANALYZER_VIDEO_DECODER=nvdec``).
+"""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+
+from tiktok_analyzer.analyzers.base import FrameSpec
+from tiktok_analyzer.groundtruth import CATALOG, render
+from tiktok_analyzer.groundtruth.clips import scale_spec
+from tiktok_analyzer.orchestrator import nvdec
+from tiktok_analyzer.orchestrator.decode import decode
+from tiktok_analyzer.orchestrator.probe import BadInput, probe
+from tiktok_analyzer.orchestrator.region import Region
+
+torch = pytest.importorskip("torch")
+
+
+class StandIn:
+    """What our code uses of ``SimpleDecoder``: ``len()`` and ``get_batch_frames(n)``,
+    frames that DLPack reads, the decoder's surfaces reused from batch to batch."""
+
+    def __init__(self, url: str, fail_at: int | None = None) -> None:
+        with av.open(url) as c:
+            self.frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        self.pos, self.fail_at = 0, fail_at
+        self.surfaces: list = []
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def get_batch_frames(self, n: int) -> list:
+        if self.fail_at is not None and self.pos + n > self.fail_at:
+            raise RuntimeError("CUDA_ERROR_INVALID_SOURCE")
+        for old in self.surfaces:
+            old.zero_()  # a reused surface: frames kept from the last batch would read this
+        got = self.frames[self.pos : self.pos + n]
+        self.surfaces = [torch.from_numpy(f.copy()) for f in got]
+        self.pos += len(got)
+        return self.surfaces
+
+
+@pytest.fixture
+def stand_in(monkeypatch):
+    made: list[StandIn] = []
+
+    def use(fail_at: int | None = None) -> list[StandIn]:
+        def open_decoder(url, info):
+            made.append(StandIn(url, fail_at))
+            return nvdec.GpuDecoder(made[-1], torch)
+
+        monkeypatch.setattr(nvdec, "open_decoder", open_decoder)
+        return made
+
+    return use
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    spec = scale_spec(CATALOG["sample"], 360, 640)
+    path = tmp_path_factory.mktemp("nvdec") / "clip.mp4"
+    truth = render(spec, path)
+    return str(path), truth
+
+
+SPECS = [
+    FrameSpec(short_side=64, every_frame=True),
+    FrameSpec(short_side=64, fps=2.0),
+    FrameSpec(short_side=128, count=8),
+    FrameSpec(short_side=0, fps=1.0),
+]
+
+
+def test_the_gpu_path_gives_the_cpu_path_frame_sets(clip, stand_in):
+    path, truth = clip
+    used = stand_in()
+    info = probe(path)
+    cpu = decode(path, info, SPECS, audio=True)
+    gpu = decode(path, info, SPECS, audio=True, gpu=True)
+    assert used and used[0].pos == truth["n_frames"]
+    assert (cpu.video_decoder, gpu.video_decoder) == ("cpu", "nvdec")
+    assert gpu.n_frames == cpu.n_frames == truth["n_frames"]
+    assert gpu.warnings == []
+    for spec in SPECS:
+        a, b = cpu.frame_sets[spec], gpu.frame_sets[spec]
+        np.testing.assert_array_equal(b.frame_indices, a.frame_indices)
+        np.testing.assert_allclose(b.timestamps_s, a.timestamps_s, atol=1e-9)
+        assert b.frames.shape == a.frames.shape and b.frames.dtype == np.uint8
+        # torch's area filter against swscale's: a few levels apart, not another picture
+        diff = np.abs(b.frames.astype(int) - a.frames.astype(int))
+        assert diff.mean() < 2.5 and np.percentile(diff, 99) < 24, (spec, diff.mean())
+    np.testing.assert_array_equal(gpu.audio, cpu.audio)
+
+
+def test_the_gpu_path_fills_the_region(clip, stand_in):
+    path, _ = clip
+    stand_in()
+    info = probe(path)
+    region = Region.create()
+    try:
+        out = decode(path, info, SPECS[:2], audio=True, region=region, gpu=True)
+        assert out.region is region
+        for fs in out.frame_sets.values():
+            assert region.offset_of(fs.frames) is not None
+        assert region.offset_of(out.audio) is not None
+    finally:
+        region.close()
+        region.unlink()
+
+
+@pytest.mark.parametrize("matrix_angle,top", [(-90, "red"), (90, "blue")])
+def test_the_gpu_path_turns_portrait_clips(tmp_path, stand_in, matrix_angle, top):
+    path = str(tmp_path / "rot.mp4")
+    with av.open(path, "w") as out:
+        s = out.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 128, 64, "yuv420p"
+        s.set_display_rotation(matrix_angle)
+        img = np.zeros((64, 128, 3), np.uint8)
+        img[:, :64] = (255, 0, 0)
+        img[:, 64:] = (0, 0, 255)
+        for _ in range(5):
+            for p in s.encode(av.VideoFrame.from_ndarray(img, "rgb24")):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    stand_in()
+    info = probe(path)
+    spec = FrameSpec(short_side=32, every_frame=True)
+    frame = decode(path, info, [spec], audio=False, gpu=True).frame_sets[spec].frames[0]
+    assert frame.shape == (64, 32, 3)
+    upper = frame[: frame.shape[0] // 4].reshape(-1, 3).mean(0)
+    assert (upper[0] > 200) == (top == "red") and (upper[2] > 200) == (top == "blue"), upper
+
+
+def test_without_the_decoder_the_cpu_decodes_and_says_why(clip):
+    """This machine has no PyNvVideoCodec (and no GPU): the real open_decoder says so."""
+    path, truth = clip
+    info = probe(path)
+    out = decode(path, info, SPECS[:1], audio=False, gpu=True)
+    assert out.video_decoder == "cpu" and out.n_frames == truth["n_frames"]
+    assert len(out.warnings) == 1 and out.warnings[0].startswith("video decoded on the CPU: ")
+
+
+def test_a_decoder_error_midway_keeps_the_frames_before_it(clip, stand_in):
+    path, _ = clip
+    stand_in(fail_at=nvdec.BATCH * 2)
+    info = probe(path)
+    spec = SPECS[0]
+    out = decode(path, info, [spec], audio=True, gpu=True)
+    assert out.n_frames == 2 * nvdec.BATCH  # the third batch failed whole
+    assert len(out.frame_sets[spec].frames) == 2 * nvdec.BATCH
+    assert out.warnings == [
+        f"decoding stopped early at frame {2 * nvdec.BATCH}: CUDA_ERROR_INVALID_SOURCE"
+    ]
+    assert out.audio is not None
+
+
+def test_a_decoder_error_at_once_refuses_the_file(clip, stand_in):
+    path, _ = clip
+    stand_in(fail_at=0)
+    with pytest.raises(BadInput, match="no decodable frames on the GPU"):
+        decode(path, probe(path), SPECS[:1], audio=False, gpu=True)
+
+
+@pytest.mark.parametrize("value,gpu", [("cpu", False), ("nvdec", True)])
+def test_the_setting(monkeypatch, value, gpu):
+    monkeypatch.setattr(nvdec, "VIDEO_DECODER", value)
+    assert nvdec.wanted() is gpu
+
+
+def test_an_unknown_setting_is_named(monkeypatch):
+    monkeypatch.setattr(nvdec, "VIDEO_DECODER", "nvenc")
+    with pytest.raises(ValueError, match="TIKTOK_ANALYZER_VIDEO_DECODER='nvenc'"):
+        nvdec.wanted()
