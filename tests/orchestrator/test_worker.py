@@ -14,7 +14,7 @@ import pytest
 from tests import worker_hooks
 from tests.hostile_media import broken_tag, tiny_h264, tiny_mpeg_ps, unknown_codec
 from tiktok_analyzer.analyzers.base import FrameSpec
-from tiktok_analyzer.orchestrator import worker
+from tiktok_analyzer.orchestrator import nvdec, worker
 from tiktok_analyzer.orchestrator.decode import decode
 from tiktok_analyzer.orchestrator.probe import BadInput, Limits, probe
 from tiktok_analyzer.orchestrator.worker import (
@@ -88,7 +88,10 @@ CASES = [
     (
         "a decompression bomb",
         lambda clip, bomb, tmp: probe_and_decode_isolated(
-            bomb, Limits(worker_memory_bytes=450 * 1024**2), [FrameSpec(0, every_frame=True)], False
+            big_frames,
+            Limits(worker_memory_bytes=450 * 1024**2),
+            [FrameSpec(0, every_frame=True)],
+            False,
         ),
         "the decoder ran out of memory (limit 0.439 GiB)",
     ),
@@ -255,3 +258,31 @@ def test_decodes_take_turns_first_come_first_served(clip, monkeypatch):
     for _, decoded in results:
         for spec, fs in here.frame_sets.items():
             np.testing.assert_array_equal(decoded.frame_sets[spec].frames, fs.frames)
+
+
+def test_a_child_asked_for_the_gpu_decoder_decodes_on_the_cpu_without_one(clip, monkeypatch):
+    """TIKTOK_ANALYZER_VIDEO_DECODER=nvdec on a host without PyNvVideoCodec: the child, held
+    by RLIMIT_DATA instead of RLIMIT_AS, decodes on the CPU and the warning says why."""
+    monkeypatch.setattr(nvdec, "VIDEO_DECODER", "nvdec")
+    info, decoded = asyncio.run(probe_and_decode_isolated(clip, Limits(), SPECS, True))
+    here = decode(clip, info, SPECS, True)
+    assert decoded.video_decoder == "cpu"
+    assert decoded.warnings == ["video decoded on the CPU: PyNvVideoCodec is not installed"]
+    for spec, fs in here.frame_sets.items():
+        np.testing.assert_array_equal(decoded.frame_sets[spec].frames, fs.frames)
+    np.testing.assert_array_equal(decoded.audio, here.audio)
+
+
+def test_the_gpu_decoders_memory_cap_still_stops_a_bomb(big_frames, monkeypatch):
+    """The heap cap (RLIMIT_DATA) of a child that may use CUDA ends a decompression bomb
+    as the address-space cap does: the frames past the plan's budget go to the heap."""
+    monkeypatch.setattr(nvdec, "VIDEO_DECODER", "nvdec")
+    message, _ = _run(
+        probe_and_decode_isolated(
+            big_frames,
+            Limits(worker_memory_bytes=450 * 1024**2),
+            [FrameSpec(0, every_frame=True)],
+            False,
+        )
+    )
+    assert message.endswith("the decoder ran out of memory (limit 0.439 GiB)"), message
