@@ -750,6 +750,12 @@ def _jsonable(value):
     return str(value)
 
 
+def _decoders(runs: list[dict]) -> str:
+    """What decoded the runs' pictures (the reports' processing.video_decoder)."""
+    names = sorted({getattr(r["report"].processing, "video_decoder", "cpu") for r in runs})
+    return "video: " + "/".join(names) if names else ""
+
+
 def _median(values) -> float | None:
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -839,7 +845,8 @@ def table(args, names, decls, serve: dict, base: dict | None, budgets, meta: dic
         "| peak GPU MiB, stub | GPU MiB above resident, baseline |",
         "|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|",
         *analyzer_rows(names, serve, base, budgets),
-        f"| probe+decode | | | | | | {_f(_median(r['report'].processing.decode_s for r in runs))} "
+        f"| probe+decode | | {_decoders(runs)} | | | | "
+        f"{_f(_median(r['report'].processing.decode_s for r in runs))} "
         f"| | | {_f(_median(p['decode_s'] for p in (base or {}).get('passes', [])))} | | |",
         f"| **wall** | | | | | | **{_f(wall, 2)}** (median of {len(walls)}: "
         f"{', '.join(f'{w:.2f}' for w in walls)}) | | | **{_f(b_wall, 2)}** | "
