@@ -409,8 +409,10 @@ def level_row(lv: dict) -> str:
         if not lv.get("not_ok")
         else f"not valid ({', '.join(lv['not_ok'])} not ok)"
     )
+    decoder = lv.get("video_decoder")
     return (
-        f"| {lv['concurrency']} | {lv['clips']} | {lv['wall_s']:.2f} | {rate} | "
+        f"| {lv['concurrency']}{f' ({decoder})' if decoder else ''} | {lv['clips']} "
+        f"| {lv['wall_s']:.2f} | {rate} | "
         f"{_f(lv['clip_wall_median_s'], 2)} | {_f(lv.get('cpu_busy_cores'), 1)} | "
         f"{_f(lv.get('cpu_s_per_clip'), 1)} | {_pct(lv.get('gpu_utilization_pct'))} |"
     )
@@ -465,9 +467,11 @@ def baseline_estimate(res: dict, per_clip_s: float) -> float:
 
 def serve_phase(args, repo: Path, names: list[str], decls: dict, clock: Clock, out) -> dict:
     """Start the server, warm it, then run each concurrency level the deadline allows."""
+    from tiktok_analyzer.orchestrator import nvdec
     from tiktok_analyzer.orchestrator.pipeline import AnalysisOptions, analyze_clip
     from tiktok_analyzer.serving.launcher import EmbeddedTriton
 
+    nvdec.VIDEO_DECODER = args.video_decoders[0]
     sampler = GpuSampler(repo)
     sampler.start()
     env = {WEIGHTS_ENV: args.weights}
@@ -508,7 +512,13 @@ def serve_phase(args, repo: Path, names: list[str], decls: dict, clock: Clock, o
         )
         slowest = _seconds(res["warm_slowest_s"], 1)
         print(f"warm-up analysis: {res['warm_s']:.1f} s (slowest: {slowest})", flush=True)
-        for c in args.concurrency:
+        for decoder, c in [(d, c) for d in args.video_decoders for c in args.concurrency]:
+            if nvdec.VIDEO_DECODER != decoder:
+                # Another decoder from here on; its first clip pays its start-up, untimed.
+                nvdec.VIDEO_DECODER = decoder
+                t = time.perf_counter()
+                analyze_clip(args.clip, options_for(None, None))
+                print(f"{decoder}: warm-up {time.perf_counter() - t:.1f} s", flush=True)
             n = args.runs if c == 1 else c * args.rounds
             per_clip = res["levels"][0]["clip_wall_median_s"] if res["levels"] else res["warm_s"]
             estimate = per_clip * n / min(c, 2)
@@ -532,6 +542,7 @@ def serve_phase(args, repo: Path, names: list[str], decls: dict, clock: Clock, o
                 res["compute_s"] = compute
                 res["runs"] = level["clips"]
             summary = level_summary(level)
+            summary["video_decoder"] = decoder
             # Which side bounds a loaded level: the host's cores or the GPU.
             summary.update(cpu_load(cpu_before, cpu_after, n))
             summary["cpu_s_by_process"] = by_process(procs, n)
@@ -919,6 +930,12 @@ def parse_args(argv=None):
     parser.add_argument("--weights", default="synthetic-full")
     parser.add_argument("--runs", type=int, default=3, help="clips at concurrency 1, timed")
     parser.add_argument("--concurrency", default="1,4,8", help="levels of clips in flight")
+    parser.add_argument(
+        "--video-decoders",
+        default=os.environ.get("TIKTOK_ANALYZER_VIDEO_DECODER", "cpu"),
+        help="what decodes the picture, each level run under each on the same server: "
+        "cpu, nvdec or cpu,nvdec (default: $TIKTOK_ANALYZER_VIDEO_DECODER, else cpu)",
+    )
     parser.add_argument("--rounds", type=int, default=1, help="clips per level: level x this")
     parser.add_argument("--baseline-runs", type=int, default=1, help="timed passes, no Triton")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false")
@@ -949,6 +966,9 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     levels = sorted({int(c) for c in args.concurrency.split(",")} | {1})
     args.concurrency = levels
+    args.video_decoders = [d.strip() for d in args.video_decoders.split(",") if d.strip()]
+    if not args.video_decoders or set(args.video_decoders) - {"cpu", "nvdec"}:
+        parser.error("--video-decoders: cpu, nvdec or both, comma-separated")
     if not args.render and not args.clip:
         parser.error("--clip is required (or --render)")
     return args

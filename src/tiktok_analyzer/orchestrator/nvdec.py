@@ -22,6 +22,7 @@ clip decodes on the CPU, saying so in the report's warnings.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from typing import Any
@@ -44,6 +45,11 @@ _DECODERS = ("cpu", "nvdec")
 BATCH = 32
 #: Threads that resize and copy frames: GPU work and device-to-host copies, mostly waiting.
 CONVERTERS = 4
+
+
+def installed() -> bool:
+    """Whether NVIDIA's PyNvVideoCodec is installed here (a GPU host's extra)."""
+    return importlib.util.find_spec("PyNvVideoCodec") is not None
 
 
 def wanted() -> bool:

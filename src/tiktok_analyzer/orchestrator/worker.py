@@ -81,8 +81,9 @@ def _get_context() -> multiprocessing.context.BaseContext:
         ctx = multiprocessing.get_context("forkserver")
         # "__main__" too: the forkserver imports the main script once (guarded, as every
         # script is) rather than every child importing it again. torch too where the GPU
-        # decodes (importing it starts no CUDA: each child makes its own context).
-        ctx.set_forkserver_preload(["__main__", __name__] + (["torch"] if nvdec.wanted() else []))
+        # may decode (importing it starts no CUDA: each child makes its own context).
+        gpu = nvdec.installed() or nvdec.wanted()
+        ctx.set_forkserver_preload(["__main__", __name__] + (["torch"] if gpu else []))
         _context = ctx
     return _context
 
