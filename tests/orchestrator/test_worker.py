@@ -88,10 +88,7 @@ CASES = [
     (
         "a decompression bomb",
         lambda clip, bomb, tmp: probe_and_decode_isolated(
-            big_frames,
-            Limits(worker_memory_bytes=450 * 1024**2),
-            [FrameSpec(0, every_frame=True)],
-            False,
+            bomb, Limits(worker_memory_bytes=450 * 1024**2), [FrameSpec(0, every_frame=True)], False
         ),
         "the decoder ran out of memory (limit 0.439 GiB)",
     ),
