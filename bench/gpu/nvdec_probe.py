@@ -19,6 +19,8 @@ pipeline changes:
     # one device call, carrying .gpu/nvdec (29 MB), with the host's own python3 (torch):
     python3 -c "import zipfile,glob; zipfile.ZipFile(glob.glob('.gpu/nvdec/*.whl')[0]).extractall('/tmp/nvc')"
     PYTHONPATH=/tmp/nvc python3 bench/gpu/nvdec_probe.py --clip .gpu/nvdec/bench30.mp4 --runs 2 --parallel 4,8
+    # one clip cut at keyframes over 2 and 4 decoders (NVDEC engines), checked frame by frame
+    PYTHONPATH=/tmp/nvc python3 bench/gpu/nvdec_probe.py --clip .gpu/nvdec/bench30.mp4 --runs 2 --parallel "" --segments 2,4
 
 Prints one JSON object; nothing here is part of the product.
 """
@@ -51,7 +53,7 @@ def timed(fn, runs: int) -> list[dict]:
     return out
 
 
-def nvdec_runs(clip: str, runs: int, batch: int, parallel: list[int]) -> dict:
+def nvdec_runs(clip: str, runs: int, batch: int, parallel: list[int], segments: list[int]) -> dict:
     import PyNvVideoCodec as nvc
     import torch
     import torch.nn.functional as F
@@ -95,7 +97,66 @@ def nvdec_runs(clip: str, runs: int, batch: int, parallel: list[int]) -> dict:
             got = list(pool.map(lambda _: once(True)["frames"], range(k)))
         return {"clips": k, "frames": sum(got)}
 
-    out = {
+    def checksums(frames: list) -> list[float]:
+        return [float(torch.from_dlpack(f).float().mean()) for f in frames]
+
+    def segmented(k: int) -> dict:
+        # One clip cut at keyframes into k runs of frames, each decoded by its own decoder
+        # on its own thread (its own NVDEC engine): what one clip alone could take. The
+        # frames' checksums are compared with one decoder's, in order.
+        from concurrent.futures import ThreadPoolExecutor
+
+        scan = nvc.SimpleDecoder(clip, gpu_id=0, need_scanned_stream_metadata=True)
+        keys = list(scan.get_scanned_stream_metadata().key_frame_indices)
+        total = len(scan)
+        del scan
+        starts = sorted({min(keys, key=lambda x: abs(x - total * i / k)) for i in range(k)})
+        bounds = list(zip(starts, starts[1:] + [total], strict=True))
+
+        def part(b: tuple[int, int]) -> list[float]:
+            dec = nvc.SimpleDecoder(
+                clip, gpu_id=0, use_device_memory=True, output_color_type=nvc.OutputColorType.RGB
+            )
+            if b[0]:
+                dec.seek_to_index(b[0])
+            sums, n = [], b[0]
+            while n < b[1]:
+                got = dec.get_batch_frames(min(batch, b[1] - n))
+                if not got:
+                    break
+                sums += checksums(got)
+                n += len(got)
+            return sums
+
+        with ThreadPoolExecutor(len(bounds)) as pool:
+            parts = list(pool.map(part, bounds))
+        torch.cuda.synchronize()
+        return {"segments": bounds, "frames": sum(len(p) for p in parts), "sums": parts}
+
+    def reference() -> list[float]:
+        dec = nvc.SimpleDecoder(
+            clip, gpu_id=0, use_device_memory=True, output_color_type=nvc.OutputColorType.RGB
+        )
+        sums = []
+        while len(sums) < len(dec):
+            got = dec.get_batch_frames(min(batch, len(dec) - len(sums)))
+            if not got:
+                break
+            sums += checksums(got)
+        return sums
+
+    out: dict = {}
+    if segments:
+        ref = reference()
+        for k in segments:
+            runs_k = timed(lambda k=k: segmented(k), 2)
+            for r in runs_k:
+                got = [x for p in r.pop("sums") for x in p]
+                r["same_frames_as_one_decoder"] = len(got) == len(ref) and all(
+                    abs(a - b) < 1e-3 for a, b in zip(got, ref, strict=True)
+                )
+            out[f"segments_{k}"] = runs_k
+    out |= {
         "decode_only": timed(lambda: once(False), runs),
         "decode_and_frame_sets": timed(lambda: once(True), runs),
     }
@@ -125,6 +186,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--batch", type=int, default=64, help="frames a get_batch_frames call")
     ap.add_argument("--parallel", default="4,8", help="clips decoded side by side")
+    ap.add_argument(
+        "--segments", default="", help="one clip cut at keyframes into this many parts, e.g. 2,4"
+    )
     args = ap.parse_args()
     res: dict = {"host": f"{platform.node()}, {os.cpu_count()} cores"}
     res["NVIDIA_DRIVER_CAPABILITIES"] = os.environ.get("NVIDIA_DRIVER_CAPABILITIES")
@@ -138,7 +202,8 @@ def main() -> int:
 
         res["gpu"] = torch.cuda.get_device_name(0)
         parallel = [int(k) for k in args.parallel.split(",") if k]
-        res["nvdec"] = nvdec_runs(args.clip, args.runs, args.batch, parallel)
+        segments = [int(k) for k in args.segments.split(",") if k]
+        res["nvdec"] = nvdec_runs(args.clip, args.runs, args.batch, parallel, segments)
     except Exception as exc:  # noqa: BLE001 - a probe reports what failed
         res["nvdec_error"] = f"{type(exc).__name__}: {exc}"
     try:
