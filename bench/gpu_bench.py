@@ -467,7 +467,7 @@ def baseline_estimate(res: dict, per_clip_s: float) -> float:
 
 def serve_phase(args, repo: Path, names: list[str], decls: dict, clock: Clock, out) -> dict:
     """Start the server, warm it, then run each concurrency level the deadline allows."""
-    from tiktok_analyzer.orchestrator import nvdec
+    from tiktok_analyzer.orchestrator import nvdec, worker
     from tiktok_analyzer.orchestrator.pipeline import AnalysisOptions, analyze_clip
     from tiktok_analyzer.serving.launcher import EmbeddedTriton
 
@@ -514,8 +514,10 @@ def serve_phase(args, repo: Path, names: list[str], decls: dict, clock: Clock, o
         print(f"warm-up analysis: {res['warm_s']:.1f} s (slowest: {slowest})", flush=True)
         for decoder, c in [(d, c) for d in args.video_decoders for c in args.concurrency]:
             if nvdec.VIDEO_DECODER != decoder:
-                # Another decoder from here on; its first clip pays its start-up, untimed.
+                # Another decoder from here on: a new forkserver, which imports torch only
+                # for nvdec (worker.memory_cap), and a first clip that pays the start, untimed.
                 nvdec.VIDEO_DECODER = decoder
+                worker.shutdown()
                 t = time.perf_counter()
                 analyze_clip(args.clip, options_for(None, None))
                 print(f"{decoder}: warm-up {time.perf_counter() - t:.1f} s", flush=True)

@@ -283,3 +283,43 @@ def test_the_gpu_decoders_memory_cap_still_stops_a_bomb(big_frames, monkeypatch)
         )
     )
     assert message.endswith("the decoder ran out of memory (limit 0.439 GiB)"), message
+
+
+@pytest.mark.parametrize(
+    "gpu,torch_preloaded,cap",
+    [
+        (False, False, "RLIMIT_AS"),
+        (True, False, "RLIMIT_DATA"),
+        (False, True, "RLIMIT_DATA"),
+    ],
+)
+def test_the_memory_cap_follows_cuda_and_torch(monkeypatch, gpu, torch_preloaded, cap):
+    import resource
+
+    monkeypatch.setattr(worker, "_preloaded_torch", torch_preloaded)
+    assert worker.memory_cap(gpu) == getattr(resource, cap)
+
+
+@pytest.fixture
+def torch_forkserver(monkeypatch):
+    """A forkserver that imported torch, as one does where the GPU decodes; the next test
+    gets a plain one again."""
+    pytest.importorskip("torch")
+    worker.shutdown()
+    monkeypatch.setattr(nvdec, "VIDEO_DECODER", "nvdec")
+    worker._get_context()
+    monkeypatch.setattr(nvdec, "VIDEO_DECODER", "cpu")
+    yield
+    worker.shutdown()
+
+
+def test_a_cpu_decode_beside_torch_in_the_forkserver_still_fits(big_frames, torch_forkserver):
+    """torch mapped into every child (3.2 GiB of address space here, more with CUDA's
+    libraries) left a 4 GiB address-space cap too little for a decode: on the H100 host every
+    CPU decode hung. Such children are held by their heap instead, and 660 MB of frames
+    decode under 3.5 GiB (which torch's 3.2 GiB of address space here would not leave)."""
+    assert worker._preloaded_torch
+    spec = FrameSpec(0, every_frame=True)
+    limits = Limits(worker_memory_bytes=int(3.5 * 1024**3), decode_timeout_s=60)
+    info, decoded = asyncio.run(probe_and_decode_isolated(big_frames, limits, [spec], False))
+    assert decoded.video_decoder == "cpu" and decoded.frame_sets[spec].frames.shape[0] == 240

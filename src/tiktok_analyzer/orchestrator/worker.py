@@ -73,19 +73,34 @@ def _waiters() -> concurrent.futures.ThreadPoolExecutor:
     return _waiter_pool
 
 
+#: Whether the forkserver imported torch (:func:`_get_context`): then every child is capped
+#: by RLIMIT_DATA (:func:`memory_cap`).
+_preloaded_torch = False
+
+
 def _get_context() -> multiprocessing.context.BaseContext:
     # forkserver, not fork: the service's process has threads (gRPC, asyncio's executor)
     # and forking those is unsafe; not spawn: a fresh interpreter per call costs ~0.3 s.
-    global _context
+    global _context, _preloaded_torch
     if _context is None:
         ctx = multiprocessing.get_context("forkserver")
         # "__main__" too: the forkserver imports the main script once (guarded, as every
         # script is) rather than every child importing it again. torch too where the GPU
-        # may decode (importing it starts no CUDA: each child makes its own context).
-        gpu = nvdec.installed() or nvdec.wanted()
-        ctx.set_forkserver_preload(["__main__", __name__] + (["torch"] if gpu else []))
+        # decodes (importing it starts no CUDA: each child makes its own context).
+        _preloaded_torch = nvdec.wanted()
+        ctx.set_forkserver_preload(["__main__", __name__] + (["torch"] if _preloaded_torch else []))
         _context = ctx
     return _context
+
+
+def memory_cap(gpu: bool) -> int:
+    """The limit that holds a decoding child to its memory cap: its address space
+    (``RLIMIT_AS``), or its heap and private writable mappings (``RLIMIT_DATA``) for a child
+    that may use CUDA, whose driver reserves tens of GiB of address space it never fills,
+    and for every child of a forkserver that imported torch: CUDA torch's libraries alone
+    map more address space than the 4 GiB cap (on the H100 host, every CPU decode under
+    RLIMIT_AS then failed to start its threads and hung until its time limit)."""
+    return resource.RLIMIT_DATA if gpu or _preloaded_torch else resource.RLIMIT_AS
 
 
 def _child(
@@ -369,6 +384,7 @@ async def probe_and_decode_isolated(
         decoded_at = time.perf_counter()
         turn = _Turn(gate)
         gpu = nvdec.wanted()
+        _get_context()  # the forkserver's imports decide the cap
         try:
             with _share() as threads:
                 info, decoded, size = await run_isolated(
@@ -383,7 +399,7 @@ async def probe_and_decode_isolated(
                     what=source_name(path),
                     limits=limits,
                     timeout_s=limits.probe_timeout_s + limits.decode_timeout_s,
-                    cap=resource.RLIMIT_DATA if gpu else resource.RLIMIT_AS,
+                    cap=memory_cap(gpu),
                 )
         finally:
             turn.end()
@@ -405,7 +421,9 @@ def shutdown() -> None:
     """Stop the forkserver and the resource tracker it started, and reap both, so that a
     service that exits leaves no process behind (on a host whose init does not reap,
     orphans stay as zombies). Uses the stdlib's own stop methods: private, but there since
-    Python 3.8 and what its tests stop them with. A later call starts them again."""
+    Python 3.8 and what its tests stop them with. A later call starts them again, deciding
+    anew what the forkserver imports (:func:`_get_context`)."""
+    global _context
     if _context is None:
         return
     from multiprocessing import forkserver, resource_tracker
@@ -414,3 +432,4 @@ def shutdown() -> None:
         stop = getattr(server, "_stop", None)
         if stop is not None:
             stop()
+    _context = None
