@@ -182,3 +182,21 @@ def test_an_unknown_setting_is_named(monkeypatch):
     monkeypatch.setattr(nvdec, "VIDEO_DECODER", "nvenc")
     with pytest.raises(ValueError, match="TIKTOK_ANALYZER_VIDEO_DECODER='nvenc'"):
         nvdec.wanted()
+
+
+def test_frames_kept_apart_from_the_plan_arrive_too(clip, stand_in, monkeypatch):
+    """No plan at all (a clip too long for one): every frame is kept apart and the sets are
+    stacked when the pass ends, from the GPU's arrays as from the CPU's."""
+    from tiktok_analyzer.orchestrator import decode as decode_mod
+
+    path, _ = clip
+    stand_in()
+    monkeypatch.setattr(decode_mod, "_plan_budget", lambda limits: 0)
+    info = probe(path)
+    cpu = decode(path, info, SPECS[:3], audio=False)
+    gpu = decode(path, info, SPECS[:3], audio=False, gpu=True)
+    for spec in SPECS[:3]:
+        a, b = cpu.frame_sets[spec], gpu.frame_sets[spec]
+        np.testing.assert_array_equal(b.frame_indices, a.frame_indices)
+        diff = np.abs(b.frames.astype(int) - a.frames.astype(int))
+        assert b.frames.shape == a.frames.shape and diff.mean() < 2.5, (spec, diff.mean())

@@ -312,12 +312,8 @@ class _Pass:
         pool: ThreadPoolExecutor,
         max_in_flight: int,
         threads: int = 0,
-        convert: Callable[..., np.ndarray | None] | None = None,
     ) -> None:
         self.info = info
-        #: Makes one frame's RGB array at a size and copies it into its slots, on the pool:
-        #: :func:`_convert_into` for PyAV's frames, the GPU's own for NVDEC's (.nvdec).
-        self.convert = convert or _convert_into
         self.pool = pool
         #: Conversions not yet awaited, oldest first: at most ``max_in_flight``.
         self.in_flight: deque[Future] = deque()
@@ -361,39 +357,42 @@ class _Pass:
     def video_frame(self, frame, t: float | None, name: str, limit: float) -> None:
         """Take the next decoded frame (in display order) into every set that wants it at
         ``t`` s from the stream's start (None: unknown, its index over the rate)."""
+        for size, (into, keep) in self.select(t, name, limit).items():
+            future = self._convert(frame, size, into, bool(keep))
+            for futures in keep:
+                futures.append(future)
+
+    def select(self, t: float | None, name: str, limit: float) -> dict[tuple[int, int], tuple]:
+        """The next frame's places, counted in: for each size some set wants it at, the
+        planned slots ``(frames, i)`` its array goes into and the lists of the sets that
+        keep the array itself (frames apart from the plan), which the caller appends the
+        array's future to. Each size is made once per frame."""
         if t is None:
             t = self.n_frames / self.info.fps
         if t > limit:
             raise BadInput(f"{name}: runs past {limit:.0f} s although its header says otherwise")
-        # Each size is made once per frame: where it goes (slots), and which specs keep the
-        # array itself (frames apart from the plan).
-        slots: dict[tuple[int, int], list[tuple[np.ndarray, int]]] = {}
-        keep: dict[tuple[int, int], list[list]] = {}
+        places: dict[tuple[int, int], tuple[list, list]] = {}
         for sel in self.selectors:
             times = sel.take(t)
             if not times:
                 continue
             spec = sel.spec
-            size = self.sizes[spec]
-            slots.setdefault(size, [])
+            into, keep = places.setdefault(self.sizes[spec], ([], []))
             for _ in range(times):
                 slot = self._slot(spec)
                 if slot is not None:
                     frames, stamps, idx = slot
                     i = self.taken[spec]
                     stamps[i], idx[i] = t, self.n_frames
-                    slots[size].append((frames, i))
+                    into.append((frames, i))
                     self.taken[spec] += 1
                 else:
                     futures, stamps, idx = self.apart[spec]
-                    keep.setdefault(size, []).append(futures)
+                    keep.append(futures)
                     stamps.append(t)
                     idx.append(self.n_frames)
-        for size, into in slots.items():
-            future = self._convert(frame, size, into, size in keep)
-            for futures in keep.get(size, ()):
-                futures.append(future)
         self.n_frames += 1
+        return places
 
     def _slot(self, spec: FrameSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The next planned slot of ``spec``, its pages reserved; None: the frame goes apart
@@ -415,7 +414,7 @@ class _Pass:
     ) -> Future:
         while len(self.in_flight) >= self.max_in_flight:
             self.in_flight.popleft().result()  # backpressure; raises what the task raised
-        future = self.pool.submit(self.convert, frame, size, self.info.rotation, into, keep)
+        future = self.pool.submit(_convert_into, frame, size, self.info.rotation, into, keep)
         self.in_flight.append(future)
         return future
 
@@ -483,15 +482,7 @@ def decode(
     with media_file(source) as f, _video_decoder(f, info, gpu and want_video, warnings) as on_gpu:
         workers = nvdec.CONVERTERS if on_gpu is not None else _converters(threads)
         with ThreadPoolExecutor(workers, thread_name_prefix="decode-rgb") as pool:
-            state = _Pass(
-                info,
-                specs,
-                want_video,
-                pool,
-                max_in_flight=4 * workers,
-                threads=threads,
-                convert=on_gpu.convert if on_gpu is not None else None,
-            )
+            state = _Pass(info, specs, want_video, pool, max_in_flight=4 * workers, threads=threads)
             longest_audio = int(round(info.duration_s * AUDIO_RATE)) if want_audio else None
             state.make_plan(longest_audio, region, _plan_budget(limits), f.name)
             frame_sets, audio_out, region = _pass(

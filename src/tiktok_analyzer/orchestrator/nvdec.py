@@ -25,13 +25,14 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
 
 from tiktok_analyzer.orchestrator.probe import BadInput, MediaInfo
 
-__all__ = ["GpuDecoder", "Unavailable", "convert_into", "open_decoder", "wanted"]
+__all__ = ["GpuDecoder", "Unavailable", "installed", "open_decoder", "wanted"]
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ _DECODERS = ("cpu", "nvdec")
 #: Frames asked of the decoder at a time; each is copied out of the decoder's surfaces before
 #: the next batch is asked for (they are reused).
 BATCH = 32
-#: Threads that resize and copy frames: GPU work and device-to-host copies, mostly waiting.
+#: Threads of the pass's pool, which only copies frames kept apart from the plan here.
 CONVERTERS = 4
 
 
@@ -67,16 +68,12 @@ class Unavailable(RuntimeError):
 
 
 class GpuDecoder:
-    """One clip's picture on NVDEC: :meth:`frames` feeds each decoded frame to a
-    :class:`.decode._Pass` as a ``(H, W, 3)`` uint8 tensor in GPU memory."""
+    """One clip's picture on NVDEC: :meth:`frames` takes each decoded frame into a
+    :class:`.decode._Pass`'s sets, a batch of frames at a time on the GPU."""
 
     def __init__(self, decoder: Any, torch: Any) -> None:
         self.decoder = decoder
         self.torch = torch
-
-    @property
-    def convert(self):
-        return convert_into
 
     def close(self) -> None:
         """Let the decoder and its GPU surfaces go (the CUDA context stays)."""
@@ -84,9 +81,11 @@ class GpuDecoder:
 
     def frames(self, state, times: list[float], name: str, limit: float, warnings) -> None:
         """Every frame, in display order, into ``state`` at its time from ``times`` (the
-        video packets' times, sorted; a frame past them is timed by its index). A decoder
-        error after the first frame ends the picture there, as a damaged tail does on the
-        CPU; before it, the file is refused."""
+        video packets' times, sorted; a frame past them is timed by its index). A batch of
+        frames is chosen frame by frame (``state.select``, as on the CPU), then each size
+        some set wants is made for the batch's frames at once and copied to the host once.
+        A decoder error after the first frame ends the picture there, as a damaged tail
+        does on the CPU; before it, the file is refused."""
         torch = self.torch
         total = len(self.decoder)
         done = 0
@@ -103,14 +102,51 @@ class GpuDecoder:
                 break
             if not got:
                 break
-            # Copied before the decoder is asked again: it reuses its surfaces.
-            batch = [torch.from_dlpack(frame).clone() for frame in got]
-            if batch[0].is_cuda:
+            # Copied out before the decoder is asked again: it reuses its surfaces.
+            batch = torch.stack([torch.from_dlpack(frame) for frame in got])
+            if batch.is_cuda:
                 torch.cuda.current_stream().synchronize()
-            for frame in batch:
+            jobs: dict[tuple[int, int], list[tuple[int, list, list]]] = {}
+            for k in range(len(got)):
                 i = state.n_frames
-                state.video_frame(frame, times[i] if i < len(times) else None, name, limit)
+                t = times[i] if i < len(times) else None
+                for size, (into, keep) in state.select(t, name, limit).items():
+                    jobs.setdefault(size, []).append((k, into, keep))
+            for size, items in jobs.items():
+                arrays = _resized(torch, batch, [k for k, _, _ in items], size, state.info.rotation)
+                for (_, into, keep), arr in zip(items, arrays, strict=True):
+                    for frames, i in into:
+                        frames[i] = arr
+                    if keep:
+                        kept: Future = Future()
+                        kept.set_result(arr.copy())
+                        for futures in keep:
+                            futures.append(kept)
             done += len(got)
+
+
+#: Frames resized at once: their float copies at 1080x1920 take 8 x 25 MB of GPU memory.
+CHUNK = 8
+
+
+def _resized(torch, batch, picks: list[int], size: tuple[int, int], rotation: int) -> np.ndarray:
+    """``batch[picks]`` (``(n, H, W, 3)`` uint8, on the GPU) at ``size`` (width, height of
+    the picture as displayed; torch's area filter), turned by ``rotation``: one host array."""
+    import torch.nn.functional as F
+
+    w, h = size
+    if rotation in (90, 270):  # sizes are for the displayed picture; the stored one is turned
+        w, h = h, w
+    out = []
+    for start in range(0, len(picks), CHUNK):
+        x = batch[picks[start : start + CHUNK]]
+        if (h, w) != tuple(x.shape[1:3]):
+            y = F.interpolate(x.permute(0, 3, 1, 2).float(), size=(h, w), mode="area")
+            x = y.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        if rotation:  # clockwise, as ffmpeg's autorotate shows it
+            x = torch.rot90(x, k=-(rotation // 90), dims=(1, 2))
+        out.append(x.contiguous())
+    return torch.cat(out).cpu().numpy()
 
 
 def open_decoder(url: str, info: MediaInfo) -> GpuDecoder:
@@ -135,25 +171,3 @@ def open_decoder(url: str, info: MediaInfo) -> GpuDecoder:
     except Exception as exc:  # noqa: BLE001 - an unknown codec, no libnvcuvid, no session
         raise Unavailable(f"NVDEC cannot open the {info.codec} stream ({exc})") from None
     return GpuDecoder(decoder, torch)
-
-
-def convert_into(frame, size: tuple[int, int], rotation: int, into, keep: bool):
-    """The GPU's :func:`.decode._convert_into`: ``frame`` (``(H, W, 3)`` uint8 on the GPU)
-    at ``size`` (width, height of the picture as displayed), turned by ``rotation``,
-    copied into each slot ``(frames, i)``; the array itself only where a set keeps it."""
-    import torch
-    import torch.nn.functional as F
-
-    w, h = size
-    if rotation in (90, 270):  # sizes are for the displayed picture; the stored one is turned
-        w, h = h, w
-    x = frame
-    if (h, w) != tuple(x.shape[:2]):
-        y = F.interpolate(x.permute(2, 0, 1)[None].float(), size=(h, w), mode="area")
-        x = y[0].round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0)
-    if rotation:  # clockwise, as ffmpeg's autorotate shows it
-        x = torch.rot90(x, k=-(rotation // 90), dims=(0, 1))
-    arr: np.ndarray = x.contiguous().cpu().numpy()
-    for frames, i in into:
-        frames[i] = arr
-    return arr if keep else None
