@@ -38,7 +38,7 @@ from pathlib import Path
 from pipeline_bench import machine  # bench/pipeline_bench.py, beside this file
 from proc_cpu import tree_cpu  # bench/proc_cpu.py
 
-from tiktok_analyzer.orchestrator import pipeline, worker
+from tiktok_analyzer.orchestrator import nvdec, pipeline, worker
 from tiktok_analyzer.orchestrator.decode import decode
 from tiktok_analyzer.orchestrator.models import read_declarations
 from tiktok_analyzer.orchestrator.probe import Limits, probe
@@ -49,11 +49,17 @@ from tiktok_analyzer.serving.launcher import default_model_repository
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: What decoded the pictures of the isolated decodes, and their warnings: printed at the end,
+#: so that a fall-back to the CPU under TIKTOK_ANALYZER_VIDEO_DECODER=nvdec is seen.
+DECODERS: set[tuple[str, str]] = set()
+
+
 def in_process(clip: str, specs, audio: bool) -> tuple[float, float | None, int]:
     region = Region.create()
     try:
         t0, c0 = time.perf_counter(), time.process_time()
-        decoded = decode(clip, probe(clip), specs, audio, region=region)
+        decoded = decode(clip, probe(clip), specs, audio, region=region, gpu=nvdec.wanted())
+        DECODERS.add((decoded.video_decoder, "; ".join(decoded.warnings)))
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         assert decoded.region is region, "no room in /dev/shm"
         return wall, cpu, region.size
@@ -67,6 +73,7 @@ def isolated(clip: str, specs, audio: bool) -> tuple[float, float | None, int]:
         t0 = time.perf_counter()
         _, decoded = asyncio.run(probe_and_decode_isolated(clip, Limits(), specs, audio, region))
         wall = time.perf_counter() - t0
+        DECODERS.add((decoded.video_decoder, "; ".join(decoded.warnings)))
         assert decoded.region is region, "no room in /dev/shm"
         return wall, None, region.size
     finally:
@@ -75,7 +82,7 @@ def isolated(clip: str, specs, audio: bool) -> tuple[float, float | None, int]:
 
 def heap_and_copy(clip: str, specs, audio: bool, decls) -> tuple[float, float | None, int]:
     t0, c0 = time.perf_counter(), time.process_time()
-    decoded = decode(clip, probe(clip), specs, audio)
+    decoded = decode(clip, probe(clip), specs, audio, gpu=nvdec.wanted())
     transport = pipeline._Transport(pipeline._arrays(decoded, decls, list(decls)), True)
     region = transport.region = Region.create()
     try:
@@ -96,8 +103,9 @@ def side_by_side(
     ends: list[float] = []
 
     async def one(region: Region, t0: float) -> None:
-        await probe_and_decode_isolated(clip, Limits(), specs, audio, region)
+        _, decoded = await probe_and_decode_isolated(clip, Limits(), specs, audio, region)
         ends.append(time.perf_counter() - t0)
+        DECODERS.add((decoded.video_decoder, "; ".join(decoded.warnings)))
 
     async def all_of_them(t0: float) -> None:
         regions = [Region.create() for _ in range(n)]
@@ -180,6 +188,7 @@ def main() -> int:
                 main_side_by_side(args.clip, specs, audio, args.side_by_side, args.runs)
         finally:
             shutdown()
+        print(_decoders())
         return 0
     ways = {
         "in-process": lambda: in_process(args.clip, specs, audio),
@@ -198,7 +207,14 @@ def main() -> int:
             )
     finally:
         shutdown()
+    print(_decoders())
     return 0
+
+
+def _decoders() -> str:
+    return "  picture decoded by: " + (
+        "; ".join(f"{d}" + (f" ({w})" if w else "") for d, w in sorted(DECODERS)) or "-"
+    )
 
 
 if __name__ == "__main__":
