@@ -35,9 +35,14 @@ class StandIn:
             self.frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
         self.pos, self.fail_at = 0, fail_at
         self.surfaces: list = []
+        self.seeks: list[int] = []
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    def seek_to_index(self, index: int) -> None:
+        self.seeks.append(index)
+        self.pos = index
 
     def get_batch_frames(self, n: int) -> list:
         if self.fail_at is not None and self.pos + n > self.fail_at:
@@ -54,10 +59,19 @@ class StandIn:
 def stand_in(monkeypatch):
     made: list[StandIn] = []
 
-    def use(fail_at: int | None = None) -> list[StandIn]:
+    def use(fail_at: int | None = None, segments: int = 1, later: tuple = ()):
+        """Decoders on the clip; the first fails at frame ``fail_at``, those opened after it
+        (the parts of a clip cut up, then the pass again) at ``later``'s frames in turn."""
+
         def open_decoder(url, info):
+            fails = iter(later)
+
+            def reopen():
+                made.append(StandIn(url, next(fails, None)))
+                return made[-1]
+
             made.append(StandIn(url, fail_at))
-            return nvdec.GpuDecoder(made[-1], torch)
+            return nvdec.GpuDecoder(made[-1], torch, reopen, segments)
 
         monkeypatch.setattr(nvdec, "open_decoder", open_decoder)
         return made
@@ -200,3 +214,73 @@ def test_frames_kept_apart_from_the_plan_arrive_too(clip, stand_in, monkeypatch)
         np.testing.assert_array_equal(b.frame_indices, a.frame_indices)
         diff = np.abs(b.frames.astype(int) - a.frames.astype(int))
         assert b.frames.shape == a.frames.shape and diff.mean() < 2.5, (spec, diff.mean())
+
+
+@pytest.fixture(scope="module")
+def gop_clip(tmp_path_factory):
+    """3 s at 30 fps, a key frame every 30 frames (x264's scene cuts off), each frame its
+    own shade: a frame from the wrong place shows."""
+    path = str(tmp_path_factory.mktemp("gop") / "gop.mp4")
+    with av.open(path, "w") as out:
+        s = out.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 128, 224, "yuv420p"
+        s.options = {"g": "30", "keyint_min": "30", "sc_threshold": "0", "bf": "2"}
+        for i in range(90):
+            img = np.full((224, 128, 3), (i * 2, 255 - i * 2, (i * 5) % 256), np.uint8)
+            for p in s.encode(av.VideoFrame.from_ndarray(img, "rgb24")):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    return path
+
+
+GOP_SPECS = [FrameSpec(short_side=64, every_frame=True), FrameSpec(short_side=96, count=7)]
+
+
+def test_a_clip_cut_at_key_frames_decodes_as_in_one_pass(gop_clip, stand_in):
+    made = stand_in()
+    info = probe(gop_clip)
+    one = decode(gop_clip, info, GOP_SPECS, audio=False, gpu=True)
+    assert len(made) == 1
+    made.clear()
+    stand_in(segments=3)
+    cut = decode(gop_clip, info, GOP_SPECS, audio=False, gpu=True)
+    assert len(made) == 3 and sorted(i for d in made for i in d.seeks) == [30, 60]
+    assert cut.n_frames == one.n_frames == 90 and cut.warnings == []
+    for spec in GOP_SPECS:
+        a, b = one.frame_sets[spec], cut.frame_sets[spec]
+        np.testing.assert_array_equal(b.frames, a.frames)
+        np.testing.assert_array_equal(b.timestamps_s, a.timestamps_s)
+        np.testing.assert_array_equal(b.frame_indices, a.frame_indices)
+
+
+def test_a_part_that_fails_decodes_the_clip_again_in_one_pass(gop_clip, stand_in, caplog):
+    stand_in()
+    info = probe(gop_clip)
+    one = decode(gop_clip, info, GOP_SPECS, audio=False, gpu=True)
+    made = stand_in(segments=3, later=(40, 40))  # the second and third parts fail
+    made.clear()
+    again = decode(gop_clip, info, GOP_SPECS, audio=False, gpu=True)
+    assert "decoding the clip again in one pass" in caplog.text
+    assert len(made) == 4  # three parts, then one decoder for the pass again
+    assert again.n_frames == 90 and again.warnings == []
+    for spec in GOP_SPECS:
+        np.testing.assert_array_equal(again.frame_sets[spec].frames, one.frame_sets[spec].frames)
+        np.testing.assert_array_equal(
+            again.frame_sets[spec].frame_indices, one.frame_sets[spec].frame_indices
+        )
+
+
+@pytest.mark.parametrize(
+    "keys,parts,expected",
+    [
+        ([0, 60, 120, 180, 240], 4, [(0, 60), (60, 120), (120, 240), (240, 300)]),
+        ([0, 60, 120, 180, 240], 1, [(0, 300)]),
+        ([0], 4, [(0, 300)]),
+        ([60, 120], 4, [(0, 300)]),  # the first frame is no key frame: one run
+        ([0, 150], 2, [(0, 150), (150, 300)]),
+    ],
+)
+def test_segments(keys, parts, expected):
+    times = [i / 30 for i in range(300)]
+    assert nvdec.segments(times, [k / 30 for k in keys], parts) == expected

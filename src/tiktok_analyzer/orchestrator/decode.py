@@ -318,6 +318,7 @@ class _Pass:
         #: Conversions not yet awaited, oldest first: at most ``max_in_flight``.
         self.in_flight: deque[Future] = deque()
         self.max_in_flight = max_in_flight
+        self.specs = specs
         self.selectors = [_Selector(s, info) for s in specs] if want_video else []
         self.sizes = {s: target_size(info.width, info.height, s.short_side) for s in specs}
         self.plan: _Plan | None = None
@@ -332,6 +333,14 @@ class _Pass:
         self.name = ""
         #: The video decoder's threads (0: ffmpeg's own choice, one per core).
         self.threads = max(0, int(threads))
+
+    def restart(self) -> None:
+        """Forget every frame taken: the picture is decoded again from its start (the
+        plan's slots are written over)."""
+        self.selectors = [_Selector(sel.spec, self.info) for sel in self.selectors]
+        self.taken = dict.fromkeys(self.specs, 0)
+        self.apart = {s: ([], [], []) for s in self.specs}
+        self.n_frames = 0
 
     def make_plan(
         self, audio_len: int | None, region: Region | None, budget: int, name: str
@@ -741,10 +750,11 @@ def _read(
             f"{name}: cannot open as media ({exc.strerror or type(exc).__name__})"
         ) from None
     times: list[float] | None = [] if on_gpu is not None and want_video else None
+    keys: list[float] = []
     with container:
-        _demux(container, state, want_video, want_audio, name, limits, warnings, times)
+        _demux(container, state, want_video, want_audio, name, limits, warnings, times, keys)
     if times is not None:
-        on_gpu.frames(state, sorted(times), name, limits.max_duration_s, warnings)
+        on_gpu.frames(state, sorted(times), sorted(keys), name, limits.max_duration_s, warnings)
 
 
 def _check(state: _Pass, want_video: bool, warnings: list[str]) -> None:
@@ -764,11 +774,12 @@ def _check(state: _Pass, want_video: bool, warnings: list[str]) -> None:
 
 
 def _demux(
-    container, state: _Pass, want_video, want_audio, name, limits, warnings, times=None
+    container, state: _Pass, want_video, want_audio, name, limits, warnings, times=None, keys=None
 ) -> None:
     """Feed every packet of the wanted streams through its decoder; a packet that fails
     is skipped, a container that fails to read on (a damaged tail) ends the pass.
-    ``times``: the video packets are not decoded here; their times go into this list."""
+    ``times``: the video packets are not decoded here; their times go into this list, and
+    those of the key frames into ``keys``."""
     vstream = container.streams.video[0] if want_video else None
     astream = container.streams.audio[0] if want_audio else None
     streams = [s for s in (vstream, astream) if s is not None]
@@ -789,6 +800,8 @@ def _demux(
             if times is not None and kind == "video":
                 if packet.pts is not None and packet.size:
                     times.append(float(packet.pts * packet.time_base) - start_time)
+                    if packet.is_keyframe and keys is not None:
+                        keys.append(times[-1])
                 continue
             try:
                 frames = packet.decode()
