@@ -8,9 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from tests.orchestrator.clips import sample_clip, turned_clip
 from tiktok_analyzer.analyzers.base import AUDIO_RATE, FrameSpec
-from tiktok_analyzer.groundtruth import CATALOG, render
-from tiktok_analyzer.groundtruth.clips import scale_spec
 from tiktok_analyzer.orchestrator import decode as decode_mod
 from tiktok_analyzer.orchestrator.decode import decode, target_size
 from tiktok_analyzer.orchestrator.probe import BadInput, Limits, probe
@@ -18,10 +17,7 @@ from tiktok_analyzer.orchestrator.probe import BadInput, Limits, probe
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    spec = scale_spec(CATALOG["sample"], 360, 640)
-    path = tmp_path_factory.mktemp("decode") / "clip.mp4"
-    truth = render(spec, path)
-    return str(path), truth
+    return sample_clip(tmp_path_factory.mktemp("decode"))
 
 
 @pytest.mark.parametrize(
@@ -180,22 +176,8 @@ def test_display_rotation_is_applied(tmp_path, matrix_angle, top):
     """A phone's portrait clip: landscape frames plus a display matrix. Frames come out as
     the player shows them (ffmpeg's autorotate): -90 in the matrix turns the stored picture
     clockwise, so its left half (red) ends on top."""
-    import av
-
     path = str(tmp_path / "rot.mp4")
-    with av.open(path, "w") as out:
-        s = out.add_stream("libx264", rate=10)
-        s.width, s.height, s.pix_fmt = 128, 64, "yuv420p"
-        if matrix_angle:
-            s.set_display_rotation(matrix_angle)
-        img = np.zeros((64, 128, 3), np.uint8)
-        img[:, :64] = (255, 0, 0)
-        img[:, 64:] = (0, 0, 255)
-        for _ in range(5):
-            for p in s.encode(av.VideoFrame.from_ndarray(img, "rgb24")):
-                out.mux(p)
-        for p in s.encode():
-            out.mux(p)
+    turned_clip(path, matrix_angle)
     info = probe(path)
     spec = FrameSpec(short_side=32, every_frame=True)
     frame = decode(path, info, [spec], audio=False).frame_sets[spec].frames[0]

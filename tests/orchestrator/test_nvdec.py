@@ -15,9 +15,8 @@ import av
 import numpy as np
 import pytest
 
+from tests.orchestrator.clips import sample_clip, turned_clip
 from tiktok_analyzer.analyzers.base import FrameSpec
-from tiktok_analyzer.groundtruth import CATALOG, render
-from tiktok_analyzer.groundtruth.clips import scale_spec
 from tiktok_analyzer.orchestrator import nvdec
 from tiktok_analyzer.orchestrator.decode import decode
 from tiktok_analyzer.orchestrator.probe import BadInput, probe
@@ -81,10 +80,7 @@ def stand_in(monkeypatch):
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    spec = scale_spec(CATALOG["sample"], 360, 640)
-    path = tmp_path_factory.mktemp("nvdec") / "clip.mp4"
-    truth = render(spec, path)
-    return str(path), truth
+    return sample_clip(tmp_path_factory.mktemp("nvdec"))
 
 
 SPECS = [
@@ -135,18 +131,7 @@ def test_the_gpu_path_fills_the_region(clip, stand_in):
 @pytest.mark.parametrize("matrix_angle,top", [(-90, "red"), (90, "blue")])
 def test_the_gpu_path_turns_portrait_clips(tmp_path, stand_in, matrix_angle, top):
     path = str(tmp_path / "rot.mp4")
-    with av.open(path, "w") as out:
-        s = out.add_stream("libx264", rate=10)
-        s.width, s.height, s.pix_fmt = 128, 64, "yuv420p"
-        s.set_display_rotation(matrix_angle)
-        img = np.zeros((64, 128, 3), np.uint8)
-        img[:, :64] = (255, 0, 0)
-        img[:, 64:] = (0, 0, 255)
-        for _ in range(5):
-            for p in s.encode(av.VideoFrame.from_ndarray(img, "rgb24")):
-                out.mux(p)
-        for p in s.encode():
-            out.mux(p)
+    turned_clip(path, matrix_angle)
     stand_in()
     info = probe(path)
     spec = FrameSpec(short_side=32, every_frame=True)
