@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from tiktok_analyzer import __version__, wire
+from tiktok_analyzer.orchestrator import nvdec
 from tiktok_analyzer.orchestrator.models import read_declarations
 from tiktok_analyzer.orchestrator.pipeline import TritonUnavailable
 from tiktok_analyzer.orchestrator.probe import BadInput, Limits
@@ -722,6 +723,15 @@ def cmd_serve_triton(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_environment() -> None:
+    """The settings read from the environment, checked before any work: a bad one is a
+    usage error (one line, exit 2), not a failure in the middle of an analysis."""
+    try:
+        nvdec.wanted()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -739,6 +749,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command not in ("serve", "serve-triton"):  # they drain on SIGTERM themselves
         signal.signal(signal.SIGTERM, _terminate)
     try:
+        if args.command in ("analyze", "serve"):
+            _check_environment()
         return commands[args.command](args)
     except BadInput as exc:
         print(f"error: {exc}", file=sys.stderr)

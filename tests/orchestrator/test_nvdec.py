@@ -269,3 +269,13 @@ def test_a_part_that_fails_decodes_the_clip_again_in_one_pass(gop_clip, stand_in
 def test_segments(keys, parts, expected):
     times = [i / 30 for i in range(300)]
     assert nvdec.segments(times, [k / 30 for k in keys], parts) == expected
+
+
+@pytest.mark.parametrize("argv", [["analyze", "nothing.mp4"], ["serve"]])
+def test_an_unknown_setting_stops_the_command_before_any_work(monkeypatch, capsys, argv):
+    from tiktok_analyzer.cli import main
+
+    monkeypatch.setattr(nvdec, "VIDEO_DECODER", "nvenc")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: TIKTOK_ANALYZER_VIDEO_DECODER='nvenc'") and "\n" not in err
