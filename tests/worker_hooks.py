@@ -23,3 +23,13 @@ def sleep(seconds: float, pid_file: str = "") -> None:
 def fail(*_args: object) -> None:
     """An exception probe and decode do not turn into BadInput (a defect of ours)."""
     raise ZeroDivisionError("division by zero")
+
+
+def limits() -> dict[str, int]:
+    """The soft limits the child runs under: which cap holds it."""
+    import resource
+
+    return {
+        "as": resource.getrlimit(resource.RLIMIT_AS)[0],
+        "data": resource.getrlimit(resource.RLIMIT_DATA)[0],
+    }

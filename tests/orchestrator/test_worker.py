@@ -323,3 +323,18 @@ def test_a_cpu_decode_beside_torch_in_the_forkserver_still_fits(big_frames, torc
     limits = Limits(worker_memory_bytes=int(3.5 * 1024**3), decode_timeout_s=60)
     info, decoded = asyncio.run(probe_and_decode_isolated(big_frames, limits, [spec], False))
     assert decoded.video_decoder == "cpu" and decoded.frame_sets[spec].frames.shape[0] == 240
+
+
+def test_every_child_of_a_torch_forkserver_is_held_by_its_heap(torch_forkserver):
+    """Not only the decodes: the service's probe children come from the same forkserver."""
+    cap = 3 * 1024**3
+    limits = Limits(worker_memory_bytes=cap)
+    got = asyncio.run(run_isolated(worker_hooks.limits, what="x", limits=limits, timeout_s=60))
+    assert got["data"] == cap and got["as"] != cap
+
+
+def test_a_plain_forkservers_children_are_held_by_their_address_space():
+    cap = 3 * 1024**3
+    limits = Limits(worker_memory_bytes=cap)
+    got = asyncio.run(run_isolated(worker_hooks.limits, what="x", limits=limits, timeout_s=60))
+    assert got["as"] == cap and got["data"] != cap

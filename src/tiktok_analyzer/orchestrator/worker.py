@@ -93,14 +93,14 @@ def _get_context() -> multiprocessing.context.BaseContext:
     return _context
 
 
-def memory_cap(gpu: bool) -> int:
+def memory_cap(cuda: bool) -> int:
     """The limit that holds a decoding child to its memory cap: its address space
     (``RLIMIT_AS``), or its heap and private writable mappings (``RLIMIT_DATA``) for a child
     that may use CUDA, whose driver reserves tens of GiB of address space it never fills,
     and for every child of a forkserver that imported torch: CUDA torch's libraries alone
     map more address space than the 4 GiB cap (on the H100 host, every CPU decode under
     RLIMIT_AS then failed to start its threads and hung until its time limit)."""
-    return resource.RLIMIT_DATA if gpu or _preloaded_torch else resource.RLIMIT_AS
+    return resource.RLIMIT_DATA if cuda or _preloaded_torch else resource.RLIMIT_AS
 
 
 def _child(
@@ -157,9 +157,10 @@ def _receive(conn: multiprocessing.connection.Connection) -> tuple[str, Any]:
 
 class _Child:
     def __init__(
-        self, work: Callable, args: tuple, memory_bytes: int, timeout_s: float, cap: int
+        self, work: Callable, args: tuple, memory_bytes: int, timeout_s: float, cuda: bool
     ) -> None:
-        ctx = _get_context()
+        ctx = _get_context()  # first: the forkserver's imports decide the cap
+        cap = memory_cap(cuda)
         self.timeout_s = timeout_s
         self.conn, child_end = ctx.Pipe(duplex=False)
         self.process = ctx.Process(
@@ -197,17 +198,16 @@ async def run_isolated(
     what: str,
     limits: Limits,
     timeout_s: float,
-    cap: int = resource.RLIMIT_AS,
+    cuda: bool = False,
 ) -> T:
     """``work(*args)`` in a child process. ``what`` names the input in error messages.
     Raises :class:`BadInput` when the child refuses the input, crashes, runs out of memory
     or time, or fails otherwise (that one is logged as an error: a defect to fix).
     Cancelling the caller kills the child.
 
-    ``cap``: the limit that holds the child to ``limits.worker_memory_bytes``: its address
-    space, or (``RLIMIT_DATA``, for a child that uses CUDA, whose driver reserves tens of
-    GiB of address space it never fills) its heap and private writable mappings."""
-    child = _Child(work, args, limits.worker_memory_bytes, timeout_s, cap)
+    ``cuda``: the child may use CUDA; it is then held to ``limits.worker_memory_bytes`` by
+    its heap, not its address space (:func:`memory_cap`)."""
+    child = _Child(work, args, limits.worker_memory_bytes, timeout_s, cuda)
     try:
         loop = asyncio.get_running_loop()
         kind, payload = await loop.run_in_executor(_waiters(), child.wait)
@@ -384,7 +384,6 @@ async def probe_and_decode_isolated(
         decoded_at = time.perf_counter()
         turn = _Turn(gate)
         gpu = nvdec.wanted()
-        _get_context()  # the forkserver's imports decide the cap
         try:
             with _share() as threads:
                 info, decoded, size = await run_isolated(
@@ -399,7 +398,7 @@ async def probe_and_decode_isolated(
                     what=source_name(path),
                     limits=limits,
                     timeout_s=limits.probe_timeout_s + limits.decode_timeout_s,
-                    cap=memory_cap(gpu),
+                    cuda=gpu,
                 )
         finally:
             turn.end()
