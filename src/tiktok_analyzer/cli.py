@@ -728,6 +728,7 @@ def _check_environment() -> None:
     usage error (one line, exit 2), not a failure in the middle of an analysis."""
     try:
         nvdec.wanted()
+        nvdec.parts()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 

@@ -279,3 +279,13 @@ def test_an_unknown_setting_stops_the_command_before_any_work(monkeypatch, capsy
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: TIKTOK_ANALYZER_VIDEO_DECODER='nvenc'") and "\n" not in err
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_an_unknown_number_of_parts_stops_the_command(monkeypatch, capsys, value):
+    from tiktok_analyzer.cli import main
+
+    monkeypatch.setattr(nvdec, "SEGMENTS", value)
+    assert main(["analyze", "nothing.mp4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: TIKTOK_ANALYZER_NVDEC_SEGMENTS=") and "\n" not in err

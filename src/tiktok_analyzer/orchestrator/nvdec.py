@@ -28,7 +28,6 @@ clip decodes on the CPU, saying so in the report's warnings.
 from __future__ import annotations
 
 import bisect
-import importlib.util
 import logging
 import os
 from collections.abc import Callable
@@ -39,7 +38,7 @@ import numpy as np
 
 from tiktok_analyzer.orchestrator.probe import BadInput, MediaInfo
 
-__all__ = ["GpuDecoder", "Unavailable", "installed", "open_decoder", "wanted"]
+__all__ = ["GpuDecoder", "Unavailable", "open_decoder", "parts", "wanted"]
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +49,15 @@ _DECODERS = ("cpu", "nvdec")
 #: Parts one clip is cut into at key frames, each decoded on its own decoder (the H100 has 7
 #: NVDEC engines) at once. The 30 s bench clip (a key frame every 2 s) took 1.54 s on one,
 #: 1.05 s on 2 and 0.80 s on 4, the same frames (bench/gpu/nvdec_probe.py --segments).
-#: 1 until the pipeline is measured with more. ``TIKTOK_ANALYZER_NVDEC_SEGMENTS`` sets it.
-SEGMENTS = max(1, int(os.environ.get("TIKTOK_ANALYZER_NVDEC_SEGMENTS", "1") or 1))
+#: 1 until the pipeline is measured with more. ``TIKTOK_ANALYZER_NVDEC_SEGMENTS`` sets it
+#: (read by :func:`parts`).
+SEGMENTS = os.environ.get("TIKTOK_ANALYZER_NVDEC_SEGMENTS", "1").strip() or "1"
 
 #: Frames asked of the decoder at a time; each is copied out of the decoder's surfaces before
 #: the next batch is asked for (they are reused).
 BATCH = 32
 #: Threads of the pass's pool, which only copies frames kept apart from the plan here.
 CONVERTERS = 4
-
-
-def installed() -> bool:
-    """Whether NVIDIA's PyNvVideoCodec is installed here (a GPU host's extra)."""
-    return importlib.util.find_spec("PyNvVideoCodec") is not None
 
 
 def wanted() -> bool:
@@ -73,6 +68,15 @@ def wanted() -> bool:
             + ", ".join(_DECODERS)
         )
     return VIDEO_DECODER == "nvdec"
+
+
+def parts() -> int:
+    """The parts one clip is cut into (:data:`SEGMENTS`)."""
+    if not SEGMENTS.isdigit() or int(SEGMENTS) < 1:
+        raise ValueError(
+            f"TIKTOK_ANALYZER_NVDEC_SEGMENTS={SEGMENTS!r}: expected a whole number, 1 or more"
+        )
+    return int(SEGMENTS)
 
 
 class Unavailable(RuntimeError):
@@ -281,4 +285,4 @@ def open_decoder(url: str, info: MediaInfo) -> GpuDecoder:
         decoder = reopen()
     except Exception as exc:  # noqa: BLE001 - an unknown codec, no libnvcuvid, no session
         raise Unavailable(f"NVDEC cannot open the {info.codec} stream ({exc})") from None
-    return GpuDecoder(decoder, torch, reopen, SEGMENTS)
+    return GpuDecoder(decoder, torch, reopen, parts())

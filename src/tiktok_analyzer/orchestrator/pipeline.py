@@ -20,6 +20,7 @@ import platform
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import metadata
 
 import numpy as np
@@ -417,7 +418,13 @@ async def analyze_clip_async(path: str, options: AnalysisOptions) -> Report:
                 await check_triton(pool)
                 region = Region.create() if shared else None
                 decoded = await asyncio.to_thread(
-                    decode, path, info, specs, need_audio, options.limits, region, 0, nvdec.wanted()
+                    partial(decode, gpu=nvdec.wanted()),
+                    path,
+                    info,
+                    specs,
+                    need_audio,
+                    options.limits,
+                    region,
                 )
             if not shared and region is not None:
                 region.unlink()  # no server maps it by name; the arrays keep the memory
